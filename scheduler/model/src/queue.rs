@@ -1,0 +1,249 @@
+//! Job queues: Create/Update/Delete/DescribeJobQueues.
+
+use crate::arn::{resource_name_from_ref, ResourceKind};
+use crate::error::{err, ClientError, Validate};
+use crate::util::{check_max_results, check_name, check_one_of, check_range, check_tags, nullable};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// `{order, computeEnvironment}`: lower order is tried first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComputeEnvironmentOrder {
+    pub order: i32,
+    /// Name or ARN in requests; Shoal answers with the ARN.
+    pub compute_environment: String,
+}
+
+/// Check a `computeEnvironmentOrder` list: 1–3 entries, orders ≥ 0 and
+/// distinct, environments named validly and distinct.
+fn check_ce_order(field: &str, list: &[ComputeEnvironmentOrder]) -> Result<(), ClientError> {
+    if list.is_empty() || list.len() > 3 {
+        return err(
+            field,
+            format!("give 1 to 3 compute environments (got {})", list.len()),
+        );
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (i, o) in list.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        if o.order < 0 {
+            return err(
+                format!("{f}.order"),
+                format!("must be 0 or more (got {})", o.order),
+            );
+        }
+        if let Some(j) = list[..i].iter().position(|p| p.order == o.order) {
+            return err(
+                format!("{f}.order"),
+                format!(
+                    "order {} is also used by {field}[{j}]; orders must be distinct",
+                    o.order
+                ),
+            );
+        }
+        let name = resource_name_from_ref(ResourceKind::ComputeEnvironment, &o.compute_environment)
+            .map_err(|e| e.with_field(format!("{f}.computeEnvironment")))?;
+        if names.contains(&name) {
+            return err(
+                format!("{f}.computeEnvironment"),
+                format!("{name:?} is listed twice"),
+            );
+        }
+        names.push(name);
+    }
+    Ok(())
+}
+
+fn check_state(s: &Option<String>) -> Result<(), ClientError> {
+    if let Some(s) = s {
+        check_one_of("state", s, &["ENABLED", "DISABLED"])?;
+    }
+    Ok(())
+}
+
+/// `CreateJobQueue` request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateJobQueueRequest {
+    pub job_queue_name: String,
+    /// `ENABLED` (default) or `DISABLED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Accepted and recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_policy_arn: Option<String>,
+    /// 0–1000; higher is scheduled first.
+    pub priority: i32,
+    pub compute_environment_order: Vec<ComputeEnvironmentOrder>,
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub tags: BTreeMap<String, String>,
+    /// Accepted and recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_state_time_limit_actions: Option<Value>,
+}
+
+impl Validate for CreateJobQueueRequest {
+    fn validate(&self) -> Result<(), ClientError> {
+        check_name("jobQueueName", "job queue name", &self.job_queue_name)?;
+        check_state(&self.state)?;
+        check_range("priority", self.priority.into(), 0, 1000)?;
+        check_ce_order("computeEnvironmentOrder", &self.compute_environment_order)?;
+        check_tags("tags", &self.tags)?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateJobQueueResponse {
+    pub job_queue_name: String,
+    pub job_queue_arn: String,
+}
+
+/// `UpdateJobQueue` request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateJobQueueRequest {
+    /// Name or ARN.
+    pub job_queue: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_policy_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_environment_order: Option<Vec<ComputeEnvironmentOrder>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_state_time_limit_actions: Option<Value>,
+}
+
+impl UpdateJobQueueRequest {
+    pub fn name(&self) -> Result<String, ClientError> {
+        resource_name_from_ref(ResourceKind::JobQueue, &self.job_queue)
+    }
+}
+
+impl Validate for UpdateJobQueueRequest {
+    fn validate(&self) -> Result<(), ClientError> {
+        self.name()?;
+        check_state(&self.state)?;
+        if let Some(p) = self.priority {
+            check_range("priority", p.into(), 0, 1000)?;
+        }
+        if let Some(o) = &self.compute_environment_order {
+            check_ce_order("computeEnvironmentOrder", o)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateJobQueueResponse {
+    pub job_queue_name: String,
+    pub job_queue_arn: String,
+}
+
+/// `DeleteJobQueue` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeleteJobQueueRequest {
+    /// Name or ARN.
+    pub job_queue: String,
+}
+
+impl DeleteJobQueueRequest {
+    pub fn name(&self) -> Result<String, ClientError> {
+        resource_name_from_ref(ResourceKind::JobQueue, &self.job_queue)
+    }
+}
+
+impl Validate for DeleteJobQueueRequest {
+    fn validate(&self) -> Result<(), ClientError> {
+        self.name().map(|_| ())
+    }
+}
+
+pub type DeleteJobQueueResponse = crate::job::EmptyResponse;
+
+/// `DescribeJobQueues` request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DescribeJobQueuesRequest {
+    /// Up to 100 names or ARNs; empty: all.
+    #[serde(
+        default,
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub job_queues: Vec<String>,
+    /// 1–100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_results: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+impl DescribeJobQueuesRequest {
+    pub fn names(&self) -> Result<Vec<String>, ClientError> {
+        self.job_queues
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                resource_name_from_ref(ResourceKind::JobQueue, s)
+                    .map_err(|e| e.with_field(format!("jobQueues[{i}]")))
+            })
+            .collect()
+    }
+}
+
+impl Validate for DescribeJobQueuesRequest {
+    fn validate(&self) -> Result<(), ClientError> {
+        if self.job_queues.len() > 100 {
+            return err(
+                "jobQueues",
+                format!("{} given; the limit is 100", self.job_queues.len()),
+            );
+        }
+        self.names()?;
+        check_max_results("maxResults", self.max_results, 100)
+    }
+}
+
+/// A job queue as DescribeJobQueues returns it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobQueueDetail {
+    pub job_queue_name: String,
+    pub job_queue_arn: String,
+    /// `ENABLED` / `DISABLED`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_policy_arn: Option<String>,
+    /// `CREATING`, `UPDATING`, `DELETING`, `DELETED`, `VALID`, `INVALID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    pub priority: i32,
+    pub compute_environment_order: Vec<ComputeEnvironmentOrder>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_state_time_limit_actions: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeJobQueuesResponse {
+    pub job_queues: Vec<JobQueueDetail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
