@@ -14,6 +14,7 @@ pub mod definition;
 pub mod error;
 pub mod job;
 pub mod queue;
+pub mod semantics;
 mod util;
 
 pub use arn::{
@@ -26,3 +27,4 @@ pub use definition::*;
 pub use error::{parse_and_validate, parse_request, ClientError, Validate};
 pub use job::*;
 pub use queue::*;
+pub use semantics::*;
