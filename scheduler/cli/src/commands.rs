@@ -1,0 +1,413 @@
+//! Client subcommands: each turns its arguments into AWS Batch API calls.
+
+use crate::client::Client;
+use crate::Endpoint;
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+/// `--backfill` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BackfillArg {
+    /// Strict priority order.
+    Fcfs,
+    /// EASY backfilling (a reservation for the queue head).
+    Easy,
+    /// Conservative backfilling (a reservation for every waiting job).
+    Conservative,
+}
+
+impl From<BackfillArg> for shoal_core::Backfill {
+    fn from(b: BackfillArg) -> Self {
+        match b {
+            BackfillArg::Fcfs => shoal_core::Backfill::Fcfs,
+            BackfillArg::Easy => shoal_core::Backfill::Easy,
+            BackfillArg::Conservative => shoal_core::Backfill::Conservative,
+        }
+    }
+}
+
+/// Run the scheduler in the foreground until SIGINT/SIGTERM.
+pub fn scheduler(config: shoal_scheduler::Config) -> Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let state = config.state_dir.clone();
+        let running = shoal_scheduler::start(config).await?;
+        println!("endpoint: http://{}", running.addr);
+        eprintln!("shoal scheduler: state in {}", state.display());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot install the SIGTERM handler")?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("shoal scheduler: stopping");
+        running.stop().await;
+        Ok(())
+    })
+}
+
+/// `shoal register FILE.json`.
+pub fn register(ep: &Endpoint, file: &Path) -> Result<i32> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the job definition {}", file.display()))?;
+    let body: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", file.display()))?;
+    let resp: Value = Client::new(&ep.endpoint)?.aws("registerjobdefinition", &body)?;
+    println!(
+        "registered {}:{} ({})",
+        resp["jobDefinitionName"].as_str().unwrap_or("?"),
+        resp["revision"],
+        resp["jobDefinitionArn"].as_str().unwrap_or("?")
+    );
+    Ok(0)
+}
+
+/// `shoal submit` arguments.
+#[derive(clap::Args)]
+pub struct SubmitArgs {
+    /// Job definition: name (latest active revision), name:revision or ARN.
+    #[arg(long, short = 'd')]
+    definition: String,
+    /// Job queue (name or ARN).
+    #[arg(long, short = 'q', default_value = "default")]
+    queue: String,
+    /// Job name (defaults to the definition's name).
+    #[arg(long, short = 'n')]
+    name: Option<String>,
+    /// A parameter for `Ref::` substitution, `key=value` (repeatable).
+    #[arg(long = "param", short = 'p')]
+    params: Vec<String>,
+    /// Number of nodes (multinode definitions).
+    #[arg(long)]
+    nodes: Option<u32>,
+    /// Submit an array job of this size.
+    #[arg(long)]
+    array: Option<u32>,
+    /// A job that must succeed first (repeatable).
+    #[arg(long = "depends-on")]
+    depends_on: Vec<String>,
+    /// Attempt timeout in seconds (≥ 60).
+    #[arg(long)]
+    timeout: Option<i64>,
+    /// Scheduling priority override (0–9999, higher first).
+    #[arg(long)]
+    priority: Option<i64>,
+    /// Total attempts (1–10).
+    #[arg(long)]
+    attempts: Option<i64>,
+    /// Wait until the job ends; exit 0 only if it SUCCEEDED.
+    #[arg(long)]
+    wait: bool,
+    /// Print the SubmitJob reply as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    endpoint: Endpoint,
+}
+
+fn job_name_from(definition: &str) -> String {
+    let base = definition.rsplit('/').next().unwrap_or(definition);
+    let base = base.split(':').next().unwrap_or(base);
+    base.to_string()
+}
+
+/// Build the SubmitJob body from CLI arguments.
+pub fn submit_body(a: &SubmitArgs) -> Result<Value> {
+    let mut body = json!({
+        "jobName": a.name.clone().unwrap_or_else(|| job_name_from(&a.definition)),
+        "jobQueue": a.queue,
+        "jobDefinition": a.definition,
+    });
+    if !a.params.is_empty() {
+        let mut p = serde_json::Map::new();
+        for kv in &a.params {
+            let Some((k, v)) = kv.split_once('=') else {
+                bail!("--param {kv:?}: expected key=value");
+            };
+            p.insert(k.to_string(), Value::String(v.to_string()));
+        }
+        body["parameters"] = Value::Object(p);
+    }
+    if let Some(n) = a.nodes {
+        body["nodeOverrides"] = json!({ "numNodes": n });
+    }
+    if let Some(n) = a.array {
+        body["arrayProperties"] = json!({ "size": n });
+    }
+    if !a.depends_on.is_empty() {
+        body["dependsOn"] = a
+            .depends_on
+            .iter()
+            .map(|id| json!({ "jobId": id }))
+            .collect();
+    }
+    if let Some(t) = a.timeout {
+        body["timeout"] = json!({ "attemptDurationSeconds": t });
+    }
+    if let Some(p) = a.priority {
+        body["schedulingPriorityOverride"] = json!(p);
+    }
+    if let Some(n) = a.attempts {
+        body["retryStrategy"] = json!({ "attempts": n });
+    }
+    Ok(body)
+}
+
+/// `shoal submit`.
+pub fn submit(a: SubmitArgs) -> Result<i32> {
+    let client = Client::new(&a.endpoint.endpoint)?;
+    let body = submit_body(&a)?;
+    let resp: Value = client.aws("submitjob", &body)?;
+    let id = resp["jobId"].as_str().unwrap_or_default().to_string();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&resp)?);
+    } else {
+        println!("{id}");
+    }
+    if !a.wait {
+        return Ok(0);
+    }
+    let job = wait_for(&client, &id)?;
+    let status = job["status"].as_str().unwrap_or("?");
+    eprintln!(
+        "{id}: {status} {}",
+        job["statusReason"].as_str().unwrap_or("")
+    );
+    Ok(if status == "SUCCEEDED" { 0 } else { 1 })
+}
+
+/// Poll DescribeJobs until the job is SUCCEEDED or FAILED.
+pub fn wait_for(client: &Client, id: &str) -> Result<Value> {
+    let mut delay = Duration::from_millis(20);
+    loop {
+        let resp: Value = client.aws("describejobs", &json!({ "jobs": [id] }))?;
+        let Some(job) = resp["jobs"].get(0) else {
+            bail!("job {id} is not known to the scheduler");
+        };
+        if matches!(job["status"].as_str(), Some("SUCCEEDED" | "FAILED")) {
+            return Ok(job.clone());
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// `shoal jobs` arguments.
+#[derive(clap::Args)]
+pub struct JobsArgs {
+    /// Only this queue (default: every queue).
+    #[arg(long, short = 'q')]
+    queue: Option<String>,
+    /// Only this state (default: every unfinished state).
+    #[arg(long, short = 's')]
+    state: Option<String>,
+    /// Print JSON (the ListJobs summaries) instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    endpoint: Endpoint,
+}
+
+const UNFINISHED: [&str; 5] = ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"];
+const STATES: [&str; 7] = [
+    "SUBMITTED",
+    "PENDING",
+    "RUNNABLE",
+    "STARTING",
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+];
+
+fn list_all(client: &Client, queue: &str, status: &str) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut body = json!({ "jobQueue": queue, "jobStatus": status, "maxResults": 1000 });
+        if let Some(t) = &token {
+            body["nextToken"] = json!(t);
+        }
+        let resp: Value = client.aws("listjobs", &body)?;
+        if let Some(list) = resp["jobSummaryList"].as_array() {
+            out.extend(list.iter().cloned());
+        }
+        match resp["nextToken"].as_str() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+fn queue_names(client: &Client) -> Result<Vec<String>> {
+    let resp: Value = client.aws("describejobqueues", &json!({}))?;
+    Ok(resp["jobQueues"]
+        .as_array()
+        .map(|qs| {
+            qs.iter()
+                .filter_map(|q| q["jobQueueName"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// `shoal jobs`.
+pub fn jobs(a: JobsArgs) -> Result<i32> {
+    let client = Client::new(&a.endpoint.endpoint)?;
+    let queues = match &a.queue {
+        Some(q) => vec![q.clone()],
+        None => queue_names(&client)?,
+    };
+    let states: Vec<String> = match &a.state {
+        Some(s) => {
+            let s = s.to_ascii_uppercase();
+            if !STATES.contains(&s.as_str()) {
+                bail!("--state {s}: expected one of {}", STATES.join(", "));
+            }
+            vec![s]
+        }
+        None => UNFINISHED.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut rows = Vec::new();
+    for q in &queues {
+        for s in &states {
+            for j in list_all(&client, q, s)? {
+                rows.push((q.clone(), j));
+            }
+        }
+    }
+    rows.sort_by_key(|(_, j)| j["createdAt"].as_i64().unwrap_or(0));
+    if a.json {
+        let list: Vec<&Value> = rows.iter().map(|(_, j)| j).collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(0);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    println!(
+        "{:<38} {:<20} {:<12} {:<10} {:>5} {:>10}  REASON",
+        "JOBID", "NAME", "QUEUE", "STATE", "NODES", "TIME"
+    );
+    for (q, j) in &rows {
+        let nodes = j["nodeProperties"]["numNodes"].as_u64().unwrap_or(1);
+        let time = match (j["startedAt"].as_i64(), j["stoppedAt"].as_i64()) {
+            (Some(s), Some(e)) => format_duration(e - s),
+            (Some(s), None) => format_duration(now - s),
+            _ => "0:00".to_string(),
+        };
+        println!(
+            "{:<38} {:<20} {:<12} {:<10} {:>5} {:>10}  {}",
+            j["jobId"].as_str().unwrap_or("?"),
+            truncate(j["jobName"].as_str().unwrap_or("?"), 20),
+            truncate(q, 12),
+            j["status"].as_str().unwrap_or("?"),
+            nodes,
+            time,
+            j["statusReason"].as_str().unwrap_or("")
+        );
+    }
+    Ok(0)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(std::iter::once('…')).collect()
+    }
+}
+
+/// `H:MM:SS` or `M:SS`, like squeue's TIME column.
+pub fn format_duration(ms: i64) -> String {
+    let s = (ms.max(0) / 1000) as u64;
+    let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// `shoal describe`.
+pub fn describe(ep: &Endpoint, jobs: &[String]) -> Result<i32> {
+    let resp: Value = Client::new(&ep.endpoint)?.aws("describejobs", &json!({ "jobs": jobs }))?;
+    println!("{}", serde_json::to_string_pretty(&resp)?);
+    let found = resp["jobs"].as_array().map(|a| a.len()).unwrap_or(0);
+    if found < jobs.len() {
+        eprintln!("{} of {} jobs not found", jobs.len() - found, jobs.len());
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// `shoal cancel` / `shoal terminate`.
+pub fn cancel(ep: &Endpoint, op: &str, job: &str, reason: &str) -> Result<i32> {
+    let _: Value =
+        Client::new(&ep.endpoint)?.aws(op, &json!({ "jobId": job, "reason": reason }))?;
+    Ok(0)
+}
+
+/// `shoal queues`.
+pub fn queues(ep: &Endpoint, as_json: bool) -> Result<i32> {
+    let resp: Value = Client::new(&ep.endpoint)?.aws("describejobqueues", &json!({}))?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&resp["jobQueues"])?);
+        return Ok(0);
+    }
+    println!(
+        "{:<20} {:>8} {:<9} {:<7} COMPUTE ENVIRONMENTS",
+        "QUEUE", "PRIORITY", "STATE", "STATUS"
+    );
+    for q in resp["jobQueues"].as_array().into_iter().flatten() {
+        let ces: Vec<String> = q["computeEnvironmentOrder"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let arn = c["computeEnvironment"].as_str().unwrap_or("?");
+                arn.rsplit('/').next().unwrap_or(arn).to_string()
+            })
+            .collect();
+        println!(
+            "{:<20} {:>8} {:<9} {:<7} {}",
+            q["jobQueueName"].as_str().unwrap_or("?"),
+            q["priority"],
+            q["state"].as_str().unwrap_or("?"),
+            q["status"].as_str().unwrap_or("?"),
+            ces.join(",")
+        );
+    }
+    Ok(0)
+}
+
+/// `shoal nodes`, like sinfo.
+pub fn nodes(ep: &Endpoint, as_json: bool) -> Result<i32> {
+    let resp: Value = Client::new(&ep.endpoint)?.shoal("listnodes", &json!({}))?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&resp["nodes"])?);
+        return Ok(0);
+    }
+    let nodes = resp["nodes"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{:<16} {:<8} {:>9} {:>12} {:>12}  ADDRESS",
+        "NODE", "STATE", "CPUS(A/T)", "MEM MiB(F)", "SHM MiB(F)"
+    );
+    for n in &nodes {
+        println!(
+            "{:<16} {:<8} {:>9} {:>12} {:>12}  {}",
+            n["name"].as_str().unwrap_or("?"),
+            n["state"].as_str().unwrap_or("?"),
+            format!("{}/{}", n["vcpusAllocated"], n["vcpus"]),
+            n["memoryFreeMiB"],
+            n["shmFreeMiB"],
+            n["address"].as_str().unwrap_or("")
+        );
+    }
+    if nodes.is_empty() {
+        eprintln!("no worker nodes have registered yet (start `shoal worker --scheduler URL`)");
+    }
+    Ok(0)
+}

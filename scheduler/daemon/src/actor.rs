@@ -1,0 +1,131 @@
+//! The state actor: one thread owns the in-memory state, the scheduling core
+//! and the database connection.
+//!
+//! Its loop takes every request waiting in its channel (up to
+//! [`MAX_BATCH`]), applies them in order, runs one scheduling pass, writes all
+//! resulting changes in one SQLite transaction and only then replies (group
+//! commit). If the commit fails, every request of the batch gets a
+//! `ServerException` and the in-memory state is reloaded from the database,
+//! so nothing unacknowledged survives and nothing acknowledged is lost.
+
+use crate::api::{ApiError, Request};
+use crate::state::{now_ms, Config, StateMachine};
+use crate::store::Store;
+use std::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Most requests handled in one transaction.
+pub const MAX_BATCH: usize = 2048;
+
+/// The longest the actor sleeps without looking at timers.
+const IDLE_WAKE: Duration = Duration::from_millis(500);
+
+type Reply = oneshot::Sender<Result<Vec<u8>, ApiError>>;
+
+enum Msg {
+    Call(Request, Reply),
+    Shutdown,
+}
+
+/// A cloneable handle to send requests to the actor.
+#[derive(Clone)]
+pub struct ActorHandle {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl ActorHandle {
+    /// Send a request and wait for its committed reply.
+    pub async fn call(&self, req: Request) -> Result<Vec<u8>, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Call(req, reply))
+            .map_err(|_| ApiError::Server("the scheduler is shutting down".into()))?;
+        rx.await
+            .map_err(|_| ApiError::Server("the scheduler is shutting down".into()))?
+    }
+
+    /// Ask the actor to stop after the requests already queued.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Msg::Shutdown);
+    }
+}
+
+/// Load state and start the actor thread.
+pub fn spawn(config: Config) -> Result<(ActorHandle, std::thread::JoinHandle<()>), crate::Error> {
+    let store = Store::open(&config.state_dir)?;
+    let machine = StateMachine::load(config.clone(), &store, now_ms())?;
+    let (tx, rx) = mpsc::channel();
+    let join = std::thread::Builder::new()
+        .name("shoal-state".into())
+        .spawn(move || run(config, store, machine, rx))
+        .map_err(|e| crate::Error::Io("cannot start the state thread".into(), e))?;
+    Ok((ActorHandle { tx }, join))
+}
+
+fn run(config: Config, mut store: Store, mut machine: StateMachine, rx: mpsc::Receiver<Msg>) {
+    // Persist whatever loading changed (default queue and compute
+    // environment on a fresh state directory, reasons recomputed).
+    let initial = machine.take_batch();
+    if let Err(e) = store.commit(&initial) {
+        tracing::error!("cannot write the initial state: {e}");
+    }
+    loop {
+        let timeout = machine
+            .next_wake(now_ms())
+            .map(|ms| Duration::from_millis(ms).min(IDLE_WAKE))
+            .unwrap_or(IDLE_WAKE);
+        let first = match rx.recv_timeout(timeout) {
+            Ok(m) => Some(m),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let mut calls: Vec<(Request, Reply)> = Vec::new();
+        let mut stop = false;
+        let mut push = |m: Msg, calls: &mut Vec<(Request, Reply)>| match m {
+            Msg::Call(r, reply) => calls.push((r, reply)),
+            Msg::Shutdown => stop = true,
+        };
+        if let Some(m) = first {
+            push(m, &mut calls);
+            while calls.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => push(m, &mut calls),
+                    Err(_) => break,
+                }
+            }
+        }
+        let now = now_ms();
+        let mut results = Vec::with_capacity(calls.len());
+        for (req, _) in calls.iter_mut() {
+            let req = std::mem::replace(req, Request::Noop);
+            results.push(machine.handle(now, req));
+        }
+        machine.tick(now);
+        let batch = machine.take_batch();
+        match store.commit(&batch) {
+            Ok(()) => {
+                for ((_, reply), result) in calls.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!("commit failed, reloading state: {e}");
+                let msg = format!("the scheduler could not store the change ({e}); nothing was acknowledged, retry later");
+                for (_, reply) in calls {
+                    let _ = reply.send(Err(ApiError::Server(msg.clone())));
+                }
+                match StateMachine::load(config.clone(), &store, now_ms()) {
+                    Ok(m) => machine = m,
+                    Err(e) => {
+                        tracing::error!("cannot reload state after a failed commit: {e}");
+                        return;
+                    }
+                }
+            }
+        }
+        if stop {
+            return;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The operations the API serves, parsed and validated from request bodies.
+
+use shoal_model as m;
+use shoal_model::{parse_and_validate, ClientError};
+
+/// An API failure, shaped as AWS's error contract by [`crate::http`].
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// The request is wrong: HTTP 400 `ClientException`.
+    #[error("{0}")]
+    Client(String),
+    /// The scheduler failed: HTTP 500 `ServerException`. Always a bug or an
+    /// environment failure (disk full), never the user's input.
+    #[error("{0}")]
+    Server(String),
+    /// No such operation: HTTP 404.
+    #[error("unknown operation {0:?}")]
+    UnknownOperation(String),
+}
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        ApiError::Client(e.to_string())
+    }
+}
+
+impl ApiError {
+    /// A client error naming `field`.
+    pub fn field(field: &str, message: impl std::fmt::Display) -> Self {
+        ApiError::Client(format!("{field}: {message}"))
+    }
+}
+
+/// One API call.
+#[allow(missing_docs)]
+#[derive(Debug)]
+pub enum Request {
+    RegisterJobDefinition(m::RegisterJobDefinitionRequest),
+    DescribeJobDefinitions(m::DescribeJobDefinitionsRequest),
+    DeregisterJobDefinition(m::DeregisterJobDefinitionRequest),
+    SubmitJob(Box<m::SubmitJobRequest>),
+    DescribeJobs(m::DescribeJobsRequest),
+    ListJobs(m::ListJobsRequest),
+    CancelJob(m::CancelJobRequest),
+    TerminateJob(m::TerminateJobRequest),
+    CreateComputeEnvironment(m::CreateComputeEnvironmentRequest),
+    UpdateComputeEnvironment(m::UpdateComputeEnvironmentRequest),
+    DeleteComputeEnvironment(m::DeleteComputeEnvironmentRequest),
+    DescribeComputeEnvironments(m::DescribeComputeEnvironmentsRequest),
+    CreateJobQueue(m::CreateJobQueueRequest),
+    UpdateJobQueue(m::UpdateJobQueueRequest),
+    DeleteJobQueue(m::DeleteJobQueueRequest),
+    DescribeJobQueues(m::DescribeJobQueuesRequest),
+    /// Shoal: list worker nodes.
+    ListNodes,
+    /// Placeholder left behind when a request is moved out of a batch.
+    Noop,
+}
+
+impl Request {
+    /// Parse `POST /v1/{op}`. An empty body counts as `{}` (aws-cli sends
+    /// none for calls without arguments).
+    pub fn parse_aws(op: &str, body: &[u8]) -> Result<Request, ApiError> {
+        let body: &[u8] = if body.iter().all(|b| b.is_ascii_whitespace()) {
+            b"{}"
+        } else {
+            body
+        };
+        use Request as R;
+        Ok(match op.to_ascii_lowercase().as_str() {
+            "registerjobdefinition" => R::RegisterJobDefinition(parse_and_validate(body)?),
+            "describejobdefinitions" => R::DescribeJobDefinitions(parse_and_validate(body)?),
+            "deregisterjobdefinition" => R::DeregisterJobDefinition(parse_and_validate(body)?),
+            "submitjob" => R::SubmitJob(Box::new(parse_and_validate(body)?)),
+            "describejobs" => R::DescribeJobs(parse_and_validate(body)?),
+            "listjobs" => R::ListJobs(parse_and_validate(body)?),
+            "canceljob" => R::CancelJob(parse_and_validate(body)?),
+            "terminatejob" => R::TerminateJob(parse_and_validate(body)?),
+            "createcomputeenvironment" => R::CreateComputeEnvironment(parse_and_validate(body)?),
+            "updatecomputeenvironment" => R::UpdateComputeEnvironment(parse_and_validate(body)?),
+            "deletecomputeenvironment" => R::DeleteComputeEnvironment(parse_and_validate(body)?),
+            "describecomputeenvironments" => {
+                R::DescribeComputeEnvironments(parse_and_validate(body)?)
+            }
+            "createjobqueue" => R::CreateJobQueue(parse_and_validate(body)?),
+            "updatejobqueue" => R::UpdateJobQueue(parse_and_validate(body)?),
+            "deletejobqueue" => R::DeleteJobQueue(parse_and_validate(body)?),
+            "describejobqueues" => R::DescribeJobQueues(parse_and_validate(body)?),
+            other => return Err(ApiError::UnknownOperation(other.to_string())),
+        })
+    }
+
+    /// Parse `POST /shoal/v1/{op}`.
+    pub fn parse_shoal(op: &str, _body: &[u8]) -> Result<Request, ApiError> {
+        match op {
+            "listnodes" => Ok(Request::ListNodes),
+            other => Err(ApiError::UnknownOperation(other.to_string())),
+        }
+    }
+}

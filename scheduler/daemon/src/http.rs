@@ -1,0 +1,84 @@
+//! The HTTP API: AWS Batch's rest-json paths (`POST /v1/submitjob`, …) plus
+//! Shoal's own (`POST /shoal/v1/…`).
+//!
+//! Handlers only parse and validate the body (in parallel, on the async
+//! runtime); everything that touches state goes to the state actor
+//! ([`crate::actor`]), which replies once the change is committed.
+
+use crate::actor::ActorHandle;
+use crate::api::{ApiError, Request};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+
+/// Largest accepted request body. AWS Batch's own limit for a job
+/// definition is far smaller; 1 MiB leaves room for big parameter maps.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind) = match &self {
+            ApiError::Client(_) => (StatusCode::BAD_REQUEST, "ClientException"),
+            ApiError::Server(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ServerException"),
+            ApiError::UnknownOperation(_) => (StatusCode::NOT_FOUND, "UnknownOperationException"),
+        };
+        let body = serde_json::json!({ "__type": kind, "message": self.to_string() });
+        let mut resp = (status, body.to_string()).into_response();
+        let h = resp.headers_mut();
+        h.insert("x-amzn-errortype", HeaderValue::from_static(kind));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp
+    }
+}
+
+/// Build the router.
+pub fn router(actor: ActorHandle) -> Router {
+    Router::new()
+        .route("/v1/{op}", post(aws_op))
+        .route("/shoal/v1/{op}", post(shoal_op))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(actor)
+}
+
+async fn aws_op(
+    State(actor): State<ActorHandle>,
+    Path(op): Path<String>,
+    _headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // SigV4 signatures are accepted unverified for now; verification is the
+    // security issue's (see docs/ARCHITECTURE.md, "Seams").
+    run(actor, Request::parse_aws(&op, &body)).await
+}
+
+async fn shoal_op(
+    State(actor): State<ActorHandle>,
+    Path(op): Path<String>,
+    body: Bytes,
+) -> Response {
+    run(actor, Request::parse_shoal(&op, &body)).await
+}
+
+async fn run(actor: ActorHandle, req: Result<Request, ApiError>) -> Response {
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    match actor.call(req).await {
+        Ok(body) => {
+            let mut resp = (StatusCode::OK, body).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,503 @@
+//! The state machine behind the API: job definitions, compute environments,
+//! queues and jobs, kept in memory, mirrored to the store, and scheduled by
+//! the pure core.
+//!
+//! Every public method is called from the actor thread only. Handlers
+//! validate against the current state, change it, and record what changed
+//! in a [`Batch`]; the actor commits the batch before anyone hears of it.
+
+use crate::api::{ApiError, Request};
+use crate::store::{Batch, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use shoal_core::{Core, CoreConfig, Decision, Event, JobSpec, JobState, Placement, Restored};
+use shoal_model as m;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Runtime estimate for backfilling when a job has no timeout and its queue
+/// sets no `shoal:default-estimate-seconds` tag: one hour.
+pub const DEFAULT_ESTIMATE_S: u64 = 3600;
+
+/// Name of the compute environment and queue that exist out of the box.
+pub const DEFAULT_NAME: &str = "default";
+
+/// Scheduler configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address of the HTTP API.
+    pub listen: SocketAddr,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Region in ARNs.
+    pub region: String,
+    /// Account in ARNs.
+    pub account: String,
+    /// Backfilling policy.
+    pub backfill: shoal_core::Backfill,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            state_dir: PathBuf::from("shoal-state"),
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+            backfill: shoal_core::Backfill::Easy,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// One finished attempt, as DescribeJobs shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// When it started.
+    pub started_at: u64,
+    /// When it ended.
+    pub stopped_at: u64,
+    /// Main node's exit code.
+    pub exit_code: Option<i32>,
+    /// Why it ended.
+    pub reason: String,
+}
+
+/// The attempt in flight.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CurrentAttempt {
+    /// Attempt number (0-based).
+    pub attempt: u32,
+    /// When it was started.
+    pub started_at: u64,
+    /// Where it runs.
+    pub placement: Vec<Placement>,
+}
+
+/// Array membership.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArrayInfo {
+    /// Children count (parent) or the parent's size (child).
+    pub size: u32,
+    /// The child's index; None for the parent.
+    pub index: Option<u32>,
+    /// The parent's id, for a child.
+    pub parent: Option<String>,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Core key and storage order.
+    pub seq: u64,
+    /// AWS job id (UUID; `PARENT:INDEX` for array children).
+    pub id: String,
+    /// jobName.
+    pub name: String,
+    /// Queue name.
+    pub queue: String,
+    /// Definition ARN.
+    pub definition_arn: String,
+    /// Current state.
+    pub status: JobState,
+    /// Human reason.
+    pub status_reason: String,
+    /// Timestamps (epoch ms).
+    pub created_at: u64,
+    /// First RUNNING.
+    pub started_at: Option<u64>,
+    /// Reached SUCCEEDED/FAILED.
+    pub stopped_at: Option<u64>,
+    /// What the core was told.
+    pub spec: JobSpec,
+    /// dependsOn as submitted.
+    pub depends_on: Vec<Value>,
+    /// Array membership.
+    pub array: Option<ArrayInfo>,
+    /// The resolved job: per-node containers and settings (shared by the
+    /// children of an array, stored with each for simplicity).
+    pub resolved: Resolved,
+    /// Finished attempts.
+    pub attempts: Vec<AttemptRecord>,
+    /// Attempt in flight.
+    pub current: Option<CurrentAttempt>,
+    /// Highest /dev/shm use seen on any node, MiB (reported by workers).
+    pub shm_peak_mib: Option<u64>,
+}
+
+/// One node of a resolved job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResolvedNode {
+    /// Effective container (overrides applied, parameters substituted).
+    pub container: m::ContainerProperties,
+    /// What the node needs.
+    pub demand: shoal_core::Resources,
+}
+
+/// What a valid submission resolved to, as stored with the job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Resolved {
+    /// A `multinode` definition.
+    pub multinode: bool,
+    /// 1 for single-node jobs.
+    pub num_nodes: u32,
+    /// 0 for single-node jobs.
+    pub main_node: u32,
+    /// One per node index.
+    pub nodes: Vec<ResolvedNode>,
+    /// Merged parameters.
+    pub parameters: BTreeMap<String, String>,
+    /// Effective retry strategy.
+    pub retry_strategy: Option<m::RetryStrategy>,
+    /// Effective timeout.
+    pub timeout: Option<m::JobTimeout>,
+    /// Effective scheduling priority.
+    pub scheduling_priority: i32,
+    /// Merged tags.
+    pub tags: BTreeMap<String, String>,
+    /// propagateTags.
+    pub propagate_tags: bool,
+    /// The definition's nodeRangeProperties (multinode).
+    pub node_range_properties: Option<Value>,
+}
+
+impl Resolved {
+    /// Keep what the scheduler needs of a model `ResolvedJob`.
+    pub fn new(r: m::ResolvedJob, def: &m::JobDefinition) -> Resolved {
+        Resolved {
+            multinode: r.multinode,
+            num_nodes: r.num_nodes,
+            main_node: r.main_node,
+            nodes: r
+                .nodes
+                .into_iter()
+                .map(|n| ResolvedNode {
+                    demand: shoal_core::Resources {
+                        vcpus: n.demand.vcpus,
+                        memory_mib: n.demand.memory_mib,
+                        shm_mib: n.demand.shm_mib,
+                    },
+                    container: n.container,
+                })
+                .collect(),
+            parameters: r.parameters,
+            retry_strategy: r.retry_strategy,
+            timeout: r.timeout,
+            scheduling_priority: r.scheduling_priority,
+            tags: r.tags,
+            propagate_tags: r.propagate_tags,
+            node_range_properties: def
+                .node_properties
+                .as_ref()
+                .and_then(|p| serde_json::to_value(&p.node_range_properties).ok()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CeRecord {
+    pool: u32,
+    detail: m::ComputeEnvironmentDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct QueueRecord {
+    id: u32,
+    detail: m::JobQueueDetail,
+}
+
+/// Everything the scheduler knows.
+pub struct StateMachine {
+    scope: m::ArnScope,
+    core: Core,
+    definitions: BTreeMap<String, Vec<m::JobDefinition>>,
+    ces: BTreeMap<String, CeRecord>,
+    queues: BTreeMap<String, QueueRecord>,
+    jobs: HashMap<u64, JobRecord>,
+    ids: HashMap<String, u64>,
+    /// Array parent seq → children seqs, in index order.
+    children: HashMap<u64, Vec<u64>>,
+    next_seq: u64,
+    next_pool: u32,
+    next_queue: u32,
+    dirty: BTreeSet<u64>,
+    batch: Batch,
+    needs_pass: bool,
+}
+
+fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+fn reply<T: Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(v).map_err(|e| ApiError::Server(format!("cannot encode the reply: {e}")))
+}
+
+fn core_err(e: shoal_core::CoreError) -> ApiError {
+    ApiError::Server(format!("scheduling core refused an event: {e}"))
+}
+
+fn load_err(what: &str, key: &str, e: impl std::fmt::Display) -> crate::Error {
+    crate::Error::Load(format!("{what} {key}: {e}"))
+}
+
+fn pagination(
+    next_token: Option<&str>,
+    max_results: Option<i32>,
+) -> Result<(usize, usize), ApiError> {
+    let start = match next_token {
+        None | Some("") => 0,
+        Some(t) => t
+            .parse::<usize>()
+            .map_err(|_| ApiError::field("nextToken", "not a token this scheduler issued"))?,
+    };
+    let max = match max_results {
+        None => 100,
+        Some(n) if (1..=1000).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(ApiError::field(
+                "maxResults",
+                format!("{n} is out of range 1..1000"),
+            ))
+        }
+    };
+    Ok((start, max))
+}
+
+fn page<T: Clone>(items: &[T], start: usize, max: usize) -> (Vec<T>, Option<String>) {
+    let end = (start + max).min(items.len());
+    let slice = items
+        .get(start.min(items.len())..end)
+        .unwrap_or(&[])
+        .to_vec();
+    let next = (end < items.len()).then(|| end.to_string());
+    (slice, next)
+}
+
+impl StateMachine {
+    /// Rebuild the state from the store (creating the defaults on a fresh
+    /// state directory).
+    pub fn load(config: Config, store: &Store, now: u64) -> Result<StateMachine, crate::Error> {
+        let loaded = store.load()?;
+        let mut sm = StateMachine {
+            scope: m::ArnScope::new(config.region.clone(), config.account.clone()),
+            core: Core::new(CoreConfig {
+                backfill: config.backfill,
+            }),
+            definitions: BTreeMap::new(),
+            ces: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            jobs: HashMap::new(),
+            ids: HashMap::new(),
+            children: HashMap::new(),
+            next_seq: 1,
+            next_pool: 1,
+            next_queue: 1,
+            dirty: BTreeSet::new(),
+            batch: Batch::default(),
+            needs_pass: true,
+        };
+        for (name, rev, body) in &loaded.definitions {
+            let def: m::JobDefinition = serde_json::from_str(body)
+                .map_err(|e| load_err("job definition", &format!("{name}:{rev}"), e))?;
+            sm.definitions.entry(name.clone()).or_default().push(def);
+        }
+        for (name, body) in &loaded.compute_environments {
+            let rec: CeRecord =
+                serde_json::from_str(body).map_err(|e| load_err("compute environment", name, e))?;
+            sm.next_pool = sm.next_pool.max(rec.pool + 1);
+            sm.core
+                .apply(now, Event::PoolUpserted(pool_spec(&rec)))
+                .map_err(|e| load_err("compute environment", name, e))?;
+            sm.ces.insert(name.clone(), rec);
+        }
+        for (name, body) in &loaded.job_queues {
+            let rec: QueueRecord =
+                serde_json::from_str(body).map_err(|e| load_err("job queue", name, e))?;
+            sm.next_queue = sm.next_queue.max(rec.id + 1);
+            let spec = sm.queue_spec(&rec);
+            sm.core
+                .apply(now, Event::QueueUpserted(spec))
+                .map_err(|e| load_err("job queue", name, e))?;
+            sm.queues.insert(name.clone(), rec);
+        }
+        if sm.ces.is_empty() && sm.queues.is_empty() && loaded.meta.get("initialized").is_none() {
+            sm.create_defaults(now)?;
+        }
+        for (seq, id, body) in &loaded.jobs {
+            let rec: JobRecord = serde_json::from_str(body).map_err(|e| load_err("job", id, e))?;
+            let restored = Restored {
+                state: rec.status,
+                attempts_done: rec.attempts.len() as u32,
+                running: rec
+                    .current
+                    .as_ref()
+                    .map(|c| (c.attempt, c.started_at, c.placement.clone())),
+            };
+            sm.core
+                .apply(
+                    now,
+                    Event::JobSubmitted {
+                        spec: rec.spec.clone(),
+                        restored: Some(restored),
+                    },
+                )
+                .map_err(|e| load_err("job", id, e))?;
+            if let Some(parent) = rec.spec.parent {
+                sm.children.entry(parent.0).or_default().push(*seq);
+            }
+            sm.next_seq = sm.next_seq.max(seq + 1);
+            sm.ids.insert(id.clone(), *seq);
+            sm.jobs.insert(*seq, rec);
+        }
+        // Restoring emits nothing of its own; drop anything it did emit.
+        sm.apply_decisions(now);
+        Ok(sm)
+    }
+
+    fn create_defaults(&mut self, now: u64) -> Result<(), crate::Error> {
+        let fail = |e: ApiError| crate::Error::Load(format!("cannot create the defaults: {e}"));
+        let ce = serde_json::from_value(json!({
+            "computeEnvironmentName": DEFAULT_NAME, "type": "UNMANAGED", "state": "ENABLED"
+        }))
+        .map_err(|e| crate::Error::Load(e.to_string()))?;
+        self.create_ce(now, ce).map_err(fail)?;
+        let q = serde_json::from_value(json!({
+            "jobQueueName": DEFAULT_NAME, "state": "ENABLED", "priority": 1,
+            "computeEnvironmentOrder": [{ "order": 1, "computeEnvironment": DEFAULT_NAME }]
+        }))
+        .map_err(|e| crate::Error::Load(e.to_string()))?;
+        self.create_queue(now, q).map_err(fail)?;
+        self.batch.put_meta("initialized", "1".into());
+        Ok(())
+    }
+
+    /// The writes accumulated since the last call.
+    pub fn take_batch(&mut self) -> Batch {
+        for seq in std::mem::take(&mut self.dirty) {
+            if let Some(rec) = self.jobs.get(&seq) {
+                self.batch.put_job(seq, &rec.id, to_json(rec));
+            }
+        }
+        std::mem::take(&mut self.batch)
+    }
+
+    /// How long until something time-based must happen (attempt timeout).
+    pub fn next_wake(&self, now: u64) -> Option<u64> {
+        self.core.next_deadline().map(|d| d.saturating_sub(now))
+    }
+
+    /// Check timeouts and, when anything changed, run a scheduling pass.
+    pub fn tick(&mut self, now: u64) {
+        if self.core.next_deadline().is_some_and(|d| d <= now) {
+            if let Err(e) = self.core.apply(now, Event::Tick) {
+                tracing::error!("core tick: {e}");
+            }
+            self.needs_pass = true;
+        }
+        self.apply_decisions(now);
+        if self.needs_pass {
+            self.needs_pass = false;
+            self.core.schedule(now);
+            self.apply_decisions(now);
+        }
+    }
+
+    fn apply_decisions(&mut self, now: u64) {
+        for d in self.core.drain() {
+            match d {
+                Decision::State { job, state, reason } => {
+                    if let Some(rec) = self.jobs.get_mut(&job.0) {
+                        rec.status = state;
+                        rec.status_reason = reason;
+                        if state == JobState::Running && rec.started_at.is_none() {
+                            rec.started_at = Some(now);
+                        }
+                        if state.is_terminal() {
+                            rec.stopped_at = Some(now);
+                            self.needs_pass = true;
+                        }
+                        self.dirty.insert(job.0);
+                    }
+                }
+                Decision::Start {
+                    job,
+                    attempt,
+                    placement,
+                } => {
+                    if let Some(rec) = self.jobs.get_mut(&job.0) {
+                        rec.current = Some(CurrentAttempt {
+                            attempt,
+                            started_at: now,
+                            placement,
+                        });
+                        self.dirty.insert(job.0);
+                    }
+                    // Seam: the worker protocol (dispatching the attempt to
+                    // its nodes) plugs in here.
+                }
+                Decision::Kill { .. } => {
+                    // Seam: the worker protocol sends kill orders here.
+                }
+                Decision::AttemptEnded {
+                    job,
+                    attempt: _,
+                    exit_code,
+                    reason,
+                } => {
+                    if let Some(rec) = self.jobs.get_mut(&job.0) {
+                        let started_at = rec.current.take().map(|c| c.started_at).unwrap_or(now);
+                        rec.attempts.push(AttemptRecord {
+                            started_at,
+                            stopped_at: now,
+                            exit_code,
+                            reason,
+                        });
+                        self.dirty.insert(job.0);
+                    }
+                    self.needs_pass = true;
+                }
+            }
+        }
+    }
+
+    /// Handle one API call.
+    pub fn handle(&mut self, now: u64, req: Request) -> Result<Vec<u8>, ApiError> {
+        use Request as R;
+        match req {
+            R::RegisterJobDefinition(r) => self.register(r),
+            R::DescribeJobDefinitions(r) => self.describe_definitions(r),
+            R::DeregisterJobDefinition(r) => self.deregister(r),
+            R::SubmitJob(r) => self.submit(now, *r),
+            R::DescribeJobs(r) => self.describe_jobs(r),
+            R::ListJobs(r) => self.list_jobs(r),
+            R::CancelJob(r) => self.cancel(now, &r.job_id, r.reason, false),
+            R::TerminateJob(r) => self.cancel(now, &r.job_id, r.reason, true),
+            R::CreateComputeEnvironment(r) => self.create_ce(now, r),
+            R::UpdateComputeEnvironment(r) => self.update_ce(now, r),
+            R::DeleteComputeEnvironment(r) => self.delete_ce(now, r),
+            R::DescribeComputeEnvironments(r) => self.describe_ces(r),
+            R::CreateJobQueue(r) => self.create_queue(now, r),
+            R::UpdateJobQueue(r) => self.update_queue(now, r),
+            R::DeleteJobQueue(r) => self.delete_queue(now, r),
+            R::DescribeJobQueues(r) => self.describe_queues(r),
+            R::ListNodes => reply(&json!({ "nodes": [] })),
+            R::Noop => reply(&json!({})),
+        }
+    }
+}
+
+mod definitions;
+mod jobs;
+mod pools;
+
+pub use jobs::state_name;
+use pools::pool_spec;

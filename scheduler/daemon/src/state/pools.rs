@@ -1,0 +1,370 @@
+//! Compute environments (pools of workers, selected by labels) and job
+//! queues: Create / Update / Delete / Describe.
+
+use super::{
+    page, pagination, reply, to_json, CeRecord, QueueRecord, StateMachine, DEFAULT_ESTIMATE_S,
+};
+use crate::api::ApiError;
+use serde_json::json;
+use shoal_core::{Event, PoolId, PoolSpec, QueueId, QueueSpec};
+use shoal_model as m;
+use shoal_model::ResourceKind;
+
+/// Queue tag that sets the runtime estimate (seconds) used for backfilling
+/// jobs that have no timeout.
+pub const ESTIMATE_TAG: &str = "shoal:default-estimate-seconds";
+
+pub(super) fn pool_spec(rec: &CeRecord) -> PoolSpec {
+    PoolSpec {
+        id: PoolId(rec.pool),
+        name: rec.detail.compute_environment_name.clone(),
+        enabled: rec.detail.state.as_deref() != Some("DISABLED"),
+        selector: rec.detail.selector(),
+    }
+}
+
+impl StateMachine {
+    pub(super) fn queue_spec(&self, rec: &QueueRecord) -> QueueSpec {
+        let mut order: Vec<&m::ComputeEnvironmentOrder> =
+            rec.detail.compute_environment_order.iter().collect();
+        order.sort_by_key(|o| o.order);
+        QueueSpec {
+            id: QueueId(rec.id),
+            name: rec.detail.job_queue_name.clone(),
+            priority: rec.detail.priority,
+            enabled: rec.detail.state != "DISABLED",
+            pools: order
+                .iter()
+                .filter_map(|o| {
+                    let name = m::resource_name_from_ref(
+                        ResourceKind::ComputeEnvironment,
+                        &o.compute_environment,
+                    )
+                    .ok()?;
+                    self.ces.get(&name).map(|c| PoolId(c.pool))
+                })
+                .collect(),
+            default_estimate_s: rec
+                .detail
+                .tags
+                .get(ESTIMATE_TAG)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_ESTIMATE_S),
+        }
+    }
+
+    fn ce_name(&self, field: &str, r: &str) -> Result<String, ApiError> {
+        let name = m::resource_name_from_ref(ResourceKind::ComputeEnvironment, r)
+            .map_err(|e| e.with_field(field))?;
+        if !self.ces.contains_key(&name) {
+            return Err(ApiError::field(
+                field,
+                format!("no compute environment named {name:?}"),
+            ));
+        }
+        Ok(name)
+    }
+
+    pub(super) fn queue_name(&self, field: &str, r: &str) -> Result<String, ApiError> {
+        let name = m::resource_name_from_ref(ResourceKind::JobQueue, r)
+            .map_err(|e| e.with_field(field))?;
+        if !self.queues.contains_key(&name) {
+            return Err(ApiError::field(
+                field,
+                format!("no job queue named {name:?}; create it with CreateJobQueue, or use the \"default\" queue"),
+            ));
+        }
+        Ok(name)
+    }
+
+    fn put_ce(&mut self, now: u64, rec: CeRecord) -> Result<(), ApiError> {
+        self.core
+            .apply(now, Event::PoolUpserted(pool_spec(&rec)))
+            .map_err(super::core_err)?;
+        self.batch
+            .put_compute_environment(&rec.detail.compute_environment_name, to_json(&rec));
+        self.ces
+            .insert(rec.detail.compute_environment_name.clone(), rec);
+        self.needs_pass = true;
+        Ok(())
+    }
+
+    fn put_queue(&mut self, now: u64, rec: QueueRecord) -> Result<(), ApiError> {
+        let spec = self.queue_spec(&rec);
+        self.core
+            .apply(now, Event::QueueUpserted(spec))
+            .map_err(super::core_err)?;
+        self.batch
+            .put_job_queue(&rec.detail.job_queue_name, to_json(&rec));
+        self.queues.insert(rec.detail.job_queue_name.clone(), rec);
+        self.needs_pass = true;
+        Ok(())
+    }
+
+    pub(super) fn create_ce(
+        &mut self,
+        now: u64,
+        r: m::CreateComputeEnvironmentRequest,
+    ) -> Result<Vec<u8>, ApiError> {
+        let name = r.compute_environment_name.clone();
+        if self.ces.contains_key(&name) {
+            return Err(ApiError::field(
+                "computeEnvironmentName",
+                format!("a compute environment named {name:?} already exists"),
+            ));
+        }
+        let arn = self.scope.compute_environment_arn(&name);
+        let detail = m::ComputeEnvironmentDetail {
+            compute_environment_name: name.clone(),
+            compute_environment_arn: arn.clone(),
+            container_orchestration_type: Some("ECS".into()),
+            ecs_cluster_arn: Some(self.scope.ecs_cluster_arn(&name)),
+            kind: Some(r.kind.clone()),
+            state: Some(r.state.clone().unwrap_or_else(|| "ENABLED".into())),
+            status: Some("VALID".into()),
+            status_reason: Some("ComputeEnvironment Healthy".into()),
+            unmanaged_vcpus: r.unmanaged_vcpus,
+            compute_resources: r.compute_resources.clone(),
+            service_role: r.service_role.clone(),
+            tags: r.tags.clone(),
+            ..Default::default()
+        };
+        let pool = self.next_pool;
+        self.next_pool += 1;
+        self.put_ce(now, CeRecord { pool, detail })?;
+        reply(&m::CreateComputeEnvironmentResponse {
+            compute_environment_name: name,
+            compute_environment_arn: arn,
+        })
+    }
+
+    pub(super) fn update_ce(
+        &mut self,
+        now: u64,
+        r: m::UpdateComputeEnvironmentRequest,
+    ) -> Result<Vec<u8>, ApiError> {
+        let name = self.ce_name("computeEnvironment", &r.compute_environment)?;
+        let mut rec = self.ces[&name].clone();
+        if let Some(s) = &r.state {
+            rec.detail.state = Some(s.clone());
+        }
+        if r.unmanaged_vcpus.is_some() {
+            rec.detail.unmanaged_vcpus = r.unmanaged_vcpus;
+        }
+        if r.compute_resources.is_some() {
+            rec.detail.compute_resources = r.compute_resources.clone();
+        }
+        if r.service_role.is_some() {
+            rec.detail.service_role = r.service_role.clone();
+        }
+        let arn = rec.detail.compute_environment_arn.clone();
+        self.put_ce(now, rec)?;
+        reply(&m::UpdateComputeEnvironmentResponse {
+            compute_environment_name: name,
+            compute_environment_arn: arn,
+        })
+    }
+
+    pub(super) fn delete_ce(
+        &mut self,
+        now: u64,
+        r: m::DeleteComputeEnvironmentRequest,
+    ) -> Result<Vec<u8>, ApiError> {
+        let name = self.ce_name("computeEnvironment", &r.compute_environment)?;
+        let rec = &self.ces[&name];
+        if rec.detail.state.as_deref() != Some("DISABLED") {
+            return Err(ApiError::field(
+                "computeEnvironment",
+                format!(
+                    "{name} is ENABLED; disable it first (UpdateComputeEnvironment state=DISABLED)"
+                ),
+            ));
+        }
+        let arn = rec.detail.compute_environment_arn.clone();
+        if let Some(q) = self.queues.values().find(|q| {
+            q.detail.compute_environment_order.iter().any(|o| {
+                m::resource_name_from_ref(ResourceKind::ComputeEnvironment, &o.compute_environment)
+                    .ok()
+                    .as_deref()
+                    == Some(name.as_str())
+            })
+        }) {
+            return Err(ApiError::field(
+                "computeEnvironment",
+                format!(
+                    "{name} is used by job queue {}; remove it from the queue first",
+                    q.detail.job_queue_name
+                ),
+            ));
+        }
+        let pool = PoolId(rec.pool);
+        self.core
+            .apply(now, Event::PoolDeleted(pool))
+            .map_err(super::core_err)?;
+        self.ces.remove(&name);
+        self.batch.delete_compute_environment(&name);
+        let _ = arn;
+        reply(&json!({}))
+    }
+
+    pub(super) fn describe_ces(
+        &self,
+        r: m::DescribeComputeEnvironmentsRequest,
+    ) -> Result<Vec<u8>, ApiError> {
+        let (start, max) = pagination(r.next_token.as_deref(), r.max_results)?;
+        let list: Vec<&m::ComputeEnvironmentDetail> = if r.compute_environments.is_empty() {
+            self.ces.values().map(|c| &c.detail).collect()
+        } else {
+            r.compute_environments
+                .iter()
+                .filter_map(|x| m::resource_name_from_ref(ResourceKind::ComputeEnvironment, x).ok())
+                .filter_map(|n| self.ces.get(&n).map(|c| &c.detail))
+                .collect()
+        };
+        let (list, next_token) = page(&list, start, max);
+        reply(&m::DescribeComputeEnvironmentsResponse {
+            compute_environments: list.into_iter().cloned().collect(),
+            next_token,
+        })
+    }
+
+    fn check_order(
+        &self,
+        order: &[m::ComputeEnvironmentOrder],
+    ) -> Result<Vec<m::ComputeEnvironmentOrder>, ApiError> {
+        order
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let name = self.ce_name(
+                    &format!("computeEnvironmentOrder[{i}].computeEnvironment"),
+                    &o.compute_environment,
+                )?;
+                Ok(m::ComputeEnvironmentOrder {
+                    order: o.order,
+                    compute_environment: self.ces[&name].detail.compute_environment_arn.clone(),
+                })
+            })
+            .collect()
+    }
+
+    pub(super) fn create_queue(
+        &mut self,
+        now: u64,
+        r: m::CreateJobQueueRequest,
+    ) -> Result<Vec<u8>, ApiError> {
+        let name = r.job_queue_name.clone();
+        if self.queues.contains_key(&name) {
+            return Err(ApiError::field(
+                "jobQueueName",
+                format!("a job queue named {name:?} already exists"),
+            ));
+        }
+        if let Some(v) = r.tags.get(ESTIMATE_TAG) {
+            if v.parse::<u64>().is_err() {
+                return Err(ApiError::field(
+                    &format!("tags.{ESTIMATE_TAG}"),
+                    format!("{v:?} is not a whole number of seconds"),
+                ));
+            }
+        }
+        let order = self.check_order(&r.compute_environment_order)?;
+        let arn = self.scope.job_queue_arn(&name);
+        let detail = m::JobQueueDetail {
+            job_queue_name: name.clone(),
+            job_queue_arn: arn.clone(),
+            state: r.state.clone().unwrap_or_else(|| "ENABLED".into()),
+            status: Some("VALID".into()),
+            status_reason: Some("JobQueue Healthy".into()),
+            scheduling_policy_arn: r.scheduling_policy_arn.clone(),
+            priority: r.priority,
+            compute_environment_order: order,
+            tags: r.tags.clone(),
+            ..Default::default()
+        };
+        let id = self.next_queue;
+        self.next_queue += 1;
+        self.put_queue(now, QueueRecord { id, detail })?;
+        reply(&m::CreateJobQueueResponse {
+            job_queue_name: name,
+            job_queue_arn: arn,
+        })
+    }
+
+    pub(super) fn update_queue(
+        &mut self,
+        now: u64,
+        r: m::UpdateJobQueueRequest,
+    ) -> Result<Vec<u8>, ApiError> {
+        let name = self.queue_name("jobQueue", &r.job_queue)?;
+        let mut rec = self.queues[&name].clone();
+        if let Some(s) = &r.state {
+            rec.detail.state = s.clone();
+        }
+        if let Some(p) = r.priority {
+            rec.detail.priority = p;
+        }
+        if let Some(order) = &r.compute_environment_order {
+            rec.detail.compute_environment_order = self.check_order(order)?;
+        }
+        let arn = rec.detail.job_queue_arn.clone();
+        self.put_queue(now, rec)?;
+        reply(&m::UpdateJobQueueResponse {
+            job_queue_name: name,
+            job_queue_arn: arn,
+        })
+    }
+
+    pub(super) fn delete_queue(
+        &mut self,
+        now: u64,
+        r: m::DeleteJobQueueRequest,
+    ) -> Result<Vec<u8>, ApiError> {
+        let name = self.queue_name("jobQueue", &r.job_queue)?;
+        let rec = &self.queues[&name];
+        if rec.detail.state != "DISABLED" {
+            return Err(ApiError::field(
+                "jobQueue",
+                format!("{name} is ENABLED; disable it first (UpdateJobQueue state=DISABLED)"),
+            ));
+        }
+        let unfinished = self
+            .jobs
+            .values()
+            .filter(|j| j.queue == name && !j.status.is_terminal())
+            .count();
+        if unfinished > 0 {
+            return Err(ApiError::field(
+                "jobQueue",
+                format!("{name} still holds {unfinished} unfinished jobs; terminate them first"),
+            ));
+        }
+        self.core
+            .apply(now, Event::QueueDeleted(QueueId(rec.id)))
+            .map_err(super::core_err)?;
+        self.queues.remove(&name);
+        self.batch.delete_job_queue(&name);
+        reply(&json!({}))
+    }
+
+    pub(super) fn describe_queues(
+        &self,
+        r: m::DescribeJobQueuesRequest,
+    ) -> Result<Vec<u8>, ApiError> {
+        let (start, max) = pagination(r.next_token.as_deref(), r.max_results)?;
+        let list: Vec<&m::JobQueueDetail> = if r.job_queues.is_empty() {
+            self.queues.values().map(|q| &q.detail).collect()
+        } else {
+            r.job_queues
+                .iter()
+                .filter_map(|x| m::resource_name_from_ref(ResourceKind::JobQueue, x).ok())
+                .filter_map(|n| self.queues.get(&n).map(|q| &q.detail))
+                .collect()
+        };
+        let (list, next_token) = page(&list, start, max);
+        reply(&m::DescribeJobQueuesResponse {
+            job_queues: list.into_iter().cloned().collect(),
+            next_token,
+        })
+    }
+}
