@@ -104,6 +104,14 @@ fn json_error(path: String, e: serde_json::Error) -> ClientError {
         Some(i) => full[..i].to_string(),
         None => full.clone(),
     };
+    if bare.starts_with("recursion limit exceeded") {
+        return ClientError::new(
+            path,
+            format!(
+                "JSON nested too deeply (the limit is 128 levels) at line {line}, column {column}"
+            ),
+        );
+    }
     match e.classify() {
         Category::Syntax => ClientError::new(
             "",
@@ -144,9 +152,6 @@ fn data_error(path: String, bare: String) -> ClientError {
     }
     if let Some(name) = backticked(&bare, "duplicate field `") {
         return ClientError::new(join(&name), "field given more than once");
-    }
-    if bare.starts_with("recursion limit exceeded") {
-        return ClientError::new(path, "JSON nested too deeply (limit 128 levels)");
     }
     ClientError::new(path, bare)
 }
