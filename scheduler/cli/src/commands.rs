@@ -374,7 +374,7 @@ pub fn queues(ep: &Endpoint, as_json: bool) -> Result<i32> {
         println!(
             "{:<20} {:>8} {:<9} {:<7} {}",
             q["jobQueueName"].as_str().unwrap_or("?"),
-            q["priority"],
+            q["priority"].to_string(),
             q["state"].as_str().unwrap_or("?"),
             q["status"].as_str().unwrap_or("?"),
             ces.join(",")
@@ -401,8 +401,8 @@ pub fn nodes(ep: &Endpoint, as_json: bool) -> Result<i32> {
             n["name"].as_str().unwrap_or("?"),
             n["state"].as_str().unwrap_or("?"),
             format!("{}/{}", n["vcpusAllocated"], n["vcpus"]),
-            n["memoryFreeMiB"],
-            n["shmFreeMiB"],
+            n["memoryFreeMiB"].to_string(),
+            n["shmFreeMiB"].to_string(),
             n["address"].as_str().unwrap_or("")
         );
     }
