@@ -1,0 +1,515 @@
+//! Reservations for backfilling.
+//!
+//! **EASY** ([`easy_reservation`]): the first blocked job (the head) gets one
+//! reservation. Running attempts are released in order of estimated end
+//! until the head fits; that time is the *shadow time* and where the head
+//! fits then is its reservation. What is left at the shadow time, per node,
+//! after the reservation, is the *extra*: a later job may start now if it
+//! ends by the shadow time or fits in the extra of the nodes it takes. On one
+//! node with rigid single-node jobs this is exactly the classic EASY rule.
+//!
+//! **Conservative** ([`Profile`]): every blocked job gets a reservation in a
+//! per-node, time-indexed usage profile, and a job may start now only if its
+//! estimated run does not collide with any reservation.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
+
+use crate::placement::{assign, fits, fits_used, res_add, res_sub};
+use crate::state::{Cluster, Demand, Job, NodeHot, NodeMeta, NONE};
+use crate::types::{JobKey, Millis, Resources};
+
+/// Estimated usage of one node at some time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SimNode {
+    pub used: Resources,
+    pub users: u32,
+    pub excl: u32,
+}
+
+impl SimNode {
+    fn of(h: &NodeHot) -> SimNode {
+        SimNode {
+            used: h.used,
+            users: h.users,
+            excl: h.excl,
+        }
+    }
+    pub fn take(&mut self, alloc: Resources, gang: bool) {
+        self.used = res_add(self.used, alloc);
+        self.users += 1;
+        self.excl += gang as u32;
+    }
+    pub fn give(&mut self, alloc: Resources, gang: bool) {
+        self.used = res_sub(self.used, alloc);
+        self.users = self.users.saturating_sub(1);
+        self.excl = self.excl.saturating_sub(gang as u32);
+    }
+}
+
+/// A sparse per-node overlay over the live node state, reused between
+/// passes (no allocation per pass). Nodes not in the overlay read as their
+/// live state.
+#[derive(Debug, Default)]
+pub(crate) struct Overlay {
+    epoch: u64,
+    mark: Vec<u64>,
+    val: Vec<SimNode>,
+}
+
+impl Overlay {
+    /// Empties the overlay.
+    pub fn reset(&mut self, nodes: usize) {
+        self.epoch += 1;
+        if self.mark.len() < nodes {
+            self.mark.resize(nodes, 0);
+            self.val.resize(nodes, SimNode::default());
+        }
+    }
+
+    /// The overlay value of a node, if it has one.
+    #[inline]
+    pub fn get(&self, slot: u32) -> Option<&SimNode> {
+        (self.mark[slot as usize] == self.epoch).then(|| &self.val[slot as usize])
+    }
+
+    /// The overlay value of a node, copied from the live state first if it
+    /// has none.
+    pub fn entry(&mut self, slot: u32, hot: &[NodeHot]) -> &mut SimNode {
+        let i = slot as usize;
+        if self.mark[i] != self.epoch {
+            self.mark[i] = self.epoch;
+            self.val[i] = SimNode::of(&hot[i]);
+        }
+        &mut self.val[i]
+    }
+}
+
+/// Running attempts in order of estimated end: (estimated end, job, slot).
+pub(crate) type RunningSet = BTreeSet<(Millis, JobKey, u32)>;
+
+/// The head's reservation.
+#[derive(Debug, Clone)]
+pub(crate) struct EasyReservation {
+    /// When the head is expected to be able to start.
+    pub shadow: Millis,
+}
+
+/// An attempt started earlier in the running pass (not yet in the running
+/// set): (estimated end, job, shape id, node slot per node index).
+pub(crate) type FreshStart = (Millis, JobKey, u32, Vec<u32>);
+
+/// Computes the EASY reservation of the head (a job of shape `sid` that does
+/// not fit anywhere now) and leaves the *extra* in `ov`: for nodes in the
+/// overlay, usage at the shadow time plus the reservation; other nodes are
+/// untouched by either, so their extra is their live free resources.
+///
+/// Attempts are released in order of estimated end (`running`, merged with
+/// `fresh`, the attempts started earlier in this pass, sorted the same way).
+/// Estimated ends already past count as `now`; every attempt ending at the
+/// shadow time counts. Returns None if the head does not fit even with
+/// everything released (over-committed capacity).
+pub(crate) fn easy_reservation(
+    cluster: &Cluster,
+    jobs: &[Job],
+    running: &RunningSet,
+    fresh: &[FreshStart],
+    now: Millis,
+    sid: u32,
+    ov: &mut Overlay,
+) -> Option<EasyReservation> {
+    let hot = &cluster.hot;
+    ov.reset(hot.len());
+    let shape = &cluster.shapes[sid as usize];
+    let class = &cluster.queues[shape.qslot as usize].class;
+    let eligible = |slot: u32| class.pos.get(slot as usize).is_some_and(|&p| p != NONE);
+    // Released attempts, in order: (end, job, Ok(job slot) | Err(fresh index)).
+    let mut old = running.iter().peekable();
+    let mut new = fresh.iter().enumerate().peekable();
+    let mut next = move || -> Option<(Millis, Result<u32, usize>)> {
+        let take_old = match (old.peek(), new.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(a), Some((_, b))) => (a.0, a.1) <= (b.0, b.1),
+        };
+        if take_old {
+            old.next().map(|&(end, _, j)| (end.max(now), Ok(j)))
+        } else {
+            new.next().map(|(i, f)| (f.0.max(now), Err(i)))
+        }
+    };
+    // Calls `f(node slot, alloc, gang)` for every node of a released attempt.
+    let for_nodes = |which: Result<u32, usize>, f: &mut dyn FnMut(u32, Resources, bool)| match which
+    {
+        Ok(j) => {
+            if let Some(att) = jobs[j as usize].attempt.as_ref() {
+                for (p, &ns) in att.placement.iter().zip(&att.slots) {
+                    f(ns, p.alloc, att.gang);
+                }
+            }
+        }
+        Err(i) => {
+            let (_, _, fsid, nodes) = &fresh[i];
+            let fshape = &cluster.shapes[*fsid as usize];
+            for (k, &ns) in nodes.iter().enumerate() {
+                let (alloc, gang) = fshape.alloc(k);
+                f(ns, alloc, gang);
+            }
+        }
+    };
+    let mut pending = next();
+    match &shape.demand {
+        Demand::Single(need) => {
+            let need = *need;
+            // Best node so far: (position in preference order, slot).
+            let mut best: Option<(u32, u32)> = None;
+            let mut shadow = None;
+            while let Some((t, which)) = pending {
+                let mut release = |ns: u32, alloc: Resources, gang: bool| {
+                    let h = &hot[ns as usize];
+                    if !h.alive {
+                        return;
+                    }
+                    let e = ov.entry(ns, hot);
+                    e.give(alloc, gang);
+                    if eligible(ns) && e.excl == 0 && fits_used(h.cap, e.used, need) {
+                        let pos = class.pos[ns as usize];
+                        if !matches!(best, Some((bp, _)) if pos >= bp) {
+                            best = Some((pos, ns));
+                        }
+                    }
+                };
+                for_nodes(which, &mut release);
+                pending = next();
+                // Everything ending at the same time is released together.
+                while let Some((t2, w2)) = pending {
+                    if t2 != t {
+                        break;
+                    }
+                    for_nodes(w2, &mut release);
+                    pending = next();
+                }
+                if best.is_some() {
+                    shadow = Some(t);
+                    break;
+                }
+            }
+            let (shadow, (_, node)) = (shadow?, best?);
+            ov.entry(node, hot).take(need, false);
+            Some(EasyReservation { shadow })
+        }
+        Demand::Gang(demands) => {
+            let k = demands.len();
+            // Candidates: eligible nodes idle at the time looked at.
+            let mut cands: BTreeSet<(u32, u32)> = BTreeSet::new();
+            for (pos, &ns) in class.order.iter().enumerate() {
+                if hot[ns as usize].fits_gang(shape.min) {
+                    cands.insert((pos as u32, ns));
+                }
+            }
+            let cap = |s: u32| hot[s as usize].cap;
+            let mut found = None;
+            while let Some((t, which)) = pending {
+                let mut added = false;
+                let mut release = |ns: u32, alloc: Resources, gang: bool| {
+                    let h = &hot[ns as usize];
+                    if !h.alive {
+                        return;
+                    }
+                    let e = ov.entry(ns, hot);
+                    e.give(alloc, gang);
+                    if e.users == 0 && eligible(ns) && fits(h.cap, shape.min) {
+                        added |= cands.insert((class.pos[ns as usize], ns));
+                    }
+                };
+                for_nodes(which, &mut release);
+                pending = next();
+                while let Some((t2, w2)) = pending {
+                    if t2 != t {
+                        break;
+                    }
+                    for_nodes(w2, &mut release);
+                    pending = next();
+                }
+                if added && cands.len() >= k {
+                    let list: Vec<u32> = cands.iter().map(|&(_, s)| s).collect();
+                    if let Some(a) = assign(&shape.gang_order, demands, &list, cap) {
+                        found = Some((t, a));
+                        break;
+                    }
+                }
+            }
+            let (shadow, nodes) = found?;
+            for (i, &ns) in nodes.iter().enumerate() {
+                ov.entry(ns, hot).take(demands[i], true);
+            }
+            Some(EasyReservation { shadow })
+        }
+    }
+}
+
+/// May a job that runs past the shadow time take `need` on node `slot`
+/// (beyond fitting now)? Single-node: it must fit in the node's extra.
+#[inline]
+pub(crate) fn extra_ok_single(ov: &Overlay, hot: &[NodeHot], slot: u32, need: Resources) -> bool {
+    match ov.get(slot) {
+        Some(e) => e.excl == 0 && fits_used(hot[slot as usize].cap, e.used, need),
+        None => true,
+    }
+}
+
+/// Gang node: nothing may be on the node at the shadow time.
+#[inline]
+pub(crate) fn extra_ok_gang(ov: &Overlay, slot: u32) -> bool {
+    !matches!(ov.get(slot), Some(e) if e.users != 0)
+}
+
+/// One step of a node's usage profile: usage from `t` to the next step.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    t: Millis,
+    u: SimNode,
+}
+
+/// Conservative backfilling's time-indexed usage profile: per node, the
+/// estimated usage from now on (running attempts ending at their estimated
+/// end, plus reservations and starts made in this pass). Built lazily per
+/// node, reused between passes.
+#[derive(Debug, Default)]
+pub(crate) struct Profile {
+    epoch: u64,
+    mark: Vec<u64>,
+    steps: Vec<Vec<Step>>,
+    now: Millis,
+}
+
+/// Where and when a job can start.
+pub(crate) type Slot = (Millis, Vec<u32>);
+
+impl Profile {
+    /// Forgets everything; the profile starts at `now`.
+    pub fn reset(&mut self, nodes: usize, now: Millis) {
+        self.epoch += 1;
+        self.now = now;
+        if self.mark.len() < nodes {
+            self.mark.resize(nodes, 0);
+            self.steps.resize(nodes, Vec::new());
+        }
+    }
+
+    fn node(
+        &mut self,
+        slot: u32,
+        hot: &[NodeHot],
+        meta: &[NodeMeta],
+        jobs: &[Job],
+    ) -> &mut Vec<Step> {
+        let i = slot as usize;
+        if self.mark[i] != self.epoch {
+            self.mark[i] = self.epoch;
+            let now = self.now;
+            let mut base = SimNode::of(&hot[i]);
+            let mut ends: Vec<(Millis, Resources, bool)> = Vec::new();
+            for &j in &meta[i].attempts {
+                let Some(att) = jobs[j as usize].attempt.as_ref() else {
+                    continue;
+                };
+                for (p, &ns) in att.placement.iter().zip(&att.slots) {
+                    if ns == slot {
+                        let t = att.est_end.max(now);
+                        if t == now {
+                            base.give(p.alloc, att.gang);
+                        } else {
+                            ends.push((t, p.alloc, att.gang));
+                        }
+                    }
+                }
+            }
+            ends.sort_by_key(|e| e.0);
+            let steps = &mut self.steps[i];
+            steps.clear();
+            steps.push(Step { t: now, u: base });
+            for (t, alloc, gang) in ends {
+                let mut u = steps.last().expect("non-empty").u;
+                u.give(alloc, gang);
+                if steps.last().expect("non-empty").t == t {
+                    steps.last_mut().expect("non-empty").u = u;
+                } else {
+                    steps.push(Step { t, u });
+                }
+            }
+        }
+        &mut self.steps[i]
+    }
+
+    /// Can `need` run on the node over `[t, t + d)`?
+    fn ok_over(
+        steps: &[Step],
+        cap: Resources,
+        t: Millis,
+        d: Millis,
+        need: Resources,
+        gang: bool,
+    ) -> bool {
+        let end = t.saturating_add(d.max(1));
+        for (j, s) in steps.iter().enumerate() {
+            let s_end = steps.get(j + 1).map_or(Millis::MAX, |n| n.t);
+            if s_end <= t || s.t >= end {
+                continue;
+            }
+            let ok = if gang {
+                s.u.users == 0 && fits(cap, need)
+            } else {
+                s.u.excl == 0 && fits_used(cap, s.u.used, need)
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Can `need` start on the node now and run for `d` without colliding
+    /// with the profile?
+    pub fn ok_now(
+        &mut self,
+        (hot, meta, jobs): (&[NodeHot], &[NodeMeta], &[Job]),
+        slot: u32,
+        d: Millis,
+        need: Resources,
+        gang: bool,
+    ) -> bool {
+        let now = self.now;
+        let cap = hot[slot as usize].cap;
+        let steps = self.node(slot, hot, meta, jobs);
+        Self::ok_over(steps, cap, now, d, need, gang)
+    }
+
+    /// Records `alloc` on the node over `[t, t + d)`.
+    pub fn reserve(
+        &mut self,
+        (hot, meta, jobs): (&[NodeHot], &[NodeMeta], &[Job]),
+        slot: u32,
+        t: Millis,
+        d: Millis,
+        alloc: Resources,
+        gang: bool,
+    ) {
+        let end = t.saturating_add(d.max(1));
+        let steps = self.node(slot, hot, meta, jobs);
+        for at in [t, end] {
+            if at == Millis::MAX {
+                continue;
+            }
+            match steps.binary_search_by_key(&at, |s| s.t) {
+                Ok(_) => {}
+                Err(0) => {}
+                Err(j) => {
+                    let u = steps[j - 1].u;
+                    steps.insert(j, Step { t: at, u });
+                }
+            }
+        }
+        for s in steps.iter_mut() {
+            if s.t >= t && s.t < end {
+                s.u.take(alloc, gang);
+            }
+        }
+    }
+
+    /// Earliest time and nodes at which a job of shape `sid` with estimate
+    /// `d` can run without colliding with the profile.
+    pub fn earliest(
+        &mut self,
+        cluster: &Cluster,
+        jobs: &[Job],
+        sid: u32,
+        d: Millis,
+    ) -> Option<Slot> {
+        let shape = &cluster.shapes[sid as usize];
+        let class = &cluster.queues[shape.qslot as usize].class;
+        let (hot, meta) = (&cluster.hot[..], &cluster.meta[..]);
+        let d = d.max(1);
+        match &shape.demand {
+            Demand::Single(need) => {
+                let mut best: Option<(Millis, u32)> = None;
+                for &ns in &class.order {
+                    let h = &hot[ns as usize];
+                    if !h.alive || !fits(h.cap, *need) {
+                        continue;
+                    }
+                    let steps = self.node(ns, hot, meta, jobs);
+                    for s in steps.iter() {
+                        if best.is_some_and(|(bt, _)| s.t >= bt) {
+                            break;
+                        }
+                        if Self::ok_over(steps, h.cap, s.t, d, *need, false) {
+                            best = Some((s.t, ns));
+                            break;
+                        }
+                    }
+                }
+                best.map(|(t, ns)| (t, vec![ns]))
+            }
+            Demand::Gang(demands) => {
+                let k = demands.len();
+                // Windows in which each node is idle: (first start, last start).
+                let mut ranges: Vec<(Millis, Millis, u32, u32)> = Vec::new();
+                for (pos, &ns) in class.order.iter().enumerate() {
+                    let h = &hot[ns as usize];
+                    if !h.alive || !fits(h.cap, shape.min) {
+                        continue;
+                    }
+                    let steps = self.node(ns, hot, meta, jobs);
+                    let mut start: Option<Millis> = None;
+                    for (j, s) in steps.iter().enumerate() {
+                        if s.u.users == 0 {
+                            start.get_or_insert(s.t);
+                        } else if let Some(a) = start.take() {
+                            if s.t - a >= d {
+                                ranges.push((a, s.t - d, pos as u32, ns));
+                            }
+                        }
+                        if j + 1 == steps.len() {
+                            if let Some(a) = start {
+                                ranges.push((a, Millis::MAX, pos as u32, ns));
+                            }
+                        }
+                    }
+                }
+                ranges.sort();
+                let cap = |s: u32| hot[s as usize].cap;
+                let mut active: BTreeSet<(u32, u32)> = BTreeSet::new();
+                let mut expiry: BinaryHeap<Reverse<(Millis, u32, u32)>> = BinaryHeap::new();
+                let mut i = 0;
+                while i < ranges.len() {
+                    let t = ranges[i].0;
+                    // Expire first: a node's windows do not overlap, so a
+                    // node's later window never starts before its earlier
+                    // one has expired.
+                    while let Some(&Reverse((last, pos, ns))) = expiry.peek() {
+                        if last >= t {
+                            break;
+                        }
+                        expiry.pop();
+                        active.remove(&(pos, ns));
+                    }
+                    while i < ranges.len() && ranges[i].0 == t {
+                        let (_, last, pos, ns) = ranges[i];
+                        active.insert((pos, ns));
+                        expiry.push(Reverse((last, pos, ns)));
+                        i += 1;
+                    }
+                    if active.len() >= k {
+                        let list: Vec<u32> = active.iter().map(|&(_, s)| s).collect();
+                        if let Some(a) = assign(&shape.gang_order, demands, &list, cap) {
+                            return Some((t, a));
+                        }
+                    }
+                }
+                None
+            }
+        }
+    }
+}

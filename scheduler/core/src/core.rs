@@ -1,0 +1,1304 @@
+//! The [`Core`]: the job lifecycle ([`Core::apply`]) and scheduling passes
+//! ([`Core::schedule`]).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BTreeSet as Set, HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::backfill::{
+    easy_reservation, extra_ok_gang, extra_ok_single, FreshStart, Overlay, Profile, RunningSet,
+};
+use crate::error::CoreError;
+use crate::placement::{assign, find_gang, find_single, give, take};
+use crate::state::{
+    Attempt, Class, Cluster, Demand, Job, NodeHot, NodeMeta, Pool, Queue, RunEntry, RunKey, NONE,
+};
+use crate::types::{
+    Backfill, CoreConfig, Decision, Event, JobKey, JobSpec, JobState, Millis, NodeId, NodeSpec,
+    Placement, PoolId, PoolSpec, QueueId, QueueSpec, Resources, Restored, RetryAction, RetryRule,
+    Shape,
+};
+
+/// Reason of an attempt killed by its timeout (AWS's wording).
+pub const TIMEOUT_REASON: &str = "Job attempt duration exceeded timeout";
+/// Reason of a job failed because a dependency failed (AWS's wording).
+pub const DEPENDENCY_FAILED_REASON: &str = "Dependent Job failed";
+/// Reason used when a node exits without giving one.
+pub const DEFAULT_EXIT_REASON: &str = "Essential container in task exited";
+/// Reason of the Kill sent to a gang's other nodes when its main node exits.
+pub const MAIN_EXITED_REASON: &str = "main node exited";
+/// Conservative backfilling reserves for at most this many blocked jobs per
+/// pass; later blocked jobs get no reservation (they may still start when
+/// that delays no reservation).
+pub const CONSERVATIVE_MAX_RESERVATIONS: usize = 256;
+
+/// Shoal's scheduling core. Feed it events with [`Core::apply`], run
+/// scheduling passes with [`Core::schedule`], and take the resulting
+/// decisions with [`Core::drain`]. Deterministic: the same calls always
+/// yield the same decisions.
+#[derive(Debug, Default)]
+pub struct Core {
+    config: CoreConfig,
+    jobs: Vec<Job>,
+    job_index: HashMap<JobKey, u32>,
+    /// RUNNABLE jobs in scheduling order.
+    runnable: BTreeMap<RunKey, RunEntry>,
+    cluster: Cluster,
+    /// Attempts in flight by estimated end.
+    running: RunningSet,
+    /// Attempts with a timeout, by deadline.
+    deadlines: BTreeSet<(Millis, JobKey, u32)>,
+    out: Vec<Decision>,
+    /// Jobs that just reached SUCCEEDED or FAILED, for dependents/parents.
+    finished: VecDeque<u32>,
+    pass_epoch: u64,
+    overlay: Overlay,
+    profile: Profile,
+    last_head: Option<(JobKey, Millis)>,
+}
+
+/// What a pass decided for one job, applied once the walk is over.
+enum Action {
+    Reason {
+        slot: u32,
+        rid: u32,
+    },
+    Start {
+        slot: u32,
+        nodes: Vec<u32>,
+        est_end: Millis,
+    },
+}
+
+fn selector_matches(selector: &BTreeMap<String, String>, node: &NodeSpec) -> bool {
+    selector.iter().all(|(k, v)| node.labels.get(k) == Some(v))
+}
+
+fn rule_matches(rule: &RetryRule, exit: Option<i32>, reason: &str) -> bool {
+    use glob_match::glob_match;
+    if let Some(p) = &rule.on_exit_code {
+        match exit {
+            Some(code) if glob_match(p, &code.to_string()) => {}
+            _ => return false,
+        }
+    }
+    if let Some(p) = &rule.on_reason {
+        if !glob_match(p, reason) {
+            return false;
+        }
+    }
+    if let Some(p) = &rule.on_status_reason {
+        if !glob_match(p, reason) {
+            return false;
+        }
+    }
+    true
+}
+
+/// First matching `evaluateOnExit` rule decides; with none matching, retry.
+fn retry_allowed(rules: &[RetryRule], exit: Option<i32>, reason: &str) -> bool {
+    match rules.iter().find(|r| rule_matches(r, exit, reason)) {
+        Some(r) => r.action == RetryAction::Retry,
+        None => true,
+    }
+}
+
+impl Core {
+    /// A core with no queues, pools, nodes or jobs.
+    pub fn new(config: CoreConfig) -> Core {
+        Core {
+            config,
+            ..Core::default()
+        }
+    }
+
+    /// Applies one event at time `now`. Decisions (state changes, kills,
+    /// attempt ends) go to an internal buffer, see [`Core::drain`]. An event
+    /// naming an unknown job, node, queue or compute environment, or
+    /// otherwise invalid, returns an error and changes nothing. Events of a
+    /// stale attempt (not the job's current one) are ignored.
+    pub fn apply(&mut self, now: Millis, event: Event) -> Result<(), CoreError> {
+        let result = match event {
+            Event::QueueUpserted(spec) => {
+                self.upsert_queue(spec);
+                Ok(())
+            }
+            Event::QueueDeleted(id) => self.delete_queue(id),
+            Event::PoolUpserted(spec) => {
+                self.upsert_pool(spec);
+                Ok(())
+            }
+            Event::PoolDeleted(id) => self.delete_pool(id),
+            Event::NodeUpserted(spec) => {
+                self.upsert_node(spec);
+                Ok(())
+            }
+            Event::NodeLost(id) => self.node_lost(id),
+            Event::JobSubmitted { spec, restored } => self.submit(spec, restored),
+            Event::JobCancelled { job, reason } => self.stop_event(job, &reason, false),
+            Event::JobTerminated { job, reason } => self.stop_event(job, &reason, true),
+            Event::NodeStarted {
+                job,
+                attempt,
+                node_index,
+            } => self.node_started(job, attempt, node_index),
+            Event::NodeExited {
+                job,
+                attempt,
+                node_index,
+                exit_code,
+                reason,
+            } => self.node_exited(job, attempt, node_index, exit_code, reason),
+            Event::Tick => {
+                self.tick(now);
+                Ok(())
+            }
+        };
+        self.settle();
+        result
+    }
+
+    /// Takes the decisions emitted so far, in order.
+    pub fn drain(&mut self) -> Vec<Decision> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Current state and status reason of a job.
+    pub fn job_state(&self, job: JobKey) -> Option<(JobState, &str)> {
+        let j = &self.jobs[*self.job_index.get(&job)? as usize];
+        Some((j.state, &j.reason))
+    }
+
+    /// Earliest time at which a [`Event::Tick`] would time out an attempt.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.deadlines.first().map(|d| d.0)
+    }
+
+    /// Free resources of a node right now: capacity minus what attempts
+    /// placed on it hold (a node held by a gang shows what the gang does not
+    /// use, though nothing else may go there). None for an unknown or lost
+    /// node.
+    pub fn node_free(&self, node: NodeId) -> Option<Resources> {
+        let slot = self.cluster.node_slot(node)?;
+        Some(self.cluster.hot[slot as usize].free())
+    }
+
+    /// Number of RUNNABLE jobs.
+    pub fn runnable_count(&self) -> usize {
+        self.runnable.len()
+    }
+
+    /// The head job and its shadow time as computed by the last EASY pass
+    /// (or the first reservation of the last Conservative pass). For tests.
+    #[doc(hidden)]
+    pub fn last_pass_head(&self) -> Option<(JobKey, Millis)> {
+        self.last_head
+    }
+
+    /// Computes, from the current state, the EASY head (first RUNNABLE job,
+    /// in order, of an ENABLED queue, that could fit an empty cluster but
+    /// does not fit now) and its shadow time. For tests: after a pass, the
+    /// head must still be able to start by the shadow time recorded by the
+    /// pass.
+    #[doc(hidden)]
+    pub fn head_reservation(&mut self, now: Millis) -> Option<(JobKey, Millis)> {
+        self.pass_epoch += 1;
+        let epoch = self.pass_epoch;
+        self.ensure_classes();
+        let Core {
+            jobs,
+            runnable,
+            cluster,
+            running,
+            overlay,
+            ..
+        } = self;
+        for (key, entry) in runnable.iter() {
+            let sid = entry.shape;
+            let qslot = cluster.shapes[sid as usize].qslot;
+            if !cluster.queues[qslot as usize].spec.enabled || cluster.never_fit(sid) != NONE {
+                continue;
+            }
+            if cluster.place_now(sid, epoch).is_some() {
+                continue;
+            }
+            return easy_reservation(cluster, jobs, running, &[], now, sid, overlay)
+                .map(|r| (key.key, r.shadow));
+        }
+        None
+    }
+
+    // ----- topology -------------------------------------------------------
+
+    fn ensure_classes(&mut self) {
+        for q in 0..self.cluster.queues.len() {
+            if !self.cluster.queues[q].deleted {
+                self.cluster.ensure_class(q as u32);
+            }
+        }
+    }
+
+    fn upsert_queue(&mut self, spec: QueueSpec) {
+        let c = &mut self.cluster;
+        let disabled_reason = c.reasons.intern(format!("queue {} is DISABLED", spec.name));
+        c.topo_epoch += 1;
+        if let Some(&slot) = c.queue_index.get(&spec.id) {
+            let q = &mut c.queues[slot as usize];
+            let reprioritize = q.spec.priority != spec.priority;
+            q.spec = spec;
+            q.deleted = false;
+            q.disabled_reason = disabled_reason;
+            if reprioritize {
+                self.rekey_queue(slot);
+            }
+        } else {
+            let slot = c.queues.len() as u32;
+            c.queue_index.insert(spec.id, slot);
+            c.queues.push(Queue {
+                spec,
+                deleted: false,
+                active: 0,
+                class: Class::default(),
+                class_epoch: u64::MAX,
+                disabled_reason,
+            });
+        }
+    }
+
+    /// Re-sorts a queue's RUNNABLE jobs after its priority changed.
+    fn rekey_queue(&mut self, qslot: u32) {
+        let prio = self.cluster.queues[qslot as usize].spec.priority;
+        let keys: Vec<RunKey> = self
+            .runnable
+            .iter()
+            .filter(|(_, e)| self.cluster.shapes[e.shape as usize].qslot == qslot)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            if let Some(e) = self.runnable.remove(&k) {
+                let nk = RunKey {
+                    qprio: Reverse(prio),
+                    ..k
+                };
+                self.runnable.insert(nk, e);
+                self.jobs[e.slot as usize].run_key = Some(nk);
+            }
+        }
+    }
+
+    fn delete_queue(&mut self, id: QueueId) -> Result<(), CoreError> {
+        let slot = self
+            .cluster
+            .queue_slot(id)
+            .ok_or(CoreError::UnknownQueue(id))?;
+        let q = &mut self.cluster.queues[slot as usize];
+        if q.active > 0 {
+            return Err(CoreError::QueueNotEmpty {
+                queue: id,
+                count: q.active,
+            });
+        }
+        q.deleted = true;
+        self.cluster.topo_epoch += 1;
+        Ok(())
+    }
+
+    fn upsert_pool(&mut self, spec: PoolSpec) {
+        let c = &mut self.cluster;
+        let mut members = Set::new();
+        for (id, &slot) in &c.node_index {
+            if c.hot[slot as usize].alive
+                && selector_matches(&spec.selector, &c.meta[slot as usize].spec)
+            {
+                members.insert(*id);
+            }
+        }
+        c.pools.insert(spec.id, Pool { spec, members });
+        c.topo_epoch += 1;
+    }
+
+    fn delete_pool(&mut self, id: PoolId) -> Result<(), CoreError> {
+        self.cluster
+            .pools
+            .remove(&id)
+            .ok_or(CoreError::UnknownPool(id))?;
+        self.cluster.topo_epoch += 1;
+        Ok(())
+    }
+
+    fn upsert_node(&mut self, spec: NodeSpec) {
+        let c = &mut self.cluster;
+        let slot = match c.node_index.get(&spec.id) {
+            Some(&s) => s,
+            None => {
+                let s = c.hot.len() as u32;
+                c.hot.push(NodeHot::default());
+                c.meta.push(NodeMeta {
+                    spec: spec.clone(),
+                    attempts: Vec::new(),
+                });
+                c.node_index.insert(spec.id, s);
+                s
+            }
+        };
+        let h = &mut c.hot[slot as usize];
+        h.cap = spec.capacity;
+        h.alive = true;
+        for pool in c.pools.values_mut() {
+            if selector_matches(&pool.spec.selector, &spec) {
+                pool.members.insert(spec.id);
+            } else {
+                pool.members.remove(&spec.id);
+            }
+        }
+        c.meta[slot as usize].spec = spec;
+        c.topo_epoch += 1;
+    }
+
+    fn node_lost(&mut self, id: NodeId) -> Result<(), CoreError> {
+        let slot = self
+            .cluster
+            .node_slot(id)
+            .ok_or(CoreError::UnknownNode(id))?;
+        let reason = format!(
+            "node {} was lost",
+            self.cluster.meta[slot as usize].spec.name
+        );
+        let mut victims = self.cluster.meta[slot as usize].attempts.clone();
+        victims.sort_by_key(|&j| self.jobs[j as usize].spec.key);
+        victims.dedup();
+        for j in victims {
+            if let Some(number) = self.end_attempt(j, None, &reason, Some(&reason), Some(slot)) {
+                self.after_attempt(j, number, None, &reason, true);
+            }
+        }
+        let c = &mut self.cluster;
+        c.hot[slot as usize] = NodeHot::default();
+        c.meta[slot as usize].attempts.clear();
+        for pool in c.pools.values_mut() {
+            pool.members.remove(&id);
+        }
+        c.topo_epoch += 1;
+        Ok(())
+    }
+
+    // ----- job lifecycle ----------------------------------------------------
+
+    fn slot_of(&self, job: JobKey) -> Result<u32, CoreError> {
+        self.job_index
+            .get(&job)
+            .copied()
+            .ok_or(CoreError::UnknownJob(job))
+    }
+
+    /// Runtime estimate of a job in ms: its timeout, else its queue's default.
+    fn estimate(&self, j: u32) -> Millis {
+        let job = &self.jobs[j as usize];
+        let secs = job.spec.timeout_s.unwrap_or_else(|| {
+            self.cluster
+                .queues
+                .get(job.qslot as usize)
+                .map_or(0, |q| q.spec.default_estimate_s)
+        });
+        secs.saturating_mul(1000)
+    }
+
+    fn submit(&mut self, spec: JobSpec, restored: Option<Restored>) -> Result<(), CoreError> {
+        let key = spec.key;
+        if self.job_index.contains_key(&key) {
+            return Err(CoreError::DuplicateJob(key));
+        }
+        let invalid = |why: &str| CoreError::InvalidJob {
+            job: key,
+            why: why.to_string(),
+        };
+        let bad_restore = |why: &str| CoreError::InvalidRestore {
+            job: key,
+            why: why.to_string(),
+        };
+        let demand = match &spec.shape {
+            Shape::Single(r) => Some(Demand::Single(*r)),
+            Shape::Gang { nodes, main_node } => {
+                if nodes.is_empty() {
+                    return Err(invalid("a multi-node job needs at least one node"));
+                }
+                if *main_node as usize >= nodes.len() {
+                    return Err(invalid("the main node index is out of range"));
+                }
+                Some(Demand::Gang(nodes.clone()))
+            }
+            Shape::ArrayParent { .. } => {
+                if spec.parent.is_some() {
+                    return Err(invalid("an array child cannot be an array job itself"));
+                }
+                None
+            }
+        };
+        let rstate = restored.as_ref().map(|r| r.state);
+        let terminal_restore = rstate.is_some_and(JobState::is_terminal);
+        let qslot = match self.cluster.queue_slot(spec.queue) {
+            Some(s) => s,
+            None if terminal_restore => NONE,
+            None => return Err(CoreError::UnknownQueue(spec.queue)),
+        };
+        let mut dep_slots = Vec::with_capacity(spec.depends_on.len());
+        for d in &spec.depends_on {
+            if d.on == key {
+                return Err(invalid("a job cannot depend on itself"));
+            }
+            dep_slots.push(self.slot_of(d.on)?);
+        }
+        let parent = match spec.parent {
+            Some(p) => {
+                let ps = self.slot_of(p)?;
+                let pj = &self.jobs[ps as usize];
+                let Shape::ArrayParent { size } = pj.spec.shape else {
+                    return Err(invalid("its parent is not an array job"));
+                };
+                if pj.children.len() >= size as usize {
+                    return Err(invalid("its array job already has all its children"));
+                }
+                ps
+            }
+            None => NONE,
+        };
+        let mut occupy = None;
+        if let Some(r) = &restored {
+            match r.state {
+                JobState::Starting | JobState::Running => {
+                    let Some((number, started_at, placement)) = &r.running else {
+                        return Err(bad_restore("a STARTING or RUNNING job needs its attempt"));
+                    };
+                    let Some(demand) = &demand else {
+                        return Err(bad_restore("an array job never runs"));
+                    };
+                    let n = match demand {
+                        Demand::Single(_) => 1,
+                        Demand::Gang(v) => v.len(),
+                    };
+                    let mut placement = placement.clone();
+                    placement.sort_by_key(|p| p.node_index);
+                    if placement.len() != n
+                        || placement
+                            .iter()
+                            .enumerate()
+                            .any(|(i, p)| p.node_index as usize != i)
+                    {
+                        return Err(bad_restore(
+                            "the placement must have one entry per node index",
+                        ));
+                    }
+                    let mut slots = Vec::with_capacity(n);
+                    for p in &placement {
+                        slots.push(
+                            self.cluster
+                                .node_slot(p.node)
+                                .ok_or(CoreError::UnknownNode(p.node))?,
+                        );
+                    }
+                    occupy = Some((*number, *started_at, placement, slots));
+                }
+                JobState::Runnable if demand.is_none() => {
+                    return Err(bad_restore("an array job is never RUNNABLE"));
+                }
+                _ => {}
+            }
+        }
+
+        // Valid: insert.
+        let slot = self.jobs.len() as u32;
+        let unfinished = dep_slots
+            .iter()
+            .filter(|&&d| self.jobs[d as usize].state != JobState::Succeeded)
+            .count();
+        let dep_failed = dep_slots
+            .iter()
+            .any(|&d| self.jobs[d as usize].state == JobState::Failed);
+        for &d in &dep_slots {
+            self.jobs[d as usize].dependents.push(slot);
+        }
+        if parent != NONE {
+            self.jobs[parent as usize].children.push(slot);
+        }
+        let is_array = demand.is_none();
+        let shape = match demand {
+            Some(d) if qslot != NONE => self.cluster.intern_shape(qslot, d),
+            _ => NONE,
+        };
+        let timeout_s = spec.timeout_s;
+        self.jobs.push(Job {
+            spec,
+            state: JobState::Submitted,
+            reason: Arc::from(""),
+            qslot,
+            shape,
+            is_array,
+            attempts_done: restored.as_ref().map_or(0, |r| r.attempts_done),
+            attempt: None,
+            unfinished_deps: unfinished as u32,
+            dependents: Vec::new(),
+            parent,
+            children: Vec::new(),
+            children_done: 0,
+            children_failed: 0,
+            kill_children: None,
+            run_key: None,
+        });
+        self.job_index.insert(key, slot);
+        if !terminal_restore {
+            self.cluster.queues[qslot as usize].active += 1;
+        }
+
+        match rstate {
+            None | Some(JobState::Submitted) => self.evaluate_new(slot, dep_failed),
+            Some(JobState::Pending) => {
+                self.jobs[slot as usize].state = JobState::Pending;
+                if is_array {
+                    self.check_parent(slot);
+                } else if dep_failed {
+                    self.set_state(slot, JobState::Failed, DEPENDENCY_FAILED_REASON);
+                } else if unfinished == 0 {
+                    self.set_state(slot, JobState::Runnable, "");
+                }
+            }
+            Some(JobState::Runnable) => {
+                self.jobs[slot as usize].state = JobState::Runnable;
+                self.insert_runnable(slot);
+            }
+            Some(state @ (JobState::Starting | JobState::Running)) => {
+                self.jobs[slot as usize].state = state;
+                let (number, started_at, placement, slots) = occupy.expect("validated above");
+                let gang = matches!(self.jobs[slot as usize].spec.shape, Shape::Gang { .. });
+                for (p, &ns) in placement.iter().zip(&slots) {
+                    take(&mut self.cluster.hot[ns as usize], p.alloc, gang);
+                    self.cluster.meta[ns as usize].attempts.push(slot);
+                }
+                let est_end = started_at.saturating_add(self.estimate(slot));
+                let deadline = timeout_s.map(|t| started_at.saturating_add(t.saturating_mul(1000)));
+                let job = &mut self.jobs[slot as usize];
+                let main = match job.spec.shape {
+                    Shape::Gang { main_node, .. } => main_node,
+                    _ => 0,
+                };
+                job.attempts_done = job.attempts_done.min(number);
+                job.attempt = Some(Attempt {
+                    number,
+                    est_end,
+                    deadline,
+                    exited: vec![false; placement.len()],
+                    placement,
+                    slots,
+                    gang,
+                    main,
+                });
+                self.running.insert((est_end, key, slot));
+                if let Some(d) = deadline {
+                    self.deadlines.insert((d, key, slot));
+                }
+            }
+            Some(state) => {
+                // Finished: kept so that dependents and the parent see it.
+                self.jobs[slot as usize].state = state;
+                if parent != NONE {
+                    self.child_finished(parent, state == JobState::Succeeded);
+                }
+            }
+        }
+
+        // A child submitted after its parent was cancelled or terminated.
+        if parent != NONE {
+            if let Some((_, reason)) = self.jobs[parent as usize].kill_children.clone() {
+                if matches!(
+                    self.jobs[slot as usize].state,
+                    JobState::Submitted | JobState::Pending | JobState::Runnable
+                ) {
+                    self.set_state(slot, JobState::Failed, reason.as_str());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A new job leaves SUBMITTED.
+    fn evaluate_new(&mut self, slot: u32, dep_failed: bool) {
+        let job = &self.jobs[slot as usize];
+        if job.is_array {
+            self.set_state(slot, JobState::Pending, "");
+            self.check_parent(slot);
+        } else if dep_failed {
+            self.set_state(slot, JobState::Failed, DEPENDENCY_FAILED_REASON);
+        } else if job.unfinished_deps > 0 {
+            self.set_state(slot, JobState::Pending, "");
+        } else {
+            self.set_state(slot, JobState::Runnable, "");
+        }
+    }
+
+    fn insert_runnable(&mut self, slot: u32) {
+        let job = &mut self.jobs[slot as usize];
+        let q = &self.cluster.queues[job.qslot as usize];
+        let key = RunKey {
+            qprio: Reverse(q.spec.priority),
+            prio: Reverse(job.spec.priority),
+            submitted_at: job.spec.submitted_at,
+            key: job.spec.key,
+        };
+        let entry = RunEntry {
+            slot,
+            shape: job.shape,
+            reason: NONE,
+            timeout_ms: job
+                .spec
+                .timeout_s
+                .map_or(u64::MAX, |t| t.saturating_mul(1000)),
+        };
+        job.run_key = Some(key);
+        self.runnable.insert(key, entry);
+    }
+
+    /// Changes a job's state and reason and emits the change.
+    fn set_state(&mut self, slot: u32, state: JobState, reason: &str) {
+        let job = &mut self.jobs[slot as usize];
+        let old = job.state;
+        if state != JobState::Runnable {
+            if let Some(k) = job.run_key.take() {
+                self.runnable.remove(&k);
+            }
+        }
+        job.state = state;
+        job.reason = Arc::from(reason);
+        let key = job.spec.key;
+        let qslot = job.qslot;
+        if state == JobState::Runnable && job.run_key.is_none() {
+            self.insert_runnable(slot);
+        }
+        self.out.push(Decision::State {
+            job: key,
+            state,
+            reason: reason.to_string(),
+        });
+        if state.is_terminal() && !old.is_terminal() {
+            if let Some(q) = self.cluster.queues.get_mut(qslot as usize) {
+                q.active = q.active.saturating_sub(1);
+            }
+            self.finished.push_back(slot);
+        }
+    }
+
+    /// Propagates finished jobs to dependents and array parents.
+    fn settle(&mut self) {
+        while let Some(j) = self.finished.pop_front() {
+            let ok = self.jobs[j as usize].state == JobState::Succeeded;
+            let dependents = std::mem::take(&mut self.jobs[j as usize].dependents);
+            for &d in &dependents {
+                let dj = &mut self.jobs[d as usize];
+                if ok {
+                    dj.unfinished_deps = dj.unfinished_deps.saturating_sub(1);
+                }
+                if dj.state != JobState::Pending || dj.is_array {
+                    continue;
+                }
+                if !ok {
+                    self.set_state(d, JobState::Failed, DEPENDENCY_FAILED_REASON);
+                } else if dj.unfinished_deps == 0 {
+                    self.set_state(d, JobState::Runnable, "");
+                }
+            }
+            self.jobs[j as usize].dependents = dependents;
+            let parent = self.jobs[j as usize].parent;
+            if parent != NONE {
+                self.child_finished(parent, ok);
+            }
+        }
+    }
+
+    fn child_finished(&mut self, parent: u32, ok: bool) {
+        let p = &mut self.jobs[parent as usize];
+        p.children_done += 1;
+        if !ok {
+            p.children_failed += 1;
+        }
+        self.check_parent(parent);
+    }
+
+    /// Ends an array parent once all its children have ended.
+    fn check_parent(&mut self, parent: u32) {
+        let p = &self.jobs[parent as usize];
+        let Shape::ArrayParent { size } = p.spec.shape else {
+            return;
+        };
+        if p.state.is_terminal() || p.children_done < size {
+            return;
+        }
+        if p.children_failed == 0 {
+            self.set_state(parent, JobState::Succeeded, "");
+        } else {
+            let reason = format!("{} of {size} child jobs failed", p.children_failed);
+            self.set_state(parent, JobState::Failed, &reason);
+        }
+    }
+
+    fn stop_event(&mut self, job: JobKey, reason: &str, terminate: bool) -> Result<(), CoreError> {
+        let slot = self.slot_of(job)?;
+        self.stop(slot, reason, terminate);
+        Ok(())
+    }
+
+    /// CancelJob (`terminate == false`) or TerminateJob. For an array parent
+    /// it applies to every unfinished child, including children submitted
+    /// later.
+    fn stop(&mut self, slot: u32, reason: &str, terminate: bool) {
+        let job = &mut self.jobs[slot as usize];
+        if job.is_array {
+            if !job.state.is_terminal() {
+                job.kill_children = Some((terminate, reason.to_string()));
+            }
+            for c in job.children.clone() {
+                self.stop(c, reason, terminate);
+            }
+            return;
+        }
+        match job.state {
+            JobState::Submitted | JobState::Pending | JobState::Runnable => {
+                self.set_state(slot, JobState::Failed, reason);
+            }
+            JobState::Starting | JobState::Running if terminate => {
+                self.end_attempt(slot, None, reason, Some(reason), None);
+                self.set_state(slot, JobState::Failed, reason);
+            }
+            _ => {}
+        }
+    }
+
+    /// The job's current attempt, if `attempt` names it.
+    fn current_attempt(&self, slot: u32, attempt: u32) -> Option<&Attempt> {
+        self.jobs[slot as usize]
+            .attempt
+            .as_ref()
+            .filter(|a| a.number == attempt)
+    }
+
+    fn node_started(&mut self, job: JobKey, attempt: u32, idx: u32) -> Result<(), CoreError> {
+        let slot = self.slot_of(job)?;
+        let Some(att) = self.current_attempt(slot, attempt) else {
+            return Ok(());
+        };
+        if idx as usize >= att.placement.len() {
+            return Err(CoreError::InvalidNodeIndex {
+                job,
+                node_index: idx,
+            });
+        }
+        if idx == att.main && self.jobs[slot as usize].state == JobState::Starting {
+            self.set_state(slot, JobState::Running, "");
+        }
+        Ok(())
+    }
+
+    fn node_exited(
+        &mut self,
+        job: JobKey,
+        attempt: u32,
+        idx: u32,
+        exit: Option<i32>,
+        reason: String,
+    ) -> Result<(), CoreError> {
+        let slot = self.slot_of(job)?;
+        let Some(att) = self.current_attempt(slot, attempt) else {
+            return Ok(());
+        };
+        if idx as usize >= att.placement.len() {
+            return Err(CoreError::InvalidNodeIndex {
+                job,
+                node_index: idx,
+            });
+        }
+        let ends = !att.gang || idx == att.main;
+        let gang = att.gang;
+        if let Some(a) = self.jobs[slot as usize].attempt.as_mut() {
+            a.exited[idx as usize] = true;
+        }
+        if ends {
+            let reason = if reason.is_empty() {
+                DEFAULT_EXIT_REASON
+            } else {
+                reason.as_str()
+            };
+            let kill = gang.then_some(MAIN_EXITED_REASON);
+            self.end_attempt(slot, exit, reason, kill, None);
+            self.after_attempt(slot, attempt, exit, reason, true);
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, now: Millis) {
+        let due: Vec<u32> = self
+            .deadlines
+            .range(..=(now, JobKey(u64::MAX), u32::MAX))
+            .map(|d| d.2)
+            .collect();
+        for j in due {
+            self.end_attempt(j, None, TIMEOUT_REASON, Some(TIMEOUT_REASON), None);
+            self.set_state(j, JobState::Failed, TIMEOUT_REASON);
+        }
+    }
+
+    /// Ends a job's attempt in flight: Kill (with `kill` as reason) what
+    /// still runs (except on node slot `skip`), free its resources, emit
+    /// AttemptEnded. Returns the attempt number, None if none was in flight.
+    fn end_attempt(
+        &mut self,
+        slot: u32,
+        exit: Option<i32>,
+        reason: &str,
+        kill: Option<&str>,
+        skip: Option<u32>,
+    ) -> Option<u32> {
+        let job = &mut self.jobs[slot as usize];
+        let att = job.attempt.take()?;
+        job.attempts_done = job.attempts_done.max(att.number + 1);
+        let key = job.spec.key;
+        if let Some(kill_reason) = kill {
+            let nodes: Vec<NodeId> = (0..att.placement.len())
+                .filter(|&i| !att.exited[i] && Some(att.slots[i]) != skip)
+                .map(|i| att.placement[i].node)
+                .collect();
+            if !nodes.is_empty() {
+                self.out.push(Decision::Kill {
+                    job: key,
+                    attempt: att.number,
+                    nodes,
+                    reason: kill_reason.to_string(),
+                });
+            }
+        }
+        for (p, &ns) in att.placement.iter().zip(&att.slots) {
+            give(&mut self.cluster.hot[ns as usize], p.alloc, att.gang);
+            let list = &mut self.cluster.meta[ns as usize].attempts;
+            if let Some(i) = list.iter().position(|&x| x == slot) {
+                list.swap_remove(i);
+            }
+        }
+        self.running.remove(&(att.est_end, key, slot));
+        if let Some(d) = att.deadline {
+            self.deadlines.remove(&(d, key, slot));
+        }
+        self.out.push(Decision::AttemptEnded {
+            job: key,
+            attempt: att.number,
+            exit_code: exit,
+            reason: reason.to_string(),
+        });
+        Some(att.number)
+    }
+
+    /// After an attempt ended: SUCCEEDED, retry (RUNNABLE) or FAILED.
+    fn after_attempt(
+        &mut self,
+        slot: u32,
+        number: u32,
+        exit: Option<i32>,
+        reason: &str,
+        retryable: bool,
+    ) {
+        if exit == Some(0) {
+            self.set_state(slot, JobState::Succeeded, reason);
+            return;
+        }
+        let retry = &self.jobs[slot as usize].spec.retry;
+        let max = retry.attempts.max(1);
+        if retryable && number + 1 < max && retry_allowed(&retry.evaluate_on_exit, exit, reason) {
+            let what = match exit {
+                Some(code) => format!("exit code {code}"),
+                None => reason.to_string(),
+            };
+            let text = format!(
+                "attempt {} failed ({what}); retrying (attempt {} of {max})",
+                number + 1,
+                number + 2
+            );
+            self.set_state(slot, JobState::Runnable, &text);
+        } else {
+            self.set_state(slot, JobState::Failed, reason);
+        }
+    }
+
+    // ----- scheduling -------------------------------------------------------
+
+    /// One scheduling pass at `now`. Walks RUNNABLE jobs in priority order
+    /// (queue priority, job priority, submit time, key), starts what fits
+    /// according to the backfilling policy (emitting Start and State
+    /// STARTING), and updates the status reason of jobs that stay RUNNABLE
+    /// (emitted only when the text changes).
+    pub fn schedule(&mut self, now: Millis) {
+        self.pass_epoch += 1;
+        let epoch = self.pass_epoch;
+        self.last_head = None;
+        if self.runnable.is_empty() {
+            return;
+        }
+        self.ensure_classes();
+        let mode = self.config.backfill;
+        let Core {
+            jobs,
+            runnable,
+            cluster,
+            running,
+            deadlines,
+            overlay,
+            profile,
+            last_head,
+            out,
+            ..
+        } = self;
+        let jobs_ro: &[Job] = jobs;
+        let mut actions: Vec<Action> = Vec::new();
+        let mut started: Vec<RunKey> = Vec::new();
+        // EASY: the head's shadow time once a head is blocked.
+        let mut shadow: Option<Millis> = None;
+        // FCFS: a job was blocked; nothing after it starts.
+        let mut blocked = false;
+        let mut reservations = 0usize;
+        // Attempts started in this pass before the head was found.
+        let mut fresh: Vec<FreshStart> = Vec::new();
+        if mode == Backfill::Conservative {
+            profile.reset(cluster.hot.len(), now);
+        }
+        for (key, entry) in runnable.iter_mut() {
+            let sid = entry.shape;
+            let qslot = cluster.shapes[sid as usize].qslot as usize;
+            let queue = &cluster.queues[qslot];
+            let rid = if !queue.spec.enabled {
+                queue.disabled_reason
+            } else {
+                let default_est = queue.spec.default_estimate_s;
+                let never = cluster.never_fit(sid);
+                if never != NONE {
+                    never
+                } else {
+                    let est = if entry.timeout_ms != u64::MAX {
+                        entry.timeout_ms
+                    } else {
+                        default_est.saturating_mul(1000)
+                    };
+                    let memo = *cluster.shapes[sid as usize].memo(epoch);
+                    let placed = match mode {
+                        Backfill::Fcfs | Backfill::Easy if blocked || memo.nofit_now => None,
+                        Backfill::Fcfs | Backfill::Easy => match shadow {
+                            None => match cluster.place_now(sid, epoch) {
+                                Some(nodes) => Some(nodes),
+                                None => {
+                                    if mode == Backfill::Fcfs {
+                                        blocked = true;
+                                    } else {
+                                        fresh.sort_by_key(|f| (f.0, f.1));
+                                        let sh = easy_reservation(
+                                            cluster, jobs_ro, running, &fresh, now, sid, overlay,
+                                        )
+                                        .map_or(Millis::MAX, |r| r.shadow);
+                                        shadow = Some(sh);
+                                        *last_head = Some((key.key, sh));
+                                    }
+                                    None
+                                }
+                            },
+                            Some(sh) if now.saturating_add(est) <= sh => {
+                                // Ends by the shadow time: needs only to fit now.
+                                let nodes = cluster.place_now(sid, epoch);
+                                for &n in nodes.iter().flatten() {
+                                    overlay.entry(n, &cluster.hot);
+                                }
+                                nodes
+                            }
+                            Some(_) if memo.nofit_extra => None,
+                            Some(_) => {
+                                // Runs past the shadow time: must fit in the extra.
+                                let nodes = cluster.place_extra(sid, epoch, overlay);
+                                if let Some(nodes) = &nodes {
+                                    let shape = &cluster.shapes[sid as usize];
+                                    for (i, &n) in nodes.iter().enumerate() {
+                                        let (alloc, gang) = shape.alloc(i);
+                                        overlay.entry(n, &cluster.hot).take(alloc, gang);
+                                    }
+                                }
+                                nodes
+                            }
+                        },
+                        Backfill::Conservative => {
+                            let nodes = if memo.nofit_now || est >= memo.cons_fail_est {
+                                None
+                            } else {
+                                cluster.place_conservative(sid, epoch, est, profile, jobs_ro)
+                            };
+                            let shape = &cluster.shapes[sid as usize];
+                            let view = (&cluster.hot[..], &cluster.meta[..], jobs_ro);
+                            if let Some(nodes) = &nodes {
+                                for (i, &n) in nodes.iter().enumerate() {
+                                    let (alloc, gang) = shape.alloc(i);
+                                    profile.reserve(view, n, now, est, alloc, gang);
+                                }
+                            } else if reservations < CONSERVATIVE_MAX_RESERVATIONS {
+                                if let Some((t, at)) = profile.earliest(cluster, jobs_ro, sid, est)
+                                {
+                                    let shape = &cluster.shapes[sid as usize];
+                                    let view = (&cluster.hot[..], &cluster.meta[..], jobs_ro);
+                                    for (i, &n) in at.iter().enumerate() {
+                                        let (alloc, gang) = shape.alloc(i);
+                                        profile.reserve(view, n, t, est, alloc, gang);
+                                    }
+                                    reservations += 1;
+                                    last_head.get_or_insert((key.key, t));
+                                }
+                            }
+                            nodes
+                        }
+                    };
+                    if let Some(nodes) = placed {
+                        cluster.commit(sid, &nodes);
+                        started.push(*key);
+                        if shadow.is_none() && mode == Backfill::Easy {
+                            fresh.push((now.saturating_add(est), key.key, sid, nodes.clone()));
+                        }
+                        actions.push(Action::Start {
+                            slot: entry.slot,
+                            nodes,
+                            est_end: now.saturating_add(est),
+                        });
+                        continue;
+                    }
+                    cluster.waiting_reason(sid)
+                }
+            };
+            if entry.reason != rid {
+                entry.reason = rid;
+                actions.push(Action::Reason {
+                    slot: entry.slot,
+                    rid,
+                });
+            }
+        }
+        for k in &started {
+            runnable.remove(k);
+        }
+        for action in actions {
+            match action {
+                Action::Reason { slot, rid } => {
+                    let text = &cluster.reasons.texts[rid as usize];
+                    let job = &mut jobs[slot as usize];
+                    if job.reason != *text {
+                        job.reason = text.clone();
+                        out.push(Decision::State {
+                            job: job.spec.key,
+                            state: JobState::Runnable,
+                            reason: text.to_string(),
+                        });
+                    }
+                }
+                Action::Start {
+                    slot,
+                    nodes,
+                    est_end,
+                } => {
+                    let job = &mut jobs[slot as usize];
+                    let shape = &cluster.shapes[job.shape as usize];
+                    let mut gang = false;
+                    let placement: Vec<Placement> = nodes
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &ns)| {
+                            let (alloc, g) = shape.alloc(i);
+                            gang = g;
+                            cluster.meta[ns as usize].attempts.push(slot);
+                            Placement {
+                                node_index: i as u32,
+                                node: cluster.meta[ns as usize].spec.id,
+                                alloc,
+                            }
+                        })
+                        .collect();
+                    let key = job.spec.key;
+                    let number = job.attempts_done;
+                    let deadline = job
+                        .spec
+                        .timeout_s
+                        .map(|t| now.saturating_add(t.saturating_mul(1000)));
+                    let main = match job.spec.shape {
+                        Shape::Gang { main_node, .. } => main_node,
+                        _ => 0,
+                    };
+                    job.attempt = Some(Attempt {
+                        number,
+                        est_end,
+                        deadline,
+                        placement: placement.clone(),
+                        exited: vec![false; nodes.len()],
+                        slots: nodes,
+                        gang,
+                        main,
+                    });
+                    job.run_key = None;
+                    job.state = JobState::Starting;
+                    job.reason = Arc::from("");
+                    running.insert((est_end, key, slot));
+                    if let Some(d) = deadline {
+                        deadlines.insert((d, key, slot));
+                    }
+                    out.push(Decision::Start {
+                        job: key,
+                        attempt: number,
+                        placement,
+                    });
+                    out.push(Decision::State {
+                        job: key,
+                        state: JobState::Starting,
+                        reason: String::new(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl crate::state::Shape {
+    /// Allocation of node index `i`, and whether the shape is a gang.
+    pub(crate) fn alloc(&self, i: usize) -> (Resources, bool) {
+        match &self.demand {
+            Demand::Single(r) => (*r, false),
+            Demand::Gang(v) => (v[i], true),
+        }
+    }
+}
+
+impl Cluster {
+    /// Where a job of shape `sid` fits now (node slot per node index), using
+    /// and advancing the pass memo. Takes nothing.
+    pub(crate) fn place_now(&mut self, sid: u32, epoch: u64) -> Option<Vec<u32>> {
+        let Cluster {
+            shapes,
+            queues,
+            hot,
+            ..
+        } = self;
+        let shape = &mut shapes[sid as usize];
+        let class = &queues[shape.qslot as usize].class;
+        let mut cursor = shape.memo(epoch).cursor;
+        let found = match &shape.demand {
+            Demand::Single(need) => find_single(&class.order, &mut cursor, |s| {
+                hot[s as usize].fits_single(*need)
+            })
+            .map(|s| vec![s]),
+            Demand::Gang(_) => find_gang(hot, &class.order, &mut cursor, shape, |_| true),
+        };
+        let memo = shape.memo(epoch);
+        memo.cursor = cursor;
+        memo.nofit_now |= found.is_none();
+        found
+    }
+
+    /// Where a job of shape `sid` fits now and within EASY's extra.
+    fn place_extra(&mut self, sid: u32, epoch: u64, ov: &Overlay) -> Option<Vec<u32>> {
+        let Cluster {
+            shapes,
+            queues,
+            hot,
+            ..
+        } = self;
+        let shape = &mut shapes[sid as usize];
+        let class = &queues[shape.qslot as usize].class;
+        let mut cursor = shape.memo(epoch).extra_cursor;
+        let found = match &shape.demand {
+            Demand::Single(need) => find_single(&class.order, &mut cursor, |s| {
+                hot[s as usize].fits_single(*need) && extra_ok_single(ov, hot, s, *need)
+            })
+            .map(|s| vec![s]),
+            Demand::Gang(_) => find_gang(hot, &class.order, &mut cursor, shape, |s| {
+                extra_ok_gang(ov, s)
+            }),
+        };
+        let memo = shape.memo(epoch);
+        memo.extra_cursor = cursor;
+        memo.nofit_extra |= found.is_none();
+        found
+    }
+
+    /// Conservative: where a job of shape `sid` with estimate `est` fits now
+    /// without colliding with the profile.
+    fn place_conservative(
+        &mut self,
+        sid: u32,
+        epoch: u64,
+        est: Millis,
+        profile: &mut Profile,
+        jobs: &[Job],
+    ) -> Option<Vec<u32>> {
+        let Cluster {
+            shapes,
+            queues,
+            hot,
+            meta,
+            ..
+        } = self;
+        let view = (&hot[..], &meta[..], jobs);
+        let shape = &mut shapes[sid as usize];
+        let class = &queues[shape.qslot as usize].class;
+        let mut cursor = shape.memo(epoch).cursor;
+        let (found, fits_now) = match &shape.demand {
+            Demand::Single(need) => {
+                let first = find_single(&class.order, &mut cursor, |s| {
+                    hot[s as usize].fits_single(*need)
+                });
+                let found = first.and_then(|_| {
+                    class.order[cursor as usize..].iter().copied().find(|&s| {
+                        hot[s as usize].fits_single(*need)
+                            && profile.ok_now(view, s, est, *need, false)
+                    })
+                });
+                (found.map(|s| vec![s]), first.is_some())
+            }
+            Demand::Gang(demands) => {
+                let actual: Vec<u32> = class.order[cursor as usize..]
+                    .iter()
+                    .copied()
+                    .filter(|&s| hot[s as usize].fits_gang(shape.min))
+                    .collect();
+                if let Some(&first) = actual.first() {
+                    cursor = class.pos[first as usize];
+                } else {
+                    cursor = class.order.len() as u32;
+                }
+                let ok: Vec<u32> = actual
+                    .iter()
+                    .copied()
+                    .filter(|&s| profile.ok_now(view, s, est, shape.min, true))
+                    .collect();
+                let cap = |s: u32| hot[s as usize].cap;
+                match assign(&shape.gang_order, demands, &ok, cap) {
+                    Some(a) => (Some(a), true),
+                    None => {
+                        let fits_now = assign(&shape.gang_order, demands, &actual, cap).is_some();
+                        (None, fits_now)
+                    }
+                }
+            }
+        };
+        let memo = shape.memo(epoch);
+        memo.cursor = cursor;
+        if found.is_none() {
+            if fits_now {
+                memo.cons_fail_est = memo.cons_fail_est.min(est);
+            } else {
+                memo.nofit_now = true;
+            }
+        }
+        found
+    }
+
+    /// Takes a placement's resources on its nodes.
+    fn commit(&mut self, sid: u32, nodes: &[u32]) {
+        let shape = &self.shapes[sid as usize];
+        for (i, &n) in nodes.iter().enumerate() {
+            let (alloc, gang) = shape.alloc(i);
+            take(&mut self.hot[n as usize], alloc, gang);
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! Internal bookkeeping: jobs, nodes, pools, queues, job shapes and status
+//! reason texts. Nothing here makes decisions; see `core.rs` for the job
+//! lifecycle, `placement.rs` for fitting jobs on nodes and `backfill.rs` for
+//! reservations.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::types::{
+    JobKey, JobSpec, JobState, Millis, NodeId, NodeSpec, Placement, PoolId, PoolSpec, QueueId,
+    QueueSpec, Resources,
+};
+
+/// "No index" marker for the `u32` slot and id fields below.
+pub(crate) const NONE: u32 = u32::MAX;
+
+/// Position of a RUNNABLE job in scheduling order: queue priority (higher
+/// first), job priority (higher first), submit time (earlier first), key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct RunKey {
+    pub qprio: Reverse<i32>,
+    pub prio: Reverse<i32>,
+    pub submitted_at: Millis,
+    pub key: JobKey,
+}
+
+/// What the scheduling pass needs of a RUNNABLE job, kept small and next
+/// to its key so that a pass over 100,000 jobs stays in cache.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunEntry {
+    /// The job's slot in `Core::jobs`.
+    pub slot: u32,
+    /// Its shape id.
+    pub shape: u32,
+    /// The pass-made status reason it shows (an id in [`Reasons`]), or
+    /// [`NONE`] when its reason was set otherwise (e.g. by a retry).
+    pub reason: u32,
+    /// `timeout_s` in ms, or `u64::MAX` when the queue default applies.
+    pub timeout_ms: u64,
+}
+
+/// An attempt in flight (STARTING or RUNNING).
+#[derive(Debug, Clone)]
+pub(crate) struct Attempt {
+    /// 0-based attempt number.
+    pub number: u32,
+    /// Estimated end, for backfilling.
+    pub est_end: Millis,
+    /// When a Tick kills it, if the job has a timeout.
+    pub deadline: Option<Millis>,
+    /// One entry per node index.
+    pub placement: Vec<Placement>,
+    /// Node slots, per node index.
+    pub slots: Vec<u32>,
+    /// Per node index: has it exited (or been killed)?
+    pub exited: Vec<bool>,
+    /// A gang (multi-node) attempt: its nodes are held exclusively.
+    pub gang: bool,
+    /// The main node index.
+    pub main: u32,
+}
+
+/// A job.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub spec: JobSpec,
+    pub state: JobState,
+    pub reason: Arc<str>,
+    /// Queue slot, or [`NONE`] (a restored finished job of a deleted queue).
+    pub qslot: u32,
+    /// Shape id, or [`NONE`] for array parents (and finished jobs restored
+    /// into a deleted queue).
+    pub shape: u32,
+    /// An array parent.
+    pub is_array: bool,
+    /// Finished attempts.
+    pub attempts_done: u32,
+    pub attempt: Option<Attempt>,
+    /// Dependencies not yet SUCCEEDED.
+    pub unfinished_deps: u32,
+    /// Jobs depending on this one (slots).
+    pub dependents: Vec<u32>,
+    /// Array parent slot, or [`NONE`].
+    pub parent: u32,
+    /// Array children (slots), for a parent.
+    pub children: Vec<u32>,
+    pub children_done: u32,
+    pub children_failed: u32,
+    /// For a parent that was cancelled (false) or terminated (true): applied
+    /// to children submitted later, too.
+    pub kill_children: Option<(bool, String)>,
+    /// Set while RUNNABLE.
+    pub run_key: Option<RunKey>,
+}
+
+/// The hot, scanned part of a node.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NodeHot {
+    pub cap: Resources,
+    pub used: Resources,
+    /// Attempts placed on it.
+    pub users: u32,
+    /// Gang attempts placed on it (then `users == 1`).
+    pub excl: u32,
+    pub alive: bool,
+}
+
+/// The rest of a node.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeMeta {
+    pub spec: NodeSpec,
+    /// Job slots of the attempts placed on it.
+    pub attempts: Vec<u32>,
+}
+
+/// A compute environment.
+#[derive(Debug, Clone)]
+pub(crate) struct Pool {
+    pub spec: PoolSpec,
+    /// Alive nodes matched by its selector.
+    pub members: BTreeSet<NodeId>,
+}
+
+/// Eligible nodes of a queue: nodes of its ENABLED pools, earlier pools
+/// first, then by node id.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Class {
+    /// Node slots in preference order.
+    pub order: Vec<u32>,
+    /// Position in `order` per node slot, or [`NONE`].
+    pub pos: Vec<u32>,
+}
+
+/// A job queue.
+#[derive(Debug, Clone)]
+pub(crate) struct Queue {
+    pub spec: QueueSpec,
+    pub deleted: bool,
+    /// Jobs of this queue not yet SUCCEEDED or FAILED.
+    pub active: usize,
+    pub class: Class,
+    /// Topology epoch `class` was built for.
+    pub class_epoch: u64,
+    /// Reason id of "queue NAME is DISABLED".
+    pub disabled_reason: u32,
+}
+
+/// What one node index, or every node index of a gang, needs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Demand {
+    Single(Resources),
+    Gang(Vec<Resources>),
+}
+
+/// A distinct (queue, demand) pair. Jobs of one shape are interchangeable
+/// for placement, so one pass remembers per shape what did not fit.
+#[derive(Debug, Clone)]
+pub(crate) struct Shape {
+    pub qslot: u32,
+    pub demand: Demand,
+    /// Component-wise minimum over node indexes.
+    pub min: Resources,
+    /// Gang node indexes, largest demand first.
+    pub gang_order: Vec<u32>,
+    /// (topology epoch, reason id or [`NONE`] when it can fit an empty
+    /// cluster).
+    pub never: (u64, u32),
+    /// "waiting for resources" reason id, [`NONE`] until first needed.
+    pub waiting: u32,
+    /// Pass memo (valid while `epoch` is the current pass).
+    pub memo: Memo,
+}
+
+/// Per-pass facts about a shape. Within a pass resources are only taken,
+/// never freed, so every "does not fit" stays true for the rest of it.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Memo {
+    pub epoch: u64,
+    /// Does not fit the free resources now.
+    pub nofit_now: bool,
+    /// Does not fit now within EASY's extra resources.
+    pub nofit_extra: bool,
+    /// Eligible-order positions before this cannot take the shape now.
+    pub cursor: u32,
+    /// ... nor within the extra.
+    pub extra_cursor: u32,
+    /// Conservative: cannot start now for an estimate this long or longer.
+    pub cons_fail_est: u64,
+}
+
+impl Shape {
+    pub fn memo(&mut self, epoch: u64) -> &mut Memo {
+        if self.memo.epoch != epoch {
+            self.memo = Memo {
+                epoch,
+                cons_fail_est: u64::MAX,
+                ..Memo::default()
+            };
+        }
+        &mut self.memo
+    }
+}
+
+/// Interned status reason texts made by scheduling passes, so that a pass
+/// compares ids rather than strings.
+#[derive(Debug, Default)]
+pub(crate) struct Reasons {
+    pub texts: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, u32>,
+}
+
+impl Reasons {
+    pub fn intern(&mut self, text: String) -> u32 {
+        if let Some(&id) = self.ids.get(text.as_str()) {
+            return id;
+        }
+        let id = self.texts.len() as u32;
+        let text: Arc<str> = text.into();
+        self.texts.push(text.clone());
+        self.ids.insert(text, id);
+        id
+    }
+}
+
+/// Everything placement looks at: nodes, pools, queues, shapes.
+#[derive(Debug, Default)]
+pub(crate) struct Cluster {
+    pub hot: Vec<NodeHot>,
+    pub meta: Vec<NodeMeta>,
+    pub node_index: HashMap<NodeId, u32>,
+    pub pools: BTreeMap<PoolId, Pool>,
+    pub queues: Vec<Queue>,
+    pub queue_index: HashMap<QueueId, u32>,
+    pub shapes: Vec<Shape>,
+    pub shape_index: HashMap<(u32, Demand), u32>,
+    /// Bumped whenever nodes, pools or queues change what is eligible.
+    pub topo_epoch: u64,
+    pub reasons: Reasons,
+}
+
+impl Cluster {
+    /// Alive node slot.
+    pub fn node_slot(&self, id: NodeId) -> Option<u32> {
+        let slot = *self.node_index.get(&id)?;
+        self.hot[slot as usize].alive.then_some(slot)
+    }
+
+    /// Live (not deleted) queue slot.
+    pub fn queue_slot(&self, id: QueueId) -> Option<u32> {
+        let slot = *self.queue_index.get(&id)?;
+        (!self.queues[slot as usize].deleted).then_some(slot)
+    }
+
+    /// Rebuilds a queue's eligible node list if the topology changed.
+    pub fn ensure_class(&mut self, qslot: u32) {
+        let q = &self.queues[qslot as usize];
+        if q.class_epoch == self.topo_epoch {
+            return;
+        }
+        let mut pos = vec![NONE; self.hot.len()];
+        let mut order = Vec::new();
+        for pid in &q.spec.pools {
+            let Some(pool) = self.pools.get(pid) else {
+                continue;
+            };
+            if !pool.spec.enabled {
+                continue;
+            }
+            for nid in &pool.members {
+                let slot = self.node_index[nid];
+                if pos[slot as usize] == NONE && self.hot[slot as usize].alive {
+                    pos[slot as usize] = order.len() as u32;
+                    order.push(slot);
+                }
+            }
+        }
+        let q = &mut self.queues[qslot as usize];
+        q.class = Class { order, pos };
+        q.class_epoch = self.topo_epoch;
+    }
+
+    /// Interns a shape for a queue slot and demand.
+    pub fn intern_shape(&mut self, qslot: u32, demand: Demand) -> u32 {
+        if let Some(&id) = self.shape_index.get(&(qslot, demand.clone())) {
+            return id;
+        }
+        let (min, gang_order) = match &demand {
+            Demand::Single(r) => (*r, Vec::new()),
+            Demand::Gang(v) => {
+                let mut min = v[0];
+                for r in v {
+                    min = crate::placement::res_min(min, *r);
+                }
+                let mut order: Vec<u32> = (0..v.len() as u32).collect();
+                order.sort_by_key(|&i| {
+                    let r = v[i as usize];
+                    (
+                        Reverse(r.vcpus),
+                        Reverse(r.memory_mib),
+                        Reverse(r.shm_mib),
+                        i,
+                    )
+                });
+                (min, order)
+            }
+        };
+        let id = self.shapes.len() as u32;
+        self.shapes.push(Shape {
+            qslot,
+            demand: demand.clone(),
+            min,
+            gang_order,
+            never: (u64::MAX, NONE),
+            waiting: NONE,
+            memo: Memo::default(),
+        });
+        self.shape_index.insert((qslot, demand), id);
+        id
+    }
+}
