@@ -10,6 +10,7 @@ use crate::backfill::{
 };
 use crate::error::CoreError;
 use crate::placement::{assign, find_gang, find_single, give, take};
+use crate::runq::{Pos, RunQueue};
 use crate::state::{
     Attempt, Class, Cluster, Demand, Job, NodeHot, NodeMeta, Pool, Queue, RunEntry, RunKey, NONE,
 };
@@ -42,7 +43,7 @@ pub struct Core {
     jobs: Vec<Job>,
     job_index: HashMap<JobKey, u32>,
     /// RUNNABLE jobs in scheduling order.
-    runnable: BTreeMap<RunKey, RunEntry>,
+    runnable: RunQueue,
     cluster: Cluster,
     /// Attempts in flight by estimated end.
     running: RunningSet,
@@ -64,6 +65,7 @@ enum Action {
         rid: u32,
     },
     Start {
+        pos: Pos,
         slot: u32,
         nodes: Vec<u32>,
         est_end: Millis,
@@ -118,6 +120,8 @@ impl Core {
     /// otherwise invalid, returns an error and changes nothing. Events of a
     /// stale attempt (not the job's current one) are ignored.
     pub fn apply(&mut self, now: Millis, event: Event) -> Result<(), CoreError> {
+        // Jobs started by the last pass left tombstones.
+        self.runnable.maybe_compact();
         let result = match event {
             Event::QueueUpserted(spec) => {
                 self.upsert_queue(spec);
@@ -213,7 +217,7 @@ impl Core {
             overlay,
             ..
         } = self;
-        for (key, entry) in runnable.iter() {
+        for (key, entry) in runnable.entries() {
             let sid = entry.shape;
             let qslot = cluster.shapes[sid as usize].qslot;
             if !cluster.queues[qslot as usize].spec.enabled || cluster.never_fit(sid) != NONE {
@@ -268,22 +272,14 @@ impl Core {
     /// Re-sorts a queue's RUNNABLE jobs after its priority changed.
     fn rekey_queue(&mut self, qslot: u32) {
         let prio = self.cluster.queues[qslot as usize].spec.priority;
-        let keys: Vec<RunKey> = self
-            .runnable
-            .iter()
-            .filter(|(_, e)| self.cluster.shapes[e.shape as usize].qslot == qslot)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in keys {
-            if let Some(e) = self.runnable.remove(&k) {
-                let nk = RunKey {
-                    qprio: Reverse(prio),
-                    ..k
-                };
-                self.runnable.insert(nk, e);
-                self.jobs[e.slot as usize].run_key = Some(nk);
+        let mut entries = self.runnable.entries();
+        for (k, e) in entries.iter_mut() {
+            if self.cluster.shapes[e.shape as usize].qslot == qslot {
+                k.qprio = Reverse(prio);
+                self.jobs[e.slot as usize].run_key = Some(*k);
             }
         }
+        self.runnable.rebuild(entries);
     }
 
     fn delete_queue(&mut self, id: QueueId) -> Result<(), CoreError> {
@@ -647,10 +643,10 @@ impl Core {
             slot,
             shape: job.shape,
             reason: NONE,
-            timeout_ms: job
+            timeout_s: job
                 .spec
                 .timeout_s
-                .map_or(u64::MAX, |t| t.saturating_mul(1000)),
+                .map_or(u32::MAX, |t| t.min(u32::MAX as u64 - 1) as u32),
         };
         job.run_key = Some(key);
         self.runnable.insert(key, entry);
@@ -934,7 +930,7 @@ impl Core {
         self.pass_epoch += 1;
         let epoch = self.pass_epoch;
         self.last_head = None;
-        if self.runnable.is_empty() {
+        if self.runnable.len() == 0 {
             return;
         }
         self.ensure_classes();
@@ -953,7 +949,6 @@ impl Core {
         } = self;
         let jobs_ro: &[Job] = jobs;
         let mut actions: Vec<Action> = Vec::new();
-        let mut started: Vec<RunKey> = Vec::new();
         // EASY: the head's shadow time once a head is blocked.
         let mut shadow: Option<Millis> = None;
         // FCFS: a job was blocked; nothing after it starts.
@@ -964,121 +959,133 @@ impl Core {
         if mode == Backfill::Conservative {
             profile.reset(cluster.hot.len(), now);
         }
-        for (key, entry) in runnable.iter_mut() {
+        let mut walk = runnable.walk();
+        while let Some((pos, entry)) = runnable.next(&mut walk) {
             let sid = entry.shape;
-            let qslot = cluster.shapes[sid as usize].qslot as usize;
-            let queue = &cluster.queues[qslot];
-            let rid = if !queue.spec.enabled {
-                queue.disabled_reason
-            } else {
-                let default_est = queue.spec.default_estimate_s;
-                let never = cluster.never_fit(sid);
-                if never != NONE {
-                    never
+            if !cluster.shapes[sid as usize].memo(epoch).ready {
+                // First job of this shape in this pass.
+                let q = &cluster.queues[cluster.shapes[sid as usize].qslot as usize];
+                let (dead, rid) = if !q.spec.enabled {
+                    (true, q.disabled_reason)
                 } else {
-                    let est = if entry.timeout_ms != u64::MAX {
-                        entry.timeout_ms
-                    } else {
-                        default_est.saturating_mul(1000)
-                    };
-                    let memo = *cluster.shapes[sid as usize].memo(epoch);
-                    let placed = match mode {
-                        Backfill::Fcfs | Backfill::Easy if blocked || memo.nofit_now => None,
-                        Backfill::Fcfs | Backfill::Easy => match shadow {
-                            None => match cluster.place_now(sid, epoch) {
-                                Some(nodes) => Some(nodes),
-                                None => {
-                                    if mode == Backfill::Fcfs {
-                                        blocked = true;
-                                    } else {
-                                        fresh.sort_by_key(|f| (f.0, f.1));
-                                        let sh = easy_reservation(
-                                            cluster, jobs_ro, running, &fresh, now, sid, overlay,
-                                        )
-                                        .map_or(Millis::MAX, |r| r.shadow);
-                                        shadow = Some(sh);
-                                        *last_head = Some((key.key, sh));
-                                    }
-                                    None
+                    match cluster.never_fit(sid) {
+                        NONE => (false, cluster.waiting_reason(sid)),
+                        never => (true, never),
+                    }
+                };
+                let memo = &mut cluster.shapes[sid as usize].memo;
+                memo.ready = true;
+                memo.dead = dead;
+                memo.rid = rid;
+            }
+            let memo = cluster.shapes[sid as usize].memo;
+            if !(memo.dead || blocked) {
+                let est = match entry.timeout_s {
+                    u32::MAX => {
+                        let q = &cluster.queues[cluster.shapes[sid as usize].qslot as usize];
+                        q.spec.default_estimate_s.saturating_mul(1000)
+                    }
+                    t => t as u64 * 1000,
+                };
+                let placed = match mode {
+                    Backfill::Fcfs | Backfill::Easy => match shadow {
+                        None => match cluster.place_now(sid, epoch) {
+                            Some(nodes) => Some(nodes),
+                            None => {
+                                if mode == Backfill::Fcfs {
+                                    blocked = true;
+                                } else {
+                                    fresh.sort_by_key(|f| (f.0, f.1));
+                                    let sh = easy_reservation(
+                                        cluster, jobs_ro, running, &fresh, now, sid, overlay,
+                                    )
+                                    .map_or(Millis::MAX, |r| r.shadow);
+                                    shadow = Some(sh);
+                                    *last_head = Some((jobs_ro[entry.slot as usize].spec.key, sh));
                                 }
-                            },
-                            Some(sh) if now.saturating_add(est) <= sh => {
-                                // Ends by the shadow time: needs only to fit now.
-                                let nodes = cluster.place_now(sid, epoch);
-                                for &n in nodes.iter().flatten() {
-                                    overlay.entry(n, &cluster.hot);
-                                }
-                                nodes
-                            }
-                            Some(_) if memo.nofit_extra => None,
-                            Some(_) => {
-                                // Runs past the shadow time: must fit in the extra.
-                                let nodes = cluster.place_extra(sid, epoch, overlay);
-                                if let Some(nodes) = &nodes {
-                                    let shape = &cluster.shapes[sid as usize];
-                                    for (i, &n) in nodes.iter().enumerate() {
-                                        let (alloc, gang) = shape.alloc(i);
-                                        overlay.entry(n, &cluster.hot).take(alloc, gang);
-                                    }
-                                }
-                                nodes
+                                None
                             }
                         },
-                        Backfill::Conservative => {
-                            let nodes = if memo.nofit_now || est >= memo.cons_fail_est {
-                                None
-                            } else {
-                                cluster.place_conservative(sid, epoch, est, profile, jobs_ro)
-                            };
-                            let shape = &cluster.shapes[sid as usize];
-                            let view = (&cluster.hot[..], &cluster.meta[..], jobs_ro);
+                        Some(sh) if now.saturating_add(est) <= sh => {
+                            // Ends by the shadow time: needs only to fit now.
+                            let nodes = cluster.place_now(sid, epoch);
+                            for &n in nodes.iter().flatten() {
+                                overlay.entry(n, &cluster.hot);
+                            }
+                            nodes
+                        }
+                        Some(_) if memo.nofit_extra => None,
+                        Some(_) => {
+                            // Runs past the shadow time: must fit in the extra.
+                            let nodes = cluster.place_extra(sid, epoch, overlay);
                             if let Some(nodes) = &nodes {
+                                let shape = &cluster.shapes[sid as usize];
                                 for (i, &n) in nodes.iter().enumerate() {
                                     let (alloc, gang) = shape.alloc(i);
-                                    profile.reserve(view, n, now, est, alloc, gang);
-                                }
-                            } else if reservations < CONSERVATIVE_MAX_RESERVATIONS {
-                                if let Some((t, at)) = profile.earliest(cluster, jobs_ro, sid, est)
-                                {
-                                    let shape = &cluster.shapes[sid as usize];
-                                    let view = (&cluster.hot[..], &cluster.meta[..], jobs_ro);
-                                    for (i, &n) in at.iter().enumerate() {
-                                        let (alloc, gang) = shape.alloc(i);
-                                        profile.reserve(view, n, t, est, alloc, gang);
-                                    }
-                                    reservations += 1;
-                                    last_head.get_or_insert((key.key, t));
+                                    overlay.entry(n, &cluster.hot).take(alloc, gang);
                                 }
                             }
                             nodes
                         }
-                    };
-                    if let Some(nodes) = placed {
-                        cluster.commit(sid, &nodes);
-                        started.push(*key);
-                        if shadow.is_none() && mode == Backfill::Easy {
-                            fresh.push((now.saturating_add(est), key.key, sid, nodes.clone()));
+                    },
+                    Backfill::Conservative => {
+                        let nodes = if memo.nofit_now || est >= memo.cons_fail_est {
+                            None
+                        } else {
+                            cluster.place_conservative(sid, epoch, est, profile, jobs_ro)
+                        };
+                        let shape = &cluster.shapes[sid as usize];
+                        let view = (&cluster.hot[..], &cluster.meta[..], jobs_ro);
+                        if let Some(nodes) = &nodes {
+                            for (i, &n) in nodes.iter().enumerate() {
+                                let (alloc, gang) = shape.alloc(i);
+                                profile.reserve(view, n, now, est, alloc, gang);
+                            }
+                        } else if reservations < CONSERVATIVE_MAX_RESERVATIONS {
+                            if let Some((t, at)) = profile.earliest(cluster, jobs_ro, sid, est) {
+                                let shape = &cluster.shapes[sid as usize];
+                                let view = (&cluster.hot[..], &cluster.meta[..], jobs_ro);
+                                for (i, &n) in at.iter().enumerate() {
+                                    let (alloc, gang) = shape.alloc(i);
+                                    profile.reserve(view, n, t, est, alloc, gang);
+                                }
+                                reservations += 1;
+                                let key = jobs_ro[entry.slot as usize].spec.key;
+                                last_head.get_or_insert((key, t));
+                            }
                         }
-                        actions.push(Action::Start {
-                            slot: entry.slot,
-                            nodes,
-                            est_end: now.saturating_add(est),
-                        });
-                        continue;
+                        nodes
                     }
-                    cluster.waiting_reason(sid)
+                };
+                if let Some(nodes) = placed {
+                    cluster.commit(sid, &nodes);
+                    if shadow.is_none() && mode == Backfill::Easy {
+                        let key = jobs_ro[entry.slot as usize].spec.key;
+                        fresh.push((now.saturating_add(est), key, sid, nodes.clone()));
+                    }
+                    actions.push(Action::Start {
+                        pos,
+                        slot: entry.slot,
+                        nodes,
+                        est_end: now.saturating_add(est),
+                    });
+                    continue;
                 }
-            };
-            if entry.reason != rid {
-                entry.reason = rid;
+                // Within a pass nothing is freed: once a shape does not fit
+                // now, none of its later jobs will (but under Conservative
+                // they may still get reservations).
+                let m = &mut cluster.shapes[sid as usize].memo;
+                m.dead |= m.nofit_now
+                    && (mode != Backfill::Conservative
+                        || reservations >= CONSERVATIVE_MAX_RESERVATIONS);
+            }
+            if entry.reason != memo.rid {
+                entry.reason = memo.rid;
                 actions.push(Action::Reason {
                     slot: entry.slot,
-                    rid,
+                    rid: memo.rid,
                 });
             }
-        }
-        for k in &started {
-            runnable.remove(k);
         }
         for action in actions {
             match action {
@@ -1095,10 +1102,12 @@ impl Core {
                     }
                 }
                 Action::Start {
+                    pos,
                     slot,
                     nodes,
                     est_end,
                 } => {
+                    runnable.remove_at(pos);
                     let job = &mut jobs[slot as usize];
                     let shape = &cluster.shapes[job.shape as usize];
                     let mut gang = false;

@@ -19,6 +19,7 @@ mod backfill;
 mod core;
 mod error;
 mod placement;
+mod runq;
 mod state;
 mod types;
 

@@ -36,8 +36,9 @@ pub(crate) struct RunEntry {
     /// The pass-made status reason it shows (an id in [`Reasons`]), or
     /// [`NONE`] when its reason was set otherwise (e.g. by a retry).
     pub reason: u32,
-    /// `timeout_s` in ms, or `u64::MAX` when the queue default applies.
-    pub timeout_ms: u64,
+    /// `timeout_s` (at most `u32::MAX - 1`), or `u32::MAX` when the queue
+    /// default applies.
+    pub timeout_s: u32,
 }
 
 /// An attempt in flight (STARTING or RUNNING).
@@ -187,6 +188,12 @@ pub(crate) struct Memo {
     pub extra_cursor: u32,
     /// Conservative: cannot start now for an estimate this long or longer.
     pub cons_fail_est: u64,
+    /// Set up for this pass (the fields below are valid).
+    pub ready: bool,
+    /// Nothing of this shape can start in this pass.
+    pub dead: bool,
+    /// Status reason id for its jobs that do not start in this pass.
+    pub rid: u32,
 }
 
 impl Shape {

@@ -1,0 +1,275 @@
+//! The RUNNABLE jobs in scheduling order, laid out for a fast pass.
+//!
+//! A pass walks every RUNNABLE job, so the walk must stream through memory:
+//! most jobs live in a sorted vector (`keys` / `vals`, removed entries left
+//! as tombstones), recent arrivals in a small ordered map (`pending`). A
+//! pass merges the two by position; the vector is rebuilt once the map or
+//! the tombstones grow past a threshold (in `insert` / `remove`, so during
+//! `apply`, not during a pass).
+
+use std::collections::BTreeMap;
+
+use crate::state::{RunEntry, RunKey, NONE};
+
+/// Pending entries above this rebuild the vector.
+const MAX_PENDING: usize = 2048;
+
+/// Where an entry is, during a pass.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Pos {
+    /// Index in the sorted vector.
+    Vec(usize),
+    /// Key in the pending map.
+    Pending(RunKey),
+}
+
+/// RUNNABLE jobs in scheduling order.
+#[derive(Debug, Default)]
+pub(crate) struct RunQueue {
+    keys: Vec<RunKey>,
+    vals: Vec<RunEntry>,
+    /// Tombstones in `vals` (slot == NONE).
+    dead: usize,
+    pending: BTreeMap<RunKey, RunEntry>,
+    len: usize,
+}
+
+impl RunQueue {
+    /// Number of RUNNABLE jobs.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn insert(&mut self, key: RunKey, val: RunEntry) {
+        self.pending.insert(key, val);
+        self.len += 1;
+        if self.pending.len() > MAX_PENDING {
+            self.compact();
+        }
+    }
+
+    pub fn remove(&mut self, key: &RunKey) -> Option<RunEntry> {
+        let val = match self.pending.remove(key) {
+            Some(v) => v,
+            None => {
+                let i = self.keys.binary_search(key).ok()?;
+                self.kill(i)?
+            }
+        };
+        self.len -= 1;
+        self.maybe_compact();
+        Some(val)
+    }
+
+    /// Rebuilds the vector if too many tombstones piled up.
+    pub fn maybe_compact(&mut self) {
+        if self.dead > MAX_PENDING.max(self.vals.len() / 8) {
+            self.compact();
+        }
+    }
+
+    /// Removes the entry at `pos` (found by the current pass). Never
+    /// compacts, so other positions of the pass stay valid.
+    pub fn remove_at(&mut self, pos: Pos) {
+        let gone = match pos {
+            Pos::Vec(i) => self.kill(i).is_some(),
+            Pos::Pending(k) => self.pending.remove(&k).is_some(),
+        };
+        self.len -= gone as usize;
+    }
+
+    fn kill(&mut self, i: usize) -> Option<RunEntry> {
+        let v = self.vals[i];
+        if v.slot == NONE {
+            return None;
+        }
+        self.vals[i].slot = NONE;
+        self.dead += 1;
+        Some(v)
+    }
+
+    /// Merges pending entries into the vector and drops tombstones.
+    pub fn compact(&mut self) {
+        let n = self.len;
+        let mut keys = Vec::with_capacity(n);
+        let mut vals = Vec::with_capacity(n);
+        let mut pend = std::mem::take(&mut self.pending).into_iter().peekable();
+        for (k, v) in self.keys.iter().zip(&self.vals) {
+            while let Some((pk, _)) = pend.peek() {
+                if pk > k {
+                    break;
+                }
+                let (pk, pv) = pend.next().expect("peeked");
+                keys.push(pk);
+                vals.push(pv);
+            }
+            if v.slot != NONE {
+                keys.push(*k);
+                vals.push(*v);
+            }
+        }
+        for (pk, pv) in pend {
+            keys.push(pk);
+            vals.push(pv);
+        }
+        self.keys = keys;
+        self.vals = vals;
+        self.dead = 0;
+    }
+
+    /// Every entry (key, value), in order; for rare whole-queue changes.
+    pub fn entries(&self) -> Vec<(RunKey, RunEntry)> {
+        let mut out: Vec<(RunKey, RunEntry)> = self
+            .keys
+            .iter()
+            .zip(&self.vals)
+            .filter(|(_, v)| v.slot != NONE)
+            .map(|(k, v)| (*k, *v))
+            .chain(self.pending.iter().map(|(k, v)| (*k, *v)))
+            .collect();
+        out.sort_by_key(|e| e.0);
+        out
+    }
+
+    /// Replaces every entry.
+    pub fn rebuild(&mut self, mut entries: Vec<(RunKey, RunEntry)>) {
+        entries.sort_by_key(|e| e.0);
+        self.len = entries.len();
+        self.pending.clear();
+        self.dead = 0;
+        (self.keys, self.vals) = entries.into_iter().unzip();
+    }
+
+    /// Starts walking the queue in order.
+    pub fn walk(&self) -> Walk {
+        let plan = self
+            .pending
+            .keys()
+            .map(|k| (self.keys.partition_point(|x| x < k), *k))
+            .collect();
+        Walk { i: 0, p: 0, plan }
+    }
+
+    /// The next live entry of a walk.
+    #[inline]
+    pub fn next<'a>(&'a mut self, w: &mut Walk) -> Option<(Pos, &'a mut RunEntry)> {
+        loop {
+            if let Some(&(at, k)) = w.plan.get(w.p) {
+                if at <= w.i {
+                    w.p += 1;
+                    if self.pending.contains_key(&k) {
+                        return self.pending.get_mut(&k).map(|v| (Pos::Pending(k), v));
+                    }
+                    continue;
+                }
+            }
+            let i = w.i;
+            let v = self.vals.get(i)?;
+            w.i += 1;
+            if v.slot != NONE {
+                return Some((Pos::Vec(i), &mut self.vals[i]));
+            }
+        }
+    }
+}
+
+/// A walk over a [`RunQueue`] (entries may be modified, not added or
+/// removed, while it lasts).
+#[derive(Debug)]
+pub(crate) struct Walk {
+    i: usize,
+    p: usize,
+    /// Pending entries: (vector position to insert before, key).
+    plan: Vec<(usize, RunKey)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cmp::Reverse;
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::types::JobKey;
+
+    fn key(n: u64, prio: i32) -> RunKey {
+        RunKey {
+            qprio: Reverse(0),
+            prio: Reverse(prio),
+            submitted_at: n / 3,
+            key: JobKey(n),
+        }
+    }
+
+    fn walk_all(q: &mut RunQueue) -> Vec<(RunKey, u32)> {
+        let mut w = q.walk();
+        let mut out = Vec::new();
+        while let Some((pos, v)) = q.next(&mut w) {
+            let slot = v.slot;
+            let k = match pos {
+                Pos::Vec(i) => q.keys[i],
+                Pos::Pending(k) => k,
+            };
+            out.push((k, slot));
+        }
+        out
+    }
+
+    /// Random inserts and removals (enough to compact many times) walk in
+    /// the same order as a BTreeMap holding the same entries.
+    #[test]
+    fn matches_a_btreemap() {
+        let mut q = RunQueue::default();
+        let mut model: BTreeMap<RunKey, u32> = BTreeMap::new();
+        let mut x: u64 = 88172645463325252;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for step in 0..40_000u64 {
+            let r = rnd();
+            if r % 3 != 0 || model.is_empty() {
+                let k = key(step, (r % 5) as i32);
+                let v = RunEntry {
+                    slot: step as u32,
+                    shape: 0,
+                    reason: NONE,
+                    timeout_s: 0,
+                };
+                q.insert(k, v);
+                model.insert(k, step as u32);
+            } else {
+                let i = (r / 3) as usize % model.len();
+                let k = *model.keys().nth(i).expect("in range");
+                model.remove(&k);
+                assert_eq!(q.remove(&k).map(|v| v.slot), Some(k.key.0 as u32));
+                assert!(q.remove(&k).is_none());
+            }
+            assert_eq!(q.len(), model.len());
+            if step % 997 == 0 {
+                let got = walk_all(&mut q);
+                let want: Vec<(RunKey, u32)> = model.iter().map(|(k, v)| (*k, *v)).collect();
+                assert_eq!(got, want);
+                // Removing by position, as a pass does.
+                let mut w = q.walk();
+                let mut first = None;
+                while let Some((pos, v)) = q.next(&mut w) {
+                    first = Some((pos, v.slot));
+                    if step % 2 == 0 {
+                        break;
+                    }
+                }
+                if let Some((pos, slot)) = first {
+                    q.remove_at(pos);
+                    let k = *model.iter().find(|(_, v)| **v == slot).expect("present").0;
+                    model.remove(&k);
+                }
+            }
+        }
+        assert_eq!(
+            q.entries().into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            model.keys().copied().collect::<Vec<_>>()
+        );
+    }
+}
