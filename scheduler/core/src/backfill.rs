@@ -104,11 +104,15 @@ pub(crate) type FreshStart = (Millis, JobKey, u32, Vec<u32>);
 /// overlay, usage at the shadow time plus the reservation; other nodes are
 /// untouched by either, so their extra is their live free resources.
 ///
-/// Attempts are released in order of estimated end (`running`, merged with
-/// `fresh`, the attempts started earlier in this pass, sorted the same way).
-/// Estimated ends already past count as `now`; every attempt ending at the
-/// shadow time counts. Returns None if the head does not fit even with
-/// everything released (over-committed capacity).
+/// Attempts are released in order of estimated end. Estimated ends already
+/// past count as `now`: they are released at once from the per-node
+/// `cluster.overdue` totals (kept up to date by the core, so a cluster full
+/// of overdue attempts costs O(nodes), not O(attempts)). Then the attempts
+/// of `running` ending after `cluster.overdue_at`, merged with `fresh` (the
+/// attempts started earlier in this pass, sorted the same way), are
+/// released one time after another; every attempt ending at the shadow time
+/// counts. Returns None if the head does not fit even with everything
+/// released (over-committed capacity).
 pub(crate) fn easy_reservation(
     cluster: &Cluster,
     jobs: &[Job],
@@ -122,9 +126,9 @@ pub(crate) fn easy_reservation(
     ov.reset(hot.len());
     let shape = &cluster.shapes[sid as usize];
     let class = &cluster.queues[shape.qslot as usize].class;
-    let eligible = |slot: u32| class.pos.get(slot as usize).is_some_and(|&p| p != NONE);
-    // Released attempts, in order: (end, job, Ok(job slot) | Err(fresh index)).
-    let mut old = running.iter().peekable();
+    // Released attempts, in order: (end, Ok(job slot) | Err(fresh index)).
+    let after = cluster.overdue_at.saturating_add(1);
+    let mut old = running.range((after, JobKey(0), 0)..).peekable();
     let mut new = fresh.iter().enumerate().peekable();
     let mut next = move || -> Option<(Millis, Result<u32, usize>)> {
         let take_old = match (old.peek(), new.peek()) {
@@ -139,13 +143,20 @@ pub(crate) fn easy_reservation(
             new.next().map(|(i, f)| (f.0.max(now), Err(i)))
         }
     };
-    // Calls `f(node slot, alloc, gang)` for every node of a released attempt.
-    let for_nodes = |which: Result<u32, usize>, f: &mut dyn FnMut(u32, Resources, bool)| match which
-    {
+    // Calls `f(node slot, what to release)` for every node of an attempt.
+    let for_nodes = |which: Result<u32, usize>, f: &mut dyn FnMut(u32, SimNode)| match which {
         Ok(j) => {
             if let Some(att) = jobs[j as usize].attempt.as_ref() {
                 for (p, &ns) in att.placement.iter().zip(&att.slots) {
-                    f(ns, p.alloc, att.gang);
+                    let excl = att.gang as u32;
+                    f(
+                        ns,
+                        SimNode {
+                            used: p.alloc,
+                            users: 1,
+                            excl,
+                        },
+                    );
                 }
             }
         }
@@ -154,97 +165,120 @@ pub(crate) fn easy_reservation(
             let fshape = &cluster.shapes[*fsid as usize];
             for (k, &ns) in nodes.iter().enumerate() {
                 let (alloc, gang) = fshape.alloc(k);
-                f(ns, alloc, gang);
+                f(
+                    ns,
+                    SimNode {
+                        used: alloc,
+                        users: 1,
+                        excl: gang as u32,
+                    },
+                );
             }
         }
     };
-    let mut pending = next();
-    match &shape.demand {
-        Demand::Single(need) => {
-            let need = *need;
-            // Best node so far: (position in preference order, slot).
-            let mut best: Option<(u32, u32)> = None;
-            let mut shadow = None;
-            while let Some((t, which)) = pending {
-                let mut release = |ns: u32, alloc: Resources, gang: bool| {
-                    let h = &hot[ns as usize];
-                    if !h.alive {
-                        return;
-                    }
-                    let e = ov.entry(ns, hot);
-                    e.give(alloc, gang);
-                    if eligible(ns) && e.excl == 0 && fits_used(h.cap, e.used, need) {
-                        let pos = class.pos[ns as usize];
-                        if !matches!(best, Some((bp, _)) if pos >= bp) {
-                            best = Some((pos, ns));
-                        }
-                    }
-                };
-                for_nodes(which, &mut release);
-                pending = next();
-                // Everything ending at the same time is released together.
-                while let Some((t2, w2)) = pending {
-                    if t2 != t {
-                        break;
-                    }
-                    for_nodes(w2, &mut release);
-                    pending = next();
-                }
-                if best.is_some() {
-                    shadow = Some(t);
-                    break;
-                }
+    let demands: &[Resources] = match &shape.demand {
+        Demand::Single(need) => std::slice::from_ref(need),
+        Demand::Gang(v) => v,
+    };
+    let gang_head = matches!(shape.demand, Demand::Gang(_));
+    let mut sim = HeadSim {
+        hot,
+        class_pos: &class.pos,
+        min: shape.min,
+        need: demands[0],
+        gang_head,
+        best: None,
+        cands: BTreeSet::new(),
+        added: false,
+    };
+    if gang_head {
+        for &ns in &class.order {
+            if hot[ns as usize].fits_gang(shape.min) {
+                sim.release(ns, SimNode::default(), ov);
             }
-            let (shadow, (_, node)) = (shadow?, best?);
-            ov.entry(node, hot).take(need, false);
-            Some(EasyReservation { shadow })
         }
-        Demand::Gang(demands) => {
-            let k = demands.len();
-            // Candidates: eligible nodes idle at the time looked at.
-            let mut cands: BTreeSet<(u32, u32)> = BTreeSet::new();
-            for (pos, &ns) in class.order.iter().enumerate() {
-                if hot[ns as usize].fits_gang(shape.min) {
-                    cands.insert((pos as u32, ns));
+    }
+    // Overdue attempts end now.
+    for (ns, d) in cluster.overdue.iter().enumerate() {
+        if d.users > 0 {
+            sim.release(ns as u32, *d, ov);
+        }
+    }
+    let cap = |s: u32| hot[s as usize].cap;
+    let mut t = now;
+    let mut pending = next();
+    let found = loop {
+        // Everything ending at time `t` is released together.
+        while let Some((t2, w)) = pending {
+            if t2 != t {
+                break;
+            }
+            for_nodes(w, &mut |ns, d| sim.release(ns, d, ov));
+            pending = next();
+        }
+        if gang_head {
+            if sim.added && sim.cands.len() >= demands.len() {
+                sim.added = false;
+                let list: Vec<u32> = sim.cands.iter().map(|&(_, s)| s).collect();
+                if let Some(a) = assign(&shape.gang_order, demands, &list, cap) {
+                    break Some((t, a));
                 }
             }
-            let cap = |s: u32| hot[s as usize].cap;
-            let mut found = None;
-            while let Some((t, which)) = pending {
-                let mut added = false;
-                let mut release = |ns: u32, alloc: Resources, gang: bool| {
-                    let h = &hot[ns as usize];
-                    if !h.alive {
-                        return;
-                    }
-                    let e = ov.entry(ns, hot);
-                    e.give(alloc, gang);
-                    if e.users == 0 && eligible(ns) && fits(h.cap, shape.min) {
-                        added |= cands.insert((class.pos[ns as usize], ns));
-                    }
-                };
-                for_nodes(which, &mut release);
-                pending = next();
-                while let Some((t2, w2)) = pending {
-                    if t2 != t {
-                        break;
-                    }
-                    for_nodes(w2, &mut release);
-                    pending = next();
-                }
-                if added && cands.len() >= k {
-                    let list: Vec<u32> = cands.iter().map(|&(_, s)| s).collect();
-                    if let Some(a) = assign(&shape.gang_order, demands, &list, cap) {
-                        found = Some((t, a));
-                        break;
-                    }
-                }
+        } else if let Some((_, ns)) = sim.best {
+            break Some((t, vec![ns]));
+        }
+        match pending {
+            Some((t2, _)) => t = t2,
+            None => break None,
+        }
+    };
+    let (shadow, nodes) = found?;
+    for (i, &ns) in nodes.iter().enumerate() {
+        ov.entry(ns, hot).take(demands[i], gang_head);
+    }
+    Some(EasyReservation { shadow })
+}
+
+/// The head's side of the shadow-time search.
+struct HeadSim<'a> {
+    hot: &'a [NodeHot],
+    class_pos: &'a [u32],
+    /// Component-wise minimum demand (gang) / the demand (single node).
+    min: Resources,
+    need: Resources,
+    gang_head: bool,
+    /// Single-node head: best node so far (preference position, slot).
+    best: Option<(u32, u32)>,
+    /// Gang head: eligible nodes idle at the time looked at.
+    cands: BTreeSet<(u32, u32)>,
+    /// A candidate was added since the last assignment try.
+    added: bool,
+}
+
+impl HeadSim<'_> {
+    /// Releases `d` on node `ns` and notes whether the head now fits there.
+    fn release(&mut self, ns: u32, d: SimNode, ov: &mut Overlay) {
+        let h = &self.hot[ns as usize];
+        if !h.alive {
+            return;
+        }
+        let e = ov.entry(ns, self.hot);
+        e.used = res_sub(e.used, d.used);
+        e.users = e.users.saturating_sub(d.users);
+        e.excl = e.excl.saturating_sub(d.excl);
+        let pos = match self.class_pos.get(ns as usize) {
+            Some(&p) if p != NONE => p,
+            _ => return,
+        };
+        if self.gang_head {
+            if e.users == 0 && fits(h.cap, self.min) {
+                self.added |= self.cands.insert((pos, ns));
             }
-            let (shadow, nodes) = found?;
-            for (i, &ns) in nodes.iter().enumerate() {
-                ov.entry(ns, hot).take(demands[i], true);
-            }
-            Some(EasyReservation { shadow })
+        } else if e.excl == 0
+            && fits_used(h.cap, e.used, self.need)
+            && !matches!(self.best, Some((bp, _)) if pos >= bp)
+        {
+            self.best = Some((pos, ns));
         }
     }
 }

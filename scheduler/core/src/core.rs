@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use crate::backfill::{
     easy_reservation, extra_ok_gang, extra_ok_single, FreshStart, Overlay, Profile, RunningSet,
+    SimNode,
 };
 use crate::error::CoreError;
-use crate::placement::{assign, find_gang, find_single, give, take};
+use crate::placement::{assign, find_gang, find_single, fits, give, res_max, take};
 use crate::runq::{Pos, RunQueue};
 use crate::state::{
     Attempt, Class, Cluster, Demand, Job, NodeHot, NodeMeta, Pool, Queue, RunEntry, RunKey, NONE,
@@ -70,6 +71,19 @@ enum Action {
         nodes: Vec<u32>,
         est_end: Millis,
     },
+}
+
+/// Adds (or removes) an attempt's allocations to the per-node overdue totals.
+fn overdue_apply(overdue: &mut [SimNode], att: &Attempt, add: bool) {
+    for (p, &ns) in att.placement.iter().zip(&att.slots) {
+        if let Some(o) = overdue.get_mut(ns as usize) {
+            if add {
+                o.take(p.alloc, att.gang);
+            } else {
+                o.give(p.alloc, att.gang);
+            }
+        }
+    }
 }
 
 fn selector_matches(selector: &BTreeMap<String, String>, node: &NodeSpec) -> bool {
@@ -209,6 +223,7 @@ impl Core {
         self.pass_epoch += 1;
         let epoch = self.pass_epoch;
         self.ensure_classes();
+        self.advance_overdue(now);
         let Core {
             jobs,
             runnable,
@@ -232,7 +247,75 @@ impl Core {
         None
     }
 
+    /// Recomputes the bookkeeping (node usage, overdue totals, RUNNABLE
+    /// count) from the jobs and compares. For tests.
+    #[doc(hidden)]
+    pub fn check_consistency(&self) -> Result<(), String> {
+        let n = self.cluster.hot.len();
+        let mut hot = vec![SimNode::default(); n];
+        let mut overdue = vec![SimNode::default(); n];
+        let mut runnable = 0;
+        for job in &self.jobs {
+            runnable += (job.state == JobState::Runnable) as usize;
+            if job.run_key.is_some() != (job.state == JobState::Runnable) {
+                return Err(format!("job {} run key / state mismatch", job.spec.key.0));
+            }
+            if let Some(att) = &job.attempt {
+                for (p, &ns) in att.placement.iter().zip(&att.slots) {
+                    hot[ns as usize].take(p.alloc, att.gang);
+                    if att.est_end <= self.cluster.overdue_at {
+                        overdue[ns as usize].take(p.alloc, att.gang);
+                    }
+                }
+            }
+        }
+        if runnable != self.runnable.len() {
+            return Err(format!(
+                "{runnable} RUNNABLE jobs, queue holds {}",
+                self.runnable.len()
+            ));
+        }
+        for i in 0..n {
+            let h = &self.cluster.hot[i];
+            let have = SimNode {
+                used: h.used,
+                users: h.users,
+                excl: h.excl,
+            };
+            if have != hot[i] {
+                return Err(format!(
+                    "node slot {i}: usage {have:?}, attempts say {:?}",
+                    hot[i]
+                ));
+            }
+            if self.cluster.overdue[i] != overdue[i] {
+                return Err(format!(
+                    "node slot {i}: overdue {:?}, attempts say {:?}",
+                    self.cluster.overdue[i], overdue[i]
+                ));
+            }
+        }
+        Ok(())
+    }
+
     // ----- topology -------------------------------------------------------
+
+    /// Moves the attempts whose estimated end has passed by `now` into the
+    /// per-node overdue totals (each attempt once in its life).
+    fn advance_overdue(&mut self, now: Millis) {
+        let c = &mut self.cluster;
+        if now <= c.overdue_at {
+            return;
+        }
+        let lo = (c.overdue_at.saturating_add(1), JobKey(0), 0);
+        let hi = (now, JobKey(u64::MAX), u32::MAX);
+        for &(_, _, j) in self.running.range(lo..=hi) {
+            if let Some(att) = self.jobs[j as usize].attempt.as_ref() {
+                overdue_apply(&mut c.overdue, att, true);
+            }
+        }
+        c.overdue_at = now;
+    }
 
     fn ensure_classes(&mut self) {
         for q in 0..self.cluster.queues.len() {
@@ -265,6 +348,9 @@ impl Core {
                 class: Class::default(),
                 class_epoch: u64::MAX,
                 disabled_reason,
+                bounds_epoch: 0,
+                max_free: Resources::default(),
+                idle: 0,
             });
         }
     }
@@ -329,6 +415,7 @@ impl Core {
             None => {
                 let s = c.hot.len() as u32;
                 c.hot.push(NodeHot::default());
+                c.overdue.push(SimNode::default());
                 c.meta.push(NodeMeta {
                     spec: spec.clone(),
                     attempts: Vec::new(),
@@ -370,6 +457,7 @@ impl Core {
         }
         let c = &mut self.cluster;
         c.hot[slot as usize] = NodeHot::default();
+        c.overdue[slot as usize] = SimNode::default();
         c.meta[slot as usize].attempts.clear();
         for pool in c.pools.values_mut() {
             pool.members.remove(&id);
@@ -588,6 +676,11 @@ impl Core {
                     main,
                 });
                 self.running.insert((est_end, key, slot));
+                if est_end <= self.cluster.overdue_at {
+                    if let Some(att) = self.jobs[slot as usize].attempt.as_ref() {
+                        overdue_apply(&mut self.cluster.overdue, att, true);
+                    }
+                }
                 if let Some(d) = deadline {
                     self.deadlines.insert((d, key, slot));
                 }
@@ -876,6 +969,9 @@ impl Core {
             }
         }
         self.running.remove(&(att.est_end, key, slot));
+        if att.est_end <= self.cluster.overdue_at {
+            overdue_apply(&mut self.cluster.overdue, &att, false);
+        }
         if let Some(d) = att.deadline {
             self.deadlines.remove(&(d, key, slot));
         }
@@ -934,6 +1030,7 @@ impl Core {
             return;
         }
         self.ensure_classes();
+        self.advance_overdue(now);
         let mode = self.config.backfill;
         let Core {
             jobs,
@@ -1149,6 +1246,11 @@ impl Core {
                     job.state = JobState::Starting;
                     job.reason = Arc::from("");
                     running.insert((est_end, key, slot));
+                    if est_end <= cluster.overdue_at {
+                        if let Some(att) = job.attempt.as_ref() {
+                            overdue_apply(&mut cluster.overdue, att, true);
+                        }
+                    }
                     if let Some(d) = deadline {
                         deadlines.insert((d, key, slot));
                     }
@@ -1181,7 +1283,37 @@ impl crate::state::Shape {
 impl Cluster {
     /// Where a job of shape `sid` fits now (node slot per node index), using
     /// and advancing the pass memo. Takes nothing.
+    /// Quick reject: false when the shape surely does not fit now (checked
+    /// against per-queue bounds computed once per pass).
+    fn may_fit(&mut self, sid: u32, epoch: u64) -> bool {
+        let qslot = self.shapes[sid as usize].qslot as usize;
+        let q = &mut self.queues[qslot];
+        if q.bounds_epoch != epoch {
+            let mut max_free = Resources::default();
+            let mut idle = 0;
+            for &n in &q.class.order {
+                let h = &self.hot[n as usize];
+                if h.alive && h.excl == 0 {
+                    max_free = res_max(max_free, h.free());
+                    idle += (h.users == 0) as u32;
+                }
+            }
+            q.bounds_epoch = epoch;
+            q.max_free = max_free;
+            q.idle = idle;
+        }
+        let shape = &self.shapes[sid as usize];
+        match &shape.demand {
+            Demand::Single(need) => fits(q.max_free, *need),
+            Demand::Gang(v) => q.idle as usize >= v.len(),
+        }
+    }
+
     pub(crate) fn place_now(&mut self, sid: u32, epoch: u64) -> Option<Vec<u32>> {
+        if !self.may_fit(sid, epoch) {
+            self.shapes[sid as usize].memo(epoch).nofit_now = true;
+            return None;
+        }
         let Cluster {
             shapes,
             queues,
@@ -1206,6 +1338,12 @@ impl Cluster {
 
     /// Where a job of shape `sid` fits now and within EASY's extra.
     fn place_extra(&mut self, sid: u32, epoch: u64, ov: &Overlay) -> Option<Vec<u32>> {
+        if !self.may_fit(sid, epoch) {
+            let memo = self.shapes[sid as usize].memo(epoch);
+            memo.nofit_now = true;
+            memo.nofit_extra = true;
+            return None;
+        }
         let Cluster {
             shapes,
             queues,
@@ -1240,6 +1378,10 @@ impl Cluster {
         profile: &mut Profile,
         jobs: &[Job],
     ) -> Option<Vec<u32>> {
+        if !self.may_fit(sid, epoch) {
+            self.shapes[sid as usize].memo(epoch).nofit_now = true;
+            return None;
+        }
         let Cluster {
             shapes,
             queues,

@@ -145,6 +145,14 @@ pub(crate) struct Queue {
     pub class_epoch: u64,
     /// Reason id of "queue NAME is DISABLED".
     pub disabled_reason: u32,
+    /// Pass for which `max_free` and `idle` were computed.
+    pub bounds_epoch: u64,
+    /// At the start of that pass: component-wise maximum of free resources
+    /// over eligible nodes a single-node job may use (an upper bound for the
+    /// rest of the pass, as a pass only takes resources).
+    pub max_free: Resources,
+    /// ... and the number of eligible idle nodes.
+    pub idle: u32,
 }
 
 /// What one node index, or every node index of a gang, needs.
@@ -243,6 +251,12 @@ pub(crate) struct Cluster {
     pub shape_index: HashMap<(u32, Demand), u32>,
     /// Bumped whenever nodes, pools or queues change what is eligible.
     pub topo_epoch: u64,
+    /// Per node: allocations, attempts and gang attempts of the attempts in
+    /// flight whose estimated end is at or before `overdue_at` (EASY counts
+    /// them as ending now).
+    pub overdue: Vec<crate::backfill::SimNode>,
+    /// See `overdue`.
+    pub overdue_at: Millis,
     pub reasons: Reasons,
 }
 

@@ -306,6 +306,9 @@ fn run(mode: Backfill, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
             }
         }
+        if let Err(e) = core.check_consistency() {
+            prop_assert!(false, "inconsistent bookkeeping: {}", e);
+        }
         prop_assert_eq!(
             core.runnable_count(),
             keys.iter()
