@@ -411,3 +411,55 @@ pub fn nodes(ep: &Endpoint, as_json: bool) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// `shoal logs JOB[#NODE] [--follow]`.
+pub fn logs(ep: &Endpoint, job: &str, follow: bool) -> Result<i32> {
+    use std::io::Write;
+    let client = Client::new(&ep.endpoint)?;
+    let http = reqwest::blocking::Client::new();
+    let mut offset = 0u64;
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let loc: Value = client.shoal("logs", &json!({ "jobId": job }))?;
+        let task: shoal_model::wire::TaskRef = serde_json::from_value(loc["task"].clone())
+            .context("the scheduler's reply names no task")?;
+        let url = format!(
+            "{}/{}?offset={offset}",
+            loc["url"].as_str().unwrap_or_default(),
+            shoal_worker::task::task_dir_name(&task)
+        );
+        let resp = http
+            .get(&url)
+            .send()
+            .with_context(|| format!("cannot reach worker {} for the log", loc["node"]))?;
+        if !resp.status().is_success() {
+            bail!(
+                "worker {} has no log for {job} ({})",
+                loc["node"],
+                resp.status()
+            );
+        }
+        let bytes = resp.bytes()?;
+        offset += bytes.len() as u64;
+        std::io::stdout().write_all(&bytes)?;
+        std::io::stdout().flush()?;
+        if !follow {
+            return Ok(0);
+        }
+        let base = job.split('#').next().unwrap_or(job);
+        let state: Value = client.aws("describejobs", &json!({ "jobs": [base] }))?;
+        let done = matches!(
+            state["jobs"][0]["status"].as_str(),
+            Some("SUCCEEDED" | "FAILED")
+        );
+        if done && bytes.is_empty() {
+            return Ok(0);
+        }
+        delay = if bytes.is_empty() {
+            (delay * 2).min(Duration::from_secs(1))
+        } else {
+            Duration::from_millis(50)
+        };
+        std::thread::sleep(delay);
+    }
+}

@@ -88,9 +88,52 @@ enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+    /// Run a worker: register with the scheduler and run its tasks.
+    Worker(WorkerArgs),
+    /// Print the output of a job (`ID`, `ID:INDEX`, or `ID#NODE`).
+    Logs {
+        /// The job, or one node of a multinode job.
+        job: String,
+        /// Keep printing new output until the job ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(clap::Args)]
+struct WorkerArgs {
+    /// The scheduler's URL.
+    #[arg(long, env = "SHOAL_ENDPOINT", default_value = client::DEFAULT_ENDPOINT)]
+    scheduler: String,
+    /// This node's name (unique in the cluster).
+    #[arg(long)]
+    name: String,
+    /// Offer this many vCPUs (the first N CPUs this process may use).
+    #[arg(long, conflicts_with = "cpuset")]
+    cpus: Option<u32>,
+    /// Offer exactly these CPUs, e.g. 0-3,6.
+    #[arg(long)]
+    cpuset: Option<String>,
+    /// Offer this much memory, MiB (default: the machine's).
+    #[arg(long)]
+    memory: Option<u64>,
+    /// Labels, k=v,k2=v2 (matched by compute environments' shoal:label:KEY tags).
+    #[arg(long, default_value = "")]
+    labels: String,
+    /// The address other nodes reach this one at.
+    #[arg(long, default_value = "127.0.0.1")]
+    address: String,
+    /// Port of the worker's log server (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Where task directories (logs, hostfiles) go.
+    #[arg(long, default_value = "shoal-worker")]
+    state: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -110,6 +153,9 @@ struct SchedulerArgs {
     /// Backfilling policy.
     #[arg(long, value_enum, default_value = "easy")]
     backfill: commands::BackfillArg,
+    /// Declare a worker lost after this many milliseconds without a poll.
+    #[arg(long, default_value_t = 10_000)]
+    worker_timeout_ms: u64,
 }
 
 fn main() {
@@ -139,6 +185,10 @@ fn run(cli: Cli) -> Result<i32> {
                 region: a.region,
                 account: a.account,
                 backfill: a.backfill.into(),
+                timing: shoal_scheduler::Timing {
+                    heartbeat_ms: (a.worker_timeout_ms / 5).clamp(50, 1000),
+                    lost_after_ms: a.worker_timeout_ms,
+                },
             };
             commands::scheduler(config)?;
             Ok(0)
@@ -160,5 +210,36 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Queues { json, endpoint } => commands::queues(&endpoint, json),
         Command::Nodes { json, endpoint } => commands::nodes(&endpoint, json),
         Command::Bench(b) => bench::run(b),
+        Command::Worker(a) => {
+            let mut labels = std::collections::BTreeMap::new();
+            for kv in a.labels.split(',').filter(|s| !s.is_empty()) {
+                let Some((k, v)) = kv.split_once('=') else {
+                    anyhow::bail!("--labels {kv:?}: expected key=value");
+                };
+                labels.insert(k.to_string(), v.to_string());
+            }
+            let config = shoal_worker::WorkerConfig {
+                scheduler: a.scheduler,
+                name: a.name,
+                cpuset: a
+                    .cpuset
+                    .as_deref()
+                    .map(shoal_worker::capacity::CpuSet::parse)
+                    .transpose()?,
+                cpus: a.cpus,
+                memory_mib: a.memory,
+                labels,
+                address: a.address,
+                port: a.port,
+                state_dir: a.state,
+            };
+            shoal_worker::run(config)?;
+            Ok(0)
+        }
+        Command::Logs {
+            job,
+            follow,
+            endpoint,
+        } => commands::logs(&endpoint, &job, follow),
     }
 }

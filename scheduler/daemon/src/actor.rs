@@ -9,6 +9,7 @@
 //! so nothing unacknowledged survives and nothing acknowledged is lost.
 
 use crate::api::{ApiError, Request};
+use crate::mailbox::Mailboxes;
 use crate::state::{now_ms, Config, StateMachine};
 use crate::store::Store;
 use std::sync::mpsc;
@@ -23,6 +24,7 @@ const IDLE_WAKE: Duration = Duration::from_millis(500);
 
 type Reply = oneshot::Sender<Result<Vec<u8>, ApiError>>;
 
+#[allow(clippy::large_enum_variant)] // one message at a time; boxing buys nothing
 enum Msg {
     Call(Request, Reply),
     Shutdown,
@@ -52,23 +54,33 @@ impl ActorHandle {
 }
 
 /// Load state and start the actor thread.
-pub fn spawn(config: Config) -> Result<(ActorHandle, std::thread::JoinHandle<()>), crate::Error> {
+pub fn spawn(
+    config: Config,
+    mail: Mailboxes,
+) -> Result<(ActorHandle, std::thread::JoinHandle<()>), crate::Error> {
     let store = Store::open(&config.state_dir)?;
-    let machine = StateMachine::load(config.clone(), &store, now_ms())?;
+    let machine = StateMachine::load(config.clone(), &store, mail.clone(), now_ms())?;
     let (tx, rx) = mpsc::channel();
     let join = std::thread::Builder::new()
         .name("shoal-state".into())
-        .spawn(move || run(config, store, machine, rx))
+        .spawn(move || run(config, store, machine, mail, rx))
         .map_err(|e| crate::Error::Io("cannot start the state thread".into(), e))?;
     Ok((ActorHandle { tx }, join))
 }
 
-fn run(config: Config, mut store: Store, mut machine: StateMachine, rx: mpsc::Receiver<Msg>) {
+fn run(
+    config: Config,
+    mut store: Store,
+    mut machine: StateMachine,
+    mail: Mailboxes,
+    rx: mpsc::Receiver<Msg>,
+) {
     // Persist whatever loading changed (default queue and compute
     // environment on a fresh state directory, reasons recomputed).
     let initial = machine.take_batch();
-    if let Err(e) = store.commit(&initial) {
-        tracing::error!("cannot write the initial state: {e}");
+    match store.commit(&initial) {
+        Ok(()) => machine.deliver_orders(),
+        Err(e) => tracing::error!("cannot write the initial state: {e}"),
     }
     loop {
         let timeout = machine
@@ -105,6 +117,7 @@ fn run(config: Config, mut store: Store, mut machine: StateMachine, rx: mpsc::Re
         let batch = machine.take_batch();
         match store.commit(&batch) {
             Ok(()) => {
+                machine.deliver_orders();
                 for ((_, reply), result) in calls.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
@@ -115,7 +128,7 @@ fn run(config: Config, mut store: Store, mut machine: StateMachine, rx: mpsc::Re
                 for (_, reply) in calls {
                     let _ = reply.send(Err(ApiError::Server(msg.clone())));
                 }
-                match StateMachine::load(config.clone(), &store, now_ms()) {
+                match StateMachine::load(config.clone(), &store, mail.clone(), now_ms()) {
                     Ok(m) => machine = m,
                     Err(e) => {
                         tracing::error!("cannot reload state after a failed commit: {e}");

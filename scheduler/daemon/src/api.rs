@@ -35,7 +35,7 @@ impl ApiError {
 #[allow(missing_docs)]
 #[derive(Debug)]
 pub enum Request {
-    RegisterJobDefinition(m::RegisterJobDefinitionRequest),
+    RegisterJobDefinition(Box<m::RegisterJobDefinitionRequest>),
     DescribeJobDefinitions(m::DescribeJobDefinitionsRequest),
     DeregisterJobDefinition(m::DeregisterJobDefinitionRequest),
     SubmitJob(Box<m::SubmitJobRequest>),
@@ -53,6 +53,12 @@ pub enum Request {
     DescribeJobQueues(m::DescribeJobQueuesRequest),
     /// Shoal: list worker nodes.
     ListNodes,
+    /// Shoal: a worker (re)registers.
+    RegisterWorker(shoal_model::wire::RegisterWorkerRequest),
+    /// Shoal: a worker's poll (heartbeat and reports).
+    WorkerPoll(shoal_model::wire::PollRequest),
+    /// Shoal: where the logs of a task are (`ID` or `ID#NODE`).
+    LogLocation(String),
     /// Placeholder left behind when a request is moved out of a batch.
     Noop,
 }
@@ -68,7 +74,9 @@ impl Request {
         };
         use Request as R;
         Ok(match op.to_ascii_lowercase().as_str() {
-            "registerjobdefinition" => R::RegisterJobDefinition(parse_and_validate(body)?),
+            "registerjobdefinition" => {
+                R::RegisterJobDefinition(Box::new(parse_and_validate(body)?))
+            }
             "describejobdefinitions" => R::DescribeJobDefinitions(parse_and_validate(body)?),
             "deregisterjobdefinition" => R::DeregisterJobDefinition(parse_and_validate(body)?),
             "submitjob" => R::SubmitJob(Box::new(parse_and_validate(body)?)),
@@ -91,9 +99,20 @@ impl Request {
     }
 
     /// Parse `POST /shoal/v1/{op}`.
-    pub fn parse_shoal(op: &str, _body: &[u8]) -> Result<Request, ApiError> {
+    pub fn parse_shoal(op: &str, body: &[u8]) -> Result<Request, ApiError> {
         match op {
             "listnodes" => Ok(Request::ListNodes),
+            "registerworker" => Ok(Request::RegisterWorker(shoal_model::parse_request(body)?)),
+            "poll" => Ok(Request::WorkerPoll(shoal_model::parse_request(body)?)),
+            "logs" => {
+                #[derive(serde::Deserialize)]
+                #[serde(rename_all = "camelCase", deny_unknown_fields)]
+                struct Logs {
+                    job_id: String,
+                }
+                let l: Logs = shoal_model::parse_request(body)?;
+                Ok(Request::LogLocation(l.job_id))
+            }
             other => Err(ApiError::UnknownOperation(other.to_string())),
         }
     }

@@ -7,6 +7,7 @@
 
 use crate::actor::ActorHandle;
 use crate::api::{ApiError, Request};
+use crate::mailbox::Mailboxes;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -37,17 +38,29 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The state actor.
+    pub actor: ActorHandle,
+    /// Orders waiting for workers.
+    pub mail: Mailboxes,
+}
+
+/// Longest a worker's poll is held open.
+pub const MAX_POLL_WAIT_MS: u64 = 30_000;
+
 /// Build the router.
-pub fn router(actor: ActorHandle) -> Router {
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/{op}", post(aws_op))
         .route("/shoal/v1/{op}", post(shoal_op))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(actor)
+        .with_state(state)
 }
 
 async fn aws_op(
-    State(actor): State<ActorHandle>,
+    State(AppState { actor, .. }): State<AppState>,
     Path(op): Path<String>,
     _headers: HeaderMap,
     body: Bytes,
@@ -57,12 +70,26 @@ async fn aws_op(
     run(actor, Request::parse_aws(&op, &body)).await
 }
 
-async fn shoal_op(
-    State(actor): State<ActorHandle>,
-    Path(op): Path<String>,
-    body: Bytes,
-) -> Response {
-    run(actor, Request::parse_shoal(&op, &body)).await
+async fn shoal_op(State(st): State<AppState>, Path(op): Path<String>, body: Bytes) -> Response {
+    let req = Request::parse_shoal(&op, &body);
+    let Ok(Request::WorkerPoll(poll)) = req else {
+        return run(st.actor, req).await;
+    };
+    // A poll: hand the reports to the actor (committed), then hold the
+    // request open until orders arrive or the wait ends.
+    let name = poll.name.clone();
+    let wait = std::time::Duration::from_millis(poll.wait_ms.min(MAX_POLL_WAIT_MS));
+    if let Err(e) = st.actor.call(Request::WorkerPoll(poll)).await {
+        return e.into_response();
+    }
+    let orders = st.mail.take_or_wait(&name, wait).await;
+    let body = serde_json::to_vec(&shoal_model::wire::PollResponse { orders }).unwrap_or_default();
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 async fn run(actor: ActorHandle, req: Result<Request, ApiError>) -> Response {

@@ -10,10 +10,11 @@
 pub mod actor;
 pub mod api;
 pub mod http;
+pub mod mailbox;
 pub mod state;
 pub mod store;
 
-pub use state::Config;
+pub use state::{Config, Timing};
 
 /// Errors starting or running the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +62,8 @@ impl Running {
 /// Load the state, bind the listener and serve in the background.
 pub async fn start(config: Config) -> Result<Running, Error> {
     let listen = config.listen;
-    let (actor, actor_thread) = actor::spawn(config)?;
+    let mail = mailbox::Mailboxes::default();
+    let (actor, actor_thread) = actor::spawn(config, mail.clone())?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| Error::Io(format!("cannot listen on {listen}"), e))?;
@@ -69,7 +71,10 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         .local_addr()
         .map_err(|e| Error::Io("cannot read the listening address".into(), e))?;
     let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
-    let app = http::router(actor.clone());
+    let app = http::router(http::AppState {
+        actor: actor.clone(),
+        mail,
+    });
     let server = tokio::spawn(async move {
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(async {

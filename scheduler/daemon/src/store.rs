@@ -58,6 +58,8 @@ pub struct Loaded {
     pub jobs: Vec<(u64, String, String)>,
     /// Key/value metadata.
     pub meta: BTreeMap<String, String>,
+    /// Worker nodes: name → body.
+    pub nodes: Vec<(String, String)>,
 }
 
 /// A batch of writes, applied in one transaction. Later writes to the same
@@ -69,6 +71,7 @@ pub struct Batch {
     job_queues: BTreeMap<String, Option<String>>,
     jobs: BTreeMap<u64, (String, String)>,
     meta: BTreeMap<String, String>,
+    nodes: BTreeMap<String, Option<String>>,
 }
 
 impl Batch {
@@ -79,6 +82,11 @@ impl Batch {
             && self.job_queues.is_empty()
             && self.jobs.is_empty()
             && self.meta.is_empty()
+            && self.nodes.is_empty()
+    }
+    /// Insert or replace a worker node.
+    pub fn put_node(&mut self, name: &str, body: String) {
+        self.nodes.insert(name.to_string(), Some(body));
     }
     /// Insert or replace a job definition revision.
     pub fn put_definition(&mut self, name: &str, revision: i64, body: String) {
@@ -123,6 +131,7 @@ CREATE TABLE IF NOT EXISTS job_definitions (
     PRIMARY KEY (name, revision));
 CREATE TABLE IF NOT EXISTS compute_environments (name TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS job_queues (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
 ";
 
@@ -163,6 +172,7 @@ impl Store {
         for (table, out) in [
             ("compute_environments", &mut loaded.compute_environments),
             ("job_queues", &mut loaded.job_queues),
+            ("nodes", &mut loaded.nodes),
         ] {
             let mut stmt = self
                 .conn
@@ -202,6 +212,7 @@ impl Store {
             for (table, rows) in [
                 ("compute_environments", &batch.compute_environments),
                 ("job_queues", &batch.job_queues),
+                ("nodes", &batch.nodes),
             ] {
                 for (name, body) in rows {
                     match body {

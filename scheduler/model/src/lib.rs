@@ -14,6 +14,7 @@ pub mod definition;
 pub mod error;
 pub mod job;
 pub mod queue;
+pub mod wire;
 pub mod semantics;
 mod util;
 

@@ -183,6 +183,7 @@ impl StateMachine {
                 attempts: Vec::new(),
                 current: None,
                 shm_peak_mib: None,
+                last_placement: None,
             }
         };
 

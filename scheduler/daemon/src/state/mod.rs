@@ -36,6 +36,26 @@ pub struct Config {
     pub account: String,
     /// Backfilling policy.
     pub backfill: shoal_core::Backfill,
+    /// Worker heartbeat timing.
+    pub timing: Timing,
+}
+
+/// How often workers poll, and when a silent one is declared lost.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Workers poll at least this often.
+    pub heartbeat_ms: u64,
+    /// A worker silent for this long is lost; its tasks fail.
+    pub lost_after_ms: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat_ms: 1000,
+            lost_after_ms: 10_000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -46,6 +66,7 @@ impl Default for Config {
             region: "us-east-1".into(),
             account: "000000000000".into(),
             backfill: shoal_core::Backfill::Easy,
+            timing: Timing::default(),
         }
     }
 }
@@ -131,6 +152,9 @@ pub struct JobRecord {
     pub current: Option<CurrentAttempt>,
     /// Highest /dev/shm use seen on any node, MiB (reported by workers).
     pub shm_peak_mib: Option<u64>,
+    /// Where the last finished attempt ran (for its logs).
+    #[serde(default)]
+    pub last_placement: Option<(u32, Vec<Placement>)>,
 }
 
 /// One node of a resolved job.
@@ -231,6 +255,13 @@ pub struct StateMachine {
     dirty: BTreeSet<u64>,
     batch: Batch,
     needs_pass: bool,
+    nodes: BTreeMap<String, nodes::NodeRecord>,
+    node_names: HashMap<u32, String>,
+    next_node: u32,
+    mail: crate::mailbox::Mailboxes,
+    /// Orders decided in this batch, delivered only after it commits.
+    outbox: Vec<(String, shoal_model::wire::Order)>,
+    timing: Timing,
 }
 
 fn to_json<T: Serialize>(v: &T) -> String {
@@ -285,7 +316,12 @@ fn page<T: Clone>(items: &[T], start: usize, max: usize) -> (Vec<T>, Option<Stri
 impl StateMachine {
     /// Rebuild the state from the store (creating the defaults on a fresh
     /// state directory).
-    pub fn load(config: Config, store: &Store, now: u64) -> Result<StateMachine, crate::Error> {
+    pub fn load(
+        config: Config,
+        store: &Store,
+        mail: crate::mailbox::Mailboxes,
+        now: u64,
+    ) -> Result<StateMachine, crate::Error> {
         let loaded = store.load()?;
         let mut sm = StateMachine {
             scope: m::ArnScope::new(config.region.clone(), config.account.clone()),
@@ -304,6 +340,12 @@ impl StateMachine {
             dirty: BTreeSet::new(),
             batch: Batch::default(),
             needs_pass: true,
+            nodes: BTreeMap::new(),
+            node_names: HashMap::new(),
+            next_node: 1,
+            mail,
+            outbox: Vec::new(),
+            timing: config.timing,
         };
         for (name, rev, body) in &loaded.definitions {
             let def: m::JobDefinition = serde_json::from_str(body)
@@ -329,8 +371,13 @@ impl StateMachine {
                 .map_err(|e| load_err("job queue", name, e))?;
             sm.queues.insert(name.clone(), rec);
         }
-        if sm.ces.is_empty() && sm.queues.is_empty() && loaded.meta.get("initialized").is_none() {
+        if sm.ces.is_empty() && sm.queues.is_empty() && !loaded.meta.contains_key("initialized") {
             sm.create_defaults(now)?;
+        }
+        for (name, body) in &loaded.nodes {
+            let n: nodes::NodeRecord =
+                serde_json::from_str(body).map_err(|e| load_err("node", name, e))?;
+            sm.restore_node(now, n)?;
         }
         for (seq, id, body) in &loaded.jobs {
             let rec: JobRecord = serde_json::from_str(body).map_err(|e| load_err("job", id, e))?;
@@ -390,13 +437,25 @@ impl StateMachine {
         std::mem::take(&mut self.batch)
     }
 
+    /// Hand the orders of a committed batch to the workers' mailboxes.
+    pub fn deliver_orders(&mut self) {
+        for (node, order) in self.outbox.drain(..) {
+            self.mail.push(&node, order);
+        }
+    }
+
     /// How long until something time-based must happen (attempt timeout).
     pub fn next_wake(&self, now: u64) -> Option<u64> {
-        self.core.next_deadline().map(|d| d.saturating_sub(now))
+        [self.core.next_deadline(), self.next_lost_check()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|d| d.saturating_sub(now))
     }
 
     /// Check timeouts and, when anything changed, run a scheduling pass.
     pub fn tick(&mut self, now: u64) {
+        self.check_lost(now);
         if self.core.next_deadline().is_some_and(|d| d <= now) {
             if let Err(e) = self.core.apply(now, Event::Tick) {
                 tracing::error!("core tick: {e}");
@@ -437,15 +496,19 @@ impl StateMachine {
                         rec.current = Some(CurrentAttempt {
                             attempt,
                             started_at: now,
-                            placement,
+                            placement: placement.clone(),
                         });
                         self.dirty.insert(job.0);
                     }
-                    // Seam: the worker protocol (dispatching the attempt to
-                    // its nodes) plugs in here.
+                    self.dispatch_start(job, attempt, &placement);
                 }
-                Decision::Kill { .. } => {
-                    // Seam: the worker protocol sends kill orders here.
+                Decision::Kill {
+                    job,
+                    attempt,
+                    nodes,
+                    reason,
+                } => {
+                    self.dispatch_kill(job, attempt, &nodes, &reason);
                 }
                 Decision::AttemptEnded {
                     job,
@@ -454,7 +517,9 @@ impl StateMachine {
                     reason,
                 } => {
                     if let Some(rec) = self.jobs.get_mut(&job.0) {
-                        let started_at = rec.current.take().map(|c| c.started_at).unwrap_or(now);
+                        let current = rec.current.take();
+                        let started_at = current.as_ref().map(|c| c.started_at).unwrap_or(now);
+                        rec.last_placement = current.map(|c| (c.attempt, c.placement));
                         rec.attempts.push(AttemptRecord {
                             started_at,
                             stopped_at: now,
@@ -473,7 +538,7 @@ impl StateMachine {
     pub fn handle(&mut self, now: u64, req: Request) -> Result<Vec<u8>, ApiError> {
         use Request as R;
         match req {
-            R::RegisterJobDefinition(r) => self.register(r),
+            R::RegisterJobDefinition(r) => self.register(*r),
             R::DescribeJobDefinitions(r) => self.describe_definitions(r),
             R::DeregisterJobDefinition(r) => self.deregister(r),
             R::SubmitJob(r) => self.submit(now, *r),
@@ -489,7 +554,10 @@ impl StateMachine {
             R::UpdateJobQueue(r) => self.update_queue(now, r),
             R::DeleteJobQueue(r) => self.delete_queue(now, r),
             R::DescribeJobQueues(r) => self.describe_queues(r),
-            R::ListNodes => reply(&json!({ "nodes": [] })),
+            R::ListNodes => self.list_nodes(),
+            R::RegisterWorker(r) => self.register_worker(now, r),
+            R::WorkerPoll(r) => self.poll(now, r),
+            R::LogLocation(id) => self.log_location(&id),
             R::Noop => reply(&json!({})),
         }
     }
@@ -497,6 +565,7 @@ impl StateMachine {
 
 mod definitions;
 mod jobs;
+mod nodes;
 mod pools;
 
 pub use jobs::state_name;

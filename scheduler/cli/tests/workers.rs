@@ -1,0 +1,311 @@
+//! End-to-end tests of workers: the real `shoal` binary as a scheduler and
+//! as workers on this machine, running real jobs with a private /dev/shm.
+//! They need root or unprivileged user namespaces (CI runs as root).
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
+
+/// A child process, stopped with SIGTERM (as an operator would) when
+/// dropped, or killed outright with `kill9`.
+struct Proc(Child);
+impl Proc {
+    fn kill9(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.0.wait();
+    }
+}
+
+// Fields drop in order: workers stop first, then the scheduler, then the
+// directory goes.
+struct Cluster {
+    workers: Vec<(String, Proc)>,
+    _scheduler: Proc,
+    endpoint: String,
+    http: reqwest::blocking::Client,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(workers: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(SHOAL)
+            .args([
+                "scheduler",
+                "--listen",
+                "127.0.0.1:0",
+                "--worker-timeout-ms",
+                "1500",
+                "--state",
+            ])
+            .arg(dir.path().join("scheduler"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let endpoint = line
+            .trim()
+            .strip_prefix("endpoint: ")
+            .expect("first line is the endpoint")
+            .to_string();
+        let mut c = Cluster {
+            endpoint,
+            dir,
+            _scheduler: Proc(child),
+            workers: Vec::new(),
+            http: reqwest::blocking::Client::new(),
+        };
+        for w in workers {
+            c.add_worker(w);
+        }
+        c
+    }
+
+    fn add_worker(&mut self, name: &str) {
+        let child = Command::new(SHOAL)
+            .args([
+                "worker",
+                "--scheduler",
+                &self.endpoint,
+                "--name",
+                name,
+                "--cpus",
+                "1",
+                "--memory",
+                "2048",
+                "--state",
+            ])
+            .arg(self.dir.path().join(name))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.workers.push((name.to_string(), Proc(child)));
+        self.wait_for(&format!("worker {name} up"), || {
+            self.shoal("listnodes", json!({}))["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["name"] == name && n["state"] != "DOWN")
+        });
+    }
+
+    /// SIGKILL a worker: it gets no chance to clean up.
+    fn kill_worker(&mut self, name: &str) {
+        if let Some(i) = self.workers.iter().position(|(n, _)| n == name) {
+            self.workers.remove(i).1.kill9();
+        }
+    }
+
+    fn post(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.endpoint))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.text().unwrap());
+        r.json().unwrap()
+    }
+    fn aws(&self, op: &str, body: Value) -> Value {
+        self.post(&format!("/v1/{op}"), body)
+    }
+    fn shoal(&self, op: &str, body: Value) -> Value {
+        self.post(&format!("/shoal/v1/{op}"), body)
+    }
+    fn job(&self, id: &str) -> Value {
+        self.aws("describejobs", json!({ "jobs": [id] }))["jobs"][0].clone()
+    }
+
+    /// Wait for a condition that an event makes true, up to 30 s.
+    fn wait_for(&self, what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut delay = Duration::from_millis(5);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    fn wait_done(&self, id: &str) -> Value {
+        let mut last = Value::Null;
+        self.wait_for(&format!("job {id} to end"), || {
+            last = self.job(id);
+            matches!(last["status"].as_str(), Some("SUCCEEDED" | "FAILED"))
+        });
+        last
+    }
+
+    fn logs(&self, id: &str) -> String {
+        let out = Command::new(SHOAL)
+            .args(["logs", id, "--endpoint", &self.endpoint])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "shoal logs {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn register(&self, def: Value) {
+        self.aws("registerjobdefinition", def);
+    }
+
+    fn submit(&self, name: &str, def: &str) -> String {
+        self.aws(
+            "submitjob",
+            json!({ "jobName": name, "jobQueue": "default", "jobDefinition": def }),
+        )["jobId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+fn sh_def(name: &str, script: &str, shm: i32) -> Value {
+    json!({ "jobDefinitionName": name, "type": "container",
+            "containerProperties": { "command": ["sh", "-c", script],
+              "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"256"}],
+              "linuxParameters": { "sharedMemorySize": shm } } })
+}
+
+fn shm_mib_of(df: &str) -> Option<u64> {
+    // `df -m /dev/shm`: the size column of the line for /dev/shm.
+    df.lines()
+        .find(|l| l.trim_end().ends_with("/dev/shm"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_job_gets_a_private_dev_shm_of_its_size_and_batch_variables() {
+    let c = Cluster::start(&["n1"]);
+    c.register(sh_def("shm", "df -m /dev/shm; touch /dev/shm/mine; head -c 3000000 /dev/zero > /dev/shm/fill; sleep 0.3; env | grep ^AWS_BATCH_ | sort", 96));
+    let id = c.submit("shm", "shm");
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "SUCCEEDED", "{j}");
+    let out = c.logs(&id);
+    assert_eq!(shm_mib_of(&out), Some(96), "{out}");
+    assert!(out.contains(&format!("AWS_BATCH_JOB_ID={id}")), "{out}");
+    assert!(out.contains("AWS_BATCH_JQ_NAME=default"), "{out}");
+    assert!(out.contains("AWS_BATCH_JOB_ATTEMPT=1"), "{out}");
+    assert!(
+        j["shmPeakMiB"].as_u64().unwrap_or(0) >= 2,
+        "the /dev/shm high-water mark is reported: {j}"
+    );
+    // The job's /dev/shm was its own: nothing of it reached the host's.
+    assert!(!std::path::Path::new("/dev/shm/mine").exists());
+    assert_eq!(j["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(j["attempts"][0]["container"]["exitCode"], 0);
+}
+
+#[test]
+fn filling_a_small_dev_shm_fails_the_job_and_spares_the_host() {
+    let c = Cluster::start(&["n1"]);
+    c.register(sh_def(
+        "fill",
+        "head -c 209715200 /dev/zero > /dev/shm/big",
+        32,
+    ));
+    let id = c.submit("fill", "fill");
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "FAILED", "{j}");
+    assert_ne!(j["attempts"][0]["container"]["exitCode"], 0, "{j}");
+    assert!(!std::path::Path::new("/dev/shm/big").exists());
+}
+
+#[test]
+fn a_multinode_job_runs_one_task_per_node_with_the_gang_variables() {
+    let c = Cluster::start(&["n1", "n2"]);
+    c.register(json!({ "jobDefinitionName": "mn", "type": "multinode",
+        "nodeProperties": { "numNodes": 2, "mainNode": 0, "nodeRangeProperties": [
+          { "targetNodes": "0:", "container": { "command": ["sh", "-c", "df -m /dev/shm; env | grep -E '^(AWS_BATCH|SHOAL_NODE)' | sort; cat $SHOAL_HOSTFILE"],
+            "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"256"}],
+            "linuxParameters": { "sharedMemorySize": 96 } } } ] } }));
+    let id = c.submit("mn", "mn");
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "SUCCEEDED", "{j}");
+    for n in 0..2 {
+        let out = c.logs(&format!("{id}#{n}"));
+        assert_eq!(shm_mib_of(&out), Some(96), "node {n}: {out}");
+        assert!(
+            out.contains(&format!("AWS_BATCH_JOB_NODE_INDEX={n}")),
+            "{out}"
+        );
+        assert!(out.contains("AWS_BATCH_JOB_NUM_NODES=2"), "{out}");
+        assert!(out.contains("AWS_BATCH_JOB_MAIN_NODE_INDEX=0"), "{out}");
+        assert!(
+            out.contains("AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS=127.0.0.1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("slots=1"),
+            "the hostfile lists the gang: {out}"
+        );
+    }
+}
+
+#[test]
+fn a_lost_worker_fails_the_attempt_and_the_retry_succeeds_once_it_is_back() {
+    let mut c = Cluster::start(&["n1", "n2"]);
+    // The first attempt sleeps long enough to be interrupted; the second
+    // (AWS_BATCH_JOB_ATTEMPT=2) ends at once.
+    c.register(json!({ "jobDefinitionName": "gang", "type": "multinode",
+        "retryStrategy": { "attempts": 2 },
+        "nodeProperties": { "numNodes": 2, "mainNode": 0, "nodeRangeProperties": [
+          { "targetNodes": "0:", "container": { "command": ["sh", "-c", "[ \"$AWS_BATCH_JOB_ATTEMPT\" = 2 ] || sleep 60.017"],
+            "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"256"}] } } ] } }));
+    let id = c.submit("gang", "gang");
+    c.wait_for("the gang to run", || c.job(&id)["status"] == "RUNNING");
+    c.kill_worker("n2");
+    c.wait_for("the first attempt to fail", || {
+        c.job(&id)["attempts"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    });
+    let j = c.job(&id);
+    let reason = j["attempts"][0]["statusReason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("n2"), "the reason names the lost node: {j}");
+    c.add_worker("n2");
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "SUCCEEDED", "{j}");
+    assert_eq!(j["attempts"].as_array().unwrap().len(), 2);
+    // Nothing of the first attempt survives on either node.
+    c.wait_for("the first attempt's processes to end", || {
+        processes_running("sleep 60.017") == 0
+    });
+}
+
+/// Processes whose command line is exactly `cmd`.
+fn processes_running(cmd: &str) -> usize {
+    let want = cmd.replace(' ', "\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|c| String::from_utf8_lossy(c).trim_end_matches('\0') == want)
+        .count()
+}

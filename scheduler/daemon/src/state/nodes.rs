@@ -1,0 +1,480 @@
+//! Worker nodes: registration and reconciliation, polls (heartbeats and
+//! task reports), lost-node detection, and turning the core's Start / Kill
+//! decisions into orders for the workers.
+
+use super::{reply, to_json, JobRecord, StateMachine};
+use crate::api::ApiError;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shoal_core::{Event, JobKey, NodeId, NodeSpec, Placement, Resources};
+use shoal_model::wire::{
+    Capacity, Order, PollRequest, RegisterWorkerRequest, RegisterWorkerResponse, StartTask,
+    TaskEvent, TaskRef,
+};
+use shoal_model::KeyValuePair;
+use std::collections::BTreeMap;
+
+/// A worker node as the scheduler keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Core id.
+    pub id: u32,
+    /// Unique name.
+    pub name: String,
+    /// Private address.
+    pub address: String,
+    /// Port of the worker's HTTP server.
+    pub port: u16,
+    /// Capacity.
+    pub capacity: Capacity,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Last poll or registration (epoch ms); not persisted meaningfully.
+    #[serde(default)]
+    pub last_seen: u64,
+    /// Declared lost (missed heartbeats); comes back on registration.
+    #[serde(default)]
+    pub lost: bool,
+}
+
+fn res(c: Capacity) -> Resources {
+    Resources {
+        vcpus: c.vcpus,
+        memory_mib: c.memory_mib,
+        shm_mib: c.shm_mib,
+    }
+}
+
+fn cap(r: Resources) -> Capacity {
+    Capacity {
+        vcpus: r.vcpus,
+        memory_mib: r.memory_mib,
+        shm_mib: r.shm_mib,
+    }
+}
+
+fn node_spec(n: &NodeRecord) -> NodeSpec {
+    NodeSpec {
+        id: NodeId(n.id),
+        name: n.name.clone(),
+        capacity: res(n.capacity),
+        labels: n.labels.clone(),
+    }
+}
+
+/// The task id a job record and node index make (`ID` or `ID#NODE`).
+fn task_job_id(rec: &JobRecord, node_index: u32) -> String {
+    if rec.resolved.multinode {
+        format!("{}#{node_index}", rec.id)
+    } else {
+        rec.id.clone()
+    }
+}
+
+impl StateMachine {
+    pub(super) fn restore_node(&mut self, now: u64, mut n: NodeRecord) -> Result<(), crate::Error> {
+        // A restarted scheduler gives every known worker a full timeout to
+        // come back before declaring it lost.
+        n.last_seen = now;
+        n.lost = false;
+        self.core
+            .apply(now, Event::NodeUpserted(node_spec(&n)))
+            .map_err(|e| crate::Error::Load(format!("node {}: {e}", n.name)))?;
+        self.next_node = self.next_node.max(n.id + 1);
+        self.node_names.insert(n.id, n.name.clone());
+        self.nodes.insert(n.name.clone(), n);
+        Ok(())
+    }
+
+    /// Tasks the scheduler believes run on `node`: (job seq, task).
+    fn tasks_on(&self, node: u32) -> Vec<(u64, TaskRef)> {
+        let mut out = Vec::new();
+        for rec in self.jobs.values() {
+            if let Some(c) = &rec.current {
+                for p in c.placement.iter().filter(|p| p.node.0 == node) {
+                    out.push((
+                        rec.seq,
+                        TaskRef {
+                            job_id: task_job_id(rec, p.node_index),
+                            attempt: c.attempt,
+                            node_index: p.node_index,
+                        },
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    pub(super) fn register_worker(
+        &mut self,
+        now: u64,
+        r: RegisterWorkerRequest,
+    ) -> Result<Vec<u8>, ApiError> {
+        if r.name.is_empty() || r.name.len() > 128 {
+            return Err(ApiError::field(
+                "name",
+                "give a node name of 1 to 128 characters",
+            ));
+        }
+        let id = match self.nodes.get(&r.name) {
+            Some(n) => n.id,
+            None => {
+                self.next_node += 1;
+                self.next_node - 1
+            }
+        };
+        let rec = NodeRecord {
+            id,
+            name: r.name.clone(),
+            address: r.address.clone(),
+            port: r.port,
+            capacity: r.capacity,
+            labels: r.labels.clone(),
+            last_seen: now,
+            lost: false,
+        };
+        self.core
+            .apply(now, Event::NodeUpserted(node_spec(&rec)))
+            .map_err(super::core_err)?;
+        self.batch.put_node(&rec.name, to_json(&rec));
+        self.node_names.insert(id, rec.name.clone());
+        self.nodes.insert(rec.name.clone(), rec);
+        self.needs_pass = true;
+
+        // Reconcile: what the scheduler has here but the worker does not
+        // run (and has not been ordered to start) has ended; what the worker
+        // runs but the scheduler does not know is killed.
+        let theirs: std::collections::BTreeSet<&TaskRef> = r.running.iter().collect();
+        for (seq, task) in self.tasks_on(id) {
+            if theirs.contains(&task) {
+                continue;
+            }
+            let is_start = |o: &Order| matches!(o, Order::Start(s) if s.task == task);
+            let queued = self.mail.has_pending(&r.name, is_start)
+                || self.outbox.iter().any(|(n, o)| *n == r.name && is_start(o));
+            if !queued {
+                let ev = Event::NodeExited {
+                    job: JobKey(seq),
+                    attempt: task.attempt,
+                    node_index: task.node_index,
+                    exit_code: None,
+                    reason: format!("worker {} restarted and no longer runs this task", r.name),
+                };
+                self.core.apply(now, ev).map_err(super::core_err)?;
+            }
+        }
+        let ours: std::collections::BTreeSet<TaskRef> =
+            self.tasks_on(id).into_iter().map(|(_, t)| t).collect();
+        for t in r.running.iter().filter(|t| !ours.contains(t)) {
+            self.outbox.push((
+                r.name.clone(),
+                Order::Kill {
+                    task: t.clone(),
+                    reason: "the scheduler does not know this task".into(),
+                },
+            ));
+        }
+        reply(&RegisterWorkerResponse {
+            heartbeat_ms: self.timing.heartbeat_ms,
+            lost_after_ms: self.timing.lost_after_ms,
+        })
+    }
+
+    pub(super) fn poll(&mut self, now: u64, r: PollRequest) -> Result<Vec<u8>, ApiError> {
+        let Some(node) = self.nodes.get_mut(&r.name) else {
+            return Err(ApiError::field(
+                "name",
+                format!("node {:?} is not registered; register first", r.name),
+            ));
+        };
+        if node.lost {
+            return Err(ApiError::field(
+                "name",
+                format!("node {:?} was declared lost; register again", r.name),
+            ));
+        }
+        node.last_seen = now;
+        for rep in r.reports {
+            let base = rep.task.job_id.split('#').next().unwrap_or("");
+            let Some(&seq) = self.ids.get(base) else {
+                continue;
+            };
+            let job = JobKey(seq);
+            let ev = match rep.event {
+                TaskEvent::Started => Event::NodeStarted {
+                    job,
+                    attempt: rep.task.attempt,
+                    node_index: rep.task.node_index,
+                },
+                TaskEvent::Exited {
+                    exit_code,
+                    reason,
+                    shm_peak_mib,
+                } => {
+                    if let Some(rec) = self.jobs.get_mut(&seq) {
+                        rec.shm_peak_mib = Some(rec.shm_peak_mib.unwrap_or(0).max(shm_peak_mib));
+                        self.dirty.insert(seq);
+                    }
+                    Event::NodeExited {
+                        job,
+                        attempt: rep.task.attempt,
+                        node_index: rep.task.node_index,
+                        exit_code,
+                        reason,
+                    }
+                }
+            };
+            self.core.apply(now, ev).map_err(super::core_err)?;
+            self.needs_pass = true;
+        }
+        reply(&json!({}))
+    }
+
+    /// Declare nodes that missed their heartbeats lost.
+    pub(super) fn check_lost(&mut self, now: u64) {
+        let after = self.timing.lost_after_ms;
+        let lost: Vec<String> = self
+            .nodes
+            .values()
+            .filter(|n| !n.lost && now.saturating_sub(n.last_seen) > after)
+            .map(|n| n.name.clone())
+            .collect();
+        for name in lost {
+            let Some(n) = self.nodes.get_mut(&name) else {
+                continue;
+            };
+            n.lost = true;
+            let id = n.id;
+            tracing::warn!("worker {name} missed its heartbeats for {after} ms: declared lost");
+            self.mail.clear(&name);
+            if let Err(e) = self.core.apply(now, Event::NodeLost(NodeId(id))) {
+                tracing::error!("core refused NodeLost for {name}: {e}");
+            }
+            self.needs_pass = true;
+        }
+    }
+
+    /// Earliest time a node would be declared lost.
+    pub(super) fn next_lost_check(&self) -> Option<u64> {
+        self.nodes
+            .values()
+            .filter(|n| !n.lost)
+            .map(|n| n.last_seen + self.timing.lost_after_ms + 1)
+            .min()
+    }
+
+    /// Send a Start order to every node of a placement.
+    pub(super) fn dispatch_start(&mut self, job: JobKey, attempt: u32, placement: &[Placement]) {
+        let Some(rec) = self.jobs.get(&job.0) else {
+            return;
+        };
+        let mut by_index: Vec<&Placement> = placement.iter().collect();
+        by_index.sort_by_key(|p| p.node_index);
+        let addr = |p: &Placement| {
+            self.node_names
+                .get(&p.node.0)
+                .and_then(|n| self.nodes.get(n))
+                .map(|n| n.address.clone())
+                .unwrap_or_default()
+        };
+        let main = rec.resolved.main_node;
+        let main_addr = by_index
+            .iter()
+            .find(|p| p.node_index == main)
+            .map(|p| addr(p))
+            .unwrap_or_default();
+        let addrs: Vec<String> = by_index.iter().map(|p| addr(p)).collect();
+        let mut hostfile = String::new();
+        for p in by_index
+            .iter()
+            .filter(|p| p.node_index == main)
+            .chain(by_index.iter().filter(|p| p.node_index != main))
+        {
+            hostfile.push_str(&format!("{} slots={}\n", addr(p), p.alloc.vcpus.max(1)));
+        }
+        let ce = self.ce_for(&rec.queue);
+        for p in &by_index {
+            let Some(node_name) = self.node_names.get(&p.node.0).cloned() else {
+                continue;
+            };
+            let Some(rn) = rec.resolved.nodes.get(p.node_index as usize) else {
+                continue;
+            };
+            let c = &rn.container;
+            let task = TaskRef {
+                job_id: task_job_id(rec, p.node_index),
+                attempt,
+                node_index: p.node_index,
+            };
+            let mut env: Vec<KeyValuePair> = c.environment.clone();
+            let mut set = |k: &str, v: String| env.push(KeyValuePair::new(k, v));
+            set("AWS_BATCH_JOB_ID", task.job_id.clone());
+            set("AWS_BATCH_JOB_ATTEMPT", (attempt + 1).to_string());
+            set("AWS_BATCH_JQ_NAME", rec.queue.clone());
+            set("AWS_BATCH_CE_NAME", ce.clone());
+            if let Some(a) = &rec.array {
+                if let Some(i) = a.index {
+                    set("AWS_BATCH_JOB_ARRAY_INDEX", i.to_string());
+                    set("AWS_BATCH_JOB_ARRAY_SIZE", a.size.to_string());
+                }
+            }
+            if rec.resolved.multinode {
+                set("AWS_BATCH_JOB_NODE_INDEX", p.node_index.to_string());
+                set(
+                    "AWS_BATCH_JOB_NUM_NODES",
+                    rec.resolved.num_nodes.to_string(),
+                );
+                set("AWS_BATCH_JOB_MAIN_NODE_INDEX", main.to_string());
+                set(
+                    "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS",
+                    main_addr.clone(),
+                );
+            }
+            set("SHOAL_NODE_ADDRS", addrs.join(","));
+            let order = StartTask {
+                task,
+                command: c.command.clone(),
+                environment: env,
+                hostfile: hostfile.clone(),
+                alloc: cap(p.alloc),
+                linux_parameters: c.linux_parameters.clone(),
+                user: c.user.clone(),
+                volumes: c.volumes.clone(),
+                mount_points: c.mount_points.clone(),
+                ulimits: c.ulimits.clone(),
+            };
+            self.outbox.push((node_name, Order::Start(Box::new(order))));
+        }
+    }
+
+    /// Send Kill orders for an attempt to the given nodes.
+    pub(super) fn dispatch_kill(
+        &mut self,
+        job: JobKey,
+        attempt: u32,
+        nodes: &[NodeId],
+        reason: &str,
+    ) {
+        let Some(rec) = self.jobs.get(&job.0) else {
+            return;
+        };
+        let placement: Vec<Placement> = match (&rec.current, &rec.last_placement) {
+            (Some(c), _) if c.attempt == attempt => c.placement.clone(),
+            (_, Some((a, p))) if *a == attempt => p.clone(),
+            _ => Vec::new(),
+        };
+        for n in nodes {
+            let Some(name) = self.node_names.get(&n.0) else {
+                continue;
+            };
+            for p in placement.iter().filter(|p| p.node == *n) {
+                let task = TaskRef {
+                    job_id: task_job_id(rec, p.node_index),
+                    attempt,
+                    node_index: p.node_index,
+                };
+                self.outbox.push((
+                    name.clone(),
+                    Order::Kill {
+                        task,
+                        reason: reason.to_string(),
+                    },
+                ));
+            }
+        }
+    }
+
+    /// The compute environment of a queue (its first one), for AWS_BATCH_CE_NAME.
+    fn ce_for(&self, queue: &str) -> String {
+        self.queues
+            .get(queue)
+            .and_then(|q| {
+                q.detail
+                    .compute_environment_order
+                    .iter()
+                    .min_by_key(|o| o.order)
+            })
+            .map(|o| {
+                o.compute_environment
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    }
+
+    pub(super) fn list_nodes(&self) -> Result<Vec<u8>, ApiError> {
+        let nodes: Vec<serde_json::Value> = self
+            .nodes
+            .values()
+            .map(|n| {
+                let free = self.core.node_free(NodeId(n.id)).unwrap_or_default();
+                let used = n.capacity.vcpus.saturating_sub(free.vcpus);
+                let state = if n.lost {
+                    "DOWN"
+                } else if used == 0 {
+                    "IDLE"
+                } else if free.vcpus == 0 {
+                    "ALLOCATED"
+                } else {
+                    "MIXED"
+                };
+                json!({
+                    "name": n.name, "state": state, "address": n.address, "port": n.port,
+                    "vcpus": n.capacity.vcpus, "vcpusAllocated": used,
+                    "memoryMiB": n.capacity.memory_mib, "memoryFreeMiB": if n.lost { 0 } else { free.memory_mib },
+                    "shmMiB": n.capacity.shm_mib, "shmFreeMiB": if n.lost { 0 } else { free.shm_mib },
+                    "labels": n.labels,
+                })
+            })
+            .collect();
+        reply(&json!({ "nodes": nodes }))
+    }
+
+    /// Where a task's logs are: the worker's base URL.
+    pub(super) fn log_location(&self, job_id: &str) -> Result<Vec<u8>, ApiError> {
+        let (base, node_index) = match job_id.rsplit_once('#') {
+            Some((b, n)) => (
+                b,
+                n.parse::<u32>()
+                    .map_err(|_| ApiError::field("jobId", "bad node index after '#'"))?,
+            ),
+            None => (job_id, 0),
+        };
+        let seq = *self
+            .ids
+            .get(base)
+            .ok_or_else(|| ApiError::field("jobId", format!("no job with id {base:?}")))?;
+        let rec = &self.jobs[&seq];
+        let placement = rec
+            .current
+            .as_ref()
+            .map(|c| (c.attempt, c.placement.clone()))
+            .or_else(|| rec.last_placement.clone());
+        let Some((attempt, placement)) = placement else {
+            return Err(ApiError::field(
+                "jobId",
+                format!("{job_id} has not run yet, so it has no logs"),
+            ));
+        };
+        let p = placement
+            .iter()
+            .find(|p| p.node_index == node_index)
+            .ok_or_else(|| ApiError::field("jobId", format!("{base} has no node {node_index}")))?;
+        let n = self
+            .node_names
+            .get(&p.node.0)
+            .and_then(|n| self.nodes.get(n))
+            .ok_or_else(|| ApiError::Server("the node that ran this task is unknown".into()))?;
+        let task = TaskRef {
+            job_id: task_job_id(rec, node_index),
+            attempt,
+            node_index,
+        };
+        reply(
+            &json!({ "url": format!("http://{}:{}/logs", n.address, n.port), "task": task, "node": n.name }),
+        )
+    }
+}

@@ -1,0 +1,197 @@
+//! Messages between the scheduler and its workers: Shoal's own API under
+//! `POST /shoal/v1/worker/{register,poll}`.
+//!
+//! A worker registers (capacity, labels, address and the tasks it still
+//! runs, so that a restarted scheduler can reconcile), then long-polls: each
+//! poll carries its reports (task started, task exited) and is its
+//! heartbeat; the reply carries orders (start a task, kill a task). A task
+//! is one node of one attempt of a job.
+
+use crate::container::{KeyValuePair, LinuxParameters, MountPoint, Ulimit, Volume};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Capacity of a worker node, or what a task is given of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capacity {
+    /// Whole vCPUs.
+    pub vcpus: u32,
+    /// Memory, MiB.
+    pub memory_mib: u64,
+    /// /dev/shm, MiB.
+    pub shm_mib: u64,
+}
+
+/// One node of one attempt of a job.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskRef {
+    /// The job (`ID` or `ID:INDEX` for an array child).
+    pub job_id: String,
+    /// Attempt number, 0-based.
+    pub attempt: u32,
+    /// Node index (0 for single-node jobs).
+    pub node_index: u32,
+}
+
+impl std::fmt::Display for TaskRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{}.{}", self.job_id, self.node_index, self.attempt)
+    }
+}
+
+/// `POST /shoal/v1/worker/register`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegisterWorkerRequest {
+    /// Unique node name.
+    pub name: String,
+    /// Address other nodes and MPI reach it at (its private IPv4).
+    pub address: String,
+    /// Port of the worker's own HTTP server (logs, launch agent).
+    pub port: u16,
+    /// What it offers.
+    pub capacity: Capacity,
+    /// Labels, matched by compute environments' `shoal:label:KEY` tags.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Tasks it is still running (after a scheduler restart).
+    #[serde(default)]
+    pub running: Vec<TaskRef>,
+}
+
+/// Reply to a registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterWorkerResponse {
+    /// How often to poll at the latest.
+    pub heartbeat_ms: u64,
+    /// After this long without a poll the node is declared lost.
+    pub lost_after_ms: u64,
+}
+
+/// What happened to a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "event")]
+pub enum TaskEvent {
+    /// The process runs.
+    Started,
+    /// The process tree ended.
+    #[serde(rename_all = "camelCase")]
+    Exited {
+        /// Exit code; None when killed by a signal or never started.
+        exit_code: Option<i32>,
+        /// Why, for people.
+        reason: String,
+        /// Highest /dev/shm use seen, MiB.
+        shm_peak_mib: u64,
+    },
+}
+
+/// A report in a poll.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskReport {
+    /// The task.
+    pub task: TaskRef,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: TaskEvent,
+}
+
+/// `POST /shoal/v1/worker/poll`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PollRequest {
+    /// The node.
+    pub name: String,
+    /// Reports since the last poll.
+    #[serde(default)]
+    pub reports: Vec<TaskReport>,
+    /// How long the scheduler may hold the poll open waiting for orders.
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+/// Everything a worker needs to run a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartTask {
+    /// The task.
+    pub task: TaskRef,
+    /// argv (after `Ref::` substitution).
+    pub command: Vec<String>,
+    /// The container's environment plus AWS Batch's and Shoal's variables.
+    pub environment: Vec<KeyValuePair>,
+    /// Contents of the Open MPI hostfile (`ADDRESS slots=N`, main node first).
+    pub hostfile: String,
+    /// What the task is given.
+    pub alloc: Capacity,
+    /// `linuxParameters` (tmpfs, devices, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linux_parameters: Option<LinuxParameters>,
+    /// Run as this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Volumes (host paths) and where they are mounted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    /// Mount points.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mount_points: Vec<MountPoint>,
+    /// Resource limits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<Ulimit>,
+}
+
+/// An order to a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "order")]
+pub enum Order {
+    /// Start a task.
+    Start(Box<StartTask>),
+    /// Kill a task's whole process tree.
+    #[serde(rename_all = "camelCase")]
+    Kill {
+        /// The task.
+        task: TaskRef,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Reply to a poll.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollResponse {
+    /// Orders, oldest first.
+    pub orders: Vec<Order>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_round_trip_with_a_flat_event_tag() {
+        let r = TaskReport {
+            task: TaskRef {
+                job_id: "j".into(),
+                attempt: 1,
+                node_index: 2,
+            },
+            event: TaskEvent::Exited {
+                exit_code: Some(3),
+                reason: "x".into(),
+                shm_peak_mib: 7,
+            },
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["event"], "exited");
+        assert_eq!(v["exitCode"], 3);
+        assert_eq!(v["task"]["nodeIndex"], 2);
+        let back: TaskReport = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+    }
+}

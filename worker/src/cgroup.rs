@@ -1,0 +1,255 @@
+//! Per-task cgroups: a memory limit (tmpfs pages of the private /dev/shm
+//! are charged to it) and a cpuset inside the worker's own. Works with
+//! cgroup v2 (unified) and v1 (memory and cpuset hierarchies). Where neither
+//! can be written, tasks run without limits and their log says so.
+
+use std::path::{Path, PathBuf};
+
+/// The cgroup hierarchies the worker can use.
+#[derive(Debug, Clone)]
+pub enum Cgroups {
+    /// cgroup v2: one directory per task under `base`.
+    V2 {
+        /// `…/shoal-WORKER`.
+        base: PathBuf,
+    },
+    /// cgroup v1: a directory per task in each hierarchy found.
+    V1 {
+        /// `/sys/fs/cgroup/memory/…/shoal-WORKER`.
+        memory: Option<PathBuf>,
+        /// `/sys/fs/cgroup/cpuset/…/shoal-WORKER`.
+        cpuset: Option<PathBuf>,
+    },
+    /// No usable cgroups; the reason goes into each task's log.
+    Unavailable(String),
+}
+
+/// One task's cgroup directories.
+#[derive(Debug, Default)]
+pub struct TaskCgroup {
+    dirs: Vec<PathBuf>,
+}
+
+fn own_path(controller: &str) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines().find_map(|l| {
+        let mut it = l.splitn(3, ':');
+        let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+        let hit = if controller.is_empty() {
+            ctrls.is_empty()
+        } else {
+            ctrls.split(',').any(|c| c == controller)
+        };
+        hit.then(|| path.trim_start_matches('/').to_string())
+    })
+}
+
+fn prepare(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+impl Cgroups {
+    /// Find and prepare the hierarchies for the worker whose cgroup
+    /// directory is `leaf` (unique per worker on the machine).
+    pub fn detect(leaf: &str) -> Cgroups {
+        let root = Path::new("/sys/fs/cgroup");
+        if root.join("cgroup.controllers").exists() {
+            // Unified: put tasks beside the worker, under a parent that
+            // delegates memory and cpuset.
+            let base = root.join(leaf);
+            let enable = || -> std::io::Result<()> {
+                prepare(&base)?;
+                let _ = std::fs::write(root.join("cgroup.subtree_control"), "+memory +cpuset");
+                std::fs::write(base.join("cgroup.subtree_control"), "+memory +cpuset")
+            };
+            return match enable() {
+                Ok(()) => Cgroups::V2 { base },
+                Err(e) => Cgroups::Unavailable(format!(
+                    "cgroup v2 at {} is not writable ({e})",
+                    base.display()
+                )),
+            };
+        }
+        let v1 = |ctrl: &str| -> Option<PathBuf> {
+            let mount = root.join(ctrl);
+            if !mount.join("tasks").exists() {
+                return None;
+            }
+            let dir = mount.join(own_path(ctrl).unwrap_or_default()).join(leaf);
+            prepare(&dir).ok()?;
+            if ctrl == "cpuset" {
+                // A v1 cpuset needs cpus and mems before it takes tasks.
+                for f in ["cpuset.cpus", "cpuset.mems"] {
+                    let parent = std::fs::read_to_string(dir.parent()?.join(f)).ok()?;
+                    std::fs::write(dir.join(f), parent.trim()).ok()?;
+                }
+            }
+            Some(dir)
+        };
+        let (memory, cpuset) = (v1("memory"), v1("cpuset"));
+        if memory.is_none() && cpuset.is_none() {
+            return Cgroups::Unavailable(
+                "no writable cgroup v1 memory or cpuset hierarchy under /sys/fs/cgroup".into(),
+            );
+        }
+        Cgroups::V1 { memory, cpuset }
+    }
+
+    /// Kill whatever earlier runs of this worker left behind (a worker
+    /// killed with SIGKILL cannot clean up after its tasks) and remove their
+    /// cgroups. Returns how many task cgroups were cleaned.
+    pub fn clean_stale(&self) -> usize {
+        let bases: Vec<&PathBuf> = match self {
+            Cgroups::V2 { base } => vec![base],
+            Cgroups::V1 { memory, cpuset } => memory.iter().chain(cpuset.iter()).collect(),
+            Cgroups::Unavailable(_) => Vec::new(),
+        };
+        let mut n = 0;
+        for base in bases {
+            let Ok(entries) = std::fs::read_dir(base) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    TaskCgroup {
+                        dirs: vec![e.path()],
+                    }
+                    .kill_and_remove();
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Remove the worker's own cgroup directories (after `clean_stale`).
+    pub fn remove_base(&self) {
+        let bases: Vec<&PathBuf> = match self {
+            Cgroups::V2 { base } => vec![base],
+            Cgroups::V1 { memory, cpuset } => memory.iter().chain(cpuset.iter()).collect(),
+            Cgroups::Unavailable(_) => Vec::new(),
+        };
+        for b in bases {
+            let _ = std::fs::remove_dir(b);
+        }
+    }
+
+    /// Why limits are not applied, if they are not.
+    pub fn warning(&self) -> Option<String> {
+        match self {
+            Cgroups::Unavailable(why) => Some(format!(
+                "shoal: warning: running without memory and CPU limits: {why}"
+            )),
+            _ => None,
+        }
+    }
+
+    /// Create the cgroup of task `id` with its limits.
+    pub fn create(&self, id: &str, memory_mib: u64, cpus: &str) -> std::io::Result<TaskCgroup> {
+        let mut cg = TaskCgroup::default();
+        let bytes = (memory_mib * 1024 * 1024).to_string();
+        match self {
+            Cgroups::V2 { base } => {
+                let d = base.join(id);
+                prepare(&d)?;
+                cg.dirs.push(d.clone());
+                std::fs::write(d.join("memory.max"), &bytes)?;
+                let _ = std::fs::write(d.join("memory.swap.max"), "0");
+                if !cpus.is_empty() {
+                    std::fs::write(d.join("cpuset.cpus"), cpus)?;
+                }
+            }
+            Cgroups::V1 { memory, cpuset } => {
+                if let Some(m) = memory {
+                    let d = m.join(id);
+                    prepare(&d)?;
+                    cg.dirs.push(d.clone());
+                    std::fs::write(d.join("memory.limit_in_bytes"), &bytes)?;
+                    let _ = std::fs::write(d.join("memory.swappiness"), "0");
+                }
+                if let Some(c) = cpuset {
+                    let d = c.join(id);
+                    prepare(&d)?;
+                    cg.dirs.push(d.clone());
+                    let cpus = if cpus.is_empty() {
+                        std::fs::read_to_string(c.join("cpuset.cpus"))?
+                    } else {
+                        cpus.to_string()
+                    };
+                    std::fs::write(d.join("cpuset.cpus"), cpus.trim())?;
+                    let mems = std::fs::read_to_string(c.join("cpuset.mems"))?;
+                    std::fs::write(d.join("cpuset.mems"), mems.trim())?;
+                }
+            }
+            Cgroups::Unavailable(_) => {}
+        }
+        Ok(cg)
+    }
+}
+
+impl TaskCgroup {
+    /// Files to write `0` into to join (from the child, before exec).
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// Did the memory limit kill something? (v1 `memory.failcnt`, v2
+    /// `memory.events` oom_kill).
+    pub fn oom_killed(&self) -> bool {
+        self.dirs.iter().any(|d| {
+            std::fs::read_to_string(d.join("memory.events"))
+                .ok()
+                .and_then(|t| {
+                    t.lines()
+                        .find_map(|l| l.strip_prefix("oom_kill ").map(|n| n.trim() != "0"))
+                })
+                .unwrap_or(false)
+                || std::fs::read_to_string(d.join("memory.oom_control"))
+                    .ok()
+                    .and_then(|t| {
+                        t.lines()
+                            .find_map(|l| l.strip_prefix("oom_kill ").map(|n| n.trim() != "0"))
+                    })
+                    .unwrap_or(false)
+        })
+    }
+
+    /// SIGKILL every process left in the cgroup, then remove it.
+    pub fn kill_and_remove(&mut self) {
+        for d in &self.dirs {
+            let _ = std::fs::write(d.join("cgroup.kill"), "1");
+            for _ in 0..100 {
+                let pids: Vec<i32> = std::fs::read_to_string(d.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect();
+                if pids.is_empty() {
+                    break;
+                }
+                for p in pids {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(p),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                std::thread::yield_now();
+            }
+        }
+        for d in self.dirs.drain(..) {
+            // The kernel lets go of a cgroup a moment after its last task.
+            for _ in 0..200 {
+                if std::fs::remove_dir(&d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+impl Drop for TaskCgroup {
+    fn drop(&mut self) {
+        self.kill_and_remove();
+    }
+}

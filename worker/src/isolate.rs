@@ -1,0 +1,166 @@
+//! The child side of starting a task, run between fork and exec: its own
+//! session, death with the worker, a private mount namespace with a
+//! size-limited tmpfs on /dev/shm (and the job's other tmpfs and bind
+//! mounts), the task's cgroup, and the job's user.
+//!
+//! As root this uses a plain mount namespace. Without root it first enters
+//! a new user namespace mapping the worker's user to root inside it (like
+//! `unshare -r`), where the kernel allows that; otherwise starting the task
+//! fails with an error that says so.
+
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// One tmpfs to mount in the task's namespace.
+#[derive(Debug, Clone)]
+pub struct TmpfsMount {
+    /// Where.
+    pub path: String,
+    /// Size in MiB.
+    pub size_mib: u64,
+    /// Extra mount options (`mode=1777` is always given for /dev/shm).
+    pub options: Vec<String>,
+}
+
+/// A bind mount of a host path.
+#[derive(Debug, Clone)]
+pub struct BindMount {
+    /// Host path.
+    pub source: String,
+    /// Path seen by the task.
+    pub target: String,
+    /// Read-only.
+    pub read_only: bool,
+}
+
+/// Everything the child does before exec.
+#[derive(Debug, Clone, Default)]
+pub struct Isolation {
+    /// Size of the private /dev/shm, MiB (None: no private mount namespace).
+    pub shm_mib: Option<u64>,
+    /// Further tmpfs mounts.
+    pub tmpfs: Vec<TmpfsMount>,
+    /// Bind mounts.
+    pub binds: Vec<BindMount>,
+    /// cgroup.procs files to join.
+    pub cgroup_procs: Vec<std::path::PathBuf>,
+    /// Switch to this uid/gid after the mounts.
+    pub user: Option<(u32, u32)>,
+    /// CPUs to pin to.
+    pub cpus: Vec<u32>,
+}
+
+/// Look up a user name or numeric uid in /etc/passwd: (uid, gid).
+pub fn lookup_user(user: &str) -> Result<(u32, u32), String> {
+    if let Ok(uid) = user.parse::<u32>() {
+        return Ok((uid, uid));
+    }
+    match nix::unistd::User::from_name(user) {
+        Ok(Some(u)) => Ok((u.uid.as_raw(), u.gid.as_raw())),
+        Ok(None) => Err(format!("user {user:?} does not exist on this worker")),
+        Err(e) => Err(format!("cannot look up user {user:?}: {e}")),
+    }
+}
+
+fn io(e: nix::Error) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e as i32)
+}
+
+fn write_file(path: &str, data: &[u8]) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .write_all(data)
+}
+
+impl Isolation {
+    /// Install the pre-exec hook on `cmd`.
+    pub fn apply(self, cmd: &mut Command) {
+        let root = nix::unistd::geteuid().is_root();
+        let (uid, gid) = (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        );
+        // SAFETY: the hook runs in the forked child before exec; it only
+        // makes system calls and touches memory prepared before the fork
+        // (plus small allocations, which are safe here because the worker
+        // forks from threads that hold no allocator lock at that point).
+        unsafe {
+            cmd.pre_exec(move || {
+                // The worker blocks SIGTERM/SIGINT in its threads (it waits
+                // for them on one thread); a task starts with none blocked.
+                nix::sys::signal::sigprocmask(
+                    nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                    Some(&nix::sys::signal::SigSet::empty()),
+                    None,
+                )
+                .map_err(io)?;
+                nix::unistd::setsid().map_err(io)?;
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(io)?;
+                for f in &self.cgroup_procs {
+                    write_file(&f.to_string_lossy(), b"0")?;
+                }
+                if !self.cpus.is_empty() {
+                    let mut set = nix::sched::CpuSet::new();
+                    for c in &self.cpus {
+                        let _ = set.set(*c as usize);
+                    }
+                    let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+                }
+                if let Some(shm) = self.shm_mib {
+                    if root {
+                        unshare(CloneFlags::CLONE_NEWNS).map_err(io)?;
+                    } else {
+                        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(|e| {
+                            std::io::Error::other(format!(
+                                "cannot create a private /dev/shm without root: unprivileged user namespaces are refused ({e}); \
+                                 run the worker as root or allow them (sysctl kernel.unprivileged_userns_clone=1)"
+                            ))
+                        })?;
+                        write_file("/proc/self/setgroups", b"deny")?;
+                        write_file("/proc/self/uid_map", format!("0 {uid} 1").as_bytes())?;
+                        write_file("/proc/self/gid_map", format!("0 {gid} 1").as_bytes())?;
+                    }
+                    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+                        .map_err(io)?;
+                    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+                    let opts = format!("size={shm}m,mode=1777");
+                    mount(Some("tmpfs"), "/dev/shm", Some("tmpfs"), flags, Some(opts.as_str())).map_err(io)?;
+                    for t in &self.tmpfs {
+                        let _ = std::fs::create_dir_all(&t.path);
+                        let mut opts = format!("size={}m", t.size_mib);
+                        for o in &t.options {
+                            opts.push(',');
+                            opts.push_str(o);
+                        }
+                        mount(Some("tmpfs"), t.path.as_str(), Some("tmpfs"), flags, Some(opts.as_str())).map_err(io)?;
+                    }
+                    for b in &self.binds {
+                        let _ = std::fs::create_dir_all(&b.target);
+                        mount(Some(b.source.as_str()), b.target.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                            .map_err(io)?;
+                        if b.read_only {
+                            mount(
+                                None::<&str>,
+                                b.target.as_str(),
+                                None::<&str>,
+                                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                                None::<&str>,
+                            )
+                            .map_err(io)?;
+                        }
+                    }
+                }
+                if let Some((u, g)) = self.user {
+                    nix::unistd::setgroups(&[nix::unistd::Gid::from_raw(g)]).map_err(io)?;
+                    nix::unistd::setgid(nix::unistd::Gid::from_raw(g)).map_err(io)?;
+                    nix::unistd::setuid(nix::unistd::Uid::from_raw(u)).map_err(io)?;
+                }
+                Ok(())
+            });
+        }
+    }
+}

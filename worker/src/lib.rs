@@ -1,0 +1,46 @@
+//! Shoal's worker: registers with the scheduler, long-polls it for orders
+//! and runs each task (one node of one attempt of a job) in isolation:
+//!
+//! - a private mount namespace with a tmpfs on `/dev/shm` of exactly the
+//!   job's `sharedMemorySize` ([`isolate`]);
+//! - a cgroup with the task's memory and CPU limits ([`cgroup`]);
+//! - its own session, killed as a whole when the task ends ([`task`]).
+#![warn(missing_docs)]
+
+pub mod capacity;
+pub mod cgroup;
+pub mod isolate;
+pub mod task;
+pub mod worker;
+
+pub use worker::{run, WorkerConfig};
+
+/// Errors of the worker.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O failure, with what was being done.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Talking to the scheduler failed.
+    #[error("scheduler at {endpoint}: {message}")]
+    Scheduler {
+        /// Its URL.
+        endpoint: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A configuration mistake, with how to fix it.
+    #[error("{0}")]
+    Config(String),
+}
+
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}

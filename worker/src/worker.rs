@@ -1,0 +1,299 @@
+//! The worker process: register, long-poll for orders, run tasks, report.
+
+use crate::capacity::{self, CpuSet};
+use crate::cgroup::Cgroups;
+use crate::task::{task_dir_name, Tasks};
+use crate::Error;
+use shoal_model::wire::{
+    Capacity, Order, PollRequest, PollResponse, RegisterWorkerRequest, RegisterWorkerResponse,
+    TaskReport,
+};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a worker is set up.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Scheduler URL.
+    pub scheduler: String,
+    /// Node name (unique in the cluster).
+    pub name: String,
+    /// The CPUs this node owns (default: all this process may use).
+    pub cpuset: Option<CpuSet>,
+    /// Limit to this many vCPUs (the first N of the cpuset).
+    pub cpus: Option<u32>,
+    /// Memory offered, MiB (default: the machine's).
+    pub memory_mib: Option<u64>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Address others reach this node at.
+    pub address: String,
+    /// Port for the worker's own HTTP server (0: any).
+    pub port: u16,
+    /// Where task directories go.
+    pub state_dir: PathBuf,
+}
+
+struct Conn {
+    endpoint: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Conn {
+    fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<T, Error> {
+        let err = |message: String| Error::Scheduler {
+            endpoint: self.endpoint.clone(),
+            message,
+        };
+        let resp = self
+            .http
+            .post(format!("{}/shoal/v1/{op}", self.endpoint))
+            .json(body)
+            .send()
+            .map_err(|e| err(format!("cannot reach it: {e}")))?;
+        let status = resp.status();
+        let text = resp.text().map_err(|e| err(e.to_string()))?;
+        if !status.is_success() {
+            return Err(err(format!("{status}: {text}")));
+        }
+        serde_json::from_str(&text).map_err(|e| err(format!("bad reply to {op}: {e}")))
+    }
+}
+
+/// Serve the task logs: `GET /logs/{task-dir}?offset=N`.
+fn serve_logs(dir: PathBuf, address: &str, port: u16) -> Result<u16, Error> {
+    use axum::extract::{Path, Query, State};
+    use axum::routing::get;
+    let listener = std::net::TcpListener::bind((address, port))
+        .map_err(crate::io(format!("cannot listen on {address}:{port}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(crate::io("cannot set up the log server"))?;
+    let port = listener
+        .local_addr()
+        .map_err(crate::io("cannot read the log server's address"))?
+        .port();
+    #[derive(serde::Deserialize)]
+    struct Q {
+        offset: Option<u64>,
+    }
+    async fn logs(
+        State(dir): State<Arc<PathBuf>>,
+        Path(name): Path<String>,
+        Query(q): Query<Q>,
+    ) -> (axum::http::StatusCode, Vec<u8>) {
+        if name.contains('/') || name.starts_with('.') {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                b"bad task name".to_vec(),
+            );
+        }
+        match std::fs::read(dir.join(&name).join("output.log")) {
+            Ok(bytes) => {
+                let from = (q.offset.unwrap_or(0) as usize).min(bytes.len());
+                (axum::http::StatusCode::OK, bytes[from..].to_vec())
+            }
+            Err(_) => (axum::http::StatusCode::NOT_FOUND, b"no such log".to_vec()),
+        }
+    }
+    let app = axum::Router::new()
+        .route("/logs/{name}", get(logs))
+        .with_state(Arc::new(dir));
+    std::thread::Builder::new()
+        .name("log-server".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return tracing::error!("log server: {e}"),
+            };
+            rt.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => {
+                        let _ = axum::serve(l, app).await;
+                    }
+                    Err(e) => tracing::error!("log server: {e}"),
+                }
+            });
+        })
+        .map_err(crate::io("cannot start the log server"))?;
+    Ok(port)
+}
+
+/// Run the worker until the process is stopped.
+pub fn run(config: WorkerConfig) -> Result<(), Error> {
+    // SIGTERM and SIGINT are taken by one thread (below), which ends every
+    // task before the worker exits. Block them before any thread starts so
+    // that every thread inherits the mask.
+    use nix::sys::signal::{SigSet, Signal};
+    let mut stop_signals = SigSet::empty();
+    stop_signals.add(Signal::SIGTERM);
+    stop_signals.add(Signal::SIGINT);
+    stop_signals
+        .thread_block()
+        .map_err(|e| Error::Config(format!("cannot block SIGTERM: {e}")))?;
+    let mut cpus = config.cpuset.clone().unwrap_or_else(CpuSet::current).0;
+    if let Some(n) = config.cpus {
+        if n == 0 || n as usize > cpus.len() {
+            return Err(Error::Config(format!(
+                "--cpus {n}: this worker may use {} CPUs ({}); give 1..={}",
+                cpus.len(),
+                CpuSet(cpus.clone()).to_list(),
+                cpus.len()
+            )));
+        }
+        cpus.truncate(n as usize);
+    }
+    let capacity = Capacity {
+        vcpus: cpus.len() as u32,
+        memory_mib: config.memory_mib.unwrap_or_else(capacity::memory_mib),
+        shm_mib: capacity::shm_mib(),
+    };
+    let tasks_dir = config.state_dir.join("tasks");
+    std::fs::create_dir_all(&tasks_dir)
+        .map_err(crate::io(format!("cannot create {}", tasks_dir.display())))?;
+    // One cgroup directory per worker identity (name and state directory),
+    // so that workers of different clusters on one machine never touch
+    // each other's tasks.
+    let state =
+        std::fs::canonicalize(&config.state_dir).unwrap_or_else(|_| config.state_dir.clone());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&state, &mut h);
+    let leaf = format!(
+        "shoal-{}-{:08x}",
+        config.name,
+        std::hash::Hasher::finish(&h) as u32
+    );
+    let cgroups = Cgroups::detect(&leaf);
+    if let Some(w) = cgroups.warning() {
+        tracing::warn!("{w}");
+    }
+    let stale = cgroups.clean_stale();
+    if stale > 0 {
+        tracing::warn!("killed the leftovers of {stale} tasks from an earlier run of this worker");
+    }
+    let (tx, rx) = mpsc::channel::<TaskReport>();
+    let tasks = Tasks::new(tasks_dir.clone(), cgroups, &cpus, tx);
+    let port = serve_logs(tasks_dir, &config.address, config.port)?;
+    {
+        let tasks = tasks.clone();
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                if let Ok(sig) = stop_signals.wait() {
+                    tracing::info!("{sig:?}: ending every task and stopping");
+                }
+                tasks.kill_all();
+                std::process::exit(0);
+            })
+            .map_err(crate::io("cannot start the signal thread"))?;
+    }
+    let conn = Arc::new(Conn {
+        endpoint: config.scheduler.trim_end_matches('/').to_string(),
+        http: reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
+    });
+    tracing::info!(
+        "worker {} at {}: {} vCPUs ({}), {} MiB memory, {} MiB /dev/shm",
+        config.name,
+        config.address,
+        capacity.vcpus,
+        CpuSet(cpus.clone()).to_list(),
+        capacity.memory_mib,
+        capacity.shm_mib
+    );
+
+    // Reports go out at once, on their own connection, so a task's end
+    // never waits for the long poll to return.
+    {
+        let (conn, tasks, name) = (conn.clone(), tasks.clone(), config.name.clone());
+        std::thread::Builder::new()
+            .name("reporter".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut reports = vec![first];
+                    reports.extend(rx.try_iter());
+                    loop {
+                        let body = PollRequest {
+                            name: name.clone(),
+                            reports: reports.clone(),
+                            wait_ms: 0,
+                        };
+                        match conn.post::<PollResponse>("poll", &body) {
+                            Ok(resp) => {
+                                obey(&tasks, resp.orders);
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::warn!("cannot report, retrying: {e}");
+                                std::thread::sleep(Duration::from_millis(500));
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(crate::io("cannot start the reporter"))?;
+    }
+
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let reg = RegisterWorkerRequest {
+            name: config.name.clone(),
+            address: config.address.clone(),
+            port,
+            capacity,
+            labels: config.labels.clone(),
+            running: tasks.running(),
+        };
+        let hb = match conn.post::<RegisterWorkerResponse>("registerworker", &reg) {
+            Ok(r) => {
+                backoff = Duration::from_millis(100);
+                tracing::info!("registered with {}", conn.endpoint);
+                r.heartbeat_ms
+            }
+            Err(e) => {
+                tracing::warn!("cannot register, retrying in {backoff:?}: {e}");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        loop {
+            let body = PollRequest {
+                name: config.name.clone(),
+                reports: Vec::new(),
+                wait_ms: hb,
+            };
+            match conn.post::<PollResponse>("poll", &body) {
+                Ok(resp) => obey(&tasks, resp.orders),
+                Err(e) => {
+                    tracing::warn!("poll failed, registering again: {e}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn obey(tasks: &Arc<Tasks>, orders: Vec<Order>) {
+    for o in orders {
+        match o {
+            Order::Start(s) => {
+                tracing::info!("starting {} ({})", s.task, task_dir_name(&s.task));
+                tasks.start(*s);
+            }
+            Order::Kill { task, reason } => tasks.kill(&task, &reason),
+        }
+    }
+}
