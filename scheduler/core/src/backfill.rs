@@ -188,7 +188,7 @@ pub(crate) fn easy_reservation(
         need: demands[0],
         gang_head,
         best: None,
-        cands: BTreeSet::new(),
+        cands: Vec::new(),
         added: false,
     };
     if gang_head {
@@ -219,6 +219,8 @@ pub(crate) fn easy_reservation(
         if gang_head {
             if sim.added && sim.cands.len() >= demands.len() {
                 sim.added = false;
+                sim.cands.sort_unstable();
+                sim.cands.dedup();
                 let list: Vec<u32> = sim.cands.iter().map(|&(_, s)| s).collect();
                 if let Some(a) = assign(&shape.gang_order, demands, &list, cap) {
                     break Some((t, a));
@@ -249,8 +251,9 @@ struct HeadSim<'a> {
     gang_head: bool,
     /// Single-node head: best node so far (preference position, slot).
     best: Option<(u32, u32)>,
-    /// Gang head: eligible nodes idle at the time looked at.
-    cands: BTreeSet<(u32, u32)>,
+    /// Gang head: eligible nodes idle at the time looked at (position in
+    /// preference order, slot).
+    cands: Vec<(u32, u32)>,
     /// A candidate was added since the last assignment try.
     added: bool,
 }
@@ -272,7 +275,8 @@ impl HeadSim<'_> {
         };
         if self.gang_head {
             if e.users == 0 && fits(h.cap, self.min) {
-                self.added |= self.cands.insert((pos, ns));
+                self.cands.push((pos, ns));
+                self.added = true;
             }
         } else if e.excl == 0
             && fits_used(h.cap, e.used, self.need)

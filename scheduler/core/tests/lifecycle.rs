@@ -728,3 +728,10 @@ fn queue_delete_requires_finished_jobs() {
     );
     core.apply(0, Event::PoolDeleted(POOL)).unwrap();
 }
+
+#[test]
+fn core_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Core>();
+    send_sync::<CoreError>();
+}
