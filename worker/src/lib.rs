@@ -9,6 +9,7 @@
 
 pub mod capacity;
 pub mod cgroup;
+pub mod cluster;
 pub mod isolate;
 pub mod task;
 pub mod worker;

@@ -28,10 +28,28 @@ pub struct Tasks {
     pub cgroups: Cgroups,
     /// CPUs not given to a running task.
     free_cpus: Mutex<BTreeSet<u32>>,
-    /// Running tasks: task → process group id.
-    running: Mutex<HashMap<TaskRef, i32>>,
+    /// Running tasks.
+    running: Mutex<HashMap<TaskRef, Running>>,
+    /// Signalled whenever a task starts, for launch-agent requests waiting
+    /// for theirs.
+    started: std::sync::Condvar,
     /// Where reports go.
     reports: Sender<TaskReport>,
+    /// The network interface holding the worker's address (for MPI).
+    pub interface: Option<String>,
+}
+
+/// A running task.
+#[derive(Debug, Clone)]
+struct Running {
+    /// Process (and process group, and session) id of its main process.
+    pid: i32,
+    /// Its cgroup.procs files.
+    cgroup_procs: Vec<PathBuf>,
+    /// Its CPUs.
+    cpus: Vec<u32>,
+    /// Its directory.
+    dir: PathBuf,
 }
 
 /// A file-name-safe form of a task id.
@@ -57,13 +75,16 @@ impl Tasks {
         cgroups: Cgroups,
         cpus: &[u32],
         reports: Sender<TaskReport>,
+        interface: Option<String>,
     ) -> Arc<Tasks> {
         Arc::new(Tasks {
             dir,
             cgroups,
             free_cpus: Mutex::new(cpus.iter().copied().collect()),
             running: Mutex::new(HashMap::new()),
+            started: std::sync::Condvar::new(),
             reports,
+            interface,
         })
     }
 
@@ -86,7 +107,7 @@ impl Tasks {
             .values()
         {
             let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(*pgid),
+                nix::unistd::Pid::from_raw(pgid.pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
@@ -149,7 +170,7 @@ impl Tasks {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(task)
-            .copied();
+            .map(|r| r.pid);
         let Some(pgid) = pgid else { return };
         tracing::info!("killing {task}: {reason}");
         let pg = nix::unistd::Pid::from_raw(pgid);
@@ -163,11 +184,106 @@ impl Tasks {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&task)
-                == Some(&pgid)
+                .map(|r| r.pid)
+                == Some(pgid)
             {
                 let _ = nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGKILL);
             }
         });
+    }
+
+    /// The launch agent's request: run `command_line` (through `sh -c`, as
+    /// ssh would) inside the namespaces, cgroup and CPUs of this node's
+    /// task of `job_id`'s attempt `attempt`, with that task's environment.
+    /// Waits up to 30 s for the task to start; blocks until the command
+    /// ends and returns its exit code.
+    pub fn exec_in(&self, job_id: &str, attempt: u32, command_line: &str) -> Result<i32, String> {
+        let base = job_id.split('#').next().unwrap_or(job_id);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let r = loop {
+            let hit = running
+                .iter()
+                .find(|(t, _)| t.attempt == attempt && t.job_id.split('#').next() == Some(base))
+                .map(|(_, r)| r.clone());
+            if let Some(r) = hit {
+                break r;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(format!(
+                    "no task of job {base} attempt {} runs on this node",
+                    attempt + 1
+                ));
+            }
+            running = self
+                .started
+                .wait_timeout(running, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        };
+        drop(running);
+        let environ = std::fs::read(format!("/proc/{}/environ", r.pid))
+            .map_err(|e| format!("cannot read the task's environment: {e}"))?;
+        let mnt = std::fs::File::open(format!("/proc/{}/ns/mnt", r.pid))
+            .map_err(|e| format!("cannot open the task's mount namespace: {e}"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(r.dir.join("output.log"))
+            .map_err(|e| e.to_string())?;
+        let err_log = log.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(command_line)
+            .env_clear()
+            .current_dir(&r.dir);
+        for kv in environ.split(|b| *b == 0).filter(|kv| !kv.is_empty()) {
+            let kv = String::from_utf8_lossy(kv);
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err_log));
+        let (procs, cpus) = (r.cgroup_procs.clone(), r.cpus.clone());
+        // SAFETY: system calls only, on descriptors opened before the fork.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(move || {
+                let io = |e: nix::Error| std::io::Error::from_raw_os_error(e as i32);
+                nix::sys::signal::sigprocmask(
+                    nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                    Some(&nix::sys::signal::SigSet::empty()),
+                    None,
+                )
+                .map_err(io)?;
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(io)?;
+                for f in &procs {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(f)?
+                        .write_all(b"0")?;
+                }
+                if !cpus.is_empty() {
+                    let mut set = nix::sched::CpuSet::new();
+                    for c in &cpus {
+                        let _ = set.set(*c as usize);
+                    }
+                    let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+                }
+                nix::sched::setns(&mnt, nix::sched::CloneFlags::CLONE_NEWNS).map_err(io)?;
+                Ok(())
+            });
+        }
+        let status = cmd
+            .status()
+            .map_err(|e| format!("cannot start the command: {e}"))?;
+        use std::os::unix::process::ExitStatusExt;
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
 
     fn report(&self, task: &TaskRef, event: TaskEvent) {
@@ -277,6 +393,12 @@ impl Tasks {
             user,
             cpus: cpus.clone(),
         };
+        if let Err(reason) = check_mpi_shm(&order.command, shm_mib, order.alloc.vcpus) {
+            self.give_cpus(&cpus);
+            cgroup.kill_and_remove();
+            let _ = writeln!(log, "shoal: {reason}");
+            return self.fail(&task, reason);
+        }
         let mut cmd = Command::new(program);
         cmd.args(args).env_clear();
         for k in ["PATH", "LANG", "TERM"] {
@@ -290,6 +412,22 @@ impl Tasks {
                 .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
         }
         cmd.env("SHOAL_HOSTFILE", &hostfile);
+        // MPI across the gang: Open MPI starts remote daemons through
+        // Shoal's launch agent instead of ssh, and ranks keep the CPUs
+        // Shoal pinned the task to (binding off: every simulated node would
+        // otherwise bind to "its" core 0). The job's environment may
+        // override any of these.
+        if let Ok(me) = std::env::current_exe() {
+            cmd.env(
+                "OMPI_MCA_plm_rsh_agent",
+                format!("{} launch-agent", me.display()),
+            );
+        }
+        cmd.env("OMPI_MCA_hwloc_base_binding_policy", "none");
+        if let Some(iface) = &self.interface {
+            cmd.env("OMPI_MCA_oob_tcp_if_include", iface)
+                .env("OMPI_MCA_btl_tcp_if_include", iface);
+        }
         cmd.env("SHOAL_TASK_DIR", &dir);
         for kv in &order.environment {
             if let (Some(k), Some(v)) = (&kv.name, &kv.value) {
@@ -314,10 +452,17 @@ impl Tasks {
             }
         };
         let pid = child.id() as i32;
+        let entry = Running {
+            pid,
+            cgroup_procs: cgroup.procs_files(),
+            cpus: cpus.clone(),
+            dir: dir.clone(),
+        };
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(task.clone(), pid);
+            .insert(task.clone(), entry);
+        self.started.notify_all();
         self.report(&task, TaskEvent::Started);
 
         // Sample /dev/shm use through the task's own view of the filesystem.
@@ -385,6 +530,38 @@ fn cpu_list(cpus: &[u32]) -> String {
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Open MPI's shared-memory transport needs about 4 MiB of /dev/shm per
+/// local rank (one `vader_segment` file each); with less it fails, or with
+/// the default transports silently falls back to TCP.
+pub const MPI_SHM_PER_RANK_MIB: u64 = 4;
+
+/// Refuse an `mpirun` whose ranks per node cannot fit in /dev/shm.
+/// Ranks per node: `-np N` (or `-n N`) spread over the hostfile's slots,
+/// which are the node's vCPUs; without `-np`, one per vCPU.
+pub fn check_mpi_shm(command: &[String], shm_mib: u64, vcpus: u32) -> Result<(), String> {
+    let words: Vec<&str> = command.iter().flat_map(|a| a.split_whitespace()).collect();
+    let Some(at) = words
+        .iter()
+        .position(|w| w.ends_with("mpirun") || w.ends_with("mpiexec"))
+    else {
+        return Ok(());
+    };
+    let rest = &words[at + 1..];
+    let np = rest
+        .windows(2)
+        .find(|w| matches!(w[0], "-np" | "-n" | "--np" | "-c"))
+        .and_then(|w| w[1].parse::<u64>().ok());
+    let slots = u64::from(vcpus.max(1));
+    let per_node = np.map(|n| n.min(slots)).unwrap_or(slots);
+    let need = per_node * MPI_SHM_PER_RANK_MIB;
+    if shm_mib < need {
+        return Err(format!(
+            "/dev/shm is {shm_mib} MiB but {per_node} ranks per node need ≥ {need} MiB; raise linuxParameters.sharedMemorySize"
+        ));
+    }
+    Ok(())
 }
 
 /// Bytes in use on the filesystem at `path`.

@@ -35,6 +35,8 @@ pub struct WorkerConfig {
     pub port: u16,
     /// Where task directories go.
     pub state_dir: PathBuf,
+    /// Join this network namespace (`/run/netns/NAME`) first.
+    pub netns: Option<String>,
 }
 
 struct Conn {
@@ -67,8 +69,31 @@ impl Conn {
     }
 }
 
-/// Serve the task logs: `GET /logs/{task-dir}?offset=N`.
-fn serve_logs(dir: PathBuf, address: &str, port: u16) -> Result<u16, Error> {
+/// The network interface that holds `address`.
+fn interface_of(address: &str) -> Option<String> {
+    let want: std::net::IpAddr = address.parse().ok()?;
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|i| {
+        let a = i.address?;
+        let ip = a.as_sockaddr_in().map(|s| std::net::IpAddr::V4(s.ip()))?;
+        (ip == want).then_some(i.interface_name)
+    })
+}
+
+/// A launch-agent request.
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecRequest {
+    /// The job (`AWS_BATCH_JOB_ID` of the caller; a `#NODE` suffix is ignored).
+    pub job_id: String,
+    /// 0-based attempt.
+    pub attempt: u32,
+    /// The command line, run through `sh -c`.
+    pub command: String,
+}
+
+/// The worker's own HTTP server: `GET /logs/{task-dir}?offset=N` serves a
+/// task's output, `POST /exec` runs a launch-agent command in a task.
+fn serve(tasks: Arc<Tasks>, dir: PathBuf, address: &str, port: u16) -> Result<u16, Error> {
     use axum::extract::{Path, Query, State};
     use axum::routing::get;
     let listener = std::net::TcpListener::bind((address, port))
@@ -103,9 +128,37 @@ fn serve_logs(dir: PathBuf, address: &str, port: u16) -> Result<u16, Error> {
             Err(_) => (axum::http::StatusCode::NOT_FOUND, b"no such log".to_vec()),
         }
     }
+    async fn exec(
+        State(tasks): State<Arc<Tasks>>,
+        axum::Json(r): axum::Json<ExecRequest>,
+    ) -> (axum::http::StatusCode, String) {
+        let run =
+            tokio::task::spawn_blocking(move || tasks.exec_in(&r.job_id, r.attempt, &r.command))
+                .await;
+        let (status, body) = match run {
+            Ok(Ok(code)) => (
+                axum::http::StatusCode::OK,
+                serde_json::json!({ "exitCode": code }),
+            ),
+            Ok(Err(e)) => (
+                axum::http::StatusCode::CONFLICT,
+                serde_json::json!({ "message": e }),
+            ),
+            Err(e) => (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({ "message": e.to_string() }),
+            ),
+        };
+        (status, body.to_string())
+    }
     let app = axum::Router::new()
         .route("/logs/{name}", get(logs))
-        .with_state(Arc::new(dir));
+        .with_state(Arc::new(dir))
+        .merge(
+            axum::Router::new()
+                .route("/exec", axum::routing::post(exec))
+                .with_state(tasks),
+        );
     std::thread::Builder::new()
         .name("log-server".into())
         .spawn(move || {
@@ -131,6 +184,14 @@ fn serve_logs(dir: PathBuf, address: &str, port: u16) -> Result<u16, Error> {
 
 /// Run the worker until the process is stopped.
 pub fn run(config: WorkerConfig) -> Result<(), Error> {
+    if let Some(ns) = &config.netns {
+        // Before any thread exists: threads inherit the namespace. Unlike
+        // `ip netns exec`, this keeps the host's /sys (and its cgroups).
+        let f = std::fs::File::open(format!("/run/netns/{ns}"))
+            .map_err(crate::io(format!("cannot open network namespace {ns}")))?;
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| Error::Config(format!("cannot join network namespace {ns}: {e}")))?;
+    }
     // SIGTERM and SIGINT are taken by one thread (below), which ends every
     // task before the worker exits. Block them before any thread starts so
     // that every thread inherits the mask.
@@ -182,8 +243,9 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         tracing::warn!("killed the leftovers of {stale} tasks from an earlier run of this worker");
     }
     let (tx, rx) = mpsc::channel::<TaskReport>();
-    let tasks = Tasks::new(tasks_dir.clone(), cgroups, &cpus, tx);
-    let port = serve_logs(tasks_dir, &config.address, config.port)?;
+    let interface = interface_of(&config.address);
+    let tasks = Tasks::new(tasks_dir.clone(), cgroups, &cpus, tx, interface);
+    let port = serve(tasks.clone(), tasks_dir, &config.address, config.port)?;
     {
         let tasks = tasks.clone();
         std::thread::Builder::new()

@@ -463,3 +463,84 @@ pub fn logs(ep: &Endpoint, job: &str, follow: bool) -> Result<i32> {
         std::thread::sleep(delay);
     }
 }
+
+/// `shoal cluster up`: run until SIGTERM or Ctrl-C, then remove everything.
+pub fn cluster_up(config: shoal_worker::cluster::ClusterConfig) -> Result<i32> {
+    use nix::sys::signal::{SigSet, Signal};
+    use std::io::Write;
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGTERM);
+    signals.add(Signal::SIGINT);
+    signals.thread_block()?;
+    let nodes = config.nodes;
+    let mut cluster = shoal_worker::cluster::Cluster::up(&config)?;
+    println!("endpoint: {}", cluster.endpoint);
+    std::io::stdout().flush()?;
+    // Report readiness from a helper thread; the main thread waits for a signal.
+    let endpoint = cluster.endpoint.clone();
+    std::thread::spawn(move || {
+        let Ok(client) = Client::new(&endpoint) else {
+            return;
+        };
+        let mut delay = Duration::from_millis(10);
+        for _ in 0..200 {
+            let up = client
+                .shoal::<Value>("listnodes", &json!({}))
+                .map(|v| {
+                    v["nodes"]
+                        .as_array()
+                        .map(|a| a.iter().filter(|n| n["state"] != "DOWN").count())
+                        .unwrap_or(0)
+                })
+                .unwrap_or(0);
+            if up >= nodes as usize {
+                println!("ready: {up} nodes");
+                let _ = std::io::stdout().flush();
+                return;
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_millis(200));
+        }
+        eprintln!(
+            "warning: not every worker registered; see the node logs in the cluster directory"
+        );
+    });
+    let sig = signals.wait()?;
+    eprintln!("shoal cluster: {sig:?}, removing the cluster");
+    cluster.down();
+    Ok(0)
+}
+
+/// `shoal launch-agent HOST CMD…`, called by `mpirun` on the main node:
+/// asks the worker at HOST to run CMD in this job's task there, and exits
+/// with its exit code.
+pub fn launch_agent(host: &str, command: &[String]) -> Result<i32> {
+    let env = |k: &str| {
+        std::env::var(k)
+            .with_context(|| format!("{k} is not set: launch-agent runs inside a Shoal job"))
+    };
+    let workers = env("SHOAL_NODE_WORKERS")?;
+    let job_id = env("AWS_BATCH_JOB_ID")?;
+    let attempt: u32 = env("AWS_BATCH_JOB_ATTEMPT")?
+        .parse()
+        .context("AWS_BATCH_JOB_ATTEMPT is not a number")?;
+    let url = workers
+        .split(',')
+        .find(|w| w.rsplit_once(':').is_some_and(|(a, _)| a == host))
+        .with_context(|| format!("{host} is not a node of this job (nodes: {workers})"))?;
+    let http = reqwest::blocking::Client::builder().timeout(None).build()?;
+    let resp = http
+        .post(format!("http://{url}/exec"))
+        .json(&json!({ "jobId": job_id, "attempt": attempt.saturating_sub(1), "command": command.join(" ") }))
+        .send()
+        .with_context(|| format!("cannot reach the worker at {url}"))?;
+    let status = resp.status();
+    let v: Value = resp.json().unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!(
+            "worker {url}: {}",
+            v["message"].as_str().unwrap_or("refused")
+        );
+    }
+    Ok(v["exitCode"].as_i64().unwrap_or(1) as i32)
+}

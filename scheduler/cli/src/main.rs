@@ -100,9 +100,53 @@ enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+    /// A local multi-node cluster: a scheduler and one worker per network namespace.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Open MPI's remote launch agent (instead of ssh): run CMD inside this
+    /// job's task on the node at HOST. Set for jobs as OMPI_MCA_plm_rsh_agent.
+    #[command(hide = true)]
+    LaunchAgent {
+        /// The node's address (from the hostfile).
+        host: String,
+        /// The command line to run there.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Build the cluster and run it in the foreground until SIGTERM or Ctrl-C.
+    /// The first line of output is `endpoint: URL`; `ready: N nodes` follows
+    /// once every worker has registered.
+    Up {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 2)]
+        nodes: u32,
+        /// vCPUs per node (disjoint cpusets; oversubscribed with a warning
+        /// when nodes × cpus exceeds the CPUs here).
+        #[arg(long, default_value_t = 1)]
+        cpus_per_node: u32,
+        /// Memory per node, MiB (default: the machine's).
+        #[arg(long)]
+        memory_per_node: Option<u64>,
+        /// Directory for state and logs.
+        #[arg(long, default_value = "shoal-cluster")]
+        dir: PathBuf,
+        /// Third octet of the nodes' 10.201.X.0/24 subnet (default: from the pid).
+        #[arg(long)]
+        subnet: Option<u8>,
+    },
+    /// Stop the cluster running in DIR and remove everything it made.
+    Down {
+        /// Its directory.
+        #[arg(long, default_value = "shoal-cluster")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -134,6 +178,9 @@ struct WorkerArgs {
     /// Where task directories (logs, hostfiles) go.
     #[arg(long, default_value = "shoal-worker")]
     state: PathBuf,
+    /// Join this network namespace (`ip netns` name) before anything else.
+    #[arg(long)]
+    netns: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -232,6 +279,7 @@ fn run(cli: Cli) -> Result<i32> {
                 address: a.address,
                 port: a.port,
                 state_dir: a.state,
+                netns: a.netns,
             };
             shoal_worker::run(config)?;
             Ok(0)
@@ -241,5 +289,27 @@ fn run(cli: Cli) -> Result<i32> {
             follow,
             endpoint,
         } => commands::logs(&endpoint, &job, follow),
+        Command::Cluster(ClusterCommand::Up {
+            nodes,
+            cpus_per_node,
+            memory_per_node,
+            dir,
+            subnet,
+        }) => {
+            let config = shoal_worker::cluster::ClusterConfig {
+                nodes,
+                cpus_per_node,
+                memory_mib: memory_per_node,
+                dir,
+                subnet,
+                shoal: std::env::current_exe()?,
+            };
+            commands::cluster_up(config)
+        }
+        Command::LaunchAgent { host, command } => commands::launch_agent(&host, &command),
+        Command::Cluster(ClusterCommand::Down { dir }) => {
+            shoal_worker::cluster::down(&dir)?;
+            Ok(0)
+        }
     }
 }

@@ -285,6 +285,16 @@ impl StateMachine {
             .map(|p| addr(p))
             .unwrap_or_default();
         let addrs: Vec<String> = by_index.iter().map(|p| addr(p)).collect();
+        let workers: Vec<String> = by_index
+            .iter()
+            .map(|p| {
+                self.node_names
+                    .get(&p.node.0)
+                    .and_then(|n| self.nodes.get(n))
+                    .map(|n| format!("{}:{}", n.address, n.port))
+                    .unwrap_or_default()
+            })
+            .collect();
         let mut hostfile = String::new();
         for p in by_index
             .iter()
@@ -332,6 +342,7 @@ impl StateMachine {
                 );
             }
             set("SHOAL_NODE_ADDRS", addrs.join(","));
+            set("SHOAL_NODE_WORKERS", workers.join(","));
             let order = StartTask {
                 task,
                 command: c.command.clone(),

@@ -1,0 +1,333 @@
+//! `shoal cluster up`: a multi-node cluster on one machine. Each node is a
+//! worker in a network namespace of its own, joined to the others by veths
+//! on a bridge, with a disjoint cpuset; the scheduler listens on the
+//! bridge. Without root, the nodes are plain local workers on 127.0.0.1.
+//!
+//! Everything made is written to `DIR/cluster.json` first, so that
+//! `shoal cluster down --dir DIR` (or the next `up` in the same directory)
+//! can remove it even if `up` was killed.
+
+use crate::capacity::CpuSet;
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// What `cluster up` is asked for.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Number of nodes.
+    pub nodes: u32,
+    /// vCPUs per node.
+    pub cpus_per_node: u32,
+    /// Memory per node, MiB (None: the machine's, shared).
+    pub memory_mib: Option<u64>,
+    /// Directory for state, logs and the record of what was made.
+    pub dir: PathBuf,
+    /// The third octet of the 10.201.X.0/24 subnet (None: chosen from the pid).
+    pub subnet: Option<u8>,
+    /// The `shoal` binary to run for the scheduler and workers.
+    pub shoal: PathBuf,
+}
+
+/// What a cluster made, so that it can be removed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Record {
+    /// pid of `shoal cluster up`.
+    pub pid: u32,
+    /// Bridge device.
+    pub bridge: Option<String>,
+    /// Network namespaces.
+    pub namespaces: Vec<String>,
+    /// Host-side veth devices.
+    pub veths: Vec<String>,
+    /// pids of the scheduler and workers.
+    pub children: Vec<u32>,
+    /// The scheduler's URL.
+    pub endpoint: String,
+}
+
+fn record_path(dir: &Path) -> PathBuf {
+    dir.join("cluster.json")
+}
+
+fn save(dir: &Path, r: &Record) -> Result<(), Error> {
+    let tmp = dir.join("cluster.json.partial");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(r).unwrap_or_default())
+        .map_err(crate::io("cannot write cluster.json"))?;
+    std::fs::rename(&tmp, record_path(dir)).map_err(crate::io("cannot write cluster.json"))
+}
+
+fn ip(args: &[&str]) -> Result<(), Error> {
+    let out = Command::new("ip").args(args).output().map_err(crate::io(
+        "cannot run `ip` (install iproute2: scripts/install-deps.sh)",
+    ))?;
+    if !out.status.success() {
+        return Err(Error::Config(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Remove everything a record lists (processes first). Safe to repeat.
+pub fn teardown(r: &Record) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    for pid in r.children.iter().rev() {
+        let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGTERM);
+    }
+    // Wait (bounded) for them to go: workers end their tasks first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for pid in &r.children {
+        while kill(Pid::from_raw(*pid as i32), None).is_ok() && std::time::Instant::now() < deadline
+        {
+            // Reap if it is our child; otherwise just wait for it to vanish.
+            let _ = nix::sys::wait::waitpid(
+                Pid::from_raw(*pid as i32),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+    }
+    for v in &r.veths {
+        let _ = ip(&["link", "del", v]);
+    }
+    for ns in &r.namespaces {
+        let _ = ip(&["netns", "del", ns]);
+    }
+    if let Some(b) = &r.bridge {
+        let _ = ip(&["link", "del", b]);
+    }
+}
+
+/// `shoal cluster down --dir DIR`: stop a running `cluster up` (it cleans
+/// up after itself) or, if it is gone, remove what it left.
+pub fn down(dir: &Path) -> Result<(), Error> {
+    let text = std::fs::read_to_string(record_path(dir)).map_err(|e| {
+        Error::Config(format!(
+            "no cluster in {} ({e}); was it started with --dir {0}?",
+            dir.display()
+        ))
+    })?;
+    let r: Record = serde_json::from_str(&text)
+        .map_err(|e| Error::Config(format!("corrupt cluster.json: {e}")))?;
+    let pid = nix::unistd::Pid::from_raw(r.pid as i32);
+    if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_ok() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while nix::sys::signal::kill(pid, None).is_ok() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    teardown(&r);
+    let _ = std::fs::remove_file(record_path(dir));
+    Ok(())
+}
+
+/// A running cluster: its processes and what it made.
+pub struct Cluster {
+    /// The scheduler's URL.
+    pub endpoint: String,
+    record: Record,
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Cluster {
+    /// Build the cluster and start the scheduler and workers.
+    pub fn up(c: &ClusterConfig) -> Result<Cluster, Error> {
+        if c.nodes == 0 || c.nodes > 200 {
+            return Err(Error::Config(format!("--nodes {}: give 1 to 200", c.nodes)));
+        }
+        if c.cpus_per_node == 0 {
+            return Err(Error::Config("--cpus-per-node must be at least 1".into()));
+        }
+        std::fs::create_dir_all(&c.dir)
+            .map_err(crate::io(format!("cannot create {}", c.dir.display())))?;
+        if let Ok(old) = std::fs::read_to_string(record_path(&c.dir)) {
+            if let Ok(r) = serde_json::from_str::<Record>(&old) {
+                if nix::sys::signal::kill(nix::unistd::Pid::from_raw(r.pid as i32), None).is_ok()
+                    && r.pid != std::process::id()
+                {
+                    return Err(Error::Config(format!(
+                        "a cluster (pid {}) is already running in {}; stop it with `shoal cluster down --dir {0}`",
+                        r.pid,
+                        c.dir.display()
+                    )));
+                }
+                teardown(&r);
+            }
+        }
+        let root = nix::unistd::geteuid().is_root();
+        let id = std::process::id() % 10000;
+        let octet = c.subnet.unwrap_or(((std::process::id() % 200) + 20) as u8);
+        let mut cluster = Cluster {
+            endpoint: String::new(),
+            record: Record {
+                pid: std::process::id(),
+                ..Record::default()
+            },
+            dir: c.dir.clone(),
+            children: Vec::new(),
+        };
+        let cpus = CpuSet::current().0;
+        let want = (c.nodes * c.cpus_per_node) as usize;
+        if want > cpus.len() {
+            eprintln!(
+                "warning: {} nodes × {} vCPUs = {want} > the {} CPUs here; nodes share CPUs (oversubscribed)",
+                c.nodes,
+                c.cpus_per_node,
+                cpus.len()
+            );
+        }
+        let result = (|| -> Result<(), Error> {
+            let (sched_addr, addr_of): (String, Box<dyn Fn(u32) -> String>) = if root {
+                let bridge = format!("shb{id}");
+                cluster.record.bridge = Some(bridge.clone());
+                save(&c.dir, &cluster.record)?;
+                ip(&["link", "add", &bridge, "type", "bridge"])?;
+                ip(&[
+                    "addr",
+                    "add",
+                    &format!("10.201.{octet}.254/24"),
+                    "dev",
+                    &bridge,
+                ])?;
+                ip(&["link", "set", &bridge, "up"])?;
+                for i in 1..=c.nodes {
+                    let ns = format!("shoal{id}n{i}");
+                    let veth = format!("shv{id}n{i}");
+                    cluster.record.namespaces.push(ns.clone());
+                    cluster.record.veths.push(veth.clone());
+                    save(&c.dir, &cluster.record)?;
+                    ip(&["netns", "add", &ns])?;
+                    ip(&[
+                        "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+                    ])?;
+                    ip(&["link", "set", &veth, "master", &bridge, "up"])?;
+                    ip(&[
+                        "-n",
+                        &ns,
+                        "addr",
+                        "add",
+                        &format!("10.201.{octet}.{i}/24"),
+                        "dev",
+                        "eth0",
+                    ])?;
+                    ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+                    ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+                }
+                (
+                    format!("10.201.{octet}.254"),
+                    Box::new(move |i| format!("10.201.{octet}.{i}")),
+                )
+            } else {
+                eprintln!("warning: not root: nodes are plain local workers on 127.0.0.1 (no network namespaces)");
+                (
+                    "127.0.0.1".to_string(),
+                    Box::new(|_| "127.0.0.1".to_string()),
+                )
+            };
+            let mut sched = Command::new(&c.shoal)
+                .args([
+                    "scheduler",
+                    "--listen",
+                    &format!("{sched_addr}:0"),
+                    "--state",
+                ])
+                .arg(c.dir.join("scheduler"))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::from(log_file(&c.dir, "scheduler.log")?))
+                .spawn()
+                .map_err(crate::io("cannot start the scheduler"))?;
+            cluster.record.children.push(sched.id());
+            let mut line = String::new();
+            if let Some(out) = sched.stdout.take() {
+                BufReader::new(out)
+                    .read_line(&mut line)
+                    .map_err(crate::io("cannot read the scheduler's endpoint"))?;
+            }
+            cluster.children.push(sched);
+            cluster.endpoint = line
+                .trim()
+                .strip_prefix("endpoint: ")
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "the scheduler did not start; see {}",
+                        c.dir.join("scheduler.log").display()
+                    ))
+                })?
+                .to_string();
+            cluster.record.endpoint = cluster.endpoint.clone();
+            save(&c.dir, &cluster.record)?;
+            for i in 1..=c.nodes {
+                let first = ((i - 1) * c.cpus_per_node) as usize;
+                let set: Vec<u32> = (0..c.cpus_per_node as usize)
+                    .map(|k| cpus[(first + k) % cpus.len()])
+                    .collect();
+                let mut cmd = Command::new(&c.shoal);
+                cmd.arg("worker");
+                if root {
+                    cmd.args(["--netns", &format!("shoal{id}n{i}")]);
+                }
+                cmd.args([
+                    "--scheduler",
+                    &cluster.endpoint,
+                    "--name",
+                    &format!("node{i}"),
+                ])
+                .args([
+                    "--cpuset",
+                    &CpuSet(set).to_list(),
+                    "--address",
+                    &addr_of(i),
+                    "--state",
+                ])
+                .arg(c.dir.join(format!("node{i}")));
+                if let Some(m) = c.memory_mib {
+                    cmd.args(["--memory", &m.to_string()]);
+                }
+                let child = cmd
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::from(log_file(&c.dir, &format!("node{i}.log"))?))
+                    .spawn()
+                    .map_err(crate::io("cannot start a worker"))?;
+                cluster.record.children.push(child.id());
+                cluster.children.push(child);
+                save(&c.dir, &cluster.record)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            cluster.down();
+            return Err(e);
+        }
+        Ok(cluster)
+    }
+
+    /// Stop everything and remove what was made.
+    pub fn down(&mut self) {
+        teardown(&self.record);
+        for c in &mut self.children {
+            let _ = c.wait();
+        }
+        self.children.clear();
+        let _ = std::fs::remove_file(record_path(&self.dir));
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !self.children.is_empty() {
+            self.down();
+        }
+    }
+}
+
+fn log_file(dir: &Path, name: &str) -> Result<std::fs::File, Error> {
+    std::fs::File::create(dir.join(name)).map_err(crate::io(format!("cannot create {name}")))
+}
