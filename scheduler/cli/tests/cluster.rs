@@ -1,0 +1,195 @@
+//! `shoal cluster up` end to end, as CI runs it (root): network-namespace
+//! nodes, MPI across the gang through the launch agent, the /dev/shm check
+//! before mpirun, and nothing left behind after `cluster down`.
+//! One test, so that no other cluster of this binary runs beside it.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
+
+fn post(http: &reqwest::blocking::Client, url: &str, body: Value) -> Value {
+    let r = http.post(url).json(&body).send().unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.text().unwrap());
+    r.json().unwrap()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut delay = Duration::from_millis(5);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(200));
+    }
+}
+
+fn node(cmd: &[&str], shm: i32) -> Value {
+    json!({ "command": cmd,
+            "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"512"}],
+            "linuxParameters": { "sharedMemorySize": shm } })
+}
+
+fn mpi_def(name: &str, shm: i32) -> Value {
+    let main = "mpirun --mca pml ob1 --mca btl self,tcp -np 2 --hostfile $SHOAL_HOSTFILE sh -c 'echo rank $OMPI_COMM_WORLD_RANK on $(hostname -I)'";
+    json!({ "jobDefinitionName": name, "type": "multinode",
+            "nodeProperties": { "numNodes": 2, "mainNode": 0, "nodeRangeProperties": [
+              { "targetNodes": "0", "container": node(&["sh", "-c", main], shm) },
+              { "targetNodes": "1", "container": node(&["sleep", "infinity"], shm) } ] } })
+}
+
+#[test]
+fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!("this test builds network namespaces and needs root (CI runs as root)");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut up = Command::new(SHOAL)
+        .args(["cluster", "up", "--nodes", "2", "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(up.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let endpoint = line
+        .trim()
+        .strip_prefix("endpoint: ")
+        .expect("first line is the endpoint")
+        .to_string();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("ready: 2 nodes"), "{line}");
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("cluster.json")).unwrap())
+            .unwrap();
+    let http = reqwest::blocking::Client::new();
+    let aws = |op: &str, body: Value| post(&http, &format!("{endpoint}/v1/{op}"), body);
+    let submit = |def: &str| {
+        aws(
+            "submitjob",
+            json!({ "jobName": def, "jobQueue": "default", "jobDefinition": def }),
+        )["jobId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let wait_done = |id: &str| {
+        let mut last = Value::Null;
+        wait_for(&format!("job {id}"), || {
+            last = aws("describejobs", json!({ "jobs": [id] }))["jobs"][0].clone();
+            matches!(last["status"].as_str(), Some("SUCCEEDED" | "FAILED"))
+        });
+        last
+    };
+
+    // MPI across the two nodes: the ranks run in both namespaces.
+    aws("registerjobdefinition", mpi_def("mpi", 96));
+    let id = submit("mpi");
+    let j = wait_done(&id);
+    assert_eq!(j["status"], "SUCCEEDED", "{j}");
+    let logs = Command::new(SHOAL)
+        .args(["logs", &format!("{id}#0"), "--endpoint", &endpoint])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&logs.stdout).to_string();
+    let addrs: std::collections::BTreeSet<&str> = logs
+        .lines()
+        .filter_map(|l| l.split(" on ").nth(1))
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        addrs.len(),
+        2,
+        "two ranks on two distinct node addresses: {logs}"
+    );
+
+    // A /dev/shm too small for the ranks fails before mpirun starts.
+    aws("registerjobdefinition", mpi_def("tiny", 1));
+    let j = wait_done(&submit("tiny"));
+    assert_eq!(j["status"], "FAILED", "{j}");
+    let reason = j["statusReason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("/dev/shm is 1 MiB")
+            && reason.contains("raise linuxParameters.sharedMemorySize"),
+        "{j}"
+    );
+
+    // 50 jobs that each leave a file in their /dev/shm.
+    aws(
+        "registerjobdefinition",
+        json!({ "jobDefinitionName": "leak", "type": "container",
+        "containerProperties": node(&["sh", "-c", "echo x > /dev/shm/shoal-cluster-test-$AWS_BATCH_JOB_ID"], 8) }),
+    );
+    let ids: Vec<String> = (0..50).map(|_| submit("leak")).collect();
+    for id in &ids {
+        assert_eq!(wait_done(id)["status"], "SUCCEEDED");
+    }
+
+    let down = Command::new(SHOAL)
+        .args(["cluster", "down", "--dir"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(down.success());
+    let _ = up.wait();
+
+    // Nothing is left: processes, namespaces, bridge, cgroups, /dev/shm files.
+    for pid in record["children"].as_array().unwrap() {
+        let pid = pid.as_u64().unwrap();
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} is still there"
+        );
+    }
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let netns = String::from_utf8_lossy(&netns.stdout);
+    for ns in record["namespaces"].as_array().unwrap() {
+        assert!(
+            !netns.contains(ns.as_str().unwrap()),
+            "namespace {ns} is still there"
+        );
+    }
+    let links = Command::new("ip").args(["link"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&links.stdout).contains(record["bridge"].as_str().unwrap()));
+    let leftovers: Vec<String> = walk_cgroups()
+        .into_iter()
+        .filter(|p| p.contains("shoal-node"))
+        .collect();
+    assert!(leftovers.is_empty(), "cgroups left: {leftovers:?}");
+    let shm: Vec<String> = std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("shoal-cluster-test-"))
+        .collect();
+    assert!(shm.is_empty(), "/dev/shm files reached the host: {shm:?}");
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        !mounts.contains(dir.path().to_str().unwrap()),
+        "mounts left under the cluster dir"
+    );
+}
+
+fn walk_cgroups() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.push(e.path().to_string_lossy().to_string());
+                if out.len() < 100_000 {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    out
+}
