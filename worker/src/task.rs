@@ -476,12 +476,14 @@ impl Tasks {
                     if let Some(used) = shm_used_bytes(&path) {
                         peak.fetch_max(used, std::sync::atomic::Ordering::Relaxed);
                     }
-                    std::thread::sleep(SHM_SAMPLE);
+                    // Woken at once when the task ends.
+                    std::thread::park_timeout(SHM_SAMPLE);
                 }
             })
         };
         let status = child.wait();
         done.store(true, std::sync::atomic::Ordering::Relaxed);
+        sampler.thread().unpark();
         let _ = sampler.join();
         // The task ends with its main process: nothing of it may outlive it.
         let _ = nix::sys::signal::killpg(

@@ -14,6 +14,29 @@ use std::time::Instant;
 pub enum BenchCommand {
     /// The control plane: HTTP submit throughput and one scheduling pass.
     Scheduler(SchedulerBench),
+    /// End to end: trivial jobs (with their /dev/shm mount) through a local
+    /// cluster; jobs/s and submit → start latency.
+    Throughput(ThroughputBench),
+}
+
+/// `shoal bench throughput` arguments.
+#[derive(clap::Args)]
+pub struct ThroughputBench {
+    /// Jobs to run.
+    #[arg(long, default_value_t = 1000)]
+    jobs: u64,
+    /// Nodes of the local cluster started for the run.
+    #[arg(long, default_value_t = 2)]
+    nodes: u32,
+    /// Use a running cluster instead of starting one.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Jobs run one at a time afterwards, for the idle submit → start latency.
+    #[arg(long, default_value_t = 50)]
+    idle_samples: u64,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `shoal bench scheduler` arguments.
@@ -46,7 +69,142 @@ pub struct SchedulerBench {
 pub fn run(cmd: BenchCommand) -> Result<i32> {
     match cmd {
         BenchCommand::Scheduler(b) => scheduler(b),
+        BenchCommand::Throughput(b) => throughput(b),
     }
+}
+
+fn throughput(b: ThroughputBench) -> Result<i32> {
+    let dir = std::env::temp_dir().join(format!("shoal-throughput-{}", std::process::id()));
+    let mut cluster = None;
+    let endpoint = match &b.endpoint {
+        Some(e) => e.clone(),
+        None => {
+            let c = shoal_worker::cluster::Cluster::up(&shoal_worker::cluster::ClusterConfig {
+                nodes: b.nodes,
+                cpus_per_node: 1,
+                memory_mib: None,
+                dir: dir.clone(),
+                subnet: None,
+                shoal: std::env::current_exe()?,
+            })?;
+            let e = c.endpoint.clone();
+            cluster = Some(c);
+            e
+        }
+    };
+    let client = Client::new(&endpoint)?;
+    // Wait for the workers to register.
+    let mut delay = std::time::Duration::from_millis(10);
+    for _ in 0..300 {
+        let v: Value = client.shoal("listnodes", &json!({}))?;
+        if v["nodes"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(std::time::Duration::from_millis(200));
+    }
+    let _: Value = client.aws(
+        "registerjobdefinition",
+        &json!({ "jobDefinitionName": "bench-true", "type": "container",
+                 "containerProperties": { "command": ["true"],
+                   "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"64"}],
+                   "linuxParameters": { "sharedMemorySize": 64 } } }),
+    )?;
+    let bar = ProgressBar::new(b.jobs);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:10} {bar:40} {pos}/{len} {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message("submitted");
+    let start = Instant::now();
+    let mut ids = Vec::with_capacity(b.jobs as usize);
+    for i in 0..b.jobs {
+        let v: Value = client.aws(
+            "submitjob",
+            &json!({ "jobName": format!("t{i}"), "jobQueue": "default", "jobDefinition": "bench-true" }),
+        )?;
+        ids.push(v["jobId"].as_str().unwrap_or_default().to_string());
+        bar.inc(1);
+    }
+    bar.set_position(0);
+    bar.set_message("succeeded");
+    let mut done = 0u64;
+    let mut failed = 0u64;
+    let mut details = Vec::new();
+    let mut pending: Vec<String> = ids.clone();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for chunk in pending.chunks(100) {
+            let v: Value = client.aws("describejobs", &json!({ "jobs": chunk }))?;
+            for j in v["jobs"].as_array().into_iter().flatten() {
+                match j["status"].as_str() {
+                    Some("SUCCEEDED") => {
+                        done += 1;
+                        details.push(j.clone());
+                    }
+                    Some("FAILED") => {
+                        failed += 1;
+                        details.push(j.clone());
+                    }
+                    _ => still.push(j["jobId"].as_str().unwrap_or_default().to_string()),
+                }
+            }
+        }
+        bar.set_position(done + failed);
+        pending = still;
+        if !pending.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let mut hist = Histogram::<u64>::new(3)?;
+    for j in &details {
+        if let (Some(c), Some(s)) = (j["createdAt"].as_u64(), j["startedAt"].as_u64()) {
+            hist.record(s.saturating_sub(c))?;
+        }
+    }
+    // Idle latency: one job at a time on an empty cluster.
+    let mut idle = Histogram::<u64>::new(3)?;
+    for i in 0..b.idle_samples {
+        let v: Value = client.aws(
+            "submitjob",
+            &json!({ "jobName": format!("idle{i}"), "jobQueue": "default", "jobDefinition": "bench-true" }),
+        )?;
+        let job = crate::commands::wait_for(&client, v["jobId"].as_str().unwrap_or_default())?;
+        if let (Some(c), Some(s)) = (job["createdAt"].as_u64(), job["startedAt"].as_u64()) {
+            idle.record(s.saturating_sub(c))?;
+        }
+    }
+    if let Some(mut c) = cluster {
+        c.down();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let out = json!({
+        "idle_submit_to_start_p50_ms": idle.value_at_quantile(0.5),
+        "idle_submit_to_start_p99_ms": idle.value_at_quantile(0.99),
+        "jobs": b.jobs, "succeeded": done, "failed": failed, "seconds": secs,
+        "jobs_per_s": b.jobs as f64 / secs,
+        "submit_to_start_p50_ms": hist.value_at_quantile(0.5),
+        "submit_to_start_p99_ms": hist.value_at_quantile(0.99),
+        "nodes": b.nodes,
+    });
+    if b.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{} jobs ({} succeeded, {} failed) in {:.2} s on {} nodes: {:.1} jobs/s end to end; submit → start p50 {} ms, p99 {} ms",
+            b.jobs, done, failed, secs, b.nodes, b.jobs as f64 / secs,
+            hist.value_at_quantile(0.5), hist.value_at_quantile(0.99)
+        );
+        println!(
+            "idle cluster, one job at a time ({} jobs): submit → start p50 {} ms, p99 {} ms",
+            b.idle_samples,
+            idle.value_at_quantile(0.5),
+            idle.value_at_quantile(0.99)
+        );
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
 }
 
 fn scheduler(b: SchedulerBench) -> Result<i32> {

@@ -477,8 +477,12 @@ impl StateMachine {
                     if let Some(rec) = self.jobs.get_mut(&job.0) {
                         rec.status = state;
                         rec.status_reason = reason;
-                        if state == JobState::Running && rec.started_at.is_none() {
-                            rec.started_at = Some(now);
+                        if state == JobState::Running {
+                            // AWS: an attempt's startedAt is when it began RUNNING.
+                            if let Some(c) = rec.current.as_mut() {
+                                c.started_at = now;
+                            }
+                            rec.started_at.get_or_insert(now);
                         }
                         if state.is_terminal() {
                             rec.stopped_at = Some(now);
