@@ -3,27 +3,17 @@
 //! before mpirun, and nothing left behind after `cluster down`.
 //! One test, so that no other cluster of this binary runs beside it.
 
+mod common;
+
+use common::{wait_for, SHOAL};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
 
 fn post(http: &reqwest::blocking::Client, url: &str, body: Value) -> Value {
-    let r = http.post(url).json(&body).send().unwrap();
-    assert!(r.status().is_success(), "{url}: {}", r.text().unwrap());
-    r.json().unwrap()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut delay = Duration::from_millis(5);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(Duration::from_millis(200));
-    }
+    let (status, v) = common::call(http, url, &body);
+    assert_eq!(status, 200, "{url}: {v}");
+    v
 }
 
 fn node(cmd: &[&str], shm: i32) -> Value {

@@ -2,31 +2,11 @@
 //! as workers on this machine, running real jobs with a private /dev/shm.
 //! They need root or unprivileged user namespaces (CI runs as root).
 
+mod common;
+
+use common::{start_scheduler, Proc, SHOAL};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
-
-/// A child process, stopped with SIGTERM (as an operator would) when
-/// dropped, or killed outright with `kill9`.
-struct Proc(Child);
-impl Proc {
-    fn kill9(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.0.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.0.wait();
-    }
-}
+use std::process::{Command, Stdio};
 
 // Fields drop in order: workers stop first, then the scheduler, then the
 // directory goes.
@@ -41,33 +21,14 @@ struct Cluster {
 impl Cluster {
     fn start(workers: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(SHOAL)
-            .args([
-                "scheduler",
-                "--listen",
-                "127.0.0.1:0",
-                "--worker-timeout-ms",
-                "1500",
-                "--state",
-            ])
-            .arg(dir.path().join("scheduler"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let endpoint = line
-            .trim()
-            .strip_prefix("endpoint: ")
-            .expect("first line is the endpoint")
-            .to_string();
+        let (scheduler, endpoint) = start_scheduler(
+            &dir.path().join("scheduler"),
+            &["--worker-timeout-ms", "1500"],
+        );
         let mut c = Cluster {
             endpoint,
             dir,
-            _scheduler: Proc(child),
+            _scheduler: scheduler,
             workers: Vec::new(),
             http: reqwest::blocking::Client::new(),
         };
@@ -133,15 +94,8 @@ impl Cluster {
         self.aws("describejobs", json!({ "jobs": [id] }))["jobs"][0].clone()
     }
 
-    /// Wait for a condition that an event makes true, up to 30 s.
-    fn wait_for(&self, what: &str, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut delay = Duration::from_millis(5);
-        while !f() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_millis(200));
-        }
+    fn wait_for(&self, what: &str, f: impl FnMut() -> bool) {
+        common::wait_for(what, f)
     }
 
     fn wait_done(&self, id: &str) -> Value {

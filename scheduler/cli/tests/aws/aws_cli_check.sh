@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `aws batch --endpoint-url …` against `shoal scheduler` (issue: foundation).
+# Usage: aws_cli_check.sh ENDPOINT
+set -euo pipefail
+ep="$1"
+export AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 AWS_PAGER=""
+aws() { command aws batch --endpoint-url "$ep" --region us-east-1 --output json "$@"; }
+aws register-job-definition --job-definition-name cli-echo --type container \
+    --container-properties '{"command":["echo","hi"],"resourceRequirements":[{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"128"}]}' >/dev/null
+id="$(aws submit-job --job-name cli-job --job-queue default --job-definition cli-echo --query jobId --output text)"
+[ -n "$id" ] || { echo "FAIL submit-job returned no jobId"; exit 1; }
+aws describe-jobs --jobs "$id" | grep -q "\"jobId\": \"$id\"" || { echo "FAIL describe-jobs"; exit 1; }
+aws list-jobs --job-queue default --job-status RUNNABLE | grep -q "$id" || { echo "FAIL list-jobs"; exit 1; }
+aws describe-job-queues | grep -q '"jobQueueName": "default"' || { echo "FAIL describe-job-queues"; exit 1; }
+if err="$(aws submit-job --job-name bad --job-queue nope --job-definition cli-echo 2>&1)"; then
+    echo "FAIL submit to an unknown queue succeeded"; exit 1
+fi
+echo "$err" | grep -q ClientException || { echo "FAIL expected ClientException, got: $err"; exit 1; }
+echo "$err" | grep -q jobQueue || { echo "FAIL the error does not name jobQueue: $err"; exit 1; }
+echo "aws-cli acceptance: ok"

@@ -1,0 +1,72 @@
+//! Shared helpers for the end-to-end tests that run the real `shoal` binary.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
+
+/// A child process, stopped with SIGTERM (as an operator would) when
+/// dropped, or killed outright with `kill9`.
+pub struct Proc(pub Child);
+
+impl Proc {
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.0.wait();
+    }
+}
+
+/// Start `shoal scheduler` on a free loopback port with state in `dir`;
+/// returns it and its endpoint (read from its first line of output).
+pub fn start_scheduler(dir: &Path, extra: &[&str]) -> (Proc, String) {
+    let mut child = Command::new(SHOAL)
+        .args(["scheduler", "--listen", "127.0.0.1:0", "--state"])
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("shoal scheduler starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("endpoint line");
+    let endpoint = line
+        .trim()
+        .strip_prefix("endpoint: ")
+        .expect("first line is the endpoint")
+        .to_string();
+    (Proc(child), endpoint)
+}
+
+/// POST a JSON body; the status and the JSON reply.
+pub fn call(http: &reqwest::blocking::Client, url: &str, body: &Value) -> (u16, Value) {
+    let r = http.post(url).json(body).send().expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+/// Wait for a condition that an event makes true, up to 60 s.
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut delay = Duration::from_millis(5);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(200));
+    }
+}
