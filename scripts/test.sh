@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# The README's test command: installs what is missing, then runs every test.
+# The README's test command: installs what is missing, then runs every test
+# (the end-to-end ones need root, as CI has: namespaces, mounts, cgroups).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/install-deps.sh
 export PATH="$root/.venv/bin:$PATH"
 cargo build --release --bin shoal
-export SHOAL_BIN="$root/target/release/shoal"
-cargo test --release --workspace
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --release --workspace 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run: the sum of every test binary's result.
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"
