@@ -344,7 +344,7 @@ impl Tasks {
         let cg_name = task_dir_name(&task);
         let mut cgroup = match self.cgroups.create(
             &cg_name,
-            order.alloc.memory_mib.max(order.alloc.shm_mib),
+            order.alloc.memory_mib,
             &cpu_list(&cpus),
         ) {
             Ok(c) => c,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{start_scheduler, Proc, SHOAL};
+use common::{free_port, start_scheduler, start_scheduler_at, Proc, SHOAL};
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 
@@ -25,6 +25,15 @@ impl Cluster {
             &dir.path().join("scheduler"),
             &["--worker-timeout-ms", "1500"],
         );
+        Cluster::with(dir, scheduler, endpoint, workers)
+    }
+
+    fn with(
+        dir: tempfile::TempDir,
+        scheduler: Proc,
+        endpoint: String,
+        workers: &[&str],
+    ) -> Cluster {
         let mut c = Cluster {
             endpoint,
             dir,
@@ -262,4 +271,85 @@ fn processes_running(cmd: &str) -> usize {
         .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
         .filter(|c| String::from_utf8_lossy(c).trim_end_matches('\0') == want)
         .count()
+}
+
+#[test]
+fn a_worker_keeps_its_running_job_across_a_scheduler_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let state = dir.path().join("scheduler");
+    let (scheduler, endpoint) =
+        start_scheduler_at(&listen, &state, &["--worker-timeout-ms", "5000"]);
+    let go = dir.path().join("go");
+    let mut c = Cluster::with(dir, scheduler, endpoint, &["n1"]);
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.02; done; echo finished",
+        go.display()
+    );
+    c.register(sh_def("waits", &script, 16));
+    let id = c.submit("waits", "waits");
+    c.wait_for("the job to run", || c.job(&id)["status"] == "RUNNING");
+    // kill -9 the scheduler and bring it back on the same address and state.
+    std::mem::replace(
+        &mut c._scheduler,
+        start_scheduler_at("127.0.0.1:0", &c.dir.path().join("spare"), &[]).0,
+    )
+    .kill9();
+    let (restarted, endpoint) =
+        start_scheduler_at(&listen, &state, &["--worker-timeout-ms", "5000"]);
+    c._scheduler = restarted;
+    assert_eq!(c.endpoint, endpoint);
+    assert_eq!(
+        c.job(&id)["status"],
+        "RUNNING",
+        "the restarted scheduler still knows the job runs"
+    );
+    std::fs::write(&go, b"").unwrap();
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "SUCCEEDED", "{j}");
+    assert_eq!(
+        j["attempts"].as_array().unwrap().len(),
+        1,
+        "the same attempt finished: {j}"
+    );
+    assert!(c.logs(&id).contains("finished"));
+}
+
+#[test]
+fn a_job_runs_as_the_definitions_user() {
+    let c = Cluster::start(&["n1"]);
+    let mut def = sh_def("who", "id -u; touch /dev/shm/mine && echo shm-writable", 16);
+    def["containerProperties"]["user"] = json!("nobody");
+    c.register(def);
+    let id = c.submit("who", "who");
+    assert_eq!(c.wait_done(&id)["status"], "SUCCEEDED");
+    let out = c.logs(&id);
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("user nobody exists")
+        .uid
+        .as_raw();
+    assert_eq!(
+        out.lines().next(),
+        Some(nobody.to_string().as_str()),
+        "{out}"
+    );
+    assert!(out.contains("shm-writable"), "{out}");
+}
+
+#[test]
+fn dev_shm_pages_count_against_the_memory_limit() {
+    let c = Cluster::start(&["n1"]);
+    // 256 MiB of /dev/shm but only 64 MiB of memory: filling 150 MB must
+    // hit the memory cgroup, not the host.
+    let mut def = sh_def("oom", "head -c 150000000 /dev/zero > /dev/shm/x", 256);
+    def["containerProperties"]["resourceRequirements"][1]["value"] = json!("64");
+    c.register(def);
+    let id = c.submit("oom", "oom");
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "FAILED", "{j}");
+    assert_eq!(
+        j["attempts"][0]["container"]["exitCode"], 137,
+        "killed by the OOM killer: {j}"
+    );
 }

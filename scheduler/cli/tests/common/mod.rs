@@ -33,8 +33,13 @@ impl Drop for Proc {
 /// Start `shoal scheduler` on a free loopback port with state in `dir`;
 /// returns it and its endpoint (read from its first line of output).
 pub fn start_scheduler(dir: &Path, extra: &[&str]) -> (Proc, String) {
+    start_scheduler_at("127.0.0.1:0", dir, extra)
+}
+
+/// Start `shoal scheduler` listening on `listen`.
+pub fn start_scheduler_at(listen: &str, dir: &Path, extra: &[&str]) -> (Proc, String) {
     let mut child = Command::new(SHOAL)
-        .args(["scheduler", "--listen", "127.0.0.1:0", "--state"])
+        .args(["scheduler", "--listen", listen, "--state"])
         .arg(dir)
         .args(extra)
         .stdout(Stdio::piped())
@@ -69,4 +74,13 @@ pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(200));
     }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
