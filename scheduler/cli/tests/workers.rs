@@ -201,6 +201,12 @@ fn filling_a_small_dev_shm_fails_the_job_and_spares_the_host() {
 #[test]
 fn a_multinode_job_runs_one_task_per_node_with_the_gang_variables() {
     let c = Cluster::start(&["n1", "n2"]);
+    let ce = &c.aws("describecomputeenvironments", json!({}))["computeEnvironments"][0];
+    let reason = ce["statusReason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("2 workers (n1, n2)"),
+        "DescribeComputeEnvironments shows the workers: {ce}"
+    );
     c.register(json!({ "jobDefinitionName": "mn", "type": "multinode",
         "nodeProperties": { "numNodes": 2, "mainNode": 0, "nodeRangeProperties": [
           { "targetNodes": "0:", "container": { "command": ["sh", "-c", "df -m /dev/shm; env | grep -E '^(AWS_BATCH|SHOAL_NODE)' | sort; cat $SHOAL_HOSTFILE"],

@@ -416,6 +416,19 @@ impl StateMachine {
             .unwrap_or_default()
     }
 
+    /// Live workers whose labels match `selector`, and their vCPUs.
+    pub(super) fn workers_of(&self, selector: &BTreeMap<String, String>) -> (Vec<String>, u32) {
+        let hits: Vec<&NodeRecord> = self
+            .nodes
+            .values()
+            .filter(|n| !n.lost && selector.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
+            .collect();
+        (
+            hits.iter().map(|n| n.name.clone()).collect(),
+            hits.iter().map(|n| n.capacity.vcpus).sum(),
+        )
+    }
+
     pub(super) fn list_nodes(&self) -> Result<Vec<u8>, ApiError> {
         let nodes: Vec<serde_json::Value> = self
             .nodes

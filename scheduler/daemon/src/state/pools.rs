@@ -222,8 +222,27 @@ impl StateMachine {
                 .collect()
         };
         let (list, next_token) = page(&list, start, max);
+        // Shoal: the workers a compute environment selects are named in its
+        // statusReason (AWS's shape has no field for them).
+        let compute_environments = list
+            .into_iter()
+            .map(|d| {
+                let mut d = d.clone();
+                let (names, vcpus) = self.workers_of(&d.selector());
+                d.status_reason = Some(if names.is_empty() {
+                    "ComputeEnvironment Healthy; no workers registered".to_string()
+                } else {
+                    format!(
+                        "ComputeEnvironment Healthy; {} workers ({}), {vcpus} vCPUs",
+                        names.len(),
+                        names.join(", ")
+                    )
+                });
+                d
+            })
+            .collect();
         reply(&m::DescribeComputeEnvironmentsResponse {
-            compute_environments: list.into_iter().cloned().collect(),
+            compute_environments,
             next_token,
         })
     }
