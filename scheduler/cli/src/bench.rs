@@ -14,6 +14,8 @@ use std::time::Instant;
 pub enum BenchCommand {
     /// The control plane: HTTP submit throughput and one scheduling pass.
     Scheduler(SchedulerBench),
+    /// OSU-style latency and bandwidth as MPI jobs: shared memory vs TCP.
+    Osu(crate::osu_bench::OsuBench),
     /// End to end: trivial jobs (with their /dev/shm mount) through a local
     /// cluster; jobs/s and submit → start latency.
     Throughput(ThroughputBench),
@@ -70,6 +72,7 @@ pub fn run(cmd: BenchCommand) -> Result<i32> {
     match cmd {
         BenchCommand::Scheduler(b) => scheduler(b),
         BenchCommand::Throughput(b) => throughput(b),
+        BenchCommand::Osu(b) => crate::osu_bench::run(b),
     }
 }
 

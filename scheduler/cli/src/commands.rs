@@ -412,34 +412,36 @@ pub fn nodes(ep: &Endpoint, as_json: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// Read a task's output from `offset` on, through the worker that ran it.
+pub fn fetch_log(client: &Client, job: &str, offset: u64) -> Result<Vec<u8>> {
+    let loc: Value = client.shoal("logs", &json!({ "jobId": job }))?;
+    let task: shoal_model::wire::TaskRef = serde_json::from_value(loc["task"].clone())
+        .context("the scheduler's reply names no task")?;
+    let url = format!(
+        "{}/{}?offset={offset}",
+        loc["url"].as_str().unwrap_or_default(),
+        shoal_worker::task::task_dir_name(&task)
+    );
+    let resp = reqwest::blocking::get(&url)
+        .with_context(|| format!("cannot reach worker {} for the log", loc["node"]))?;
+    if !resp.status().is_success() {
+        bail!(
+            "worker {} has no log for {job} ({})",
+            loc["node"],
+            resp.status()
+        );
+    }
+    Ok(resp.bytes()?.to_vec())
+}
+
 /// `shoal logs JOB[#NODE] [--follow]`.
 pub fn logs(ep: &Endpoint, job: &str, follow: bool) -> Result<i32> {
     use std::io::Write;
     let client = Client::new(&ep.endpoint)?;
-    let http = reqwest::blocking::Client::new();
     let mut offset = 0u64;
     let mut delay = Duration::from_millis(50);
     loop {
-        let loc: Value = client.shoal("logs", &json!({ "jobId": job }))?;
-        let task: shoal_model::wire::TaskRef = serde_json::from_value(loc["task"].clone())
-            .context("the scheduler's reply names no task")?;
-        let url = format!(
-            "{}/{}?offset={offset}",
-            loc["url"].as_str().unwrap_or_default(),
-            shoal_worker::task::task_dir_name(&task)
-        );
-        let resp = http
-            .get(&url)
-            .send()
-            .with_context(|| format!("cannot reach worker {} for the log", loc["node"]))?;
-        if !resp.status().is_success() {
-            bail!(
-                "worker {} has no log for {job} ({})",
-                loc["node"],
-                resp.status()
-            );
-        }
-        let bytes = resp.bytes()?;
+        let bytes = fetch_log(&client, job, offset)?;
         offset += bytes.len() as u64;
         std::io::stdout().write_all(&bytes)?;
         std::io::stdout().flush()?;

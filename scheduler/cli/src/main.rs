@@ -4,6 +4,7 @@
 mod bench;
 mod client;
 mod commands;
+mod osu_bench;
 mod pass_bench;
 
 use anyhow::Result;

@@ -1,0 +1,528 @@
+//! `shoal bench osu`: the OSU-style latency and bandwidth benchmark as real
+//! MPI jobs through Shoal's scheduler and workers, shared memory against
+//! TCP, next to the physical floor; a table, JSON rows and an SVG plot.
+
+use crate::client::Client;
+use crate::commands::{fetch_log, wait_for};
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The job definitions, as shipped in `jobs/definitions/`.
+const DEFINITIONS: [(&str, &str); 3] = [
+    (
+        "osu-shm-1node",
+        include_str!("../../../jobs/definitions/osu-shm-1node.json"),
+    ),
+    (
+        "osu-tcp-1node",
+        include_str!("../../../jobs/definitions/osu-tcp-1node.json"),
+    ),
+    (
+        "osu-tcp-2node",
+        include_str!("../../../jobs/definitions/osu-tcp-2node.json"),
+    ),
+];
+
+/// `shoal bench osu` arguments.
+#[derive(clap::Args)]
+pub struct OsuBench {
+    /// Transports to compare.
+    #[arg(long, value_delimiter = ',', default_values_t = ["shm".to_string(), "tcp".to_string()])]
+    transport: Vec<String>,
+    /// 1: two ranks on one node (shm and tcp); 2: one rank on each of two
+    /// nodes (tcp over the veths; shared memory cannot cross nodes).
+    #[arg(long, default_value_t = 1)]
+    nodes: u32,
+    /// Message sizes in bytes (default: OSU's, 0 and 1 B … 4 MiB).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<u64>,
+    /// Iterations per size (default: OSU's, 10,000 up to 8 KiB, 1,000 above).
+    #[arg(long)]
+    iterations: Option<u64>,
+    /// Open MPI's single-copy mechanism for shared memory: none
+    /// (copy-in/copy-out, faster on this VM) or cma.
+    #[arg(long, default_value = "none")]
+    single_copy: String,
+    /// Skip the bandwidth runs.
+    #[arg(long)]
+    no_bandwidth: bool,
+    /// Write the rows as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write an SVG plot here.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Use a running cluster instead of starting one.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// The shoal-osu binary (default: beside this shoal binary).
+    #[arg(long)]
+    osu: Option<PathBuf>,
+}
+
+/// One row of results.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// shm, tcp, floor-shm, floor-tcp.
+    pub transport: String,
+    /// Bytes.
+    pub size: u64,
+    /// One-way latency, µs (OSU's average).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<f64>,
+    /// Median one-way latency, µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p50_us: Option<f64>,
+    /// 99th percentile, µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p99_us: Option<f64>,
+    /// MB/s (10^6 bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bandwidth_mbps: Option<f64>,
+}
+
+/// Rows of an OSU text output: `size value [p50 p99]` lines.
+pub fn parse_osu(text: &str) -> Vec<(u64, Vec<f64>)> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let size = it.next()?.parse().ok()?;
+            let vals: Vec<f64> = it.map_while(|v| v.parse().ok()).collect();
+            (!vals.is_empty()).then_some((size, vals))
+        })
+        .collect()
+}
+
+fn osu_binary(given: &Option<PathBuf>) -> Result<PathBuf> {
+    let p = match given {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("shoal-osu"),
+    };
+    if !p.exists() {
+        bail!(
+            "{} not found; build it with `cargo build --release -p shoal-osu` or pass --osu PATH",
+            p.display()
+        );
+    }
+    Ok(std::fs::canonicalize(&p)?)
+}
+
+/// Run the benchmark.
+pub fn run(b: OsuBench) -> Result<i32> {
+    if !matches!(b.nodes, 1 | 2) {
+        bail!(
+            "--nodes {}: give 1 (two ranks on one node) or 2 (one rank on each of two nodes)",
+            b.nodes
+        );
+    }
+    if !matches!(b.single_copy.as_str(), "none" | "cma") {
+        bail!("--single-copy {:?}: give none or cma", b.single_copy);
+    }
+    for t in &b.transport {
+        if !matches!(t.as_str(), "shm" | "tcp") {
+            bail!("--transport {t:?}: give shm and/or tcp");
+        }
+    }
+    let transports: Vec<String> = if b.nodes == 2 {
+        if b.transport.iter().any(|t| t == "shm") {
+            eprintln!("note: with --nodes 2 each node has one rank, so shared memory cannot be used; running tcp");
+        }
+        vec!["tcp".into()]
+    } else {
+        b.transport.clone()
+    };
+    let osu = osu_binary(&b.osu)?;
+    let dir = std::env::temp_dir().join(format!("shoal-osu-{}", std::process::id()));
+    let mut cluster = None;
+    let endpoint = match &b.endpoint {
+        Some(e) => e.clone(),
+        None => {
+            eprintln!("starting a local {}-node cluster …", b.nodes);
+            let c = shoal_worker::cluster::Cluster::up(&shoal_worker::cluster::ClusterConfig {
+                nodes: b.nodes,
+                cpus_per_node: if b.nodes == 1 { 2 } else { 1 },
+                memory_mib: None,
+                dir: dir.clone(),
+                subnet: None,
+                shoal: std::env::current_exe()?,
+            })?;
+            let e = c.endpoint.clone();
+            cluster = Some(c);
+            e
+        }
+    };
+    let result = run_on(&b, &endpoint, &osu, &transports);
+    if let Some(mut c) = cluster {
+        c.down();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let rows = result?;
+    let floor = floor_rows(&b, &osu)?;
+    print_table(&rows, &floor, &b);
+    let all: Vec<&Row> = rows.iter().chain(floor.iter()).collect();
+    if let Some(p) = &b.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&all)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+        eprintln!("wrote {}", p.display());
+    }
+    if let Some(p) = &b.plot {
+        plot(p, &rows, &floor, &b)?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(0)
+}
+
+fn wait_nodes(client: &Client, n: usize) -> Result<()> {
+    let mut delay = std::time::Duration::from_millis(10);
+    for _ in 0..300 {
+        let v: Value = client.shoal("listnodes", &json!({}))?;
+        if v["nodes"]
+            .as_array()
+            .map(|a| a.iter().filter(|x| x["state"] != "DOWN").count())
+            .unwrap_or(0)
+            >= n
+        {
+            return Ok(());
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(std::time::Duration::from_millis(200));
+    }
+    bail!("the cluster's workers did not register")
+}
+
+fn run_on(b: &OsuBench, endpoint: &str, osu: &Path, transports: &[String]) -> Result<Vec<Row>> {
+    let client = Client::new(endpoint)?;
+    wait_nodes(&client, b.nodes as usize)?;
+    for (_, def) in DEFINITIONS {
+        let body: Value = serde_json::from_str(def)?;
+        let _: Value = client.aws("registerjobdefinition", &body)?;
+    }
+    let mut args = String::new();
+    if !b.sizes.is_empty() {
+        args.push_str(&format!(
+            "--sizes {}",
+            b.sizes
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+    }
+    if let Some(i) = b.iterations {
+        args.push_str(&format!(" --iterations {i}"));
+    }
+    let benches: Vec<&str> = if b.no_bandwidth {
+        vec!["latency"]
+    } else {
+        vec!["latency", "bw"]
+    };
+    let mut jobs = Vec::new();
+    for t in transports {
+        let def = format!("osu-{t}-{}node", b.nodes);
+        for bench in &benches {
+            let mut params =
+                json!({ "osu": osu.display().to_string(), "bench": bench, "args": args.trim() });
+            if t == "shm" {
+                params["singlecopy"] = json!(b.single_copy);
+            }
+            let v: Value = client.aws(
+                "submitjob",
+                &json!({ "jobName": format!("{def}-{bench}"), "jobQueue": "default", "jobDefinition": def, "parameters": params }),
+            )?;
+            jobs.push((
+                t.clone(),
+                bench.to_string(),
+                v["jobId"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+    }
+    let bar = ProgressBar::new(jobs.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} jobs {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let mut rows: BTreeMap<(String, u64), Row> = BTreeMap::new();
+    for (t, bench, id) in &jobs {
+        bar.set_message(format!("{t} {bench}"));
+        let job = wait_for(&client, id)?;
+        let log_id = if b.nodes == 2 {
+            format!("{id}#0")
+        } else {
+            id.clone()
+        };
+        let text = String::from_utf8_lossy(&fetch_log(&client, &log_id, 0)?).to_string();
+        if job["status"] != "SUCCEEDED" {
+            bar.finish_and_clear();
+            bail!(
+                "the {t} {bench} job {id} failed: {}\n{text}",
+                job["statusReason"].as_str().unwrap_or("")
+            );
+        }
+        if t == "shm" && bench == "latency" {
+            let peak = job["shmPeakMiB"].as_u64().unwrap_or(0);
+            eprintln!("shm: Open MPI vader (btl self,vader; single copy: {}); the job's /dev/shm peaked at {peak} MiB", b.single_copy);
+        }
+        let parsed = parse_osu(&text);
+        if parsed.is_empty() {
+            bar.finish_and_clear();
+            bail!("the {t} {bench} job printed no OSU rows:\n{text}");
+        }
+        for (size, vals) in parsed {
+            let row = rows.entry((t.clone(), size)).or_insert_with(|| Row {
+                transport: t.clone(),
+                size,
+                latency_us: None,
+                p50_us: None,
+                p99_us: None,
+                bandwidth_mbps: None,
+            });
+            if bench == "latency" {
+                row.latency_us = vals.first().copied();
+                row.p50_us = vals.get(1).copied();
+                row.p99_us = vals.get(2).copied();
+            } else {
+                row.bandwidth_mbps = vals.first().copied();
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(rows.into_values().collect())
+}
+
+fn floor_rows(b: &OsuBench, osu: &Path) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    for t in ["shm", "tcp"] {
+        let mut cmd = Command::new(osu);
+        cmd.args(["floor", "--transport", t]);
+        if !b.sizes.is_empty() {
+            cmd.args([
+                "--sizes",
+                &b.sizes
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ]);
+        }
+        if let Some(i) = b.iterations {
+            cmd.args(["--iterations", &i.to_string()]);
+        }
+        let o = cmd
+            .output()
+            .with_context(|| format!("cannot run {} floor", osu.display()))?;
+        if !o.status.success() {
+            bail!(
+                "{} floor --transport {t} failed: {}",
+                osu.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        for (size, vals) in parse_osu(&String::from_utf8_lossy(&o.stdout)) {
+            out.push(Row {
+                transport: format!("floor-{t}"),
+                size,
+                latency_us: vals.first().copied(),
+                p50_us: vals.get(1).copied(),
+                p99_us: vals.get(2).copied(),
+                bandwidth_mbps: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn get<'a>(rows: &'a [Row], t: &str, size: u64) -> Option<&'a Row> {
+    rows.iter().find(|r| r.transport == t && r.size == size)
+}
+
+fn fmt(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into())
+}
+
+fn print_table(rows: &[Row], floor: &[Row], b: &OsuBench) {
+    let sizes: std::collections::BTreeSet<u64> = rows.iter().map(|r| r.size).collect();
+    let where_ = if b.nodes == 1 {
+        "2 ranks on one node"
+    } else {
+        "1 rank on each of 2 nodes"
+    };
+    println!("# shoal bench osu: one-way latency (µs, OSU average; p50 in brackets) and bandwidth (MB/s), {where_}");
+    println!(
+        "{:>9} {:>18} {:>18} {:>8} {:>10} {:>10} {:>8} {:>10} {:>10}",
+        "size",
+        "shm µs",
+        "tcp µs",
+        "tcp/shm",
+        "floor shm",
+        "floor tcp",
+        "shm eff",
+        "shm MB/s",
+        "tcp MB/s"
+    );
+    for s in sizes {
+        let shm = get(rows, "shm", s);
+        let tcp = get(rows, "tcp", s);
+        let lat = |r: Option<&Row>| match r.and_then(|r| r.latency_us) {
+            Some(l) => format!("{l:.2} [{}]", fmt(r.and_then(|r| r.p50_us))),
+            None => "-".into(),
+        };
+        let ratio = match (
+            shm.and_then(|r| r.latency_us),
+            tcp.and_then(|r| r.latency_us),
+        ) {
+            (Some(a), Some(b)) if a > 0.0 => format!("{:.1}×", b / a),
+            _ => "-".into(),
+        };
+        let fshm = get(floor, "floor-shm", s).and_then(|r| r.p50_us.or(r.latency_us));
+        let ftcp = get(floor, "floor-tcp", s).and_then(|r| r.p50_us.or(r.latency_us));
+        let eff = match (fshm, shm.and_then(|r| r.p50_us.or(r.latency_us))) {
+            (Some(f), Some(m)) if m > 0.0 => format!("{:.0}%", 100.0 * f / m),
+            _ => "-".into(),
+        };
+        println!(
+            "{:>9} {:>18} {:>18} {:>8} {:>10} {:>10} {:>8} {:>10} {:>10}",
+            s,
+            lat(shm),
+            lat(tcp),
+            ratio,
+            fmt(fshm),
+            fmt(ftcp),
+            eff,
+            fmt(shm.and_then(|r| r.bandwidth_mbps)),
+            fmt(tcp.and_then(|r| r.bandwidth_mbps))
+        );
+    }
+    println!("# floor: a two-process ping-pong without MPI (shared-memory flag spin / TCP loopback), p50; shm eff = floor / shm p50");
+}
+
+fn plot(path: &Path, rows: &[Row], floor: &[Row], b: &OsuBench) -> Result<()> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (1100, 480)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (left, right) = root.split_horizontally(560);
+    let series = |t: &str, f: &dyn Fn(&Row) -> Option<f64>, src: &[Row]| -> Vec<(f64, f64)> {
+        src.iter()
+            .filter(|r| r.transport == t)
+            .filter_map(|r| {
+                f(r).filter(|v| *v > 0.0)
+                    .map(|v| ((r.size.max(1)) as f64, v))
+            })
+            .collect()
+    };
+    let max_size = rows.iter().map(|r| r.size.max(2)).max().unwrap_or(2) as f64;
+    let lat_all: Vec<f64> = rows
+        .iter()
+        .chain(floor)
+        .filter_map(|r| r.latency_us)
+        .filter(|v| *v > 0.0)
+        .collect();
+    let (lmin, lmax) = (
+        lat_all.iter().cloned().fold(f64::MAX, f64::min).min(1.0) * 0.8,
+        lat_all.iter().cloned().fold(0.0, f64::max).max(1.0) * 1.25,
+    );
+    let title = if b.nodes == 1 {
+        "2 ranks, one node"
+    } else {
+        "1 rank on each of 2 nodes"
+    };
+    let mut chart = ChartBuilder::on(&left)
+        .caption(format!("Latency ({title})"), ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d((1f64..max_size).log_scale(), (lmin..lmax).log_scale())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("message size (bytes)")
+        .y_desc("one-way latency (µs)")
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let styles: [(&str, RGBColor, &[Row]); 4] = [
+        ("shm", RGBColor(31, 119, 180), rows),
+        ("tcp", RGBColor(214, 39, 40), rows),
+        ("floor-shm", RGBColor(120, 170, 210), floor),
+        ("floor-tcp", RGBColor(240, 150, 150), floor),
+    ];
+    for (t, color, src) in styles {
+        let pts = series(t, &|r: &Row| r.latency_us, src);
+        if pts.is_empty() {
+            continue;
+        }
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .label(t)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(pts.iter().map(|p| Circle::new(*p, 3, color.filled())))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bw_max = rows
+        .iter()
+        .filter_map(|r| r.bandwidth_mbps)
+        .fold(1.0, f64::max)
+        * 1.1;
+    let mut bw = ChartBuilder::on(&right)
+        .caption("Bandwidth (osu_bw)", ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d((1f64..max_size).log_scale(), 0f64..bw_max)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    bw.configure_mesh()
+        .x_desc("message size (bytes)")
+        .y_desc("MB/s")
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (t, color, _) in styles.iter().take(2) {
+        let pts = series(t, &|r: &Row| r.bandwidth_mbps, rows);
+        if pts.is_empty() {
+            continue;
+        }
+        let color = *color;
+        bw.draw_series(LineSeries::new(pts, color.stroke_width(2)))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .label(*t)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    bw.configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn osu_text_rows_parse_with_and_without_percentiles() {
+        let text = "# OSU MPI Latency Test v7.3 (shoal-osu)\n# Size          Latency (us)\n0                       0.25\n8                       0.31      0.30      0.90\n";
+        let rows = parse_osu(text);
+        assert_eq!(rows, vec![(0, vec![0.25]), (8, vec![0.31, 0.30, 0.90])]);
+    }
+}
