@@ -48,7 +48,22 @@ impl Cluster {
     }
 
     fn add_worker(&mut self, name: &str) {
-        let child = Command::new(SHOAL)
+        self.add_worker_as(name, &[]);
+    }
+
+    /// Start a worker, its command line prefixed by `prefix` (e.g. setpriv).
+    fn add_worker_as(&mut self, name: &str, prefix: &[&str]) {
+        let state = self.dir.path().join(name);
+        std::fs::create_dir_all(&state).unwrap();
+        let mut cmd = match prefix.split_first() {
+            Some((p, rest)) => {
+                let mut c = Command::new(p);
+                c.args(rest).arg(SHOAL);
+                c
+            }
+            None => Command::new(SHOAL),
+        };
+        let child = cmd
             .args([
                 "worker",
                 "--scheduler",
@@ -61,7 +76,7 @@ impl Cluster {
                 "2048",
                 "--state",
             ])
-            .arg(self.dir.path().join(name))
+            .arg(&state)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -358,4 +373,39 @@ fn dev_shm_pages_count_against_the_memory_limit() {
         j["attempts"][0]["container"]["exitCode"], 137,
         "killed by the OOM killer: {j}"
     );
+}
+
+#[test]
+fn an_unprivileged_worker_gives_jobs_a_private_dev_shm_through_a_user_namespace() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut c = Cluster::start(&[]);
+    // The worker runs as `nobody` (this test itself runs as root, as CI does).
+    std::fs::set_permissions(c.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let state = c.dir.path().join("u1");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    c.add_worker_as(
+        "u1",
+        &[
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+        ],
+    );
+    c.register(sh_def(
+        "unpriv",
+        "df -m /dev/shm; touch /dev/shm/unpriv-mine",
+        48,
+    ));
+    let id = c.submit("unpriv", "unpriv");
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "SUCCEEDED", "{j}");
+    let out = c.logs(&id);
+    assert_eq!(shm_mib_of(&out), Some(48), "{out}");
+    assert!(
+        out.contains("without memory and CPU limits"),
+        "the log says limits are off: {out}"
+    );
+    assert!(!std::path::Path::new("/dev/shm/unpriv-mine").exists());
 }
