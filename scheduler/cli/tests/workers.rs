@@ -409,3 +409,43 @@ fn an_unprivileged_worker_gives_jobs_a_private_dev_shm_through_a_user_namespace(
     );
     assert!(!std::path::Path::new("/dev/shm/unpriv-mine").exists());
 }
+
+#[test]
+fn tmpfs_mounts_and_volumes_are_mounted_in_the_jobs_namespace() {
+    let c = Cluster::start(&["n1"]);
+    let host = c.dir.path().join("data");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("input.txt"), "from the host\n").unwrap();
+    // Shoal runs host processes: a missing mount point is created on the
+    // host (empty), so the test uses its own directories.
+    let scratch = c.dir.path().join("scratch");
+    let data = c.dir.path().join("mnt-data");
+    let script = format!(
+        "df -m {s} | tail -1; cat {d}/input.txt; touch {d}/nope 2>/dev/null && echo data-writable || echo data-read-only",
+        s = scratch.display(),
+        d = data.display()
+    );
+    c.register(json!({ "jobDefinitionName": "mounts", "type": "container",
+        "containerProperties": { "command": ["sh", "-c", script],
+          "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"256"}],
+          "linuxParameters": { "tmpfs": [{ "containerPath": scratch.to_str().unwrap(), "size": 16 }] },
+          "volumes": [{ "name": "data", "host": { "sourcePath": host.to_str().unwrap() } }],
+          "mountPoints": [{ "sourceVolume": "data", "containerPath": data.to_str().unwrap(), "readOnly": true }] } }));
+    let id = c.submit("mounts", "mounts");
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "SUCCEEDED", "{j}");
+    let out = c.logs(&id);
+    let scratch_mib: Option<u64> = out
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok());
+    assert_eq!(scratch_mib, Some(16), "{out}");
+    assert!(out.contains("from the host"), "{out}");
+    assert!(out.contains("data-read-only"), "{out}");
+    assert!(!host.join("nope").exists());
+    assert!(
+        !std::path::Path::new("/data").exists() || std::fs::read_dir("/data").is_ok(),
+        "nothing mounted on the host"
+    );
+}
