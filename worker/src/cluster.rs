@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// What `cluster up` is asked for.
 #[derive(Debug, Clone)]
@@ -132,9 +134,57 @@ pub fn down(dir: &Path) -> Result<(), Error> {
 pub struct Cluster {
     /// The scheduler's URL.
     pub endpoint: String,
-    record: Record,
+    record: Arc<Mutex<Record>>,
     dir: PathBuf,
-    children: Vec<Child>,
+    scheduler: Option<Child>,
+    stopping: Arc<AtomicBool>,
+    supervisors: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Start a worker and keep it running: a worker that dies (crash, kill -9)
+/// is started again, as a rebooted node would rejoin, until the cluster
+/// stops. Its new pid replaces the old one in the record.
+fn supervise(
+    make: Box<dyn Fn() -> Result<Child, Error> + Send>,
+    record: Arc<Mutex<Record>>,
+    dir: PathBuf,
+    stopping: Arc<AtomicBool>,
+) -> Result<std::thread::JoinHandle<()>, Error> {
+    let mut child = make()?;
+    {
+        let mut r = record.lock().unwrap_or_else(|e| e.into_inner());
+        r.children.push(child.id());
+        save(&dir, &r)?;
+    }
+    std::thread::Builder::new()
+        .name("supervisor".into())
+        .spawn(move || loop {
+            let _ = child.wait();
+            if stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let old = child.id();
+            eprintln!("shoal cluster: worker (pid {old}) ended; starting it again");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            if stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            match make() {
+                Ok(c) => {
+                    child = c;
+                    let mut r = record.lock().unwrap_or_else(|e| e.into_inner());
+                    for p in r.children.iter_mut().filter(|p| **p == old) {
+                        *p = child.id();
+                    }
+                    let _ = save(&dir, &r);
+                }
+                Err(e) => {
+                    eprintln!("shoal cluster: cannot restart a worker: {e}");
+                    return;
+                }
+            }
+        })
+        .map_err(crate::io("cannot start a supervisor thread"))
 }
 
 impl Cluster {
@@ -167,12 +217,14 @@ impl Cluster {
         let octet = c.subnet.unwrap_or(((std::process::id() % 200) + 20) as u8);
         let mut cluster = Cluster {
             endpoint: String::new(),
-            record: Record {
+            record: Arc::new(Mutex::new(Record {
                 pid: std::process::id(),
                 ..Record::default()
-            },
+            })),
             dir: c.dir.clone(),
-            children: Vec::new(),
+            scheduler: None,
+            stopping: Arc::new(AtomicBool::new(false)),
+            supervisors: Vec::new(),
         };
         let cpus = CpuSet::current().0;
         let want = (c.nodes * c.cpus_per_node) as usize;
@@ -184,11 +236,16 @@ impl Cluster {
                 cpus.len()
             );
         }
+        let record = cluster.record.clone();
+        let update = |f: &mut dyn FnMut(&mut Record)| -> Result<(), Error> {
+            let mut r = record.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut r);
+            save(&c.dir, &r)
+        };
         let result = (|| -> Result<(), Error> {
             let (sched_addr, addr_of): (String, Box<dyn Fn(u32) -> String>) = if root {
                 let bridge = format!("shb{id}");
-                cluster.record.bridge = Some(bridge.clone());
-                save(&c.dir, &cluster.record)?;
+                update(&mut |r| r.bridge = Some(bridge.clone()))?;
                 ip(&["link", "add", &bridge, "type", "bridge"])?;
                 ip(&[
                     "addr",
@@ -201,9 +258,10 @@ impl Cluster {
                 for i in 1..=c.nodes {
                     let ns = format!("shoal{id}n{i}");
                     let veth = format!("shv{id}n{i}");
-                    cluster.record.namespaces.push(ns.clone());
-                    cluster.record.veths.push(veth.clone());
-                    save(&c.dir, &cluster.record)?;
+                    update(&mut |r| {
+                        r.namespaces.push(ns.clone());
+                        r.veths.push(veth.clone());
+                    })?;
                     ip(&["netns", "add", &ns])?;
                     ip(&[
                         "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
@@ -244,14 +302,15 @@ impl Cluster {
                 .stderr(Stdio::from(log_file(&c.dir, "scheduler.log")?))
                 .spawn()
                 .map_err(crate::io("cannot start the scheduler"))?;
-            cluster.record.children.push(sched.id());
+            let sched_pid = sched.id();
+            update(&mut |r| r.children.push(sched_pid))?;
             let mut line = String::new();
             if let Some(out) = sched.stdout.take() {
                 BufReader::new(out)
                     .read_line(&mut line)
                     .map_err(crate::io("cannot read the scheduler's endpoint"))?;
             }
-            cluster.children.push(sched);
+            cluster.scheduler = Some(sched);
             cluster.endpoint = line
                 .trim()
                 .strip_prefix("endpoint: ")
@@ -262,43 +321,49 @@ impl Cluster {
                     ))
                 })?
                 .to_string();
-            cluster.record.endpoint = cluster.endpoint.clone();
-            save(&c.dir, &cluster.record)?;
+            let endpoint = cluster.endpoint.clone();
+            update(&mut |r| r.endpoint = endpoint.clone())?;
             for i in 1..=c.nodes {
                 let first = ((i - 1) * c.cpus_per_node) as usize;
                 let set: Vec<u32> = (0..c.cpus_per_node as usize)
                     .map(|k| cpus[(first + k) % cpus.len()])
                     .collect();
-                let mut cmd = Command::new(&c.shoal);
-                cmd.arg("worker");
-                if root {
-                    cmd.args(["--netns", &format!("shoal{id}n{i}")]);
-                }
-                cmd.args([
-                    "--scheduler",
-                    &cluster.endpoint,
-                    "--name",
-                    &format!("node{i}"),
-                ])
-                .args([
-                    "--cpuset",
-                    &CpuSet(set).to_list(),
-                    "--address",
-                    &addr_of(i),
-                    "--state",
-                ])
-                .arg(c.dir.join(format!("node{i}")));
-                if let Some(m) = c.memory_mib {
-                    cmd.args(["--memory", &m.to_string()]);
-                }
-                let child = cmd
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::from(log_file(&c.dir, &format!("node{i}.log"))?))
-                    .spawn()
-                    .map_err(crate::io("cannot start a worker"))?;
-                cluster.record.children.push(child.id());
-                cluster.children.push(child);
-                save(&c.dir, &cluster.record)?;
+                let (shoal, dir, endpoint, memory) = (
+                    c.shoal.clone(),
+                    c.dir.clone(),
+                    cluster.endpoint.clone(),
+                    c.memory_mib,
+                );
+                let (cpuset, address) = (CpuSet(set).to_list(), addr_of(i));
+                let make = move || -> Result<Child, Error> {
+                    let mut cmd = Command::new(&shoal);
+                    cmd.arg("worker");
+                    if root {
+                        cmd.args(["--netns", &format!("shoal{id}n{i}")]);
+                    }
+                    cmd.args(["--scheduler", &endpoint, "--name", &format!("node{i}")])
+                        .args(["--cpuset", &cpuset, "--address", &address, "--state"])
+                        .arg(dir.join(format!("node{i}")));
+                    if let Some(m) = memory {
+                        cmd.args(["--memory", &m.to_string()]);
+                    }
+                    let log = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(dir.join(format!("node{i}.log")))
+                        .map_err(crate::io(format!("cannot open node{i}.log")))?;
+                    cmd.stdout(Stdio::null())
+                        .stderr(Stdio::from(log))
+                        .spawn()
+                        .map_err(crate::io("cannot start a worker"))
+                };
+                let handle = supervise(
+                    Box::new(make),
+                    cluster.record.clone(),
+                    c.dir.clone(),
+                    cluster.stopping.clone(),
+                )?;
+                cluster.supervisors.push(handle);
             }
             Ok(())
         })();
@@ -311,20 +376,28 @@ impl Cluster {
 
     /// Stop everything and remove what was made.
     pub fn down(&mut self) {
-        teardown(&self.record);
-        for c in &mut self.children {
-            let _ = c.wait();
+        if self.stopping.swap(true, Ordering::SeqCst) {
+            return;
         }
-        self.children.clear();
+        let record = self
+            .record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        teardown(&record);
+        if let Some(mut s) = self.scheduler.take() {
+            let _ = s.wait();
+        }
+        for h in self.supervisors.drain(..) {
+            let _ = h.join();
+        }
         let _ = std::fs::remove_file(record_path(&self.dir));
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if !self.children.is_empty() {
-            self.down();
-        }
+        self.down();
     }
 }
 

@@ -98,6 +98,94 @@ fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
         "two ranks on two distinct node addresses: {logs}"
     );
 
+    // Each node of a gang sees a 96 MiB /dev/shm and the AWS Batch variables.
+    let env = "df -m /dev/shm | tail -1; hostname -I; env | grep ^AWS_BATCH_ | sort";
+    aws(
+        "registerjobdefinition",
+        json!({ "jobDefinitionName": "env", "type": "multinode",
+        "nodeProperties": { "numNodes": 2, "mainNode": 0, "nodeRangeProperties": [
+          { "targetNodes": "0:", "container": node(&["sh", "-c", env], 96) } ] } }),
+    );
+    let id = submit("env");
+    assert_eq!(wait_done(&id)["status"], "SUCCEEDED");
+    let log = |n: u32| {
+        let o = Command::new(SHOAL)
+            .args(["logs", &format!("{id}#{n}"), "--endpoint", &endpoint])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let (main_log, other_log) = (log(0), log(1));
+    let main_addr = main_log
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    assert!(
+        main_addr.starts_with("10.201."),
+        "the main node has its namespace's address: {main_log}"
+    );
+    for (n, out) in [(0, &main_log), (1, &other_log)] {
+        let size: Option<u64> = out
+            .lines()
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok());
+        assert_eq!(size, Some(96), "node {n}: {out}");
+        assert!(
+            out.contains(&format!("AWS_BATCH_JOB_NODE_INDEX={n}")),
+            "{out}"
+        );
+        assert!(out.contains("AWS_BATCH_JOB_NUM_NODES=2"), "{out}");
+        assert!(out.contains("AWS_BATCH_JOB_MAIN_NODE_INDEX=0"), "{out}");
+        assert!(
+            out.contains(&format!(
+                "AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS={main_addr}"
+            )),
+            "{out}"
+        );
+    }
+    assert_ne!(
+        other_log.lines().nth(1).unwrap_or_default().trim(),
+        main_addr,
+        "two nodes, two addresses"
+    );
+
+    // Killing a worker mid-job fails the attempt, naming the node; the
+    // cluster restarts the worker and the retry succeeds.
+    let gang = "[ \"$AWS_BATCH_JOB_ATTEMPT\" = 2 ] || sleep 60.023";
+    aws(
+        "registerjobdefinition",
+        json!({ "jobDefinitionName": "retry", "type": "multinode",
+        "retryStrategy": { "attempts": 2 },
+        "nodeProperties": { "numNodes": 2, "mainNode": 0, "nodeRangeProperties": [
+          { "targetNodes": "0:", "container": node(&["sh", "-c", gang], 16) } ] } }),
+    );
+    let id = submit("retry");
+    wait_for("the gang to run", || {
+        aws("describejobs", json!({ "jobs": [&id] }))["jobs"][0]["status"] == "RUNNING"
+    });
+    let rec: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("cluster.json")).unwrap())
+            .unwrap();
+    let node2_pid = rec["children"][2].as_u64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(node2_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let j = wait_done(&id);
+    assert_eq!(j["status"], "SUCCEEDED", "{j}");
+    let first = j["attempts"][0]["statusReason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        first.contains("node2"),
+        "the failed attempt names the node: {j}"
+    );
+    assert_eq!(j["attempts"].as_array().unwrap().len(), 2);
+
     // A /dev/shm too small for the ranks fails before mpirun starts.
     aws("registerjobdefinition", mpi_def("tiny", 1));
     let j = wait_done(&submit("tiny"));

@@ -124,6 +124,27 @@ impl StateMachine {
                 self.next_node - 1
             }
         };
+        // Reconcile. Tasks the scheduler has on this node that the worker no
+        // longer runs (and was not still to be told to start) mean the
+        // worker restarted and lost them: for their jobs that is a lost
+        // node, so their gangs are torn down and retried.
+        let theirs: std::collections::BTreeSet<&TaskRef> = r.running.iter().collect();
+        let lost_some = self.tasks_on(id).into_iter().any(|(_, task)| {
+            let is_start = |o: &Order| matches!(o, Order::Start(s) if s.task == task);
+            !theirs.contains(&task)
+                && !self.mail.has_pending(&r.name, is_start)
+                && !self.outbox.iter().any(|(n, o)| *n == r.name && is_start(o))
+        });
+        if lost_some {
+            tracing::warn!(
+                "worker {} came back without some of its tasks: their attempts fail",
+                r.name
+            );
+            if let Err(e) = self.core.apply(now, Event::NodeLost(NodeId(id))) {
+                tracing::error!("core refused NodeLost for {}: {e}", r.name);
+            }
+            self.apply_decisions(now);
+        }
         let rec = NodeRecord {
             id,
             name: r.name.clone(),
@@ -141,39 +162,15 @@ impl StateMachine {
         self.node_names.insert(id, rec.name.clone());
         self.nodes.insert(rec.name.clone(), rec);
         self.needs_pass = true;
-
-        // Reconcile: what the scheduler has here but the worker does not
-        // run (and has not been ordered to start) has ended; what the worker
-        // runs but the scheduler does not know is killed.
-        let theirs: std::collections::BTreeSet<&TaskRef> = r.running.iter().collect();
-        for (seq, task) in self.tasks_on(id) {
-            if theirs.contains(&task) {
-                continue;
-            }
-            let is_start = |o: &Order| matches!(o, Order::Start(s) if s.task == task);
-            let queued = self.mail.has_pending(&r.name, is_start)
-                || self.outbox.iter().any(|(n, o)| *n == r.name && is_start(o));
-            if !queued {
-                let ev = Event::NodeExited {
-                    job: JobKey(seq),
-                    attempt: task.attempt,
-                    node_index: task.node_index,
-                    exit_code: None,
-                    reason: format!("worker {} restarted and no longer runs this task", r.name),
-                };
-                self.core.apply(now, ev).map_err(super::core_err)?;
-            }
-        }
+        // What the worker runs but the scheduler does not know is killed.
         let ours: std::collections::BTreeSet<TaskRef> =
             self.tasks_on(id).into_iter().map(|(_, t)| t).collect();
         for t in r.running.iter().filter(|t| !ours.contains(t)) {
-            self.outbox.push((
-                r.name.clone(),
-                Order::Kill {
-                    task: t.clone(),
-                    reason: "the scheduler does not know this task".into(),
-                },
-            ));
+            let kill = Order::Kill {
+                task: t.clone(),
+                reason: "the scheduler does not know this task".into(),
+            };
+            self.outbox.push((r.name.clone(), kill));
         }
         reply(&RegisterWorkerResponse {
             heartbeat_ms: self.timing.heartbeat_ms,
