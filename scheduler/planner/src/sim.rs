@@ -145,6 +145,10 @@ struct Driver<'a> {
     counter: u64,
     gang_nodes: Option<u32>,
     ppn: u32,
+    /// FCFS: skip passes that cannot start anything.
+    fcfs: bool,
+    /// Resources were freed since the last pass.
+    freed: bool,
 }
 
 impl Driver<'_> {
@@ -201,6 +205,7 @@ impl Driver<'_> {
     }
 
     fn end(&mut self, t: Millis, i: u32) -> Result<(), SimError> {
+        self.freed = true;
         self.core
             .apply(
                 t,
@@ -217,6 +222,7 @@ impl Driver<'_> {
 
     /// One scheduling pass at t; records starts and their terminations.
     fn pass(&mut self, t: Millis) -> Result<(), SimError> {
+        self.freed = false;
         self.core.schedule(t);
         for d in self.core.drain() {
             if let Decision::Start { job, attempt, .. } = d {
@@ -315,6 +321,8 @@ pub fn simulate(jobs: &[SimJob], cfg: &SimConfig) -> Result<Starts, SimError> {
         counter: 0,
         gang_nodes,
         ppn,
+        fcfs: cfg.policy == Policy::Fcfs,
+        freed: false,
     };
     let mut next = 0usize;
     let sub_at = |k: usize| order.get(k).map(|&i| jobs[i as usize].submit * 1000);
@@ -334,11 +342,17 @@ pub fn simulate(jobs: &[SimJob], cfg: &SimConfig) -> Result<Starts, SimError> {
                 d.ends.pop();
                 d.end(t, i)?;
             }
+            // FCFS: with jobs already waiting and nothing freed, the head
+            // is still blocked and new jobs queue behind it: a pass would
+            // start nothing (it would only refresh status reasons).
+            let skip = d.fcfs && !d.freed && d.core.runnable_count() > 0;
             while sub_at(next) == Some(t) {
                 d.submit(t, order[next] as usize)?;
                 next += 1;
             }
-            d.pass(t)?;
+            if !skip {
+                d.pass(t)?;
+            }
         },
         TieBreak::PerEvent => {
             // Terminations already applied early (estimated end reached).
@@ -379,8 +393,13 @@ pub fn simulate(jobs: &[SimJob], cfg: &SimConfig) -> Result<Starts, SimError> {
                     }
                 }
                 if is_sub {
+                    // FCFS: see the batch loop.
+                    let skip = d.fcfs && !d.freed && d.core.runnable_count() > 0;
                     d.submit(t, order[next] as usize)?;
                     next += 1;
+                    if skip {
+                        continue;
+                    }
                 } else if let Some(Reverse((_, _, i))) = d.ends.pop() {
                     if !released[i as usize] {
                         d.end(t, i)?;
