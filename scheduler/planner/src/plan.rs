@@ -325,8 +325,8 @@ pub fn run(args: PlanArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Mean wait and mean bounded slowdown against cluster size (processors),
-/// one line per policy.
+/// Mean wait and mean bounded slowdown (log scale) against cluster size
+/// (processors), one line per policy.
 pub fn plot(path: &Path, results: &[PointResult]) -> Result<()> {
     use plotters::prelude::*;
     let e = |e: &dyn std::fmt::Display| anyhow::anyhow!("{e}");
@@ -359,13 +359,21 @@ pub fn plot(path: &Path, results: &[PointResult]) -> Result<()> {
         ),
     ];
     for (area, title, ydesc, get) in panels {
-        let ymax = results.iter().map(get).fold(0.0, f64::max).max(1.0) * 1.1;
+        // Log scale: FCFS on an overloaded machine waits 1000× longer.
+        let ymax = results.iter().map(get).fold(0.0, f64::max).max(1.0) * 1.5;
+        let ymin = results
+            .iter()
+            .map(get)
+            .filter(|v| *v > 0.0)
+            .fold(f64::MAX, f64::min)
+            .min(ymax / 10.0)
+            * 0.7;
         let mut chart = ChartBuilder::on(area)
             .caption(title, ("sans-serif", 20))
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d(xlo..xhi, 0f64..ymax)
+            .build_cartesian_2d(xlo..xhi, (ymin..ymax).log_scale())
             .map_err(|x| e(&x))?;
         chart
             .configure_mesh()
@@ -378,7 +386,7 @@ pub fn plot(path: &Path, results: &[PointResult]) -> Result<()> {
             let pts: Vec<(f64, f64)> = results
                 .iter()
                 .filter(|r| r.policy == *pol)
-                .map(|r| (r.procs as f64, get(r)))
+                .map(|r| (r.procs as f64, get(r).max(ymin)))
                 .collect();
             chart
                 .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
