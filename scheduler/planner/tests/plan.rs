@@ -107,3 +107,9 @@ fn bad_arguments_are_errors() {
     let a = args(&["--scale=-1"]);
     assert!(sweep(&a).is_err());
 }
+
+#[test]
+fn clap_definition_is_consistent() {
+    use clap::CommandFactory;
+    Cli::command().debug_assert();
+}
