@@ -7,8 +7,10 @@ need_apt=()
 have() { command -v "$1" >/dev/null 2>&1; }
 pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
-# Build tools for rusqlite's bundled SQLite and other -sys crates.
-for p in build-essential pkg-config python3 python3-venv iproute2; do
+# Build tools (rusqlite bundles SQLite; the mpi crate runs bindgen, which
+# needs libclang), Open MPI for the MPI jobs, iproute2 for `cluster up`,
+# util-linux for setpriv in the tests.
+for p in build-essential pkg-config libclang-dev openmpi-bin libopenmpi-dev python3 python3-venv iproute2 util-linux; do
     pkg_installed "$p" || need_apt+=("$p")
 done
 

@@ -6,7 +6,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/install-deps.sh
 export PATH="$root/.venv/bin:$PATH"
-cargo build --release --bin shoal
+cargo build --release --workspace --bins
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 set +e

@@ -18,7 +18,7 @@ pub const DEFAULT_SHM_MIB: u64 = 64;
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
 
 /// How often /dev/shm use is sampled.
-pub const SHM_SAMPLE: Duration = Duration::from_millis(50);
+pub const SHM_SAMPLE: Duration = Duration::from_millis(10);
 
 /// What every task of a worker shares.
 pub struct Tasks {

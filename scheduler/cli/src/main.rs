@@ -114,6 +114,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<String>,
     },
+    /// Capacity planning: replay a workload trace (SWF) through the
+    /// scheduling core on what-if clusters.
+    Plan(shoal_planner::PlanArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -307,6 +310,7 @@ fn run(cli: Cli) -> Result<i32> {
             };
             commands::cluster_up(config)
         }
+        Command::Plan(a) => shoal_planner::run(a),
         Command::LaunchAgent { host, command } => commands::launch_agent(&host, &command),
         Command::Cluster(ClusterCommand::Down { dir }) => {
             shoal_worker::cluster::down(&dir)?;

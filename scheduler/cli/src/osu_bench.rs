@@ -34,16 +34,20 @@ pub struct OsuBench {
     /// Transports to compare.
     #[arg(long, value_delimiter = ',', default_values_t = ["shm".to_string(), "tcp".to_string()])]
     transport: Vec<String>,
-    /// 1: two ranks on one node (shm and tcp); 2: one rank on each of two
-    /// nodes (tcp over the veths; shared memory cannot cross nodes).
-    #[arg(long, default_value_t = 1)]
+    /// 1: two ranks on one node (shm and tcp). 2: also one rank on each of
+    /// two nodes (tcp over the namespaces' veths; shared memory cannot cross
+    /// nodes). Each shape runs on a local cluster of its own.
+    #[arg(long, default_value_t = 2)]
     nodes: u32,
     /// Message sizes in bytes (default: OSU's, 0 and 1 B … 4 MiB).
     #[arg(long, value_delimiter = ',')]
     sizes: Vec<u64>,
-    /// Iterations per size (default: OSU's, 10,000 up to 8 KiB, 1,000 above).
+    /// Latency iterations per size (default: OSU's, 10,000 up to 8 KiB, 1,000 above).
     #[arg(long)]
     iterations: Option<u64>,
+    /// Bandwidth iterations (windows of 64 messages) per size (default: OSU's, 100 up to 8 KiB, 20 above).
+    #[arg(long)]
+    bw_iterations: Option<u64>,
     /// Open MPI's single-copy mechanism for shared memory: none
     /// (copy-in/copy-out, faster on this VM) or cma.
     #[arg(long, default_value = "none")]
@@ -117,7 +121,7 @@ fn osu_binary(given: &Option<PathBuf>) -> Result<PathBuf> {
 pub fn run(b: OsuBench) -> Result<i32> {
     if !matches!(b.nodes, 1 | 2) {
         bail!(
-            "--nodes {}: give 1 (two ranks on one node) or 2 (one rank on each of two nodes)",
+            "--nodes {}: give 1 (two ranks on one node) or 2 (also one rank on each of two nodes)",
             b.nodes
         );
     }
@@ -129,40 +133,43 @@ pub fn run(b: OsuBench) -> Result<i32> {
             bail!("--transport {t:?}: give shm and/or tcp");
         }
     }
-    let transports: Vec<String> = if b.nodes == 2 {
-        if b.transport.iter().any(|t| t == "shm") {
-            eprintln!("note: with --nodes 2 each node has one rank, so shared memory cannot be used; running tcp");
-        }
-        vec!["tcp".into()]
-    } else {
-        b.transport.clone()
-    };
     let osu = osu_binary(&b.osu)?;
-    let dir = std::env::temp_dir().join(format!("shoal-osu-{}", std::process::id()));
-    let mut cluster = None;
-    let endpoint = match &b.endpoint {
-        Some(e) => e.clone(),
-        None => {
-            eprintln!("starting a local {}-node cluster …", b.nodes);
-            let c = shoal_worker::cluster::Cluster::up(&shoal_worker::cluster::ClusterConfig {
-                nodes: b.nodes,
-                cpus_per_node: if b.nodes == 1 { 2 } else { 1 },
-                memory_mib: None,
-                dir: dir.clone(),
-                subnet: None,
-                shoal: std::env::current_exe()?,
-            })?;
-            let e = c.endpoint.clone();
-            cluster = Some(c);
-            e
-        }
-    };
-    let result = run_on(&b, &endpoint, &osu, &transports);
-    if let Some(mut c) = cluster {
-        c.down();
-        let _ = std::fs::remove_dir_all(&dir);
+    // Phase 1: two ranks on one node (shm and/or tcp). Phase 2 (--nodes 2):
+    // one rank on each of two nodes, tcp over the veths. Each phase gets a
+    // cluster of its own shape, so the nodes' cpusets stay disjoint.
+    let mut phases: Vec<(u32, Vec<String>)> = vec![(1, b.transport.clone())];
+    if b.nodes == 2 && b.transport.iter().any(|t| t == "tcp") {
+        phases.push((2, vec!["tcp".into()]));
     }
-    let rows = result?;
+    let mut rows = Vec::new();
+    for (nodes, transports) in &phases {
+        let dir = std::env::temp_dir().join(format!("shoal-osu-{}-{nodes}", std::process::id()));
+        let mut cluster = None;
+        let endpoint = match &b.endpoint {
+            Some(e) => e.clone(),
+            None => {
+                eprintln!("starting a local {nodes}-node cluster …");
+                let c =
+                    shoal_worker::cluster::Cluster::up(&shoal_worker::cluster::ClusterConfig {
+                        nodes: *nodes,
+                        cpus_per_node: if *nodes == 1 { 2 } else { 1 },
+                        memory_mib: None,
+                        dir: dir.clone(),
+                        subnet: None,
+                        shoal: std::env::current_exe()?,
+                    })?;
+                let e = c.endpoint.clone();
+                cluster = Some(c);
+                e
+            }
+        };
+        let result = run_on(&b, &endpoint, &osu, transports, *nodes);
+        if let Some(mut c) = cluster {
+            c.down();
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        rows.extend(result?);
+    }
     let floor = floor_rows(&b, &osu)?;
     print_table(&rows, &floor, &b);
     let all: Vec<&Row> = rows.iter().chain(floor.iter()).collect();
@@ -196,27 +203,42 @@ fn wait_nodes(client: &Client, n: usize) -> Result<()> {
     bail!("the cluster's workers did not register")
 }
 
-fn run_on(b: &OsuBench, endpoint: &str, osu: &Path, transports: &[String]) -> Result<Vec<Row>> {
+fn run_on(
+    b: &OsuBench,
+    endpoint: &str,
+    osu: &Path,
+    transports: &[String],
+    nodes: u32,
+) -> Result<Vec<Row>> {
     let client = Client::new(endpoint)?;
-    wait_nodes(&client, b.nodes as usize)?;
+    wait_nodes(&client, nodes as usize)?;
     for (_, def) in DEFINITIONS {
         let body: Value = serde_json::from_str(def)?;
         let _: Value = client.aws("registerjobdefinition", &body)?;
     }
-    let mut args = String::new();
-    if !b.sizes.is_empty() {
-        args.push_str(&format!(
+    let sizes = if b.sizes.is_empty() {
+        String::new()
+    } else {
+        format!(
             "--sizes {}",
             b.sizes
                 .iter()
                 .map(|s| s.to_string())
                 .collect::<Vec<_>>()
                 .join(",")
-        ));
-    }
-    if let Some(i) = b.iterations {
-        args.push_str(&format!(" --iterations {i}"));
-    }
+        )
+    };
+    let args_for = |bench: &str| {
+        let iters = if bench == "latency" {
+            b.iterations
+        } else {
+            b.bw_iterations
+        };
+        match iters {
+            Some(i) => format!("{sizes} --iterations {i}"),
+            None => sizes.clone(),
+        }
+    };
     let benches: Vec<&str> = if b.no_bandwidth {
         vec!["latency"]
     } else {
@@ -224,22 +246,15 @@ fn run_on(b: &OsuBench, endpoint: &str, osu: &Path, transports: &[String]) -> Re
     };
     let mut jobs = Vec::new();
     for t in transports {
-        let def = format!("osu-{t}-{}node", b.nodes);
+        let def = format!("osu-{t}-{nodes}node");
         for bench in &benches {
+            let args = args_for(bench);
             let mut params =
                 json!({ "osu": osu.display().to_string(), "bench": bench, "args": args.trim() });
             if t == "shm" {
                 params["singlecopy"] = json!(b.single_copy);
             }
-            let v: Value = client.aws(
-                "submitjob",
-                &json!({ "jobName": format!("{def}-{bench}"), "jobQueue": "default", "jobDefinition": def, "parameters": params }),
-            )?;
-            jobs.push((
-                t.clone(),
-                bench.to_string(),
-                v["jobId"].as_str().unwrap_or_default().to_string(),
-            ));
+            jobs.push((t.clone(), bench.to_string(), def.clone(), params));
         }
     }
     let bar = ProgressBar::new(jobs.len() as u64);
@@ -249,10 +264,16 @@ fn run_on(b: &OsuBench, endpoint: &str, osu: &Path, transports: &[String]) -> Re
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let mut rows: BTreeMap<(String, u64), Row> = BTreeMap::new();
-    for (t, bench, id) in &jobs {
+    // One job at a time: the benchmarks must not share the machine's cores.
+    for (t, bench, def, params) in &jobs {
         bar.set_message(format!("{t} {bench}"));
-        let job = wait_for(&client, id)?;
-        let log_id = if b.nodes == 2 {
+        let v: Value = client.aws(
+            "submitjob",
+            &json!({ "jobName": format!("{def}-{bench}"), "jobQueue": "default", "jobDefinition": def, "parameters": params }),
+        )?;
+        let id = v["jobId"].as_str().unwrap_or_default().to_string();
+        let job = wait_for(&client, &id)?;
+        let log_id = if nodes == 2 {
             format!("{id}#0")
         } else {
             id.clone()
@@ -275,8 +296,13 @@ fn run_on(b: &OsuBench, endpoint: &str, osu: &Path, transports: &[String]) -> Re
             bail!("the {t} {bench} job printed no OSU rows:\n{text}");
         }
         for (size, vals) in parsed {
-            let row = rows.entry((t.clone(), size)).or_insert_with(|| Row {
-                transport: t.clone(),
+            let name = if nodes == 2 {
+                format!("{t}-2node")
+            } else {
+                t.clone()
+            };
+            let row = rows.entry((name.clone(), size)).or_insert_with(|| Row {
+                transport: name.clone(),
                 size,
                 latency_us: None,
                 p50_us: None,
@@ -301,7 +327,7 @@ fn floor_rows(b: &OsuBench, osu: &Path) -> Result<Vec<Row>> {
     let mut out = Vec::new();
     for t in ["shm", "tcp"] {
         let mut cmd = Command::new(osu);
-        cmd.args(["floor", "--transport", t]);
+        cmd.args(["floor", "--percentiles", "--transport", t]);
         if !b.sizes.is_empty() {
             cmd.args([
                 "--sizes",
@@ -347,16 +373,13 @@ fn fmt(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into())
 }
 
-fn print_table(rows: &[Row], floor: &[Row], b: &OsuBench) {
+fn print_table(rows: &[Row], floor: &[Row], _b: &OsuBench) {
     let sizes: std::collections::BTreeSet<u64> = rows.iter().map(|r| r.size).collect();
-    let where_ = if b.nodes == 1 {
-        "2 ranks on one node"
-    } else {
-        "1 rank on each of 2 nodes"
-    };
-    println!("# shoal bench osu: one-way latency (µs, OSU average; p50 in brackets) and bandwidth (MB/s), {where_}");
-    println!(
-        "{:>9} {:>18} {:>18} {:>8} {:>10} {:>10} {:>8} {:>10} {:>10}",
+    let two = rows.iter().any(|r| r.transport == "tcp-2node");
+    println!("# shoal bench osu: one-way latency in µs (OSU's average, [p50]) and osu_bw bandwidth in MB/s");
+    println!("# shm, tcp: 2 ranks on one node; tcp 2-node: 1 rank on each of 2 nodes (veth); floor: no MPI, p50");
+    print!(
+        "{:>9} {:>17} {:>17} {:>8} {:>9} {:>9} {:>7} {:>9} {:>9}",
         "size",
         "shm µs",
         "tcp µs",
@@ -367,6 +390,10 @@ fn print_table(rows: &[Row], floor: &[Row], b: &OsuBench) {
         "shm MB/s",
         "tcp MB/s"
     );
+    if two {
+        print!(" {:>17} {:>10}", "tcp 2-node µs", "2-node MB/s");
+    }
+    println!();
     for s in sizes {
         let shm = get(rows, "shm", s);
         let tcp = get(rows, "tcp", s);
@@ -387,8 +414,8 @@ fn print_table(rows: &[Row], floor: &[Row], b: &OsuBench) {
             (Some(f), Some(m)) if m > 0.0 => format!("{:.0}%", 100.0 * f / m),
             _ => "-".into(),
         };
-        println!(
-            "{:>9} {:>18} {:>18} {:>8} {:>10} {:>10} {:>8} {:>10} {:>10}",
+        print!(
+            "{:>9} {:>17} {:>17} {:>8} {:>9} {:>9} {:>7} {:>9} {:>9}",
             s,
             lat(shm),
             lat(tcp),
@@ -399,8 +426,29 @@ fn print_table(rows: &[Row], floor: &[Row], b: &OsuBench) {
             fmt(shm.and_then(|r| r.bandwidth_mbps)),
             fmt(tcp.and_then(|r| r.bandwidth_mbps))
         );
+        if two {
+            let t2 = get(rows, "tcp-2node", s);
+            print!(
+                " {:>17} {:>10}",
+                lat(t2),
+                fmt(t2.and_then(|r| r.bandwidth_mbps))
+            );
+        }
+        println!();
     }
-    println!("# floor: a two-process ping-pong without MPI (shared-memory flag spin / TCP loopback), p50; shm eff = floor / shm p50");
+    println!("# shm eff = floor shm / shm p50 (how close MPI's shared-memory transport gets to the hardware)");
+}
+
+/// `1 B`, `10 kB`, `1 MB` for the axis labels (ticks fall on powers of ten).
+fn size_label(v: &f64) -> String {
+    let v = *v;
+    if v >= 1e6 {
+        format!("{} MB", (v / 1e6).round())
+    } else if v >= 1e3 {
+        format!("{} kB", (v / 1e3).round())
+    } else {
+        format!("{} B", v.round())
+    }
 }
 
 fn plot(path: &Path, rows: &[Row], floor: &[Row], b: &OsuBench) -> Result<()> {
@@ -429,9 +477,9 @@ fn plot(path: &Path, rows: &[Row], floor: &[Row], b: &OsuBench) -> Result<()> {
         lat_all.iter().cloned().fold(0.0, f64::max).max(1.0) * 1.25,
     );
     let title = if b.nodes == 1 {
-        "2 ranks, one node"
+        "2 ranks on one node"
     } else {
-        "1 rank on each of 2 nodes"
+        "shm vs tcp, one node and two"
     };
     let mut chart = ChartBuilder::on(&left)
         .caption(format!("Latency ({title})"), ("sans-serif", 20))
@@ -442,13 +490,15 @@ fn plot(path: &Path, rows: &[Row], floor: &[Row], b: &OsuBench) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     chart
         .configure_mesh()
-        .x_desc("message size (bytes)")
+        .x_desc("message size")
+        .x_label_formatter(&size_label)
         .y_desc("one-way latency (µs)")
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let styles: [(&str, RGBColor, &[Row]); 4] = [
+    let styles: [(&str, RGBColor, &[Row]); 5] = [
         ("shm", RGBColor(31, 119, 180), rows),
         ("tcp", RGBColor(214, 39, 40), rows),
+        ("tcp-2node", RGBColor(255, 127, 14), rows),
         ("floor-shm", RGBColor(120, 170, 210), floor),
         ("floor-tcp", RGBColor(240, 150, 150), floor),
     ];
@@ -488,11 +538,12 @@ fn plot(path: &Path, rows: &[Row], floor: &[Row], b: &OsuBench) -> Result<()> {
         .build_cartesian_2d((1f64..max_size).log_scale(), 0f64..bw_max)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     bw.configure_mesh()
-        .x_desc("message size (bytes)")
+        .x_desc("message size")
+        .x_label_formatter(&size_label)
         .y_desc("MB/s")
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for (t, color, _) in styles.iter().take(2) {
+    for (t, color, _) in styles.iter().take(3) {
         let pts = series(t, &|r: &Row| r.bandwidth_mbps, rows);
         if pts.is_empty() {
             continue;

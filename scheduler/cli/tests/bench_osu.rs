@@ -1,0 +1,91 @@
+//! The README's main job, small: `shoal bench osu` runs the OSU-style jobs
+//! through its own local clusters and writes a table, JSON rows and an SVG.
+//! Figures are checked for presence and sign only, never against a time.
+
+mod common;
+
+use common::SHOAL;
+use serde_json::Value;
+use std::process::Command;
+
+#[test]
+fn bench_osu_compares_shm_and_tcp_through_the_scheduler() {
+    let osu = std::path::Path::new(SHOAL).with_file_name("shoal-osu");
+    assert!(
+        osu.exists(),
+        "{} is missing: build every binary first (scripts/test.sh does)",
+        osu.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (json, svg) = (dir.path().join("osu.json"), dir.path().join("osu.svg"));
+    let out = Command::new(SHOAL)
+        .args([
+            "bench",
+            "osu",
+            "--nodes",
+            "2",
+            "--sizes",
+            "0,8,65536",
+            "--iterations",
+            "300",
+            "--bw-iterations",
+            "3",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "shoal bench osu failed:\n{stdout}\n{stderr}"
+    );
+    // The table: a row per size with both transports.
+    for size in ["0", "8", "65536"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(size)),
+            "no row for {size}:\n{stdout}"
+        );
+    }
+    // JSON rows for every transport and size, positive figures.
+    let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for t in ["shm", "tcp", "tcp-2node", "floor-shm", "floor-tcp"] {
+        for size in [0u64, 8, 65536] {
+            let r = rows
+                .iter()
+                .find(|r| r["transport"] == t && r["size"] == size)
+                .unwrap_or_else(|| panic!("no {t} row for {size}: {rows:?}"));
+            for k in ["latency_us", "p50_us", "p99_us"] {
+                assert!(r[k].as_f64().unwrap() > 0.0, "{t} {size} {k}: {r}");
+            }
+            if !t.starts_with("floor") && size > 0 {
+                assert!(r["bandwidth_mbps"].as_f64().unwrap() > 0.0, "{r}");
+            }
+        }
+    }
+    // The shm job really used shared memory: its /dev/shm was written.
+    let peak: u64 = stderr
+        .lines()
+        .find_map(|l| l.split("peaked at ").nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no /dev/shm peak reported:\n{stderr}"));
+    assert!(
+        peak > 0,
+        "the shm job's /dev/shm high-water mark is zero:\n{stderr}"
+    );
+    // A valid SVG.
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+        "not an SVG"
+    );
+    assert!(svg.contains("Latency") && svg.contains("Bandwidth"));
+}
