@@ -4,6 +4,7 @@
 mod bench;
 mod client;
 mod commands;
+mod export;
 mod osu_bench;
 mod pass_bench;
 
@@ -113,6 +114,21 @@ enum Command {
         /// The command line to run there.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<String>,
+    },
+    /// Write the scheduler's finished jobs as a Standard Workload Format trace
+    /// (for `shoal plan`).
+    Export {
+        /// SWF output (the only format).
+        #[arg(long)]
+        swf: bool,
+        /// Only jobs created at or after this time (epoch milliseconds).
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Write here instead of stdout.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        endpoint: Endpoint,
     },
     /// Capacity planning: replay a workload trace (SWF) through the
     /// scheduling core on what-if clusters.
@@ -311,6 +327,24 @@ fn run(cli: Cli) -> Result<i32> {
             commands::cluster_up(config)
         }
         Command::Plan(a) => shoal_planner::run(a),
+        Command::Export {
+            swf,
+            since,
+            output,
+            endpoint,
+        } => {
+            if !swf {
+                anyhow::bail!(
+                    "give --swf (the Standard Workload Format is the only export format)"
+                );
+            }
+            let text = export::swf(&client::Client::new(&endpoint.endpoint)?, since)?;
+            match output {
+                Some(p) => std::fs::write(&p, text)?,
+                None => print!("{text}"),
+            }
+            Ok(0)
+        }
         Command::LaunchAgent { host, command } => commands::launch_agent(&host, &command),
         Command::Cluster(ClusterCommand::Down { dir }) => {
             shoal_worker::cluster::down(&dir)?;

@@ -449,3 +449,46 @@ fn tmpfs_mounts_and_volumes_are_mounted_in_the_jobs_namespace() {
         "nothing mounted on the host"
     );
 }
+
+#[test]
+fn finished_jobs_export_as_a_swf_trace_the_planner_reads() {
+    let c = Cluster::start(&["n1"]);
+    c.register(sh_def("ok", "true", 8));
+    c.register(sh_def("bad", "exit 3", 8));
+    let mut ids = vec![c.submit("a", "ok"), c.submit("b", "bad")];
+    let arr = c.aws(
+        "submitjob",
+        json!({ "jobName": "arr", "jobQueue": "default", "jobDefinition": "ok",
+        "arrayProperties": { "size": 2 } }),
+    )["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ids.push(arr.clone());
+    for id in &ids {
+        c.wait_done(id);
+    }
+    let out = Command::new(SHOAL)
+        .args(["export", "--swf", "--endpoint", &c.endpoint])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (header, records) =
+        shoal_planner::swf::read(&out.stdout[..]).expect("the planner reads the export");
+    assert_eq!(
+        header.machine_procs(),
+        Some(1),
+        "MaxProcs is the workers' vCPUs"
+    );
+    // a, b and the two array children ran; the array parent itself is not a job.
+    assert_eq!(records.len(), 4, "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(records.iter().filter(|r| r.status == 1).count(), 3);
+    assert_eq!(records.iter().filter(|r| r.status == 0).count(), 1);
+    assert!(records
+        .iter()
+        .all(|r| r.alloc_procs == 1 && r.submit >= 0 && r.wait >= 0 && r.run >= 0));
+}
