@@ -38,7 +38,10 @@ pub enum Request {
     RegisterJobDefinition(Box<m::RegisterJobDefinitionRequest>),
     DescribeJobDefinitions(m::DescribeJobDefinitionsRequest),
     DeregisterJobDefinition(m::DeregisterJobDefinitionRequest),
-    SubmitJob(Box<m::SubmitJobRequest>),
+    /// SubmitJob, with Shoal's optional client token (header
+    /// `X-Shoal-Client-Token`): a retried submission with the same token
+    /// returns the job the first one made.
+    SubmitJob(Box<m::SubmitJobRequest>, Option<String>),
     DescribeJobs(m::DescribeJobsRequest),
     ListJobs(m::ListJobsRequest),
     CancelJob(m::CancelJobRequest),
@@ -63,7 +66,27 @@ pub enum Request {
     Noop,
 }
 
+/// Header carrying an idempotency token for SubmitJob (a Shoal extension).
+pub const CLIENT_TOKEN_HEADER: &str = "x-shoal-client-token";
+
 impl Request {
+    /// Attach the request's client token (SubmitJob only; at most 64
+    /// printable ASCII characters, like AWS's clientToken).
+    pub fn with_client_token(self, token: Option<&str>) -> Result<Request, ApiError> {
+        match (self, token) {
+            (Request::SubmitJob(r, _), Some(t)) => {
+                if t.is_empty() || t.len() > 64 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(ApiError::field(
+                        "X-Shoal-Client-Token",
+                        "give 1 to 64 printable ASCII characters",
+                    ));
+                }
+                Ok(Request::SubmitJob(r, Some(t.to_string())))
+            }
+            (other, _) => Ok(other),
+        }
+    }
+
     /// Parse `POST /v1/{op}`. An empty body counts as `{}` (aws-cli sends
     /// none for calls without arguments).
     pub fn parse_aws(op: &str, body: &[u8]) -> Result<Request, ApiError> {
@@ -79,7 +102,7 @@ impl Request {
             }
             "describejobdefinitions" => R::DescribeJobDefinitions(parse_and_validate(body)?),
             "deregisterjobdefinition" => R::DeregisterJobDefinition(parse_and_validate(body)?),
-            "submitjob" => R::SubmitJob(Box::new(parse_and_validate(body)?)),
+            "submitjob" => R::SubmitJob(Box::new(parse_and_validate(body)?), None),
             "describejobs" => R::DescribeJobs(parse_and_validate(body)?),
             "listjobs" => R::ListJobs(parse_and_validate(body)?),
             "canceljob" => R::CancelJob(parse_and_validate(body)?),

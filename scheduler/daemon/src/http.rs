@@ -62,12 +62,16 @@ pub fn router(state: AppState) -> Router {
 async fn aws_op(
     State(AppState { actor, .. }): State<AppState>,
     Path(op): Path<String>,
-    _headers: HeaderMap,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     // SigV4 signatures are accepted unverified for now; verification is the
     // security issue's (see docs/ARCHITECTURE.md, "Seams").
-    run(actor, Request::parse_aws(&op, &body)).await
+    let token = headers
+        .get(crate::api::CLIENT_TOKEN_HEADER)
+        .map(|v| v.to_str().unwrap_or("\u{1}"));
+    let req = Request::parse_aws(&op, &body).and_then(|r| r.with_client_token(token));
+    run(actor, req).await
 }
 
 async fn shoal_op(State(st): State<AppState>, Path(op): Path<String>, body: Bytes) -> Response {

@@ -315,3 +315,49 @@ async fn state_survives_a_restart() {
     );
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_token_makes_retried_submissions_return_the_same_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = api_in(dir.path()).await;
+    a.ok("registerjobdefinition", container_def("d")).await;
+    let post = |token: &str| {
+        a.http
+            .post(format!("{}/v1/submitjob", a.base))
+            .header("X-Shoal-Client-Token", token)
+            .json(&submit("j", "d"))
+            .send()
+    };
+    let first: Value = post("tok-1").await.unwrap().json().await.unwrap();
+    let again: Value = post("tok-1").await.unwrap().json().await.unwrap();
+    let other: Value = post("tok-2").await.unwrap().json().await.unwrap();
+    assert_eq!(first["jobId"], again["jobId"]);
+    assert_ne!(first["jobId"], other["jobId"]);
+    let bad = post(&"x".repeat(65)).await.unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    a.stop().await;
+    // The token survives a restart.
+    let b = api_in(dir.path()).await;
+    let resp = b
+        .http
+        .post(format!("{}/v1/submitjob", b.base))
+        .header("X-Shoal-Client-Token", "tok-1")
+        .json(&submit("j", "d"))
+        .send()
+        .await
+        .unwrap();
+    let after: Value = resp.json().await.unwrap();
+    assert_eq!(after["jobId"], first["jobId"]);
+    let listed = b
+        .ok(
+            "listjobs",
+            json!({ "jobQueue": "default", "jobStatus": "RUNNABLE" }),
+        )
+        .await;
+    assert_eq!(
+        listed["jobSummaryList"].as_array().unwrap().len(),
+        2,
+        "no duplicate was made"
+    );
+    b.stop().await;
+}

@@ -82,7 +82,24 @@ impl StateMachine {
             .ok_or_else(|| ApiError::field(field, format!("no job with id {id:?}")))
     }
 
-    pub(super) fn submit(&mut self, now: u64, r: m::SubmitJobRequest) -> Result<Vec<u8>, ApiError> {
+    pub(super) fn submit(
+        &mut self,
+        now: u64,
+        r: m::SubmitJobRequest,
+        token: Option<String>,
+    ) -> Result<Vec<u8>, ApiError> {
+        if let Some(rec) = token
+            .as_ref()
+            .and_then(|t| self.tokens.get(t))
+            .and_then(|s| self.jobs.get(s))
+        {
+            // A retry of an acknowledged submission: the same job again.
+            return reply(&m::SubmitJobResponse {
+                job_arn: self.scope.job_arn(&rec.id),
+                job_name: rec.name.clone(),
+                job_id: rec.id.clone(),
+            });
+        }
         let queue = self.queue_name("jobQueue", &r.job_queue)?;
         let queue_id = QueueId(self.queues[&queue].id);
         let def = self.find_definition(&r.job_definition)?.clone();
@@ -184,6 +201,7 @@ impl StateMachine {
                 current: None,
                 shm_peak_mib: None,
                 last_placement: None,
+                client_token: None,
             }
         };
 
@@ -239,7 +257,11 @@ impl StateMachine {
             index: None,
             parent: None,
         });
-        let rec = record(id.clone(), parent_spec, parent_array);
+        let mut rec = record(id.clone(), parent_spec, parent_array);
+        if let Some(t) = token {
+            self.tokens.insert(t.clone(), rec.seq);
+            rec.client_token = Some(t);
+        }
         self.insert_job(rec);
         let mut kids = Vec::new();
         for (i, spec) in children_specs {

@@ -155,6 +155,9 @@ pub struct JobRecord {
     /// Where the last finished attempt ran (for its logs).
     #[serde(default)]
     pub last_placement: Option<(u32, Vec<Placement>)>,
+    /// The submission's client token (`X-Shoal-Client-Token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_token: Option<String>,
 }
 
 /// One node of a resolved job.
@@ -255,6 +258,8 @@ pub struct StateMachine {
     dirty: BTreeSet<u64>,
     batch: Batch,
     needs_pass: bool,
+    /// Client token → job seq, for idempotent SubmitJob.
+    tokens: HashMap<String, u64>,
     nodes: BTreeMap<String, nodes::NodeRecord>,
     node_names: HashMap<u32, String>,
     next_node: u32,
@@ -340,6 +345,7 @@ impl StateMachine {
             dirty: BTreeSet::new(),
             batch: Batch::default(),
             needs_pass: true,
+            tokens: HashMap::new(),
             nodes: BTreeMap::new(),
             node_names: HashMap::new(),
             next_node: 1,
@@ -403,6 +409,9 @@ impl StateMachine {
             }
             sm.next_seq = sm.next_seq.max(seq + 1);
             sm.ids.insert(id.clone(), *seq);
+            if let Some(t) = &rec.client_token {
+                sm.tokens.insert(t.clone(), *seq);
+            }
             sm.jobs.insert(*seq, rec);
         }
         // Restoring emits nothing of its own; drop anything it did emit.
@@ -545,7 +554,7 @@ impl StateMachine {
             R::RegisterJobDefinition(r) => self.register(*r),
             R::DescribeJobDefinitions(r) => self.describe_definitions(r),
             R::DeregisterJobDefinition(r) => self.deregister(r),
-            R::SubmitJob(r) => self.submit(now, *r),
+            R::SubmitJob(r, token) => self.submit(now, *r, token),
             R::DescribeJobs(r) => self.describe_jobs(r),
             R::ListJobs(r) => self.list_jobs(r),
             R::CancelJob(r) => self.cancel(now, &r.job_id, r.reason, false),
