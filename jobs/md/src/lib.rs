@@ -1,0 +1,10 @@
+//! Shoal's molecular-dynamics benchmark job: a Lennard-Jones code that
+//! reproduces LAMMPS' `in.lj` benchmark, serially or over MPI.
+
+pub mod comm;
+pub mod input;
+pub mod md;
+pub mod output;
+pub mod rng;
+
+pub use md::{Sim, Thermo};

@@ -1,0 +1,680 @@
+//! Lennard-Jones MD with LAMMPS' algorithms: fcc lattice, `loop geom`
+//! velocities, velocity-Verlet NVE, binned half neighbour lists with
+//! `newton on` (ghost forces are sent back by reverse communication), and a
+//! 3-D domain decomposition with 6-direction halo exchange.
+
+use crate::comm::Comm;
+use crate::input::Input;
+use crate::rng::RanPark;
+use std::time::Instant;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum MdError {
+    #[error("subdomain is {width:.4} wide in dimension {dim}, less than the neighbour cutoff {cut:.4}: use fewer ranks or a bigger box")]
+    DomainTooSmall { dim: usize, width: f64, cut: f64 },
+    #[error("box is too small for the cutoff: length {len:.4} < 2 × {cut:.4}")]
+    BoxTooSmall { len: f64, cut: f64 },
+    #[error("lost atoms: {have} of {expected}")]
+    LostAtoms { have: f64, expected: f64 },
+    #[error("no atoms created")]
+    NoAtoms,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Thermo {
+    pub step: u64,
+    pub temp: f64,
+    pub e_pair: f64,
+    pub tot_eng: f64,
+    pub press: f64,
+}
+
+struct Swap {
+    dim: usize,
+    sendproc: usize,
+    recvproc: usize,
+    shift: f64,
+    sendlist: Vec<u32>,
+    firstrecv: usize,
+    nrecv: usize,
+}
+
+pub struct Sim {
+    pub comm: Comm,
+    lo: [f64; 3],
+    prd: [f64; 3],
+    sublo: [f64; 3],
+    subhi: [f64; 3],
+    pub natoms: usize,
+    nlocal: usize,
+    x: Vec<[f64; 3]>,
+    v: Vec<[f64; 3]>,
+    f: Vec<[f64; 3]>,
+    typ: Vec<u32>,
+    xhold: Vec<[f64; 3]>,
+    ntypes: usize,
+    /// lj1 lj2 lj3 lj4 cutsq per type pair.
+    pp: Vec<[f64; 5]>,
+    mass: Vec<f64>,
+    cutneigh: f64,
+    skin: f64,
+    numneigh: Vec<u32>,
+    firstneigh: Vec<u32>,
+    neigh: Vec<u32>,
+    swaps: Vec<Swap>,
+    buf: Vec<f64>,
+    rbuf: Vec<f64>,
+    dt: f64,
+    every: u64,
+    delay: u64,
+    check: bool,
+    pub step: u64,
+    last_build: u64,
+    pub nbuilds: u64,
+}
+
+/// Lattice constant of `lattice fcc RHO` in LJ units, as LAMMPS computes it.
+pub fn fcc_a(rho: f64) -> f64 {
+    (4.0 / 1.0 / rho).powf(1.0 / 3.0)
+}
+
+impl Sim {
+    pub fn new(inp: &Input, mut comm: Comm) -> Result<Self, MdError> {
+        let a = fcc_a(inp.rho);
+        let r = inp.region;
+        let lo = [r[0] * a, r[2] * a, r[4] * a];
+        let hi = [r[1] * a, r[3] * a, r[5] * a];
+        let prd = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]];
+        let n = inp.ntypes;
+        let mut pp = vec![[0.0; 5]; n * n];
+        let mut cutmax: f64 = 0.0;
+        for (k, c) in inp.coeff.iter().enumerate() {
+            let [eps, sig, cut] = c.unwrap_or([0.0, 1.0, 0.0]);
+            pp[k] = [
+                48.0 * eps * sig.powi(12),
+                24.0 * eps * sig.powi(6),
+                4.0 * eps * sig.powi(12),
+                4.0 * eps * sig.powi(6),
+                cut * cut,
+            ];
+            cutmax = cutmax.max(cut);
+        }
+        let cutneigh = cutmax + inp.skin;
+        for &len in &prd {
+            if len < 2.0 * cutneigh {
+                return Err(MdError::BoxTooSmall { len, cut: cutneigh });
+            }
+        }
+        comm.set_grid(prd);
+        let mut sublo = [0.0; 3];
+        let mut subhi = [0.0; 3];
+        for d in 0..3 {
+            let g = comm.grid[d];
+            let l = comm.myloc[d];
+            sublo[d] = lo[d] + prd[d] * (l as f64 / g as f64);
+            subhi[d] = if l + 1 < g {
+                lo[d] + prd[d] * ((l + 1) as f64 / g as f64)
+            } else {
+                hi[d]
+            };
+            if subhi[d] - sublo[d] < cutneigh {
+                return Err(MdError::DomainTooSmall {
+                    dim: d,
+                    width: subhi[d] - sublo[d],
+                    cut: cutneigh,
+                });
+            }
+        }
+
+        // create_atoms: loop k, j, i, basis; every rank makes all atoms so
+        // that the momentum removal and scaling are rank-independent.
+        let basis = [
+            [0.0, 0.0, 0.0],
+            [0.5, 0.5, 0.0],
+            [0.5, 0.0, 0.5],
+            [0.0, 0.5, 0.5],
+        ];
+        let range = |d: usize| ((r[2 * d].floor() as i64) - 1)..=((r[2 * d + 1].ceil() as i64) + 1);
+        let mut all_x = Vec::new();
+        for k in range(2) {
+            for j in range(1) {
+                for i in range(0) {
+                    for b in &basis {
+                        let p = [
+                            (i as f64 + b[0]) * a,
+                            (j as f64 + b[1]) * a,
+                            (k as f64 + b[2]) * a,
+                        ];
+                        if (0..3).all(|d| p[d] >= lo[d] && p[d] < hi[d]) {
+                            all_x.push(p);
+                        }
+                    }
+                }
+            }
+        }
+        if all_x.is_empty() {
+            return Err(MdError::NoAtoms);
+        }
+        let natoms = all_x.len();
+        let t0 = (inp.create_type - 1) as u32;
+        let m = inp.mass[t0 as usize];
+        let mut rng = RanPark::new(inp.seed);
+        let factor = 1.0 / m.sqrt();
+        let mut all_v: Vec<[f64; 3]> = all_x
+            .iter()
+            .map(|p| {
+                rng.reset(inp.seed, *p);
+                let vx = rng.uniform() - 0.5;
+                let vy = rng.uniform() - 0.5;
+                let vz = rng.uniform() - 0.5;
+                [vx * factor, vy * factor, vz * factor]
+            })
+            .collect();
+        // zero momentum
+        let mut p = [0.0; 3];
+        for v in &all_v {
+            for d in 0..3 {
+                p[d] += m * v[d];
+            }
+        }
+        let mtot = m * natoms as f64;
+        for v in &mut all_v {
+            for d in 0..3 {
+                v[d] -= p[d] / mtot;
+            }
+        }
+        let dof = 3.0 * natoms as f64 - 3.0;
+        let t = all_v
+            .iter()
+            .map(|v| m * (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]))
+            .sum::<f64>()
+            / dof;
+        let scale = (inp.temp / t).sqrt();
+        let mut x = Vec::new();
+        let mut v = Vec::new();
+        for (px, pv) in all_x.iter().zip(&all_v) {
+            if (0..3).all(|d| px[d] >= sublo[d] && px[d] < subhi[d]) {
+                x.push(*px);
+                v.push([pv[0] * scale, pv[1] * scale, pv[2] * scale]);
+            }
+        }
+        let nlocal = x.len();
+        let mut sim = Sim {
+            comm,
+            lo,
+            prd,
+            sublo,
+            subhi,
+            natoms,
+            nlocal,
+            f: vec![[0.0; 3]; nlocal],
+            typ: vec![t0; nlocal],
+            x,
+            v,
+            xhold: Vec::new(),
+            ntypes: n,
+            pp,
+            mass: inp.mass.clone(),
+            cutneigh,
+            skin: inp.skin,
+            numneigh: Vec::new(),
+            firstneigh: Vec::new(),
+            neigh: Vec::new(),
+            swaps: Vec::new(),
+            buf: Vec::new(),
+            rbuf: Vec::new(),
+            dt: inp.dt,
+            every: inp.neigh_every,
+            delay: inp.neigh_delay,
+            check: inp.neigh_check,
+            step: 0,
+            last_build: 0,
+            nbuilds: 0,
+        };
+        sim.reneighbor();
+        sim.force::<false>();
+        Ok(sim)
+    }
+
+    fn nall(&self) -> usize {
+        self.x.len()
+    }
+
+    /// Wrap, migrate, rebuild ghosts and the neighbour list.
+    fn reneighbor(&mut self) {
+        self.x.truncate(self.nlocal);
+        self.typ.truncate(self.nlocal);
+        for p in self.x.iter_mut() {
+            for d in 0..3 {
+                let hi = self.lo[d] + self.prd[d];
+                if p[d] < self.lo[d] {
+                    p[d] += self.prd[d];
+                }
+                if p[d] >= hi {
+                    p[d] -= self.prd[d];
+                    p[d] = p[d].max(self.lo[d]);
+                }
+            }
+        }
+        self.exchange();
+        self.borders();
+        self.build_neighbors();
+        self.xhold.clear();
+        self.xhold.extend_from_slice(&self.x[..self.nlocal]);
+        self.last_build = self.step;
+        self.nbuilds += 1;
+    }
+
+    fn exchange(&mut self) {
+        for d in 0..3 {
+            if self.comm.grid[d] == 1 {
+                continue;
+            }
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < self.nlocal {
+                let c = self.x[i][d];
+                if c < self.sublo[d] || c >= self.subhi[d] {
+                    let (p, v) = (self.x[i], self.v[i]);
+                    out.extend_from_slice(&[
+                        p[0],
+                        p[1],
+                        p[2],
+                        v[0],
+                        v[1],
+                        v[2],
+                        self.typ[i] as f64,
+                    ]);
+                    let last = self.nlocal - 1;
+                    self.x.swap(i, last);
+                    self.v.swap(i, last);
+                    self.typ.swap(i, last);
+                    self.x.pop();
+                    self.v.pop();
+                    self.typ.pop();
+                    self.nlocal -= 1;
+                } else {
+                    i += 1;
+                }
+            }
+            let [down, up] = self.comm.neigh[d];
+            let mut recv = Vec::new();
+            self.comm.sendrecv_var(&out, down, &mut recv, up);
+            let mut all = recv.clone();
+            if self.comm.grid[d] > 2 {
+                self.comm.sendrecv_var(&out, up, &mut recv, down);
+                all.extend_from_slice(&recv);
+            }
+            for a in all.chunks_exact(7) {
+                if a[d] >= self.sublo[d] && a[d] < self.subhi[d] {
+                    self.x.push([a[0], a[1], a[2]]);
+                    self.v.push([a[3], a[4], a[5]]);
+                    self.typ.push(a[6] as u32);
+                    self.nlocal += 1;
+                }
+            }
+        }
+    }
+
+    fn borders(&mut self) {
+        self.swaps.clear();
+        for d in 0..3 {
+            let nlast = self.nall();
+            for side in 0..2 {
+                let mut list = Vec::new();
+                for i in 0..nlast {
+                    let c = self.x[i][d];
+                    let send = if side == 0 {
+                        c < self.sublo[d] + self.cutneigh
+                    } else {
+                        c >= self.subhi[d] - self.cutneigh
+                    };
+                    if send {
+                        list.push(i as u32);
+                    }
+                }
+                let (sendproc, recvproc, shift) = if side == 0 {
+                    let s = if self.comm.myloc[d] == 0 {
+                        self.prd[d]
+                    } else {
+                        0.0
+                    };
+                    (self.comm.neigh[d][0], self.comm.neigh[d][1], s)
+                } else {
+                    let s = if self.comm.myloc[d] + 1 == self.comm.grid[d] {
+                        -self.prd[d]
+                    } else {
+                        0.0
+                    };
+                    (self.comm.neigh[d][1], self.comm.neigh[d][0], s)
+                };
+                let mut out = Vec::with_capacity(list.len() * 4);
+                for &i in &list {
+                    let mut p = self.x[i as usize];
+                    p[d] += shift;
+                    out.extend_from_slice(&[p[0], p[1], p[2], self.typ[i as usize] as f64]);
+                }
+                let mut recv = Vec::new();
+                self.comm.sendrecv_var(&out, sendproc, &mut recv, recvproc);
+                let firstrecv = self.nall();
+                for a in recv.chunks_exact(4) {
+                    self.x.push([a[0], a[1], a[2]]);
+                    self.typ.push(a[3] as u32);
+                }
+                self.swaps.push(Swap {
+                    dim: d,
+                    sendproc,
+                    recvproc,
+                    shift,
+                    sendlist: list,
+                    firstrecv,
+                    nrecv: recv.len() / 4,
+                });
+            }
+        }
+        let n = self.nall();
+        self.f.resize(n, [0.0; 3]);
+    }
+
+    fn forward_comm(&mut self) {
+        let t = Instant::now();
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        for s in &self.swaps {
+            buf.clear();
+            for &i in &s.sendlist {
+                let mut p = self.x[i as usize];
+                p[s.dim] += s.shift;
+                buf.extend_from_slice(&p);
+            }
+            rbuf.clear();
+            rbuf.resize(s.nrecv * 3, 0.0);
+            let src: &[f64] = if self.comm.sendrecv(&buf, s.sendproc, &mut rbuf, s.recvproc) {
+                &rbuf
+            } else {
+                &buf
+            };
+            for (k, p) in src.chunks_exact(3).enumerate() {
+                self.x[s.firstrecv + k] = [p[0], p[1], p[2]];
+            }
+        }
+        self.buf = buf;
+        self.rbuf = rbuf;
+        self.add_local_comm_time(t);
+    }
+
+    fn reverse_comm(&mut self) {
+        let t = Instant::now();
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        for s in self.swaps.iter().rev() {
+            buf.clear();
+            for fv in &self.f[s.firstrecv..s.firstrecv + s.nrecv] {
+                buf.extend_from_slice(fv);
+            }
+            rbuf.clear();
+            rbuf.resize(s.sendlist.len() * 3, 0.0);
+            let src: &[f64] = if self.comm.sendrecv(&buf, s.recvproc, &mut rbuf, s.sendproc) {
+                &rbuf
+            } else {
+                &buf
+            };
+            for (k, &i) in s.sendlist.iter().enumerate() {
+                let f = &mut self.f[i as usize];
+                f[0] += src[3 * k];
+                f[1] += src[3 * k + 1];
+                f[2] += src[3 * k + 2];
+            }
+        }
+        self.buf = buf;
+        self.rbuf = rbuf;
+        self.add_local_comm_time(t);
+    }
+
+    /// Count the whole halo update (packing, local copies, MPI) as
+    /// communication time, as LAMMPS' "Comm" column does.
+    fn add_local_comm_time(&mut self, t: Instant) {
+        self.comm.time += t.elapsed().as_secs_f64();
+    }
+
+    fn build_neighbors(&mut self) {
+        let nall = self.nall();
+        let cut = self.cutneigh;
+        let cutsq = cut * cut;
+        let mut blo = [0.0; 3];
+        let mut nb = [0usize; 3];
+        let mut binsize = [0.0; 3];
+        for d in 0..3 {
+            blo[d] = self.sublo[d] - cut;
+            let ext = self.subhi[d] + cut - blo[d];
+            nb[d] = ((ext / cut).floor() as usize).max(1);
+            binsize[d] = ext / nb[d] as f64;
+        }
+        let bin_of = |p: &[f64; 3]| -> [usize; 3] {
+            let mut b = [0usize; 3];
+            for d in 0..3 {
+                let c = ((p[d] - blo[d]) / binsize[d]).floor();
+                b[d] = if c < 0.0 {
+                    0
+                } else {
+                    (c as usize).min(nb[d] - 1)
+                };
+            }
+            b
+        };
+        let nbins = nb[0] * nb[1] * nb[2];
+        let mut bins = Vec::with_capacity(nall);
+        let mut start = vec![0u32; nbins + 1];
+        for p in &self.x {
+            let b = bin_of(p);
+            let id = b[0] + nb[0] * (b[1] + nb[1] * b[2]);
+            bins.push(id as u32);
+            start[id + 1] += 1;
+        }
+        for k in 0..nbins {
+            start[k + 1] += start[k];
+        }
+        let mut fill = start.clone();
+        let mut sorted = vec![0u32; nall];
+        for (i, &b) in bins.iter().enumerate() {
+            sorted[fill[b as usize] as usize] = i as u32;
+            fill[b as usize] += 1;
+        }
+        self.neigh.clear();
+        self.firstneigh.clear();
+        self.numneigh.clear();
+        let x = &self.x;
+        for i in 0..self.nlocal {
+            let xi = x[i];
+            let b = bin_of(&xi);
+            self.firstneigh.push(self.neigh.len() as u32);
+            let (z0, z1) = (b[2].saturating_sub(1), (b[2] + 1).min(nb[2] - 1));
+            let (y0, y1) = (b[1].saturating_sub(1), (b[1] + 1).min(nb[1] - 1));
+            let (x0, x1) = (b[0].saturating_sub(1), (b[0] + 1).min(nb[0] - 1));
+            for bz in z0..=z1 {
+                for by in y0..=y1 {
+                    for bx in x0..=x1 {
+                        let id = bx + nb[0] * (by + nb[1] * bz);
+                        for &j in &sorted[start[id] as usize..start[id + 1] as usize] {
+                            let j = j as usize;
+                            let xj = x[j];
+                            let keep = if j < self.nlocal {
+                                j > i
+                            } else {
+                                xj[2] > xi[2]
+                                    || (xj[2] == xi[2]
+                                        && (xj[1] > xi[1] || (xj[1] == xi[1] && xj[0] > xi[0])))
+                            };
+                            if !keep {
+                                continue;
+                            }
+                            let dx = xi[0] - xj[0];
+                            let dy = xi[1] - xj[1];
+                            let dz = xi[2] - xj[2];
+                            if dx * dx + dy * dy + dz * dz < cutsq {
+                                self.neigh.push(j as u32);
+                            }
+                        }
+                    }
+                }
+            }
+            let n = self.neigh.len() as u32 - self.firstneigh[i];
+            self.numneigh.push(n);
+        }
+    }
+
+    /// Compute forces (and, with EFLAG, return energy and virial sums of
+    /// this rank's pairs), then send ghost forces home.
+    fn force<const EFLAG: bool>(&mut self) -> (f64, f64) {
+        let nall = self.nall();
+        for fv in &mut self.f[..nall] {
+            *fv = [0.0; 3];
+        }
+        let mut eng = 0.0;
+        let mut vir = 0.0;
+        let x = &self.x[..nall];
+        let f = &mut self.f[..nall];
+        let typ = &self.typ[..nall];
+        let nt = self.ntypes;
+        let pp = &self.pp[..];
+        let neigh = &self.neigh[..];
+        for i in 0..self.nlocal {
+            // SAFETY: every index below is < nall, established by
+            // build_neighbors (j < x.len()) and the loop bound.
+            unsafe {
+                let xi = *x.get_unchecked(i);
+                let ti = *typ.get_unchecked(i) as usize * nt;
+                let mut fi = [0.0; 3];
+                let s = *self.firstneigh.get_unchecked(i) as usize;
+                let n = *self.numneigh.get_unchecked(i) as usize;
+                for &j in neigh.get_unchecked(s..s + n) {
+                    let j = j as usize;
+                    let xj = *x.get_unchecked(j);
+                    let dx = xi[0] - xj[0];
+                    let dy = xi[1] - xj[1];
+                    let dz = xi[2] - xj[2];
+                    let rsq = dx * dx + dy * dy + dz * dz;
+                    let c = pp.get_unchecked(ti + *typ.get_unchecked(j) as usize);
+                    if rsq < c[4] {
+                        let r2inv = 1.0 / rsq;
+                        let r6inv = r2inv * r2inv * r2inv;
+                        let forcelj = r6inv * (c[0] * r6inv - c[1]);
+                        let fpair = forcelj * r2inv;
+                        fi[0] += dx * fpair;
+                        fi[1] += dy * fpair;
+                        fi[2] += dz * fpair;
+                        let fj = f.get_unchecked_mut(j);
+                        fj[0] -= dx * fpair;
+                        fj[1] -= dy * fpair;
+                        fj[2] -= dz * fpair;
+                        if EFLAG {
+                            eng += r6inv * (c[2] * r6inv - c[3]);
+                            vir += rsq * fpair;
+                        }
+                    }
+                }
+                let fv = f.get_unchecked_mut(i);
+                fv[0] += fi[0];
+                fv[1] += fi[1];
+                fv[2] += fi[2];
+            }
+        }
+        self.reverse_comm();
+        (eng, vir)
+    }
+
+    fn need_build(&mut self) -> bool {
+        let ago = self.step - self.last_build;
+        if ago < self.delay || ago % self.every != 0 {
+            return false;
+        }
+        if !self.check {
+            return true;
+        }
+        let trig = 0.5 * self.skin;
+        let mut dmax: f64 = 0.0;
+        for (p, h) in self.x[..self.nlocal].iter().zip(&self.xhold) {
+            let d = (p[0] - h[0]).powi(2) + (p[1] - h[1]).powi(2) + (p[2] - h[2]).powi(2);
+            dmax = dmax.max(d);
+        }
+        self.comm.max(if dmax > trig * trig { 1.0 } else { 0.0 }) > 0.0
+    }
+
+    /// One velocity-Verlet step; returns thermo sums when `thermo`.
+    pub fn step(&mut self, thermo: bool) -> Option<(f64, f64)> {
+        let dtf = 0.5 * self.dt;
+        for i in 0..self.nlocal {
+            let dtfm = dtf / self.mass[self.typ[i] as usize];
+            let (v, f, x) = (&mut self.v[i], &self.f[i], &mut self.x[i]);
+            for d in 0..3 {
+                v[d] += dtfm * f[d];
+                x[d] += self.dt * v[d];
+            }
+        }
+        self.step += 1;
+        if self.need_build() {
+            self.reneighbor();
+        } else {
+            self.forward_comm();
+        }
+        let r = if thermo {
+            Some(self.force::<true>())
+        } else {
+            self.force::<false>();
+            None
+        };
+        for i in 0..self.nlocal {
+            let dtfm = dtf / self.mass[self.typ[i] as usize];
+            let (v, f) = (&mut self.v[i], &self.f[i]);
+            for d in 0..3 {
+                v[d] += dtfm * f[d];
+            }
+        }
+        r
+    }
+
+    /// Global thermo; `ev` are this rank's energy and virial sums.
+    pub fn thermo(&mut self, ev: (f64, f64)) -> Result<Thermo, MdError> {
+        let mut ke = 0.0;
+        for i in 0..self.nlocal {
+            let v = self.v[i];
+            ke += self.mass[self.typ[i] as usize] * (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+        }
+        let mut s = [ke, ev.0, ev.1, self.nlocal as f64];
+        self.comm.sum(&mut s);
+        let [ke, pe, vir, n] = s;
+        if n as usize != self.natoms {
+            return Err(MdError::LostAtoms {
+                have: n,
+                expected: self.natoms as f64,
+            });
+        }
+        let n = self.natoms as f64;
+        let dof = 3.0 * n - 3.0;
+        let temp = ke / dof;
+        let vol = self.prd[0] * self.prd[1] * self.prd[2];
+        Ok(Thermo {
+            step: self.step,
+            temp,
+            e_pair: pe / n,
+            tot_eng: (pe + 0.5 * ke) / n,
+            press: (temp * dof + vir) / (3.0 * vol),
+        })
+    }
+
+    /// Thermo at the current step (recomputes forces with energy tally).
+    pub fn thermo_now(&mut self) -> Result<Thermo, MdError> {
+        let ev = self.force::<true>();
+        self.thermo(ev)
+    }
+
+    pub fn box_bounds(&self) -> ([f64; 3], [f64; 3]) {
+        let hi = [
+            self.lo[0] + self.prd[0],
+            self.lo[1] + self.prd[1],
+            self.lo[2] + self.prd[2],
+        ];
+        (self.lo, hi)
+    }
+}
