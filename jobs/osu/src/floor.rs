@@ -13,7 +13,9 @@
 //! child dies with the parent (PR_SET_PDEATHSIG) and the parent notices a
 //! dead child instead of spinning for ever.
 
-use crate::{env_meta, latency_row, report, write_meta, Common, PingClock, Row, Transport};
+use crate::{
+    env_meta, latency_row, report, write_meta, Common, PageBuf, PingClock, Row, Transport,
+};
 use anyhow::{bail, Context};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
@@ -22,9 +24,10 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The flags sit 128 bytes apart (own cache line, and apart from the
-/// adjacent-line prefetcher's pair); payload areas follow.
+/// adjacent-line prefetcher's pair) in the first page; the page-aligned
+/// payload areas follow.
 const FLAG_GAP: usize = 128;
-const AREA: usize = 2 * FLAG_GAP;
+const AREA: usize = 4096;
 
 /// CPUs this process may run on.
 pub fn allowed_cpus() -> Vec<usize> {
@@ -161,8 +164,7 @@ fn shm(
     pair: Option<(usize, usize)>,
 ) -> anyhow::Result<Vec<Row>> {
     let max = plan.iter().map(|p| p.0).max().unwrap_or(0).max(1);
-    // Page-align the second area's start to a cache line.
-    let stride = max.div_ceil(64) * 64;
+    let stride = max.div_ceil(AREA) * AREA;
     let len = AREA + 2 * stride;
     let id = segment_name(std::process::id());
     let mut seg = match shared_memory::ShmemConf::new()
@@ -208,7 +210,8 @@ fn shm(
                 }
                 pin(pair.map(|p| p.1));
                 let mut alive = || nix::unistd::getppid() == parent;
-                let mut local = vec![0u8; max];
+                let mut local_buf = PageBuf::new(max, 0);
+                let local = local_buf.as_mut_slice();
                 let mut seq = 0u64;
                 for &(size, iters, skip) in plan {
                     for _ in 0..iters + skip {
@@ -231,8 +234,9 @@ fn shm(
             let result = (|| -> anyhow::Result<Vec<Row>> {
                 pin(pair.map(|p| p.0));
                 let mut alive = || child_alive(child);
-                let mut out = vec![0u8; max];
-                let mut back = vec![0u8; max];
+                let mut out_buf = PageBuf::new(max, 0);
+                let mut back_buf = PageBuf::new(max, 0);
+                let (out, back) = (out_buf.as_mut_slice(), back_buf.as_mut_slice());
                 let mut seq = 0u64;
                 let mut rows = Vec::new();
                 for &(size, iters, skip) in plan {
@@ -343,7 +347,8 @@ fn tcp(
                 let mut s = std::net::TcpStream::connect(addr)?;
                 s.set_nodelay(true)?;
                 s.set_nonblocking(true)?;
-                let mut buf = vec![0u8; max];
+                let mut buf_ = PageBuf::new(max, 0);
+                let buf = buf_.as_mut_slice();
                 for &(size, iters, skip) in plan {
                     // A 0-byte message still has to cross: send one byte.
                     let n = size.max(1);
@@ -363,8 +368,9 @@ fn tcp(
                 let (mut s, _) = listener.accept()?;
                 s.set_nodelay(true)?;
                 s.set_nonblocking(true)?;
-                let mut out = vec![0u8; max];
-                let mut back = vec![0u8; max];
+                let mut out_buf = PageBuf::new(max, 0);
+                let mut back_buf = PageBuf::new(max, 0);
+                let (out, back) = (out_buf.as_mut_slice(), back_buf.as_mut_slice());
                 let mut rows = Vec::new();
                 for &(size, iters, skip) in plan {
                     out.fill(b'a' + (size % 26) as u8);

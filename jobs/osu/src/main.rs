@@ -237,6 +237,36 @@ pub fn percentiles(round_trips_ns: &Histogram<u64>) -> (Option<f64>, Option<f64>
     (one_way(0.5), one_way(0.99))
 }
 
+/// A page-aligned byte buffer, as OSU allocates its message buffers
+/// (alignment changes memcpy's and CMA's speed).
+pub struct PageBuf {
+    v: Vec<u8>,
+    off: usize,
+    len: usize,
+}
+
+impl PageBuf {
+    /// `len` bytes (at least 1) of `fill`, starting on a page boundary.
+    pub fn new(len: usize, fill: u8) -> Self {
+        let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .map_or(4096, |p| p as usize);
+        let len = len.max(1);
+        let v = vec![fill; len + page];
+        let off = v.as_ptr().align_offset(page).min(page);
+        PageBuf { v, off, len }
+    }
+    /// The bytes.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.v[self.off..self.off + self.len]
+    }
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.v[self.off..self.off + self.len]
+    }
+}
+
 /// The OMPI_MCA_* and GLIBC_TUNABLES variables of this process, as metadata.
 pub fn env_meta() -> Value {
     let mut m = serde_json::Map::new();
@@ -438,6 +468,16 @@ mod tests {
         assert!(avg_us > 0.0);
         // The buffer flushes are left out, so the sum is below the wall time.
         assert!(avg_us * 2.0 * iters as f64 <= wall.as_secs_f64() * 1e6 + 1.0);
+    }
+
+    #[test]
+    fn page_buffers_are_aligned() {
+        for len in [0, 1, 4096, 65537] {
+            let mut b = PageBuf::new(len, 7);
+            assert_eq!(b.as_slice().as_ptr() as usize % 4096, 0);
+            assert_eq!(b.as_mut_slice().len(), len.max(1));
+            assert!(b.as_slice().iter().all(|x| *x == 7));
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! measured. Like OSU, every pending receive of a window lands in the same
 //! buffer (passed to C as a raw pointer; no Rust reference aliases it).
 
-use crate::{env_meta, latency_row, report, write_meta, Common, PingClock, Row};
+use crate::{env_meta, latency_row, report, write_meta, Common, PageBuf, PingClock, Row};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 use mpi::ffi;
@@ -193,15 +193,15 @@ pub fn run(kind: Kind, common: &Common) -> anyhow::Result<i32> {
         return Ok(2);
     }
     let max = sizes.iter().copied().max().unwrap_or(0).max(4);
-    let mut sbuf = vec![b'a'; max];
-    let mut rbuf = vec![b'b'; max];
+    let mut sbuf = PageBuf::new(max, b'a');
+    let mut rbuf = PageBuf::new(max, b'b');
     let mut reqs: Vec<ffi::MPI_Request> = vec![unsafe { ffi::RSMPI_REQUEST_NULL }; 2 * WINDOW];
     let mut rows = Vec::new();
     for &size in &sizes {
         let (iters, skip) = loops(kind, size, common.iterations);
         // Fresh contents for every size, as OSU's buffer set-up does.
-        sbuf.fill(b'a' + (size % 26) as u8);
-        let (sp, rp) = (sbuf.as_ptr(), rbuf.as_mut_ptr());
+        sbuf.as_mut_slice().fill(b'a' + (size % 26) as u8);
+        let (sp, rp) = (sbuf.as_slice().as_ptr(), rbuf.as_mut_slice().as_mut_ptr());
         world.barrier();
         match kind {
             Kind::Latency | Kind::MultiLat => {
