@@ -277,7 +277,7 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
     let mut velocity = None;
     let mut cut_global = None;
     let mut coeff: Vec<Option<[f64; 3]>> = Vec::new();
-    let mut skin = 0.3;
+    let mut skin: f64 = 0.3;
     let (mut every, mut delay, mut check) = (1u64, 0u64, true);
     let mut fix_nve = false;
     let mut dt = 0.005;
@@ -369,7 +369,7 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
                     return Err(p.bad("only `lattice fcc RHO` is supported"));
                 }
                 let r: f64 = num(&p, args, 1, "density")?;
-                if !(r > 0.0 && r.is_finite()) {
+                if r.is_nan() || r <= 0.0 || r.is_infinite() {
                     return Err(p.bad("density must be positive"));
                 }
                 rho = Some(r);
@@ -419,7 +419,7 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
             "mass" => {
                 argn(2)?;
                 let m: f64 = num(&p, args, 1, "mass")?;
-                if !(m > 0.0) {
+                if m.is_nan() || m <= 0.0 {
                     return Err(p.bad("mass must be positive"));
                 }
                 for t in type_range(&p, args[0], ntypes)? {
@@ -460,7 +460,7 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
                     return Err(p.bad("only `pair_style lj/cut RC` is supported"));
                 }
                 let rc: f64 = num(&p, args, 1, "cutoff")?;
-                if !(rc > 0.0) {
+                if rc.is_nan() || rc <= 0.0 {
                     return Err(p.bad("cutoff must be positive"));
                 }
                 cut_global = Some(rc);
@@ -495,7 +495,7 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
                     return Err(p.bad("only `neighbor SKIN bin` is supported"));
                 }
                 skin = num(&p, args, 0, "skin")?;
-                if !(skin >= 0.0) {
+                if skin.is_nan() || skin < 0.0 {
                     return Err(p.bad("skin must be non-negative"));
                 }
             }

@@ -678,3 +678,84 @@ impl Sim {
         (self.lo, hi)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::parse;
+
+    fn small(cells: u32, rho: f64) -> Input {
+        let src = format!(
+            "units lj\natom_style atomic\nlattice fcc {rho}\nregion box block 0 {cells} 0 {cells} 0 {cells}\ncreate_box 1 box\ncreate_atoms 1 box\nmass 1 1.0\nvelocity all create 1.44 4242 loop geom\npair_style lj/cut 2.5\npair_coeff 1 1 1.0 1.0 2.5\nneighbor 0.3 bin\nneigh_modify every 20 delay 0 check no\nfix 1 all nve\nrun 10\n"
+        );
+        parse(&src, &[]).unwrap()
+    }
+
+    /// Energy and virial by brute force over all pairs, minimum image.
+    fn brute(sim: &Sim) -> (f64, f64) {
+        let (mut e, mut w) = (0.0, 0.0);
+        let x = &sim.x[..sim.nlocal];
+        for i in 0..x.len() {
+            for j in i + 1..x.len() {
+                let mut rsq = 0.0;
+                for d in 0..3 {
+                    let mut dd = x[i][d] - x[j][d];
+                    dd -= sim.prd[d] * (dd / sim.prd[d]).round();
+                    rsq += dd * dd;
+                }
+                if rsq < 6.25 {
+                    let r6i = 1.0 / (rsq * rsq * rsq);
+                    e += 4.0 * r6i * (r6i - 1.0);
+                    w += 24.0 * r6i * (2.0 * r6i - 1.0);
+                }
+            }
+        }
+        (e, w)
+    }
+
+    #[test]
+    fn lattice_constant() {
+        assert_eq!(fcc_a(0.8442), 1.679_596_191_382_507_3);
+    }
+
+    #[test]
+    fn forces_match_brute_force_and_momentum_is_zero() {
+        for rho in [0.8442, 0.6] {
+            let mut sim = Sim::new(&small(6, rho), Comm::serial()).unwrap();
+            assert_eq!(sim.natoms, 864);
+            for _ in 0..7 {
+                sim.step(false);
+            }
+            let (e, w) = sim.force::<true>();
+            let (eb, wb) = brute(&sim);
+            assert!((e - eb).abs() < 1e-9 * eb.abs(), "{e} vs {eb}");
+            assert!((w - wb).abs() < 1e-9 * wb.abs().max(1.0), "{w} vs {wb}");
+            let mut fsum = [0.0; 3];
+            let mut p = [0.0; 3];
+            for i in 0..sim.nlocal {
+                for d in 0..3 {
+                    fsum[d] += sim.f[i][d];
+                    p[d] += sim.v[i][d];
+                }
+            }
+            for d in 0..3 {
+                assert!(fsum[d].abs() < 1e-9 && p[d].abs() < 1e-9, "{fsum:?} {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn initial_temperature_is_exact() {
+        let mut sim = Sim::new(&small(5, 0.8442), Comm::serial()).unwrap();
+        let t = sim.thermo_now().unwrap();
+        assert!((t.temp - 1.44).abs() < 1e-12);
+    }
+
+    #[test]
+    fn too_small_box_is_an_error() {
+        assert!(matches!(
+            Sim::new(&small(2, 0.8442), Comm::serial()),
+            Err(MdError::BoxTooSmall { .. })
+        ));
+    }
+}
