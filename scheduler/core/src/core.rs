@@ -822,7 +822,12 @@ impl Core {
         if p.children_failed == 0 {
             self.set_state(parent, JobState::Succeeded, "");
         } else {
-            let reason = format!("{} of {size} child jobs failed", p.children_failed);
+            // A cancelled or terminated array ends with the user's reason.
+            let counts = format!("{} of {size} child jobs failed", p.children_failed);
+            let reason = match &p.kill_children {
+                Some((_, why)) => format!("{why} ({counts})"),
+                None => counts,
+            };
             self.set_state(parent, JobState::Failed, &reason);
         }
     }

@@ -244,7 +244,8 @@ fn cancel_of_array_parent_cancels_waiting_children() {
     core.apply(2, exited(11, 0, 0, 0)).unwrap();
     assert_eq!(
         core.job_state(JobKey(10)),
-        Some((Failed, "2 of 3 child jobs failed"))
+        Some((Failed, "user (2 of 3 child jobs failed)")),
+        "a cancelled array keeps the user's reason"
     );
 }
 

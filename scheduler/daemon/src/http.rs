@@ -63,8 +63,12 @@ async fn aws_op(
     State(AppState { actor, .. }): State<AppState>,
     Path(op): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_error(e).into_response(),
+    };
     // SigV4 signatures are accepted unverified for now; verification is the
     // security issue's (see docs/ARCHITECTURE.md, "Seams").
     let token = headers
@@ -74,7 +78,28 @@ async fn aws_op(
     run(actor, req).await
 }
 
-async fn shoal_op(State(st): State<AppState>, Path(op): Path<String>, body: Bytes) -> Response {
+/// A body that could not be read (too large, or broken off) is the
+/// client's error, in AWS's shape like every other.
+fn body_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::Client(format!(
+            "the request body is larger than {} KiB; send a smaller request",
+            MAX_BODY_BYTES / 1024
+        ))
+    } else {
+        ApiError::Client(format!("cannot read the request body: {e}"))
+    }
+}
+
+async fn shoal_op(
+    State(st): State<AppState>,
+    Path(op): Path<String>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_error(e).into_response(),
+    };
     let req = Request::parse_shoal(&op, &body);
     let Ok(Request::WorkerPoll(poll)) = req else {
         return run(st.actor, req).await;

@@ -361,3 +361,111 @@ async fn a_client_token_makes_retried_submissions_return_the_same_job() {
     );
     b.stop().await;
 }
+
+#[tokio::test]
+async fn malformed_bodies_get_client_exceptions_never_500s() {
+    let a = api().await;
+    let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    let huge_string = format!(
+        "{{\"jobName\":\"{}\",\"jobQueue\":\"default\",\"jobDefinition\":\"d\"}}",
+        "x".repeat(10 << 20)
+    );
+    let corpus: Vec<(&str, String)> = vec![
+        ("submitjob", "{\"jobName\":\"j\",\"jobQueue\":".into()),
+        ("submitjob", "{\"jobName\":5,\"jobQueue\":\"default\",\"jobDefinition\":\"d\"}".into()),
+        ("submitjob", "{\"jobName\":\"j\",\"jobQueue\":\"default\",\"jobDefinition\":\"d\",\"schedulingPriorityOverride\":1e400}".into()),
+        ("submitjob", "{\"jobName\":\"j\",\"jobQueue\":\"default\",\"jobDefinition\":\"d\",\"arrayProperties\":{\"size\":99999999999999999999}}".into()),
+        ("registerjobdefinition", deep.clone()),
+        ("submitjob", deep),
+        ("submitjob", huge_string),
+        ("submitjob", "\u{0}\u{1}binary".into()),
+        ("submitjob", "[]".into()),
+        ("submitjob", "null".into()),
+        ("describejobs", "{\"jobs\":[]}".into()),
+        ("describejobs", "{\"jobs\":\"not-a-list\"}".into()),
+        ("listjobs", "{}".into()),
+        ("registerjobdefinition", "{\"jobDefinitionName\":\"x\",\"type\":\"container\",\"containerProperties\":{\"command\":[\"a\"],\"resourceRequirements\":[{\"type\":\"VCPU\",\"value\":\"-1\"}]}}".into()),
+        ("createjobqueue", "{\"jobQueueName\":\"q\",\"priority\":1,\"computeEnvironmentOrder\":[{\"order\":1,\"computeEnvironment\":\"nope\"}]}".into()),
+    ];
+    for (op, body) in corpus {
+        let resp = a
+            .http
+            .post(format!("{}/v1/{op}", a.base))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let kind = resp
+            .headers()
+            .get("x-amzn-errortype")
+            .map(|h| h.to_str().unwrap().to_string());
+        let text = resp.text().await.unwrap();
+        let shown: String = body.chars().take(80).collect();
+        assert_eq!(status, 400, "{op} {shown:?} -> {status} {text}");
+        assert_eq!(
+            kind.as_deref(),
+            Some("ClientException"),
+            "{op} {shown:?} -> {text}"
+        );
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        assert!(
+            !v["message"].as_str().unwrap_or_default().is_empty(),
+            "{op} {shown:?}: empty message"
+        );
+    }
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn cancelling_an_array_job_gives_the_parent_the_reason() {
+    let a = api().await;
+    a.ok("registerjobdefinition", container_def("d")).await;
+    let first = a.ok("submitjob", submit("first", "d")).await["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut arr = submit("arr", "d");
+    arr["arrayProperties"] = json!({ "size": 3 });
+    arr["dependsOn"] = json!([{ "jobId": first }]);
+    let arr = a.ok("submitjob", arr).await["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.ok(
+        "canceljob",
+        json!({ "jobId": arr, "reason": "no longer needed" }),
+    )
+    .await;
+    let p = a.job(&arr).await;
+    assert_eq!(p["status"], "FAILED");
+    assert!(
+        p["statusReason"]
+            .as_str()
+            .unwrap()
+            .contains("no longer needed"),
+        "{p}"
+    );
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn a_disabled_queue_accepts_no_new_jobs() {
+    let a = api().await;
+    a.ok("registerjobdefinition", container_def("d")).await;
+    a.ok(
+        "updatejobqueue",
+        json!({ "jobQueue": "default", "state": "DISABLED" }),
+    )
+    .await;
+    let m = a.client_error("submitjob", submit("j", "d")).await;
+    assert!(m.contains("jobQueue") && m.contains("DISABLED"), "{m}");
+    a.ok(
+        "updatejobqueue",
+        json!({ "jobQueue": "default", "state": "ENABLED" }),
+    )
+    .await;
+    a.ok("submitjob", submit("j", "d")).await;
+    a.stop().await;
+}

@@ -140,7 +140,9 @@ w = batch.describe_jobs(jobs=[waiting["jobId"]])["jobs"][0]
 check("cancelled pending job is FAILED with the reason", w["status"] == "FAILED" and "no longer needed" in w.get("statusReason", ""), w)
 batch.cancel_job(jobId=arr["jobId"], reason="array not needed")
 a = batch.describe_jobs(jobs=[arr["jobId"]])["jobs"][0]
-check("cancelled array job is FAILED", a["status"] == "FAILED" and a["arrayProperties"]["statusSummary"]["FAILED"] == 3, a)
+check("cancelled array job is FAILED with the reason",
+      a["status"] == "FAILED" and "array not needed" in a.get("statusReason", "")
+      and a["arrayProperties"]["statusSummary"]["FAILED"] == 3, a)
 batch.terminate_job(jobId=s_rev["jobId"], reason="stop now")
 t = batch.describe_jobs(jobs=[s_rev["jobId"]])["jobs"][0]
 check("terminated job is FAILED with the reason", t["status"] == "FAILED" and "stop now" in t["statusReason"], t)

@@ -101,6 +101,12 @@ impl StateMachine {
             });
         }
         let queue = self.queue_name("jobQueue", &r.job_queue)?;
+        if self.queues[&queue].detail.state == "DISABLED" {
+            return Err(ApiError::field(
+                "jobQueue",
+                format!("job queue {queue} is DISABLED and accepts no new jobs; enable it (UpdateJobQueue state=ENABLED) or use another queue"),
+            ));
+        }
         let queue_id = QueueId(self.queues[&queue].id);
         let def = self.find_definition(&r.job_definition)?.clone();
         let resolved = Resolved::new(m::validate_submit(&def, &r)?, &def);
