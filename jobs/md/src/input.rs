@@ -27,6 +27,14 @@ pub struct Input {
     pub ntypes: usize,
     /// Atom type given to every created atom (1-based).
     pub create_type: usize,
+    /// Type of each of the 4 fcc basis atoms (1-based; `basis I T`).
+    pub basis_types: [usize; 4],
+    /// `atom_style charge`.
+    pub charge_style: bool,
+    /// Charge of each type (`set type T charge Q`).
+    pub charges: Vec<f64>,
+    /// `lj/cut/coul/dsf ALPHA CUT_LJ CUT_COUL`: (alpha, cut_coul).
+    pub coul_dsf: Option<(f64, f64)>,
     pub mass: Vec<f64>,
     pub temp: f64,
     pub seed: i32,
@@ -276,6 +284,10 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
     let mut mass: Vec<Option<f64>> = Vec::new();
     let mut velocity = None;
     let mut cut_global = None;
+    let mut charge_style = false;
+    let mut basis_types = [0usize; 4];
+    let mut charges: Vec<f64> = Vec::new();
+    let mut coul_dsf = None;
     let mut coeff: Vec<Option<[f64; 3]>> = Vec::new();
     let mut skin: f64 = 0.3;
     let (mut every, mut delay, mut check) = (1u64, 0u64, true);
@@ -344,9 +356,11 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
             }
             "atom_style" => {
                 argn(1)?;
-                if args[0] != "atomic" {
-                    return Err(p.bad("only `atom_style atomic` is supported"));
-                }
+                charge_style = match args[0] {
+                    "atomic" => false,
+                    "charge" => true,
+                    _ => return Err(p.bad("only `atom_style atomic` or `charge` is supported")),
+                };
             }
             "dimension" => {
                 if args != ["3"] {
@@ -400,16 +414,31 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
                     return Err(p.bad("number of types must be 1..64"));
                 }
                 mass = vec![None; ntypes];
+                charges = vec![0.0; ntypes];
                 coeff = vec![None; ntypes * ntypes];
             }
             "create_atoms" => {
                 argn(2)?;
-                if args[1] != "box" || args.len() != 2 {
-                    return Err(p.bad("only `create_atoms TYPE box` is supported"));
+                if args[1] != "box" {
+                    return Err(p.bad("only `create_atoms TYPE box [basis I T]...` is supported"));
                 }
                 let t: usize = num(&p, args, 0, "type")?;
                 if t == 0 || t > ntypes {
                     return Err(p.bad(format!("atom type {t} out of range (create_box first)")));
+                }
+                basis_types = [t; 4];
+                let mut k = 2;
+                while k < args.len() {
+                    if args[k] != "basis" {
+                        return Err(p.bad(format!("unsupported keyword `{}`", args[k])));
+                    }
+                    let b: usize = num(&p, args, k + 1, "basis index")?;
+                    let bt: usize = num(&p, args, k + 2, "basis type")?;
+                    if b == 0 || b > 4 || bt == 0 || bt > ntypes {
+                        return Err(p.bad(format!("basis {b} type {bt} out of range")));
+                    }
+                    basis_types[b - 1] = bt;
+                    k += 3;
                 }
                 if rho.is_none() {
                     return Err(p.bad("no lattice defined"));
@@ -454,10 +483,50 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
                 }
                 velocity = Some((t, s, geom));
             }
+            "set" => {
+                argn(4)?;
+                if args[0] != "type" || args[2] != "charge" || args.len() != 4 {
+                    return Err(p.bad("only `set type T charge Q` is supported"));
+                }
+                if !charge_style {
+                    return Err(p.bad("charges need `atom_style charge`"));
+                }
+                let q: f64 = num(&p, args, 3, "charge")?;
+                for t in type_range(&p, args[1], ntypes)? {
+                    charges[t] = q;
+                }
+            }
+            "pair_style" if args.first() == Some(&"lj/cut/coul/dsf") => {
+                argn(3)?;
+                if args.len() > 4 {
+                    return Err(p.bad("usage: pair_style lj/cut/coul/dsf ALPHA CUT_LJ [CUT_COUL]"));
+                }
+                if !charge_style {
+                    return Err(p.bad("lj/cut/coul/dsf needs `atom_style charge`"));
+                }
+                let alpha: f64 = num(&p, args, 1, "alpha")?;
+                let rc: f64 = num(&p, args, 2, "LJ cutoff")?;
+                let rcc: f64 = if args.len() > 3 {
+                    num(&p, args, 3, "Coulomb cutoff")?
+                } else {
+                    rc
+                };
+                if rc.is_nan()
+                    || rc <= 0.0
+                    || rcc.is_nan()
+                    || rcc <= 0.0
+                    || alpha.is_nan()
+                    || alpha < 0.0
+                {
+                    return Err(p.bad("cutoffs must be positive and alpha non-negative"));
+                }
+                cut_global = Some(rc);
+                coul_dsf = Some((alpha, rcc));
+            }
             "pair_style" => {
                 argn(2)?;
                 if args[0] != "lj/cut" || args.len() != 2 {
-                    return Err(p.bad("only `pair_style lj/cut RC` is supported"));
+                    return Err(p.bad("only `pair_style lj/cut RC` or `lj/cut/coul/dsf ALPHA RC [RCC]` is supported"));
                 }
                 let rc: f64 = num(&p, args, 1, "cutoff")?;
                 if rc.is_nan() || rc <= 0.0 {
@@ -573,6 +642,10 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
         region,
         ntypes,
         create_type,
+        basis_types,
+        charge_style,
+        charges,
+        coul_dsf,
         mass,
         temp,
         seed,

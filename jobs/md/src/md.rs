@@ -6,6 +6,7 @@
 use crate::comm::Comm;
 use crate::input::Input;
 use crate::rng::RanPark;
+use std::f64::consts::PI;
 use std::time::Instant;
 use thiserror::Error;
 
@@ -56,6 +57,10 @@ pub struct Sim {
     ntypes: usize,
     /// lj1 lj2 lj3 lj4 cutsq per type pair.
     pp: Vec<[f64; 5]>,
+    /// Charge per type.
+    qtype: Vec<f64>,
+    /// DSF Coulomb: alpha, cut_coulsq, e_shift, f_shift.
+    dsf: Option<[f64; 4]>,
     mass: Vec<f64>,
     cutneigh: f64,
     skin: f64,
@@ -72,6 +77,8 @@ pub struct Sim {
     pub step: u64,
     last_build: u64,
     pub nbuilds: u64,
+    /// This rank's Coulomb energy from the last energy-tallying force call.
+    pub last_ecoul: f64,
 }
 
 /// Lattice constant of `lattice fcc RHO` in LJ units, as LAMMPS computes it.
@@ -99,6 +106,16 @@ impl Sim {
                 cut * cut,
             ];
             cutmax = cutmax.max(cut);
+        }
+        let dsf = inp.coul_dsf.map(|(alpha, rc)| {
+            let erfcc = erfc(alpha * rc);
+            let erfcd = (-alpha * alpha * rc * rc).exp();
+            let f_shift = -(erfcc / (rc * rc) + 2.0 / PI.sqrt() * alpha * erfcd / rc);
+            let e_shift = erfcc / rc - f_shift * rc;
+            [alpha, rc * rc, e_shift, f_shift]
+        });
+        if let Some((_, rc)) = inp.coul_dsf {
+            cutmax = cutmax.max(rc);
         }
         let cutneigh = cutmax + inp.skin;
         for &len in &prd {
@@ -137,10 +154,11 @@ impl Sim {
         ];
         let range = |d: usize| ((r[2 * d].floor() as i64) - 1)..=((r[2 * d + 1].ceil() as i64) + 1);
         let mut all_x = Vec::new();
+        let mut all_t: Vec<u32> = Vec::new();
         for k in range(2) {
             for j in range(1) {
                 for i in range(0) {
-                    for b in &basis {
+                    for (b, bt) in basis.iter().zip(inp.basis_types) {
                         let p = [
                             (i as f64 + b[0]) * a,
                             (j as f64 + b[1]) * a,
@@ -148,6 +166,7 @@ impl Sim {
                         ];
                         if (0..3).all(|d| p[d] >= lo[d] && p[d] < hi[d]) {
                             all_x.push(p);
+                            all_t.push((bt - 1) as u32);
                         }
                     }
                 }
@@ -157,13 +176,12 @@ impl Sim {
             return Err(MdError::NoAtoms);
         }
         let natoms = all_x.len();
-        let t0 = (inp.create_type - 1) as u32;
-        let m = inp.mass[t0 as usize];
         let mut rng = RanPark::new(inp.seed);
-        let factor = 1.0 / m.sqrt();
         let mut all_v: Vec<[f64; 3]> = all_x
             .iter()
-            .map(|p| {
+            .zip(&all_t)
+            .map(|(p, &t)| {
+                let factor = 1.0 / inp.mass[t as usize].sqrt();
                 rng.reset(inp.seed, *p);
                 let vx = rng.uniform() - 0.5;
                 let vy = rng.uniform() - 0.5;
@@ -173,12 +191,14 @@ impl Sim {
             .collect();
         // zero momentum
         let mut p = [0.0; 3];
-        for v in &all_v {
+        let mut mtot = 0.0;
+        for (v, &t) in all_v.iter().zip(&all_t) {
+            let m = inp.mass[t as usize];
+            mtot += m;
             for d in 0..3 {
                 p[d] += m * v[d];
             }
         }
-        let mtot = m * natoms as f64;
         for v in &mut all_v {
             for d in 0..3 {
                 v[d] -= p[d] / mtot;
@@ -187,15 +207,18 @@ impl Sim {
         let dof = 3.0 * natoms as f64 - 3.0;
         let t = all_v
             .iter()
-            .map(|v| m * (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]))
+            .zip(&all_t)
+            .map(|(v, &t)| inp.mass[t as usize] * (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]))
             .sum::<f64>()
             / dof;
         let scale = (inp.temp / t).sqrt();
         let mut x = Vec::new();
         let mut v = Vec::new();
-        for (px, pv) in all_x.iter().zip(&all_v) {
+        let mut typ = Vec::new();
+        for ((px, pv), &t) in all_x.iter().zip(&all_v).zip(&all_t) {
             if (0..3).all(|d| px[d] >= sublo[d] && px[d] < subhi[d]) {
                 x.push(*px);
+                typ.push(t);
                 v.push([pv[0] * scale, pv[1] * scale, pv[2] * scale]);
             }
         }
@@ -209,12 +232,14 @@ impl Sim {
             natoms,
             nlocal,
             f: vec![[0.0; 3]; nlocal],
-            typ: vec![t0; nlocal],
+            typ,
             x,
             v,
             xhold: Vec::new(),
             ntypes: n,
             pp,
+            qtype: inp.charges.clone(),
+            dsf,
             mass: inp.mass.clone(),
             cutneigh,
             skin: inp.skin,
@@ -231,6 +256,7 @@ impl Sim {
             step: 0,
             last_build: 0,
             nbuilds: 0,
+            last_ecoul: 0.0,
         };
         sim.reneighbor();
         sim.force::<false>();
@@ -527,6 +553,9 @@ impl Sim {
     /// Compute forces (and, with EFLAG, return energy and virial sums of
     /// this rank's pairs), then send ghost forces home.
     fn force<const EFLAG: bool>(&mut self) -> (f64, f64) {
+        if self.dsf.is_some() {
+            return self.force_dsf::<EFLAG>();
+        }
         let nall = self.nall();
         for fv in &mut self.f[..nall] {
             *fv = [0.0; 3];
@@ -582,6 +611,92 @@ impl Sim {
         }
         self.reverse_comm();
         (eng, vir)
+    }
+
+    /// lj/cut/coul/dsf (Fennell & Gezelter's damped shifted force Coulomb,
+    /// as LAMMPS' pair style: erfc by Abramowitz–Stegun 7.1.26 inside the
+    /// loop, self energy per atom). Returns (E_vdwl + E_coul, virial).
+    fn force_dsf<const EFLAG: bool>(&mut self) -> (f64, f64) {
+        const EWALD_P: f64 = 0.3275911;
+        const A1: f64 = 0.254829592;
+        const A2: f64 = -0.284496736;
+        const A3: f64 = 1.421413741;
+        const A4: f64 = -1.453152027;
+        const A5: f64 = 1.061405429;
+        let [alpha, cut_coulsq, e_shift, f_shift] = self.dsf.unwrap_or_default();
+        let pis = PI.sqrt();
+        let nall = self.nall();
+        for fv in &mut self.f[..nall] {
+            *fv = [0.0; 3];
+        }
+        let (mut evdwl, mut ecoul, mut vir) = (0.0, 0.0, 0.0);
+        let nt = self.ntypes;
+        for i in 0..self.nlocal {
+            let xi = self.x[i];
+            let ti = self.typ[i] as usize;
+            let qi = self.qtype[ti];
+            if EFLAG {
+                ecoul += -(e_shift / 2.0 + alpha / pis) * qi * qi;
+            }
+            let mut fi = [0.0; 3];
+            let s = self.firstneigh[i] as usize;
+            let n = self.numneigh[i] as usize;
+            for k in s..s + n {
+                let j = self.neigh[k] as usize;
+                let xj = self.x[j];
+                let tj = self.typ[j] as usize;
+                let dx = xi[0] - xj[0];
+                let dy = xi[1] - xj[1];
+                let dz = xi[2] - xj[2];
+                let rsq = dx * dx + dy * dy + dz * dz;
+                let c = &self.pp[ti * nt + tj];
+                let in_lj = rsq < c[4];
+                let in_coul = rsq < cut_coulsq;
+                if !in_lj && !in_coul {
+                    continue;
+                }
+                let r2inv = 1.0 / rsq;
+                let mut forcecoul = 0.0;
+                if in_coul {
+                    let r = rsq.sqrt();
+                    let prefactor = qi * self.qtype[tj] / r;
+                    let erfcd = (-alpha * alpha * rsq).exp();
+                    let t = 1.0 / (1.0 + EWALD_P * alpha * r);
+                    let erfcc = t * (A1 + t * (A2 + t * (A3 + t * (A4 + t * A5)))) * erfcd;
+                    forcecoul =
+                        prefactor * (erfcc / r + 2.0 * alpha / pis * erfcd + r * f_shift) * r;
+                    if EFLAG {
+                        ecoul += prefactor * (erfcc - r * e_shift - rsq * f_shift);
+                    }
+                }
+                let mut forcelj = 0.0;
+                if in_lj {
+                    let r6inv = r2inv * r2inv * r2inv;
+                    forcelj = r6inv * (c[0] * r6inv - c[1]);
+                    if EFLAG {
+                        evdwl += r6inv * (c[2] * r6inv - c[3]);
+                    }
+                }
+                let fpair = (forcecoul + forcelj) * r2inv;
+                fi[0] += dx * fpair;
+                fi[1] += dy * fpair;
+                fi[2] += dz * fpair;
+                let fj = &mut self.f[j];
+                fj[0] -= dx * fpair;
+                fj[1] -= dy * fpair;
+                fj[2] -= dz * fpair;
+                if EFLAG {
+                    vir += rsq * fpair;
+                }
+            }
+            let fv = &mut self.f[i];
+            fv[0] += fi[0];
+            fv[1] += fi[1];
+            fv[2] += fi[2];
+        }
+        self.reverse_comm();
+        self.last_ecoul = ecoul;
+        (evdwl + ecoul, vir)
     }
 
     fn need_build(&mut self) -> bool {
@@ -679,6 +794,49 @@ impl Sim {
     }
 }
 
+/// Complementary error function, used once per run for the DSF shifts:
+/// Taylor series of erf below 2, continued fraction above (≲1e-13 relative).
+pub fn erfc(x: f64) -> f64 {
+    if x < 0.0 {
+        return 2.0 - erfc(-x);
+    }
+    if x < 2.0 {
+        // erf by its Taylor series: 2/√π Σ (-1)^n x^(2n+1) / (n! (2n+1))
+        let mut sum: f64 = 0.0;
+        let mut term = x;
+        let mut n = 0.0;
+        while term.abs() > 1e-17 * sum.abs().max(1e-300) {
+            sum += term / (2.0 * n + 1.0);
+            n += 1.0;
+            term *= -x * x / n;
+            if n > 200.0 {
+                break;
+            }
+        }
+        return 1.0 - 2.0 / PI.sqrt() * sum;
+    }
+    // Continued fraction (Lentz) for x ≥ 2.
+    let mut f = x;
+    let tiny = 1e-300;
+    let mut c = x;
+    let mut d = 0.0;
+    for k in 1..300 {
+        let a = k as f64 / 2.0;
+        d = x + a * d;
+        d = if d == 0.0 { tiny } else { 1.0 / d };
+        c = x + a / c;
+        if c == 0.0 {
+            c = tiny;
+        }
+        let delta = c * d;
+        f *= delta;
+        if (delta - 1.0).abs() < 1e-16 {
+            break;
+        }
+    }
+    (-x * x).exp() / (f * PI.sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -711,6 +869,24 @@ mod tests {
             }
         }
         (e, w)
+    }
+
+    #[test]
+    fn erfc_values() {
+        for (x, want) in [
+            (0.0, 1.0),
+            (0.5, 0.479_500_122_186_953_5),
+            (1.0, 0.157_299_207_050_285_13),
+            (1.9, 0.007_209_570_764_742_524),
+            (2.5, 4.069_520_174_449_59e-4),
+            (-1.0, 1.842_700_792_949_715),
+        ] {
+            assert!(
+                (erfc(x) - want).abs() <= 1e-13 * want,
+                "erfc({x}) = {} vs {want}",
+                erfc(x)
+            );
+        }
     }
 
     #[test]

@@ -138,10 +138,28 @@ fn close(a: &Rows, b: &Rows, rel: f64) {
 }
 
 fn compare(cells: [u32; 3], rho: f64, temp: f64, seed: u32, steps: u32, nps: &[usize]) {
+    compare_input(&input(cells, rho, temp, seed, steps), steps, nps);
+}
+
+/// Charged LJ (±0.5 on a 1:1 fcc basis) with lj/cut/coul/dsf.
+fn charged(cells: u32, alpha: f64, steps: u32) -> String {
+    format!(
+        "units lj\natom_style charge\nlattice fcc 0.8442\n\
+         region box block 0 {cells} 0 {cells} 0 {cells}\ncreate_box 2 box\n\
+         create_atoms 1 box basis 1 1 basis 2 1 basis 3 2 basis 4 2\nmass * 1.0\n\
+         set type 1 charge 0.5\nset type 2 charge -0.5\n\
+         velocity all create 1.44 87287 loop geom\n\
+         pair_style lj/cut/coul/dsf {alpha} 2.5 4.0\npair_coeff * * 1.0 1.0\n\
+         neighbor 0.3 bin\nneigh_modify delay 0 every 20 check no\nfix 1 all nve\n\
+         thermo 10\nrun {steps}\n"
+    )
+}
+
+fn compare_input(text: &str, steps: u32, nps: &[usize]) {
     let lmp = lmp();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("in.test");
-    std::fs::write(&file, input(cells, rho, temp, seed, steps)).unwrap();
+    std::fs::write(&file, text).unwrap();
     let log = run_ok(
         Command::new(lmp)
             .current_dir(dir.path())
@@ -174,6 +192,12 @@ fn matches_lammps_other_density_temperature_seed() {
 fn matches_lammps_dilute_hot_non_cubic() {
     // 3 ranks: a 3-long grid dimension, where migrating atoms go both ways.
     compare([12, 9, 8], 0.6, 2.0, 1, 40, &[2, 3]);
+}
+
+#[test]
+fn matches_lammps_charged_dsf() {
+    compare_input(&charged(10, 0.0, 40), 40, &[2]);
+    compare_input(&charged(10, 0.25, 20), 20, &[]);
 }
 
 /// LAMMPS' in.lj reference thermo (notes/measured-here.md), full precision.
