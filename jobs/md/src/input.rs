@@ -35,6 +35,9 @@ pub struct Input {
     pub charges: Vec<f64>,
     /// `lj/cut/coul/dsf ALPHA CUT_LJ CUT_COUL`: (alpha, cut_coul).
     pub coul_dsf: Option<(f64, f64)>,
+    /// Shoal's `lj/cut/coul/rf RC EPS_RF`: reaction-field Coulomb with the
+    /// same cutoff as LJ; EPS_RF = 0 means a conducting (infinite) dielectric.
+    pub coul_rf: Option<(f64, f64)>,
     pub mass: Vec<f64>,
     pub temp: f64,
     pub seed: i32,
@@ -288,6 +291,7 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
     let mut basis_types = [0usize; 4];
     let mut charges: Vec<f64> = Vec::new();
     let mut coul_dsf = None;
+    let mut coul_rf = None;
     let mut coeff: Vec<Option<[f64; 3]>> = Vec::new();
     let mut skin: f64 = 0.3;
     let (mut every, mut delay, mut check) = (1u64, 0u64, true);
@@ -523,6 +527,22 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
                 cut_global = Some(rc);
                 coul_dsf = Some((alpha, rcc));
             }
+            "pair_style" if args.first() == Some(&"lj/cut/coul/rf") => {
+                argn(3)?;
+                if args.len() != 3 {
+                    return Err(p.bad("usage: pair_style lj/cut/coul/rf RC EPS_RF"));
+                }
+                if !charge_style {
+                    return Err(p.bad("lj/cut/coul/rf needs `atom_style charge`"));
+                }
+                let rc: f64 = num(&p, args, 1, "cutoff")?;
+                let eps: f64 = num(&p, args, 2, "epsilon_rf")?;
+                if rc.is_nan() || rc <= 0.0 || eps.is_nan() || (eps != 0.0 && eps < 1.0) {
+                    return Err(p.bad("cutoff must be positive and EPS_RF 0 (infinite) or ≥ 1"));
+                }
+                cut_global = Some(rc);
+                coul_rf = Some((rc, eps));
+            }
             "pair_style" => {
                 argn(2)?;
                 if args[0] != "lj/cut" || args.len() != 2 {
@@ -646,6 +666,7 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
         charge_style,
         charges,
         coul_dsf,
+        coul_rf,
         mass,
         temp,
         seed,

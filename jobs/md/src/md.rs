@@ -61,6 +61,8 @@ pub struct Sim {
     qtype: Vec<f64>,
     /// DSF Coulomb: alpha, cut_coulsq, e_shift, f_shift.
     dsf: Option<[f64; 4]>,
+    /// Reaction field: cut_coulsq, k_rf, c_rf.
+    rf: Option<[f64; 3]>,
     mass: Vec<f64>,
     cutneigh: f64,
     skin: f64,
@@ -113,6 +115,14 @@ impl Sim {
             let f_shift = -(erfcc / (rc * rc) + 2.0 / PI.sqrt() * alpha * erfcd / rc);
             let e_shift = erfcc / rc - f_shift * rc;
             [alpha, rc * rc, e_shift, f_shift]
+        });
+        let rf = inp.coul_rf.map(|(rc, eps)| {
+            let k_rf = if eps == 0.0 {
+                0.5 / (rc * rc * rc)
+            } else {
+                (eps - 1.0) / ((2.0 * eps + 1.0) * rc * rc * rc)
+            };
+            [rc * rc, k_rf, 1.0 / rc + k_rf * rc * rc]
         });
         if let Some((_, rc)) = inp.coul_dsf {
             cutmax = cutmax.max(rc);
@@ -240,6 +250,7 @@ impl Sim {
             pp,
             qtype: inp.charges.clone(),
             dsf,
+            rf,
             mass: inp.mass.clone(),
             cutneigh,
             skin: inp.skin,
@@ -553,7 +564,7 @@ impl Sim {
     /// Compute forces (and, with EFLAG, return energy and virial sums of
     /// this rank's pairs), then send ghost forces home.
     fn force<const EFLAG: bool>(&mut self) -> (f64, f64) {
-        if self.dsf.is_some() {
+        if self.dsf.is_some() || self.rf.is_some() {
             return self.force_dsf::<EFLAG>();
         }
         let nall = self.nall();
@@ -623,7 +634,11 @@ impl Sim {
         const A3: f64 = 1.421413741;
         const A4: f64 = -1.453152027;
         const A5: f64 = 1.061405429;
-        let [alpha, cut_coulsq, e_shift, f_shift] = self.dsf.unwrap_or_default();
+        let [alpha, mut cut_coulsq, e_shift, f_shift] = self.dsf.unwrap_or_default();
+        let rf = self.rf;
+        if let Some(r) = rf {
+            cut_coulsq = r[0];
+        }
         let pis = PI.sqrt();
         let nall = self.nall();
         for fv in &mut self.f[..nall] {
@@ -635,7 +650,7 @@ impl Sim {
             let xi = self.x[i];
             let ti = self.typ[i] as usize;
             let qi = self.qtype[ti];
-            if EFLAG {
+            if EFLAG && rf.is_none() {
                 ecoul += -(e_shift / 2.0 + alpha / pis) * qi * qi;
             }
             let mut fi = [0.0; 3];
@@ -657,7 +672,15 @@ impl Sim {
                 }
                 let r2inv = 1.0 / rsq;
                 let mut forcecoul = 0.0;
-                if in_coul {
+                if let (true, Some([_, k_rf, c_rf])) = (in_coul, rf) {
+                    // V = qq (1/r + k_rf r² − c_rf); F·r̂ = qq (1/r² − 2 k_rf r)
+                    let r = rsq.sqrt();
+                    let qq = qi * self.qtype[tj];
+                    forcecoul = qq * (1.0 / r - 2.0 * k_rf * rsq);
+                    if EFLAG {
+                        ecoul += qq * (1.0 / r + k_rf * rsq - c_rf);
+                    }
+                } else if in_coul {
                     let r = rsq.sqrt();
                     let prefactor = qi * self.qtype[tj] / r;
                     let erfcd = (-alpha * alpha * rsq).exp();
@@ -886,6 +909,72 @@ mod tests {
                 "erfc({x}) = {} vs {want}",
                 erfc(x)
             );
+        }
+    }
+
+    /// Shoal's reaction field checked against an O(N²) minimum-image sum of
+    /// energy, virial and every force, with two charged types and masses.
+    #[test]
+    fn reaction_field_matches_brute_force() {
+        for eps_rf in [0.0, 78.0] {
+            let src = format!(
+                "units lj\natom_style charge\nlattice fcc 0.8442\nregion box block 0 6 0 6 0 6\ncreate_box 2 box\ncreate_atoms 1 box basis 2 2 basis 4 2\nmass 1 1.0\nmass 2 2.0\nset type 1 charge 0.7\nset type 2 charge -0.7\nvelocity all create 1.2 99 loop geom\npair_style lj/cut/coul/rf 2.5 {eps_rf}\npair_coeff * * 1.0 1.0\npair_coeff 1 2 0.8 1.1\nneighbor 0.3 bin\nneigh_modify every 20 delay 0 check no\nfix 1 all nve\nrun 10\n"
+            );
+            let inp = parse(&src, &[]).unwrap();
+            let mut sim = Sim::new(&inp, Comm::serial()).unwrap();
+            for _ in 0..9 {
+                sim.step(false);
+            }
+            let (e, w) = sim.force::<true>();
+            let rc = 2.5f64;
+            let k_rf = if eps_rf == 0.0 {
+                0.5 / rc.powi(3)
+            } else {
+                (eps_rf - 1.0) / ((2.0 * eps_rf + 1.0) * rc.powi(3))
+            };
+            let c_rf = 1.0 / rc + k_rf * rc * rc;
+            let n = sim.nlocal;
+            let x = &sim.x[..n];
+            let (mut eb, mut wb) = (0.0, 0.0);
+            let mut fb = vec![[0.0f64; 3]; n];
+            for i in 0..n {
+                for j in i + 1..n {
+                    let mut del = [0.0; 3];
+                    for d in 0..3 {
+                        del[d] = x[i][d] - x[j][d];
+                        del[d] -= sim.prd[d] * (del[d] / sim.prd[d]).round();
+                    }
+                    let r = (del[0] * del[0] + del[1] * del[1] + del[2] * del[2]).sqrt();
+                    if r >= rc {
+                        continue;
+                    }
+                    let (ti, tj) = (sim.typ[i], sim.typ[j]);
+                    let (eps, sig) = if ti != tj { (0.8, 1.1) } else { (1.0, 1.0) };
+                    let qq = inp.charges[ti as usize] * inp.charges[tj as usize];
+                    let sr6 = (sig / r).powi(6);
+                    eb += 4.0 * eps * (sr6 * sr6 - sr6) + qq * (1.0 / r + k_rf * r * r - c_rf);
+                    // -dV/dr
+                    let fmag = 24.0 * eps * (2.0 * sr6 * sr6 - sr6) / r
+                        + qq * (1.0 / (r * r) - 2.0 * k_rf * r);
+                    wb += fmag * r;
+                    for d in 0..3 {
+                        fb[i][d] += fmag * del[d] / r;
+                        fb[j][d] -= fmag * del[d] / r;
+                    }
+                }
+            }
+            assert!((e - eb).abs() < 1e-9 * eb.abs(), "{e} vs {eb}");
+            assert!((w - wb).abs() < 1e-9 * wb.abs().max(1.0), "{w} vs {wb}");
+            for i in 0..n {
+                for d in 0..3 {
+                    assert!(
+                        (sim.f[i][d] - fb[i][d]).abs() < 1e-9,
+                        "atom {i}: {:?} vs {:?}",
+                        sim.f[i],
+                        fb[i]
+                    );
+                }
+            }
         }
     }
 

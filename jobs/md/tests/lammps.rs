@@ -248,3 +248,21 @@ fn bad_input_is_reported_with_its_line() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Shoal's reaction field has no LAMMPS counterpart (the O(N²) check is a
+/// unit test); here 1 and 2 ranks must agree.
+#[test]
+fn reaction_field_same_on_1_and_2_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.rf");
+    let text = charged(10, 0.0, 40).replace(
+        "pair_style lj/cut/coul/dsf 0 2.5 4.0",
+        "pair_style lj/cut/coul/rf 2.5 0",
+    );
+    assert!(text.contains("coul/rf"));
+    std::fs::write(&file, text).unwrap();
+    let serial = shoal(dir.path(), &file, 1);
+    assert_eq!(serial.len(), 5);
+    let two = shoal(dir.path(), &file, 2);
+    close(&two, &serial, 1e-9);
+}
