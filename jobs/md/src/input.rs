@@ -296,7 +296,7 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
     let mut skin: f64 = 0.3;
     let (mut every, mut delay, mut check) = (1u64, 0u64, true);
     let mut fix_nve = false;
-    let mut dt = 0.005;
+    let mut dt: f64 = 0.005;
     let mut thermo = 0u64;
     let mut run = None;
 
@@ -465,6 +465,9 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
                     return Err(p.bad("only `velocity all create T SEED [loop geom]` is supported"));
                 }
                 let t: f64 = num(&p, args, 2, "temperature")?;
+                if t.is_nan() || t < 0.0 || t.is_infinite() {
+                    return Err(p.bad("temperature must be finite and non-negative"));
+                }
                 let s: i32 = num(&p, args, 3, "seed")?;
                 if s <= 0 {
                     return Err(p.bad("seed must be positive"));
@@ -619,6 +622,9 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
             "timestep" => {
                 argn(1)?;
                 dt = num(&p, args, 0, "timestep")?;
+                if dt.is_nan() || dt <= 0.0 || dt.is_infinite() {
+                    return Err(p.bad("timestep must be positive"));
+                }
             }
             "thermo" => {
                 argn(1)?;

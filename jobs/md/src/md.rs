@@ -18,7 +18,7 @@ pub enum MdError {
     BoxTooSmall { len: f64, cut: f64 },
     #[error("lost atoms: {have} of {expected}")]
     LostAtoms { have: f64, expected: f64 },
-    #[error("no atoms created")]
+    #[error("fewer than 2 atoms created")]
     NoAtoms,
 }
 
@@ -182,7 +182,7 @@ impl Sim {
                 }
             }
         }
-        if all_x.is_empty() {
+        if all_x.len() < 2 {
             return Err(MdError::NoAtoms);
         }
         let natoms = all_x.len();

@@ -266,3 +266,21 @@ fn reaction_field_same_on_1_and_2_ranks() {
     let two = shoal(dir.path(), &file, 2);
     close(&two, &serial, 1e-9);
 }
+
+#[test]
+fn cli_errors_are_messages_not_panics() {
+    for args in [
+        vec!["-in", "/nonexistent/in.lj"],
+        vec![],
+        vec!["-in"],
+        vec!["--bogus"],
+    ] {
+        let out = mpi_env(Command::new(BIN).args(&args)).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("ERROR") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}
