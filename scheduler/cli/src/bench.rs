@@ -14,6 +14,8 @@ use std::time::Instant;
 pub enum BenchCommand {
     /// The control plane: HTTP submit throughput and one scheduling pass.
     Scheduler(SchedulerBench),
+    /// The molecular-dynamics benchmark as MPI jobs: shared memory vs TCP.
+    Md(crate::md_bench::MdBench),
     /// OSU-style latency and bandwidth as MPI jobs: shared memory vs TCP.
     Osu(crate::osu_bench::OsuBench),
     /// End to end: trivial jobs (with their /dev/shm mount) through a local
@@ -73,6 +75,7 @@ pub fn run(cmd: BenchCommand) -> Result<i32> {
         BenchCommand::Scheduler(b) => scheduler(b),
         BenchCommand::Throughput(b) => throughput(b),
         BenchCommand::Osu(b) => crate::osu_bench::run(b),
+        BenchCommand::Md(b) => crate::md_bench::run(b),
     }
 }
 

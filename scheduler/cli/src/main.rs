@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod commands;
 mod export;
+mod md_bench;
 mod osu_bench;
 mod pass_bench;
 

@@ -185,7 +185,7 @@ pub fn run(b: OsuBench) -> Result<i32> {
     Ok(0)
 }
 
-fn wait_nodes(client: &Client, n: usize) -> Result<()> {
+pub(crate) fn wait_nodes(client: &Client, n: usize) -> Result<()> {
     let mut delay = std::time::Duration::from_millis(10);
     for _ in 0..300 {
         let v: Value = client.shoal("listnodes", &json!({}))?;
@@ -369,7 +369,7 @@ fn get<'a>(rows: &'a [Row], t: &str, size: u64) -> Option<&'a Row> {
     rows.iter().find(|r| r.transport == t && r.size == size)
 }
 
-fn fmt(v: Option<f64>) -> String {
+pub(crate) fn fmt(v: Option<f64>) -> String {
     v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into())
 }
 
