@@ -71,7 +71,7 @@ pub fn run(b: MdBench) -> Result<i32> {
             bail!("--transport {t:?}: give shm and/or tcp");
         }
     }
-    if b.ranks.is_empty() || b.ranks.iter().any(|r| *r == 0) {
+    if b.ranks.is_empty() || b.ranks.contains(&0) {
         bail!("--ranks: give one or more positive rank counts, e.g. 1,2");
     }
     let dir = std::env::temp_dir().join(format!("shoal-md-{}", std::process::id()));
