@@ -14,9 +14,9 @@ pub mod definition;
 pub mod error;
 pub mod job;
 pub mod queue;
-pub mod wire;
 pub mod semantics;
 mod util;
+pub mod wire;
 
 pub use arn::{
     job_id_from_ref, parse_arn, parse_job_definition_ref, resource_name_from_ref, ArnScope,

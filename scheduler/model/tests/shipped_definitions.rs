@@ -12,7 +12,10 @@ fn shipped_job_definitions_are_valid() {
             let body = std::fs::read(&path).unwrap();
             let def: RegisterJobDefinitionRequest =
                 parse_and_validate(&body).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert_eq!(format!("{}.json", def.job_definition_name), path.file_name().unwrap().to_string_lossy());
+            assert_eq!(
+                format!("{}.json", def.job_definition_name),
+                path.file_name().unwrap().to_string_lossy()
+            );
             n += 1;
         }
     }
