@@ -2,10 +2,11 @@
 //! (two node types), two queues, and 100,000 RUNNABLE jobs of a handful of
 //! shapes (single-node and gang) waiting behind the running ones.
 //!
-//! Shared by `benches/schedule_pass.rs` and `examples/pass_latency.rs`.
+//! Shared by `benches/schedule_pass.rs`, `examples/pass_latency.rs` and
+//! `shoal bench scheduler`. Not part of the scheduling API.
 #![allow(dead_code)]
 
-use shoal_core::*;
+use crate::*;
 
 /// Deterministic pseudo-random numbers (xorshift64*).
 pub struct Rng(pub u64);
