@@ -99,7 +99,7 @@ fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
     );
 
     // Each node of a gang sees a 96 MiB /dev/shm and the AWS Batch variables.
-    let env = "df -m /dev/shm | tail -1; hostname -I; env | grep ^AWS_BATCH_ | sort";
+    let env = "df -m /dev/shm | tail -1; hostname -I; env | grep ^AWS_BATCH_ | sort; b=${AWS_BATCH_JOB_ID%#*}; if [ \"$AWS_BATCH_JOB_NODE_INDEX\" = 0 ]; then i=0; while [ ! -e /tmp/$b.done ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; rm -f /tmp/$b.done; else touch /tmp/$b.done; fi";
     aws(
         "registerjobdefinition",
         json!({ "jobDefinitionName": "env", "type": "multinode",

@@ -224,7 +224,7 @@ fn a_multinode_job_runs_one_task_per_node_with_the_gang_variables() {
     );
     c.register(json!({ "jobDefinitionName": "mn", "type": "multinode",
         "nodeProperties": { "numNodes": 2, "mainNode": 0, "nodeRangeProperties": [
-          { "targetNodes": "0:", "container": { "command": ["sh", "-c", "df -m /dev/shm; env | grep -E '^(AWS_BATCH|SHOAL_NODE)' | sort; cat $SHOAL_HOSTFILE"],
+          { "targetNodes": "0:", "container": { "command": ["sh", "-c", "df -m /dev/shm; env | grep -E '^(AWS_BATCH|SHOAL_NODE)' | sort; cat $SHOAL_HOSTFILE; b=${AWS_BATCH_JOB_ID%#*}; if [ \"$AWS_BATCH_JOB_NODE_INDEX\" = 0 ]; then i=0; while [ ! -e /tmp/$b.done ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; rm -f /tmp/$b.done; else touch /tmp/$b.done; fi"],
             "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"256"}],
             "linuxParameters": { "sharedMemorySize": 96 } } } ] } }));
     let id = c.submit("mn", "mn");
