@@ -99,16 +99,13 @@ fn throughput(b: ThroughputBench) -> Result<i32> {
         }
     };
     let client = Client::new(&endpoint)?;
-    // Wait for the workers to register.
-    let mut delay = std::time::Duration::from_millis(10);
-    for _ in 0..300 {
-        let v: Value = client.shoal("listnodes", &json!({}))?;
-        if v["nodes"].as_array().is_some_and(|a| !a.is_empty()) {
-            break;
-        }
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(std::time::Duration::from_millis(200));
-    }
+    // Every node of a cluster we started; at least one of a given cluster.
+    let want = if b.endpoint.is_some() {
+        1
+    } else {
+        b.nodes as usize
+    };
+    crate::local_cluster::wait_nodes(&client, want)?;
     let _: Value = client.aws(
         "registerjobdefinition",
         &json!({ "jobDefinitionName": "bench-true", "type": "container",

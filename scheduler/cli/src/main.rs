@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod commands;
 mod export;
+mod local_cluster;
 mod md_bench;
 mod osu_bench;
 mod pass_bench;

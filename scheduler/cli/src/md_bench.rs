@@ -4,7 +4,8 @@
 
 use crate::client::Client;
 use crate::commands::{fetch_log, wait_for};
-use crate::osu_bench::{fmt, wait_nodes};
+use crate::local_cluster::with_cluster;
+use crate::osu_bench::fmt;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
@@ -94,28 +95,13 @@ pub fn run(b: MdBench) -> Result<i32> {
         }
     };
     let max_ranks = *b.ranks.iter().max().unwrap_or(&2);
-    let mut cluster = None;
-    let endpoint = match &b.endpoint {
-        Some(e) => e.clone(),
-        None => {
-            eprintln!("starting a local 1-node cluster with {max_ranks} vCPUs …");
-            let c = shoal_worker::cluster::Cluster::up(&shoal_worker::cluster::ClusterConfig {
-                nodes: 1,
-                cpus_per_node: max_ranks,
-                memory_mib: None,
-                dir: dir.join("cluster"),
-                subnet: None,
-                shoal: std::env::current_exe()?,
-            })?;
-            let e = c.endpoint.clone();
-            cluster = Some(c);
-            e
-        }
-    };
-    let result = run_on(&b, &endpoint, &md, &input, &vars, max_ranks);
-    if let Some(mut c) = cluster {
-        c.down();
-    }
+    let result = with_cluster(
+        b.endpoint.as_deref(),
+        1,
+        max_ranks,
+        &dir.join("cluster"),
+        |endpoint| run_on(&b, endpoint, &md, &input, &vars, max_ranks),
+    );
     let _ = std::fs::remove_dir_all(&dir);
     let results = result?;
     print_table(&results);
@@ -140,7 +126,6 @@ fn run_on(
     vcpus: u32,
 ) -> Result<Vec<Value>> {
     let client = Client::new(endpoint)?;
-    wait_nodes(&client, 1)?;
     for def in DEFINITIONS {
         let mut body: Value = serde_json::from_str(def)?;
         body["containerProperties"]["resourceRequirements"][0]["value"] = json!(vcpus.to_string());

@@ -4,6 +4,7 @@
 
 use crate::client::Client;
 use crate::commands::{fetch_log, wait_for};
+use crate::local_cluster::with_cluster;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -144,30 +145,10 @@ pub fn run(b: OsuBench) -> Result<i32> {
     let mut rows = Vec::new();
     for (nodes, transports) in &phases {
         let dir = std::env::temp_dir().join(format!("shoal-osu-{}-{nodes}", std::process::id()));
-        let mut cluster = None;
-        let endpoint = match &b.endpoint {
-            Some(e) => e.clone(),
-            None => {
-                eprintln!("starting a local {nodes}-node cluster …");
-                let c =
-                    shoal_worker::cluster::Cluster::up(&shoal_worker::cluster::ClusterConfig {
-                        nodes: *nodes,
-                        cpus_per_node: if *nodes == 1 { 2 } else { 1 },
-                        memory_mib: None,
-                        dir: dir.clone(),
-                        subnet: None,
-                        shoal: std::env::current_exe()?,
-                    })?;
-                let e = c.endpoint.clone();
-                cluster = Some(c);
-                e
-            }
-        };
-        let result = run_on(&b, &endpoint, &osu, transports, *nodes);
-        if let Some(mut c) = cluster {
-            c.down();
-            let _ = std::fs::remove_dir_all(&dir);
-        }
+        let cpus = if *nodes == 1 { 2 } else { 1 };
+        let result = with_cluster(b.endpoint.as_deref(), *nodes, cpus, &dir, |endpoint| {
+            run_on(&b, endpoint, &osu, transports, *nodes)
+        });
         rows.extend(result?);
     }
     let floor = floor_rows(&b, &osu)?;
@@ -185,24 +166,6 @@ pub fn run(b: OsuBench) -> Result<i32> {
     Ok(0)
 }
 
-pub(crate) fn wait_nodes(client: &Client, n: usize) -> Result<()> {
-    let mut delay = std::time::Duration::from_millis(10);
-    for _ in 0..300 {
-        let v: Value = client.shoal("listnodes", &json!({}))?;
-        if v["nodes"]
-            .as_array()
-            .map(|a| a.iter().filter(|x| x["state"] != "DOWN").count())
-            .unwrap_or(0)
-            >= n
-        {
-            return Ok(());
-        }
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(std::time::Duration::from_millis(200));
-    }
-    bail!("the cluster's workers did not register")
-}
-
 fn run_on(
     b: &OsuBench,
     endpoint: &str,
@@ -211,7 +174,6 @@ fn run_on(
     nodes: u32,
 ) -> Result<Vec<Row>> {
     let client = Client::new(endpoint)?;
-    wait_nodes(&client, nodes as usize)?;
     for (_, def) in DEFINITIONS {
         let body: Value = serde_json::from_str(def)?;
         let _: Value = client.aws("registerjobdefinition", &body)?;

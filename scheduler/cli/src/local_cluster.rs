@@ -1,0 +1,61 @@
+//! Running a benchmark on a cluster: the one given with `--endpoint`, or a
+//! local one started for the run and removed after it.
+
+use crate::client::Client;
+use anyhow::{bail, Result};
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// Wait (bounded) until `n` workers are registered and not DOWN.
+pub fn wait_nodes(client: &Client, n: usize) -> Result<()> {
+    let mut delay = std::time::Duration::from_millis(10);
+    for _ in 0..300 {
+        let v: Value = client.shoal("listnodes", &json!({}))?;
+        let up = v["nodes"]
+            .as_array()
+            .map(|a| a.iter().filter(|x| x["state"] != "DOWN").count())
+            .unwrap_or(0);
+        if up >= n {
+            return Ok(());
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(std::time::Duration::from_millis(200));
+    }
+    bail!("the cluster's workers did not register")
+}
+
+/// Run `f` with the endpoint of `endpoint`'s cluster, or of a local cluster
+/// of `nodes` × `cpus` made in `dir` (removed afterwards, with `dir`), once
+/// `nodes` workers are up.
+pub fn with_cluster<T>(
+    endpoint: Option<&str>,
+    nodes: u32,
+    cpus: u32,
+    dir: &Path,
+    f: impl FnOnce(&str) -> Result<T>,
+) -> Result<T> {
+    let mut cluster = None;
+    let url = match endpoint {
+        Some(e) => e.to_string(),
+        None => {
+            eprintln!("starting a local {nodes}-node cluster ({cpus} vCPUs per node) …");
+            let c = shoal_worker::cluster::Cluster::up(&shoal_worker::cluster::ClusterConfig {
+                nodes,
+                cpus_per_node: cpus,
+                memory_mib: None,
+                dir: dir.to_path_buf(),
+                subnet: None,
+                shoal: std::env::current_exe()?,
+            })?;
+            let url = c.endpoint.clone();
+            cluster = Some(c);
+            url
+        }
+    };
+    let result = wait_nodes(&Client::new(&url)?, nodes as usize).and_then(|()| f(&url));
+    if let Some(mut c) = cluster {
+        c.down();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
