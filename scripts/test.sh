@@ -8,11 +8,20 @@ scripts/install-deps.sh
 export PATH="$root/.venv/bin:$PATH"
 cargo build --release --workspace --bins
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+# The fault and fuzz tests append their figures here (one line each).
+export SHOAL_FIGURES="$(mktemp)"
+trap 'rm -f "$log" "$SHOAL_FIGURES"' EXIT
 set +e
 cargo test --release --workspace 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+# The trust figures on one line, in a fixed order; a missing one says so.
+faults=""
+for key in storm gang outage disk fuzz leaks; do
+  line="$(grep -m1 "^$key " "$SHOAL_FIGURES" || echo "$key: not run")"
+  faults="${faults:+$faults; }$line"
+done
+echo "faults: $faults"
 # One closing line for the whole run: the sum of every test binary's result.
 awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
 exit "$status"

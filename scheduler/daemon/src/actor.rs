@@ -124,7 +124,10 @@ fn run(
             }
             Err(e) => {
                 tracing::error!("commit failed, reloading state: {e}");
-                let msg = format!("the scheduler could not store the change ({e}); nothing was acknowledged, retry later");
+                let msg = format!(
+                    "the scheduler could not store the change ({}); nothing was acknowledged, retry later",
+                    error_chain(&e)
+                );
                 for (_, reply) in calls {
                     let _ = reply.send(Err(ApiError::Server(msg.clone())));
                 }
@@ -141,4 +144,20 @@ fn run(
             return;
         }
     }
+}
+
+/// An error with its causes, `outer: inner: innermost`, so that a client
+/// reads the cause (e.g. "database or disk is full").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cause = c.source();
+    }
+    out
 }

@@ -84,3 +84,20 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+pub mod local;
+
+/// Report a measured figure: printed, and appended to the file named by
+/// `SHOAL_FIGURES` (scripts/test.sh gathers them into its summary line).
+pub fn figure(line: &str) {
+    println!("figure: {line}");
+    if let Ok(path) = std::env::var("SHOAL_FIGURES") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
