@@ -341,6 +341,9 @@ impl Cluster {
                     if root {
                         cmd.args(["--netns", &format!("shoal{id}n{i}")]);
                     }
+                    // A personal cluster: its operator is the user who started
+                    // it, so definitions may ask for root (they still must ask).
+                    cmd.arg("--allow-root-jobs");
                     cmd.args(["--scheduler", &endpoint, "--name", &format!("node{i}")])
                         .args(["--cpuset", &cpuset, "--address", &address, "--state"])
                         .arg(dir.join(format!("node{i}")));

@@ -158,6 +158,10 @@ impl Isolation {
                     nix::unistd::setgroups(&[nix::unistd::Gid::from_raw(g)]).map_err(io)?;
                     nix::unistd::setgid(nix::unistd::Gid::from_raw(g)).map_err(io)?;
                     nix::unistd::setuid(nix::unistd::Uid::from_raw(u)).map_err(io)?;
+                    // A change of credentials clears the parent-death signal:
+                    // set it again, or a task would outlive a killed worker.
+                    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                        .map_err(io)?;
                 }
                 Ok(())
             });

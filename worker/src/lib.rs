@@ -11,6 +11,7 @@ pub mod capacity;
 pub mod cgroup;
 pub mod cluster;
 pub mod isolate;
+pub mod policy;
 pub mod task;
 pub mod worker;
 

@@ -1,7 +1,8 @@
 //! Running one task: one node of one attempt of a job.
 
 use crate::cgroup::{Cgroups, TaskCgroup};
-use crate::isolate::{lookup_user, BindMount, Isolation, TmpfsMount};
+use crate::isolate::{BindMount, Isolation, TmpfsMount};
+use crate::policy::{JobPolicy, RunAs};
 use shoal_model::wire::{StartTask, TaskEvent, TaskRef, TaskReport};
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
@@ -37,6 +38,10 @@ pub struct Tasks {
     reports: Sender<TaskReport>,
     /// The network interface holding the worker's address (for MPI).
     pub interface: Option<String>,
+    /// What jobs may ask of this node (user, volumes, devices).
+    pub policy: JobPolicy,
+    /// This node's name (for messages).
+    pub node: String,
 }
 
 /// A running task.
@@ -50,6 +55,8 @@ struct Running {
     cpus: Vec<u32>,
     /// Its directory.
     dir: PathBuf,
+    /// Its user (None: the worker's).
+    user: RunAs,
 }
 
 /// A file-name-safe form of a task id.
@@ -76,6 +83,8 @@ impl Tasks {
         cpus: &[u32],
         reports: Sender<TaskReport>,
         interface: Option<String>,
+        policy: JobPolicy,
+        node: String,
     ) -> Arc<Tasks> {
         Arc::new(Tasks {
             dir,
@@ -85,6 +94,8 @@ impl Tasks {
             started: std::sync::Condvar::new(),
             reports,
             interface,
+            policy,
+            node,
         })
     }
 
@@ -247,7 +258,7 @@ impl Tasks {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err_log));
-        let (procs, cpus) = (r.cgroup_procs.clone(), r.cpus.clone());
+        let (procs, cpus, user) = (r.cgroup_procs.clone(), r.cpus.clone(), r.user);
         // SAFETY: system calls only, on descriptors opened before the fork.
         unsafe {
             use std::os::unix::process::CommandExt;
@@ -274,6 +285,15 @@ impl Tasks {
                     let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
                 }
                 nix::sched::setns(&mnt, nix::sched::CloneFlags::CLONE_NEWNS).map_err(io)?;
+                // The launch agent's command runs as the task does.
+                if let Some((u, g)) = user {
+                    nix::unistd::setgroups(&[nix::unistd::Gid::from_raw(g)]).map_err(io)?;
+                    nix::unistd::setgid(nix::unistd::Gid::from_raw(g)).map_err(io)?;
+                    nix::unistd::setuid(nix::unistd::Uid::from_raw(u)).map_err(io)?;
+                    // Cleared by the change of credentials: set it again.
+                    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                        .map_err(io)?;
+                }
                 Ok(())
             });
         }
@@ -333,10 +353,38 @@ impl Tasks {
                 "the job has no command; set containerProperties.command".into(),
             );
         };
-        let user = match order.user.as_deref().map(lookup_user).transpose() {
+        let root = nix::unistd::geteuid().is_root();
+        let user = match self
+            .policy
+            .run_as(order.user.as_deref(), root, &self.node)
+            .and_then(|u| {
+                let volumes = order
+                    .volumes
+                    .iter()
+                    .filter_map(|v| v.host.as_ref()?.source_path.as_deref());
+                self.policy.check_volumes(volumes, &self.node)?;
+                let lp = order.linux_parameters.as_ref();
+                let devices = lp
+                    .into_iter()
+                    .flat_map(|l| l.devices.iter().map(|d| d.host_path.as_str()));
+                self.policy.check_devices(devices, &self.node)?;
+                Ok(u)
+            }) {
             Ok(u) => u,
-            Err(e) => return self.fail(&task, e),
+            Err(e) => {
+                let _ = writeln!(log, "shoal: {e}");
+                return self.fail(&task, e);
+            }
         };
+        // The job owns its directory (its working directory), not the files
+        // the worker keeps there.
+        if let Some((uid, gid)) = user {
+            let _ = nix::unistd::chown(
+                &dir,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            );
+        }
         if let Some(w) = self.cgroups.warning() {
             let _ = writeln!(log, "{w}");
         }
@@ -406,8 +454,15 @@ impl Tasks {
                 cmd.env(k, v);
             }
         }
-        cmd.env("HOME", std::env::var("HOME").unwrap_or_else(|_| "/".into()));
-        if nix::unistd::geteuid().is_root() {
+        let home = match user {
+            Some((uid, _)) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map(|u| u.dir.to_string_lossy().into_owned()),
+            None => std::env::var("HOME").ok(),
+        };
+        cmd.env("HOME", home.unwrap_or_else(|| "/".into()));
+        if user.is_some_and(|(uid, _)| uid == 0) || (user.is_none() && root) {
             cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
                 .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
         }
@@ -457,6 +512,7 @@ impl Tasks {
             cgroup_procs: cgroup.procs_files(),
             cpus: cpus.clone(),
             dir: dir.clone(),
+            user,
         };
         self.running
             .lock()

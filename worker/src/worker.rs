@@ -37,6 +37,8 @@ pub struct WorkerConfig {
     pub state_dir: PathBuf,
     /// Join this network namespace (`/run/netns/NAME`) first.
     pub netns: Option<String>,
+    /// What jobs may ask of this node.
+    pub policy: crate::policy::JobPolicy,
 }
 
 struct Conn {
@@ -184,6 +186,10 @@ fn serve(tasks: Arc<Tasks>, dir: PathBuf, address: &str, port: u16) -> Result<u1
 
 /// Run the worker until the process is stopped.
 pub fn run(config: WorkerConfig) -> Result<(), Error> {
+    config
+        .policy
+        .check(nix::unistd::geteuid().is_root())
+        .map_err(Error::Config)?;
     if let Some(ns) = &config.netns {
         // Before any thread exists: threads inherit the namespace. Unlike
         // `ip netns exec`, this keeps the host's /sys (and its cgroups).
@@ -244,7 +250,15 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
     }
     let (tx, rx) = mpsc::channel::<TaskReport>();
     let interface = interface_of(&config.address);
-    let tasks = Tasks::new(tasks_dir.clone(), cgroups, &cpus, tx, interface);
+    let tasks = Tasks::new(
+        tasks_dir.clone(),
+        cgroups,
+        &cpus,
+        tx,
+        interface,
+        config.policy.clone(),
+        config.name.clone(),
+    );
     let port = serve(tasks.clone(), tasks_dir, &config.address, config.port)?;
     {
         let tasks = tasks.clone();

@@ -59,3 +59,27 @@ pub fn with_cluster<T>(
     }
     result
 }
+
+/// Make a benchmark's job definition run as the user running the benchmark
+/// (its binaries are that user's build): `user` goes into every container.
+/// Workers refuse root unless the definition asks, so a root benchmark asks,
+/// and a local cluster (`--allow-root-jobs`) lets it.
+pub fn run_as_me(definition: &mut Value) {
+    let uid = nix::unistd::getuid();
+    let me = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string());
+    if let Some(c) = definition.get_mut("containerProperties") {
+        c["user"] = json!(me);
+    }
+    if let Some(ranges) = definition
+        .pointer_mut("/nodeProperties/nodeRangeProperties")
+        .and_then(Value::as_array_mut)
+    {
+        for r in ranges {
+            r["container"]["user"] = json!(me);
+        }
+    }
+}

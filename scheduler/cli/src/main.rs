@@ -194,6 +194,21 @@ struct WorkerArgs {
     /// The address other nodes reach this one at.
     #[arg(long, default_value = "127.0.0.1")]
     address: String,
+    /// Run a job as root when its definition asks for it (`user`: root).
+    /// Without this, such jobs fail with a reason saying so.
+    #[arg(long)]
+    allow_root_jobs: bool,
+    /// The user of jobs whose definition names none (default: nobody when
+    /// the worker is root; never root).
+    #[arg(long)]
+    job_user: Option<String>,
+    /// A host directory job volumes may come from (repeat for more);
+    /// volumes elsewhere are refused.
+    #[arg(long, value_name = "DIR")]
+    allow_volume: Vec<PathBuf>,
+    /// A device jobs may name in linuxParameters.devices (repeat for more).
+    #[arg(long, value_name = "PATH")]
+    allow_device: Vec<PathBuf>,
     /// Port of the worker's log server (0: any free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -302,6 +317,12 @@ fn run(cli: Cli) -> Result<i32> {
                 port: a.port,
                 state_dir: a.state,
                 netns: a.netns,
+                policy: shoal_worker::policy::JobPolicy {
+                    allow_root: a.allow_root_jobs,
+                    job_user: a.job_user,
+                    volumes: a.allow_volume,
+                    devices: a.allow_device,
+                },
             };
             shoal_worker::run(config)?;
             Ok(0)

@@ -129,6 +129,7 @@ fn run_on(
     for def in DEFINITIONS {
         let mut body: Value = serde_json::from_str(def)?;
         body["containerProperties"]["resourceRequirements"][0]["value"] = json!(vcpus.to_string());
+        crate::local_cluster::run_as_me(&mut body);
         let _: Value = client.aws("registerjobdefinition", &body)?;
     }
     // Serial once; each transport for 2+ ranks. One job at a time.

@@ -22,12 +22,20 @@ fn node(cmd: &[&str], shm: i32) -> Value {
             "linuxParameters": { "sharedMemorySize": shm } })
 }
 
+/// An MPI job across two nodes. It runs as the user running the test (who
+/// built the binaries mpirun's launch agent runs): a root test run asks for
+/// root, which `cluster up`'s workers allow (`--allow-root-jobs`).
 fn mpi_def(name: &str, shm: i32) -> Value {
-    let main = "mpirun --mca pml ob1 --mca btl self,tcp -np 2 --hostfile $SHOAL_HOSTFILE sh -c 'echo rank $OMPI_COMM_WORLD_RANK on $(hostname -I)'";
-    json!({ "jobDefinitionName": name, "type": "multinode",
+    let main = "mpirun --mca pml ob1 --mca btl self,tcp -np 2 --hostfile $SHOAL_HOSTFILE sh -c 'echo rank $OMPI_COMM_WORLD_RANK on $(hostname -I) as $(id -u)'";
+    let me = nix::unistd::getuid().to_string();
+    let mut def = json!({ "jobDefinitionName": name, "type": "multinode",
             "nodeProperties": { "numNodes": 2, "mainNode": 0, "nodeRangeProperties": [
               { "targetNodes": "0", "container": node(&["sh", "-c", main], shm) },
-              { "targetNodes": "1", "container": node(&["sleep", "infinity"], shm) } ] } })
+              { "targetNodes": "1", "container": node(&["sleep", "infinity"], shm) } ] } });
+    for r in 0..2 {
+        def["nodeProperties"]["nodeRangeProperties"][r]["container"]["user"] = json!(me);
+    }
+    def
 }
 
 #[test]
@@ -89,13 +97,23 @@ fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
     let logs = String::from_utf8_lossy(&logs.stdout).to_string();
     let addrs: std::collections::BTreeSet<&str> = logs
         .lines()
-        .filter_map(|l| l.split(" on ").nth(1))
+        .filter_map(|l| l.split(" on ").nth(1)?.split(" as ").next())
         .map(str::trim)
         .collect();
     assert_eq!(
         addrs.len(),
         2,
         "two ranks on two distinct node addresses: {logs}"
+    );
+    // Both ranks, the remote one started through the launch agent too, run
+    // as the definition's user.
+    let as_user = format!(" as {}", nix::unistd::getuid());
+    assert_eq!(
+        logs.lines()
+            .filter(|l| l.starts_with("rank ") && l.trim_end().ends_with(&as_user))
+            .count(),
+        2,
+        "{logs}"
     );
 
     // Each node of a gang sees a 96 MiB /dev/shm and the AWS Batch variables.

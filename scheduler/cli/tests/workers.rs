@@ -244,10 +244,14 @@ fn an_unprivileged_worker_gives_jobs_a_private_dev_shm_through_a_user_namespace(
 
 #[test]
 fn tmpfs_mounts_and_volumes_are_mounted_in_the_jobs_namespace() {
-    let c = Cluster::start(&["n1"]);
+    let mut c = Cluster::start(&[]);
     let host = c.dir.path().join("data");
     std::fs::create_dir_all(&host).unwrap();
+    c.add_worker_with("n1", &[], &["--allow-volume", host.to_str().unwrap()]);
     std::fs::write(host.join("input.txt"), "from the host\n").unwrap();
+    // Writable by the job's user (nobody): only the read-only mount stops it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o777)).unwrap();
     // Shoal runs host processes: a missing mount point is created on the
     // host (empty), so the test uses its own directories.
     let scratch = c.dir.path().join("scratch");
@@ -280,6 +284,100 @@ fn tmpfs_mounts_and_volumes_are_mounted_in_the_jobs_namespace() {
         !std::path::Path::new("/data").exists() || std::fs::read_dir("/data").is_ok(),
         "nothing mounted on the host"
     );
+}
+
+#[test]
+fn volumes_and_devices_outside_the_operators_allow_list_are_refused() {
+    let mut c = Cluster::start(&[]);
+    let allowed = c.dir.path().join("allowed");
+    let secret = c.dir.path().join("secret");
+    std::fs::create_dir_all(&allowed).unwrap();
+    std::fs::create_dir_all(&secret).unwrap();
+    std::os::unix::fs::symlink(&secret, allowed.join("escape")).unwrap();
+    c.add_worker_with(
+        "n1",
+        &[],
+        &[
+            "--allow-volume",
+            allowed.to_str().unwrap(),
+            "--allow-device",
+            "/dev/null",
+        ],
+    );
+    let def = |name: &str, source: &std::path::Path, device: &str| {
+        json!({ "jobDefinitionName": name, "type": "container",
+            "containerProperties": { "command": ["true"],
+              "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"64"}],
+              "linuxParameters": { "devices": [{ "hostPath": device }] },
+              "volumes": [{ "name": "v", "host": { "sourcePath": source.to_str().unwrap() } }],
+              "mountPoints": [{ "sourceVolume": "v", "containerPath": "/mnt", "readOnly": true }] } })
+    };
+    c.register(def("inside", &allowed, "/dev/null"));
+    c.register(def("outside", &secret, "/dev/null"));
+    c.register(def("symlink", &allowed.join("escape"), "/dev/null"));
+    c.register(def("device", &allowed, "/dev/mem"));
+    let ok = c.submit("inside", "inside");
+    assert_eq!(c.wait_done(&ok)["status"], "SUCCEEDED");
+    for (name, flag) in [
+        ("outside", "--allow-volume"),
+        ("symlink", "--allow-volume"),
+        ("device", "--allow-device"),
+    ] {
+        let id = c.submit(name, name);
+        let j = c.wait_done(&id);
+        assert_eq!(j["status"], "FAILED", "{name}: {j}");
+        let reason = j["attempts"][0]["statusReason"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            reason.contains("allow-list") && reason.contains(flag),
+            "{name}: the reason says why and what to do: {j}"
+        );
+    }
+}
+
+#[test]
+fn jobs_run_as_nobody_by_default_and_as_root_only_when_asked_and_allowed() {
+    let mut c = Cluster::start(&["plain"]);
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("user nobody exists")
+        .uid
+        .to_string();
+    c.register(sh_def("anyone", "id -u", 8));
+    let mut root = sh_def("root", "id -u", 8);
+    root["containerProperties"]["user"] = json!("root");
+    c.register(root);
+    // A definition without a user does not get root.
+    let id = c.submit("anyone", "anyone");
+    assert_eq!(c.wait_done(&id)["status"], "SUCCEEDED");
+    assert_eq!(c.logs(&id).trim(), nobody);
+    // Asking for root is not enough without the operator's consent.
+    let id = c.submit("root", "root");
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "FAILED", "{j}");
+    let reason = j["attempts"][0]["statusReason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("--allow-root-jobs"), "{j}");
+    // With it (a worker that allows root), the job runs as root.
+    c.kill_worker("plain");
+    c.wait_for("node plain to be DOWN", || {
+        c.shoal("listnodes", json!({}))["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["name"] == "plain" && n["state"] == "DOWN")
+    });
+    c.add_worker_with("rooty", &[], &["--allow-root-jobs"]);
+    let id = c.submit("root", "root");
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "SUCCEEDED", "{j}");
+    assert_eq!(c.logs(&id).trim(), "0");
+    // ... and still not when the definition does not ask.
+    let id = c.submit("anyone", "anyone");
+    assert_eq!(c.wait_done(&id)["status"], "SUCCEEDED");
+    assert_eq!(c.logs(&id).trim(), nobody);
 }
 
 #[test]

@@ -32,6 +32,10 @@ impl Cluster {
         endpoint: String,
         workers: &[&str],
     ) -> Cluster {
+        // Jobs run as `nobody` unless their definition names a user: they
+        // must be able to reach their task directory (hostfile, cwd).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut c = Cluster {
             endpoint,
             dir,
@@ -51,6 +55,11 @@ impl Cluster {
 
     /// Start a worker, its command line prefixed by `prefix` (e.g. setpriv).
     pub fn add_worker_as(&mut self, name: &str, prefix: &[&str]) {
+        self.add_worker_with(name, prefix, &[]);
+    }
+
+    /// Start a worker with extra arguments (e.g. `--allow-root-jobs`).
+    pub fn add_worker_with(&mut self, name: &str, prefix: &[&str], extra: &[&str]) {
         let state = self.dir.path().join(name);
         std::fs::create_dir_all(&state).unwrap();
         let mut cmd = match prefix.split_first() {
@@ -75,6 +84,7 @@ impl Cluster {
                 "--state",
             ])
             .arg(&state)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
