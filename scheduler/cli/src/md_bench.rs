@@ -100,7 +100,7 @@ pub fn run(b: MdBench) -> Result<i32> {
         1,
         max_ranks,
         &dir.join("cluster"),
-        |endpoint| run_on(&b, endpoint, &md, &input, &vars, max_ranks),
+        |client| run_on(&b, client, &md, &input, &vars, max_ranks),
     );
     let _ = std::fs::remove_dir_all(&dir);
     let results = result?;
@@ -119,13 +119,12 @@ pub fn run(b: MdBench) -> Result<i32> {
 
 fn run_on(
     b: &MdBench,
-    endpoint: &str,
+    client: &Client,
     md: &Path,
     input: &Path,
     vars: &str,
     vcpus: u32,
 ) -> Result<Vec<Value>> {
-    let client = Client::new(endpoint)?;
     for def in DEFINITIONS {
         let mut body: Value = serde_json::from_str(def)?;
         body["containerProperties"]["resourceRequirements"][0]["value"] = json!(vcpus.to_string());

@@ -146,8 +146,8 @@ pub fn run(b: OsuBench) -> Result<i32> {
     for (nodes, transports) in &phases {
         let dir = std::env::temp_dir().join(format!("shoal-osu-{}-{nodes}", std::process::id()));
         let cpus = if *nodes == 1 { 2 } else { 1 };
-        let result = with_cluster(b.endpoint.as_deref(), *nodes, cpus, &dir, |endpoint| {
-            run_on(&b, endpoint, &osu, transports, *nodes)
+        let result = with_cluster(b.endpoint.as_deref(), *nodes, cpus, &dir, |client| {
+            run_on(&b, client, &osu, transports, *nodes)
         });
         rows.extend(result?);
     }
@@ -168,12 +168,11 @@ pub fn run(b: OsuBench) -> Result<i32> {
 
 fn run_on(
     b: &OsuBench,
-    endpoint: &str,
+    client: &Client,
     osu: &Path,
     transports: &[String],
     nodes: u32,
 ) -> Result<Vec<Row>> {
-    let client = Client::new(endpoint)?;
     for (_, def) in DEFINITIONS {
         let body: Value = serde_json::from_str(def)?;
         let _: Value = client.aws("registerjobdefinition", &body)?;
