@@ -160,8 +160,8 @@ fn run_on(
             &json!({ "jobName": format!("md-{t}-{ranks}"), "jobQueue": "default", "jobDefinition": def, "parameters": params }),
         )?;
         let id = v["jobId"].as_str().unwrap_or_default().to_string();
-        let job = wait_for(&client, &id)?;
-        let log = String::from_utf8_lossy(&fetch_log(&client, &id, 0)?).to_string();
+        let job = wait_for(client, &id)?;
+        let log = String::from_utf8_lossy(&fetch_log(client, &id, 0)?).to_string();
         if job["status"] != "SUCCEEDED" {
             bar.finish_and_clear();
             bail!(

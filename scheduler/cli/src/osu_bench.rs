@@ -233,13 +233,13 @@ fn run_on(
             &json!({ "jobName": format!("{def}-{bench}"), "jobQueue": "default", "jobDefinition": def, "parameters": params }),
         )?;
         let id = v["jobId"].as_str().unwrap_or_default().to_string();
-        let job = wait_for(&client, &id)?;
+        let job = wait_for(client, &id)?;
         let log_id = if nodes == 2 {
             format!("{id}#0")
         } else {
             id.clone()
         };
-        let text = String::from_utf8_lossy(&fetch_log(&client, &log_id, 0)?).to_string();
+        let text = String::from_utf8_lossy(&fetch_log(client, &log_id, 0)?).to_string();
         if job["status"] != "SUCCEEDED" {
             bar.finish_and_clear();
             bail!(
