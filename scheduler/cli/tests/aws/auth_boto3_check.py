@@ -3,10 +3,16 @@
 Usage: python3 auth_boto3_check.py ENDPOINT ACCESS_KEY_ID SECRET
 Prints one line per check; exits non-zero at the first failure.
 """
+import json
 import sys
+import urllib.error
+import urllib.request
 
 import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 endpoint, key_id, secret = sys.argv[1:4]
@@ -67,5 +73,33 @@ check("right keys, other region, session token", any(x["jobQueueName"] == "defau
 
 refused("wrong secret", batch(key_id, secret + "x"), "InvalidSignatureException")
 refused("unknown access key", batch("AKIDUNKNOWN", secret), "UnrecognizedClientException")
+
+
+
+def raw(path, key=None, sec=None, headers=None, body=b"{}"):
+    """POST with urllib, signed by botocore's own SigV4Auth when key is given."""
+    req = AWSRequest(method="POST", url=endpoint + path, data=body, headers=headers or {})
+    if key:
+        SigV4Auth(Credentials(key, sec), "batch", "us-west-2").add_auth(req)
+    p = req.prepare()
+    r = urllib.request.Request(p.url, data=body, headers=dict(p.headers), method="POST")
+    try:
+        with urllib.request.urlopen(r) as resp:
+            return resp.status, json.loads(resp.read() or b"null"), resp.headers
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null"), e.headers
+
+
+# botocore's signer on what the Batch client never sends: a query string
+# (sorted, percent-encoded) and a signed header with runs of spaces.
+status, body, _ = raw("/v1/describejobqueues?b=2&a=x%20y&a=1", key_id, secret,
+                      headers={"X-Shoal-Note": "a   b  c", "Content-Type": "application/json"})
+check("botocore SigV4Auth with a query and spaced header", status == 200, (status, body))
+status, body, _ = raw("/v1/describejobqueues?b=2", key_id, secret)
+check("botocore SigV4Auth, region us-west-2 in the scope", status == 200, (status, body))
+status, body, h = raw("/v1/submitjob", body=b'{"jobName":"x","jobQueue":"default","jobDefinition":"signed"}')
+check("unsigned raw POST -> UnrecognizedClientException 403",
+      status == 403 and body.get("__type") == "UnrecognizedClientException"
+      and h.get("x-amzn-errortype") == "UnrecognizedClientException", (status, body))
 
 print(f"boto3 authentication: {passed} checks passed")
