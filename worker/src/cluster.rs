@@ -134,6 +134,9 @@ pub fn down(dir: &Path) -> Result<(), Error> {
 pub struct Cluster {
     /// The scheduler's URL.
     pub endpoint: String,
+    /// The scheduler's credentials file (`DIR/credentials`, a fresh random
+    /// key per `up`): clients sign their requests with its key.
+    pub credentials: PathBuf,
     record: Arc<Mutex<Record>>,
     dir: PathBuf,
     scheduler: Option<Child>,
@@ -217,6 +220,7 @@ impl Cluster {
         let octet = c.subnet.unwrap_or(((std::process::id() % 200) + 20) as u8);
         let mut cluster = Cluster {
             endpoint: String::new(),
+            credentials: write_credentials(&c.dir)?,
             record: Arc::new(Mutex::new(Record {
                 pid: std::process::id(),
                 ..Record::default()
@@ -298,6 +302,8 @@ impl Cluster {
                     "--state",
                 ])
                 .arg(c.dir.join("scheduler"))
+                .arg("--credentials")
+                .arg(&cluster.credentials)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::from(log_file(&c.dir, "scheduler.log")?))
                 .spawn()
@@ -406,4 +412,36 @@ impl Drop for Cluster {
 
 fn log_file(dir: &Path, name: &str) -> Result<std::fs::File, Error> {
     std::fs::File::create(dir.join(name)).map_err(crate::io(format!("cannot create {name}")))
+}
+
+/// Write `DIR/credentials` (mode 0600) with one fresh random access key
+/// for the cluster's scheduler, replacing any earlier one.
+fn write_credentials(dir: &Path) -> Result<PathBuf, Error> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut random = [0u8; 28];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut random))
+        .map_err(crate::io("cannot read /dev/urandom for the cluster's key"))?;
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let (id, secret) = hex.split_at(16);
+    let path = dir.join("credentials");
+    let _ = std::fs::remove_file(&path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| {
+            writeln!(
+                f,
+                "# The access key of the `shoal cluster up` scheduler in this directory.\n\
+                 # Use it with SHOAL_CREDENTIALS={}, or as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.\n\
+                 SHOAL{} {secret}",
+                path.display(),
+                id.to_ascii_uppercase()
+            )
+        })
+        .map_err(crate::io(format!("cannot write {}", path.display())))?;
+    Ok(path)
 }

@@ -82,8 +82,8 @@ pub fn run(cmd: BenchCommand) -> Result<i32> {
 fn throughput(b: ThroughputBench) -> Result<i32> {
     let dir = std::env::temp_dir().join(format!("shoal-throughput-{}", std::process::id()));
     let mut cluster = None;
-    let endpoint = match &b.endpoint {
-        Some(e) => e.clone(),
+    let client = match &b.endpoint {
+        Some(e) => Client::new(e)?,
         None => {
             let c = shoal_worker::cluster::Cluster::up(&shoal_worker::cluster::ClusterConfig {
                 nodes: b.nodes,
@@ -93,12 +93,11 @@ fn throughput(b: ThroughputBench) -> Result<i32> {
                 subnet: None,
                 shoal: std::env::current_exe()?,
             })?;
-            let e = c.endpoint.clone();
+            let client = Client::with_credentials_file(&c.endpoint, &c.credentials)?;
             cluster = Some(c);
-            e
+            client
         }
     };
-    let client = Client::new(&endpoint)?;
     // Every node of a cluster we started; at least one of a given cluster.
     let want = if b.endpoint.is_some() {
         1

@@ -54,7 +54,7 @@ pub fn register(ep: &Endpoint, file: &Path) -> Result<i32> {
         .with_context(|| format!("cannot read the job definition {}", file.display()))?;
     let body: Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not valid JSON", file.display()))?;
-    let resp: Value = Client::new(&ep.endpoint)?.aws("registerjobdefinition", &body)?;
+    let resp: Value = ep.client()?.aws("registerjobdefinition", &body)?;
     println!(
         "registered {}:{} ({})",
         resp["jobDefinitionName"].as_str().unwrap_or("?"),
@@ -157,7 +157,7 @@ pub fn submit_body(a: &SubmitArgs) -> Result<Value> {
 
 /// `shoal submit`.
 pub fn submit(a: SubmitArgs) -> Result<i32> {
-    let client = Client::new(&a.endpoint.endpoint)?;
+    let client = a.endpoint.client()?;
     let body = submit_body(&a)?;
     let resp: Value = client.aws("submitjob", &body)?;
     let id = resp["jobId"].as_str().unwrap_or_default().to_string();
@@ -254,7 +254,7 @@ fn queue_names(client: &Client) -> Result<Vec<String>> {
 
 /// `shoal jobs`.
 pub fn jobs(a: JobsArgs) -> Result<i32> {
-    let client = Client::new(&a.endpoint.endpoint)?;
+    let client = a.endpoint.client()?;
     let queues = match &a.queue {
         Some(q) => vec![q.clone()],
         None => queue_names(&client)?,
@@ -333,7 +333,7 @@ pub fn format_duration(ms: i64) -> String {
 
 /// `shoal describe`.
 pub fn describe(ep: &Endpoint, jobs: &[String]) -> Result<i32> {
-    let resp: Value = Client::new(&ep.endpoint)?.aws("describejobs", &json!({ "jobs": jobs }))?;
+    let resp: Value = ep.client()?.aws("describejobs", &json!({ "jobs": jobs }))?;
     println!("{}", serde_json::to_string_pretty(&resp)?);
     let found = resp["jobs"].as_array().map(|a| a.len()).unwrap_or(0);
     if found < jobs.len() {
@@ -345,14 +345,15 @@ pub fn describe(ep: &Endpoint, jobs: &[String]) -> Result<i32> {
 
 /// `shoal cancel` / `shoal terminate`.
 pub fn cancel(ep: &Endpoint, op: &str, job: &str, reason: &str) -> Result<i32> {
-    let _: Value =
-        Client::new(&ep.endpoint)?.aws(op, &json!({ "jobId": job, "reason": reason }))?;
+    let _: Value = ep
+        .client()?
+        .aws(op, &json!({ "jobId": job, "reason": reason }))?;
     Ok(0)
 }
 
 /// `shoal queues`.
 pub fn queues(ep: &Endpoint, as_json: bool) -> Result<i32> {
-    let resp: Value = Client::new(&ep.endpoint)?.aws("describejobqueues", &json!({}))?;
+    let resp: Value = ep.client()?.aws("describejobqueues", &json!({}))?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&resp["jobQueues"])?);
         return Ok(0);
@@ -385,7 +386,7 @@ pub fn queues(ep: &Endpoint, as_json: bool) -> Result<i32> {
 
 /// `shoal nodes`, like sinfo.
 pub fn nodes(ep: &Endpoint, as_json: bool) -> Result<i32> {
-    let resp: Value = Client::new(&ep.endpoint)?.shoal("listnodes", &json!({}))?;
+    let resp: Value = ep.client()?.shoal("listnodes", &json!({}))?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&resp["nodes"])?);
         return Ok(0);
@@ -437,7 +438,7 @@ pub fn fetch_log(client: &Client, job: &str, offset: u64) -> Result<Vec<u8>> {
 /// `shoal logs JOB[#NODE] [--follow]`.
 pub fn logs(ep: &Endpoint, job: &str, follow: bool) -> Result<i32> {
     use std::io::Write;
-    let client = Client::new(&ep.endpoint)?;
+    let client = ep.client()?;
     let mut offset = 0u64;
     let mut delay = Duration::from_millis(50);
     loop {
@@ -478,12 +479,13 @@ pub fn cluster_up(config: shoal_worker::cluster::ClusterConfig) -> Result<i32> {
     let mut cluster = shoal_worker::cluster::Cluster::up(&config)?;
     println!("endpoint: {}", cluster.endpoint);
     std::io::stdout().flush()?;
+    eprintln!(
+        "shoal cluster: the API requires this cluster's key: export SHOAL_CREDENTIALS={}",
+        cluster.credentials.display()
+    );
     // Report readiness from a helper thread; the main thread waits for a signal.
-    let endpoint = cluster.endpoint.clone();
+    let client = Client::with_credentials_file(&cluster.endpoint, &cluster.credentials)?;
     std::thread::spawn(move || {
-        let Ok(client) = Client::new(&endpoint) else {
-            return;
-        };
         let mut delay = Duration::from_millis(10);
         for _ in 0..200 {
             let up = client

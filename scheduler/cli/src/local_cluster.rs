@@ -24,19 +24,20 @@ pub fn wait_nodes(client: &Client, n: usize) -> Result<()> {
     bail!("the cluster's workers did not register")
 }
 
-/// Run `f` with the endpoint of `endpoint`'s cluster, or of a local cluster
-/// of `nodes` × `cpus` made in `dir` (removed afterwards, with `dir`), once
-/// `nodes` workers are up.
+/// Run `f` with a client of `endpoint`'s cluster (keys from the
+/// environment), or of a local cluster of `nodes` × `cpus` made in `dir`
+/// (with that cluster's keys; removed afterwards, with `dir`), once `nodes`
+/// workers are up.
 pub fn with_cluster<T>(
     endpoint: Option<&str>,
     nodes: u32,
     cpus: u32,
     dir: &Path,
-    f: impl FnOnce(&str) -> Result<T>,
+    f: impl FnOnce(&Client) -> Result<T>,
 ) -> Result<T> {
     let mut cluster = None;
-    let url = match endpoint {
-        Some(e) => e.to_string(),
+    let client = match endpoint {
+        Some(e) => Client::new(e),
         None => {
             eprintln!("starting a local {nodes}-node cluster ({cpus} vCPUs per node) …");
             let c = shoal_worker::cluster::Cluster::up(&shoal_worker::cluster::ClusterConfig {
@@ -47,12 +48,15 @@ pub fn with_cluster<T>(
                 subnet: None,
                 shoal: std::env::current_exe()?,
             })?;
-            let url = c.endpoint.clone();
+            let client = Client::with_credentials_file(&c.endpoint, &c.credentials);
             cluster = Some(c);
-            url
+            client
         }
     };
-    let result = wait_nodes(&Client::new(&url)?, nodes as usize).and_then(|()| f(&url));
+    let result = client.and_then(|client| {
+        wait_nodes(&client, nodes as usize)?;
+        f(&client)
+    });
     if let Some(mut c) = cluster {
         c.down();
         let _ = std::fs::remove_dir_all(dir);

@@ -31,6 +31,22 @@ pub struct Endpoint {
     /// The scheduler's URL.
     #[arg(long, env = "SHOAL_ENDPOINT", default_value = client::DEFAULT_ENDPOINT, global = true)]
     pub endpoint: String,
+    /// Sign requests with the first key of this file (lines `ACCESS_KEY_ID
+    /// SECRET`). Without it, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+    /// (and AWS_SESSION_TOKEN) are used if set; with neither, requests go
+    /// unsigned, which only a scheduler without credentials accepts.
+    #[arg(long, env = client::CREDENTIALS_ENV, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+}
+
+impl Endpoint {
+    /// A client for this endpoint, with these keys.
+    pub fn client(&self) -> Result<client::Client> {
+        client::Client::with_credentials(
+            &self.endpoint,
+            client::credentials(self.credentials.as_deref())?,
+        )
+    }
 }
 
 #[derive(Subcommand)]
@@ -240,6 +256,44 @@ struct SchedulerArgs {
     /// Declare a worker lost after this many milliseconds without a poll.
     #[arg(long, default_value_t = 10_000)]
     worker_timeout_ms: u64,
+    /// Access keys, one `ACCESS_KEY_ID SECRET` per line (`#` comments and
+    /// blank lines allowed). With keys, every client request (AWS Batch ops,
+    /// listnodes, logs, …; not the worker protocol) must carry a valid AWS
+    /// Signature Version 4 by one of them. Without --credentials, this
+    /// process's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are the one key
+    /// if both are set (the environment is not read when --credentials is
+    /// given). With no keys at all (protected mode), any request is accepted
+    /// and only a loopback --listen address is allowed.
+    #[arg(long, value_name = "FILE")]
+    credentials: Option<PathBuf>,
+    /// Without keys, listen on a non-loopback address anyway: anyone who can
+    /// reach it can submit jobs. Insecure; prefer --credentials.
+    #[arg(long)]
+    insecure_no_auth: bool,
+}
+
+/// The scheduler's keys: `--credentials FILE`, else AWS_ACCESS_KEY_ID and
+/// AWS_SECRET_ACCESS_KEY, else none.
+fn scheduler_keys(
+    file: Option<&std::path::Path>,
+) -> Result<Option<shoal_scheduler::sigv4::KeyStore>> {
+    use shoal_scheduler::sigv4::KeyStore;
+    if let Some(f) = file {
+        return Ok(Some(KeyStore::from_file(f)?));
+    }
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        (Some(id), Some(secret)) => {
+            if id.contains(['/', ',']) || !id.bytes().all(|b| b.is_ascii_graphic()) {
+                anyhow::bail!("AWS_ACCESS_KEY_ID must be printable ASCII without `/` or `,`");
+            }
+            Ok(Some(KeyStore::single(&id, &secret, "the environment (AWS_ACCESS_KEY_ID)")))
+        }
+        (None, None) => Ok(None),
+        _ => anyhow::bail!(
+            "only one of AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY is set; set both (or neither), or pass --credentials FILE"
+        ),
+    }
 }
 
 fn main() {
@@ -273,6 +327,8 @@ fn run(cli: Cli) -> Result<i32> {
                     heartbeat_ms: (a.worker_timeout_ms / 5).clamp(50, 1000),
                     lost_after_ms: a.worker_timeout_ms,
                 },
+                credentials: scheduler_keys(a.credentials.as_deref())?,
+                insecure_no_auth: a.insecure_no_auth,
             };
             commands::scheduler(config)?;
             Ok(0)
@@ -361,7 +417,7 @@ fn run(cli: Cli) -> Result<i32> {
                     "give --swf (the Standard Workload Format is the only export format)"
                 );
             }
-            let text = export::swf(&client::Client::new(&endpoint.endpoint)?, since)?;
+            let text = export::swf(&endpoint.client()?, since)?;
             match output {
                 Some(p) => std::fs::write(&p, text)?,
                 None => print!("{text}"),

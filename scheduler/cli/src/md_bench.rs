@@ -100,7 +100,7 @@ pub fn run(b: MdBench) -> Result<i32> {
         1,
         max_ranks,
         &dir.join("cluster"),
-        |endpoint| run_on(&b, endpoint, &md, &input, &vars, max_ranks),
+        |client| run_on(&b, client, &md, &input, &vars, max_ranks),
     );
     let _ = std::fs::remove_dir_all(&dir);
     let results = result?;
@@ -119,13 +119,12 @@ pub fn run(b: MdBench) -> Result<i32> {
 
 fn run_on(
     b: &MdBench,
-    endpoint: &str,
+    client: &Client,
     md: &Path,
     input: &Path,
     vars: &str,
     vcpus: u32,
 ) -> Result<Vec<Value>> {
-    let client = Client::new(endpoint)?;
     for def in DEFINITIONS {
         let mut body: Value = serde_json::from_str(def)?;
         body["containerProperties"]["resourceRequirements"][0]["value"] = json!(vcpus.to_string());
@@ -162,8 +161,8 @@ fn run_on(
             &json!({ "jobName": format!("md-{t}-{ranks}"), "jobQueue": "default", "jobDefinition": def, "parameters": params }),
         )?;
         let id = v["jobId"].as_str().unwrap_or_default().to_string();
-        let job = wait_for(&client, &id)?;
-        let log = String::from_utf8_lossy(&fetch_log(&client, &id, 0)?).to_string();
+        let job = wait_for(client, &id)?;
+        let log = String::from_utf8_lossy(&fetch_log(client, &id, 0)?).to_string();
         if job["status"] != "SUCCEEDED" {
             bar.finish_and_clear();
             bail!(

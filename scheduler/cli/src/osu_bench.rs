@@ -146,8 +146,8 @@ pub fn run(b: OsuBench) -> Result<i32> {
     for (nodes, transports) in &phases {
         let dir = std::env::temp_dir().join(format!("shoal-osu-{}-{nodes}", std::process::id()));
         let cpus = if *nodes == 1 { 2 } else { 1 };
-        let result = with_cluster(b.endpoint.as_deref(), *nodes, cpus, &dir, |endpoint| {
-            run_on(&b, endpoint, &osu, transports, *nodes)
+        let result = with_cluster(b.endpoint.as_deref(), *nodes, cpus, &dir, |client| {
+            run_on(&b, client, &osu, transports, *nodes)
         });
         rows.extend(result?);
     }
@@ -168,12 +168,11 @@ pub fn run(b: OsuBench) -> Result<i32> {
 
 fn run_on(
     b: &OsuBench,
-    endpoint: &str,
+    client: &Client,
     osu: &Path,
     transports: &[String],
     nodes: u32,
 ) -> Result<Vec<Row>> {
-    let client = Client::new(endpoint)?;
     for (_, def) in DEFINITIONS {
         let mut body: Value = serde_json::from_str(def)?;
         crate::local_cluster::run_as_me(&mut body);
@@ -235,13 +234,13 @@ fn run_on(
             &json!({ "jobName": format!("{def}-{bench}"), "jobQueue": "default", "jobDefinition": def, "parameters": params }),
         )?;
         let id = v["jobId"].as_str().unwrap_or_default().to_string();
-        let job = wait_for(&client, &id)?;
+        let job = wait_for(client, &id)?;
         let log_id = if nodes == 2 {
             format!("{id}#0")
         } else {
             id.clone()
         };
-        let text = String::from_utf8_lossy(&fetch_log(&client, &log_id, 0)?).to_string();
+        let text = String::from_utf8_lossy(&fetch_log(client, &log_id, 0)?).to_string();
         if job["status"] != "SUCCEEDED" {
             bar.finish_and_clear();
             bail!(

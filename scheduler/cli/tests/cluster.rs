@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-fn post(http: &reqwest::blocking::Client, url: &str, body: Value) -> Value {
-    let (status, v) = common::call(http, url, &body);
+fn post(http: &reqwest::blocking::Client, url: &str, body: Value, key: (&str, &str)) -> Value {
+    let (status, v) = common::signed_call(http, url, &body, key);
     assert_eq!(status, 200, "{url}: {v}");
     v
 }
@@ -66,7 +66,23 @@ fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("cluster.json")).unwrap())
             .unwrap();
     let http = reqwest::blocking::Client::new();
-    let aws = |op: &str, body: Value| post(&http, &format!("{endpoint}/v1/{op}"), body);
+    // The cluster's scheduler requires its key (DIR/credentials).
+    let creds = dir.path().join("credentials");
+    let (key, secret) = common::first_key(&creds);
+    let (s, v) = common::call(
+        &http,
+        &format!("{endpoint}/v1/describejobqueues"),
+        &json!({}),
+    );
+    assert_eq!(s, 403, "an unsigned request to the cluster is refused: {v}");
+    let aws = |op: &str, body: Value| {
+        post(
+            &http,
+            &format!("{endpoint}/v1/{op}"),
+            body,
+            (key.as_str(), secret.as_str()),
+        )
+    };
     let submit = |def: &str| {
         aws(
             "submitjob",
@@ -91,6 +107,7 @@ fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
     let j = wait_done(&id);
     assert_eq!(j["status"], "SUCCEEDED", "{j}");
     let logs = Command::new(SHOAL)
+        .env("SHOAL_CREDENTIALS", &creds)
         .args(["logs", &format!("{id}#0"), "--endpoint", &endpoint])
         .output()
         .unwrap();
@@ -128,6 +145,7 @@ fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
     assert_eq!(wait_done(&id)["status"], "SUCCEEDED");
     let log = |n: u32| {
         let o = Command::new(SHOAL)
+            .env("SHOAL_CREDENTIALS", &creds)
             .args(["logs", &format!("{id}#{n}"), "--endpoint", &endpoint])
             .output()
             .unwrap();

@@ -16,6 +16,33 @@ pub enum ApiError {
     /// No such operation: HTTP 404.
     #[error("unknown operation {0:?}")]
     UnknownOperation(String),
+    /// Unsigned, or signed with an unknown access key: HTTP 403
+    /// `UnrecognizedClientException`.
+    #[error("{0}")]
+    UnrecognizedClient(String),
+    /// A wrong, malformed or expired signature: HTTP 403
+    /// `InvalidSignatureException`.
+    #[error("{0}")]
+    InvalidSignature(String),
+}
+
+impl From<crate::sigv4::AuthError> for ApiError {
+    fn from(e: crate::sigv4::AuthError) -> Self {
+        use crate::sigv4::AuthError as A;
+        match e {
+            A::Unrecognized(m) => ApiError::UnrecognizedClient(format!(
+                "The security token included in the request is invalid: {m}. \
+                 This scheduler requires requests signed (AWS Signature Version 4) with an \
+                 access key from its --credentials file: configure the client with a matching \
+                 key (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or SHOAL_CREDENTIALS=FILE \
+                 for the shoal CLI)."
+            )),
+            A::InvalidSignature(m) => ApiError::InvalidSignature(format!(
+                "{m} (this scheduler verifies AWS Signature Version 4 with the secret of the \
+                 access key in its --credentials file)"
+            )),
+        }
+    }
 }
 
 impl From<ClientError> for ApiError {

@@ -25,6 +25,10 @@ impl IntoResponse for ApiError {
             ApiError::Client(_) => (StatusCode::BAD_REQUEST, "ClientException"),
             ApiError::Server(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ServerException"),
             ApiError::UnknownOperation(_) => (StatusCode::NOT_FOUND, "UnknownOperationException"),
+            ApiError::UnrecognizedClient(_) => {
+                (StatusCode::FORBIDDEN, "UnrecognizedClientException")
+            }
+            ApiError::InvalidSignature(_) => (StatusCode::FORBIDDEN, "InvalidSignatureException"),
         };
         let body = serde_json::json!({ "__type": kind, "message": self.to_string() });
         let mut resp = (status, body.to_string()).into_response();
@@ -45,6 +49,9 @@ pub struct AppState {
     pub actor: ActorHandle,
     /// Orders waiting for workers.
     pub mail: Mailboxes,
+    /// The access keys requests must be signed with (None: any request is
+    /// accepted; see [`crate::auth`]).
+    pub keys: Option<std::sync::Arc<crate::sigv4::KeyStore>>,
 }
 
 /// Longest a worker's poll is held open.
@@ -55,6 +62,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/{op}", post(aws_op))
         .route("/shoal/v1/{op}", post(shoal_op))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.keys.clone(),
+            crate::auth::require_signature,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -69,8 +80,8 @@ async fn aws_op(
         Ok(b) => b,
         Err(e) => return body_error(e).into_response(),
     };
-    // SigV4 signatures are accepted unverified for now; verification is the
-    // security issue's (see docs/ARCHITECTURE.md, "Seams").
+    // A configured scheduler has verified the SigV4 signature already
+    // (crate::auth, a route layer).
     let token = headers
         .get(crate::api::CLIENT_TOKEN_HEADER)
         .map(|v| v.to_str().unwrap_or("\u{1}"));

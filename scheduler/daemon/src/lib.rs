@@ -5,12 +5,16 @@
 //!   group-commits every change to SQLite before replying.
 //! - [`state`]: the state machine behind every API operation.
 //! - [`store`]: the SQLite database in the state directory.
+//! - [`sigv4`]: AWS Signature Version 4, verified by [`auth`] on every
+//!   client request when the scheduler has access keys.
 #![warn(missing_docs)]
 
 pub mod actor;
 pub mod api;
+pub mod auth;
 pub mod http;
 pub mod mailbox;
+pub mod sigv4;
 pub mod state;
 pub mod store;
 
@@ -28,6 +32,9 @@ pub enum Error {
     /// Stored state that no longer makes sense.
     #[error("cannot load the stored state: {0}")]
     Load(String),
+    /// A configuration the scheduler refuses to run with.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// A running scheduler: its address and a way to stop it.
@@ -59,9 +66,50 @@ impl Running {
     }
 }
 
+/// Protected mode: without access keys the scheduler listens only on a
+/// loopback address, unless `insecure_no_auth`. Logs which mode it runs in.
+fn check_auth(config: &Config) -> Result<Option<std::sync::Arc<sigv4::KeyStore>>, Error> {
+    let listen = config.listen;
+    match &config.credentials {
+        Some(keys) if !keys.is_empty() => {
+            tracing::info!(
+                "authentication: requests must be signed (AWS SigV4) with one of {} access key{} from {}",
+                keys.len(),
+                if keys.len() == 1 { "" } else { "s" },
+                keys.source
+            );
+            Ok(Some(std::sync::Arc::new(keys.clone())))
+        }
+        _ if listen.ip().is_loopback() => {
+            tracing::warn!(
+                "no credentials configured: the API on {listen} accepts any request, signed or not, \
+                 from anyone who can connect (protected mode: loopback addresses only). \
+                 Pass --credentials FILE (or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) to require signatures"
+            );
+            Ok(None)
+        }
+        _ if config.insecure_no_auth => {
+            tracing::warn!(
+                "INSECURE: --insecure-no-auth: the API on {listen} accepts unsigned requests from \
+                 anyone who can reach this address, and jobs run whatever they say on the workers. \
+                 Pass --credentials FILE to require AWS SigV4 signatures"
+            );
+            Ok(None)
+        }
+        _ => Err(Error::Config(format!(
+            "refusing to listen on {listen} without credentials: anyone who can reach that address \
+             could submit jobs, which run commands on the workers. Pass --credentials FILE (lines \
+             `ACCESS_KEY_ID SECRET`) or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY so that \
+             requests must be signed, listen on a loopback address (127.0.0.1), or pass \
+             --insecure-no-auth to run without authentication anyway"
+        ))),
+    }
+}
+
 /// Load the state, bind the listener and serve in the background.
 pub async fn start(config: Config) -> Result<Running, Error> {
     let listen = config.listen;
+    let keys = check_auth(&config)?;
     let mail = mailbox::Mailboxes::default();
     let (actor, actor_thread) = actor::spawn(config, mail.clone())?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -74,6 +122,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let app = http::router(http::AppState {
         actor: actor.clone(),
         mail,
+        keys,
     });
     let server = tokio::spawn(async move {
         let r = axum::serve(listener, app)

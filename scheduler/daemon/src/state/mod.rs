@@ -38,6 +38,13 @@ pub struct Config {
     pub backfill: shoal_core::Backfill,
     /// Worker heartbeat timing.
     pub timing: Timing,
+    /// Access keys: with some, every client request must carry a valid AWS
+    /// SigV4 signature by one of them (worker protocol ops excepted). None:
+    /// protected mode, any request is accepted and `listen` must be a
+    /// loopback address unless `insecure_no_auth`.
+    pub credentials: Option<crate::sigv4::KeyStore>,
+    /// Allow a non-loopback `listen` without credentials.
+    pub insecure_no_auth: bool,
 }
 
 /// How often workers poll, and when a silent one is declared lost.
@@ -67,6 +74,8 @@ impl Default for Config {
             account: "000000000000".into(),
             backfill: shoal_core::Backfill::Easy,
             timing: Timing::default(),
+            credentials: None,
+            insecure_no_auth: false,
         }
     }
 }
