@@ -37,6 +37,59 @@ pub struct WorkerConfig {
     pub state_dir: PathBuf,
     /// Join this network namespace (`/run/netns/NAME`) first.
     pub netns: Option<String>,
+    /// Mutual TLS with the scheduler's worker listener: the cluster CA and
+    /// this node's certificate and key (None: plain HTTP).
+    pub tls: Option<crate::pki::TlsFiles>,
+    /// How long a launch-agent request waits for its task to start here.
+    pub exec_wait: Duration,
+}
+
+impl WorkerConfig {
+    /// The HTTP client for the scheduler: with TLS, it trusts only the
+    /// cluster CA and presents this node's certificate.
+    fn http_client(&self) -> Result<reqwest::blocking::Client, Error> {
+        let builder = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60));
+        let https = self.scheduler.starts_with("https://");
+        let builder = match &self.tls {
+            None if https => {
+                return Err(Error::Config(format!(
+                    "--scheduler {} is https: give this worker its certificate with --tls-dir DIR (or --ca, --cert and --key)",
+                    self.scheduler
+                )))
+            }
+            None => builder,
+            Some(_) if !https => {
+                return Err(Error::Config(format!(
+                    "--scheduler {}: with a certificate, give the scheduler's worker listener as https://ADDRESS:PORT",
+                    self.scheduler
+                )))
+            }
+            Some(t) => {
+                let read = |p: &std::path::Path| {
+                    std::fs::read(p).map_err(crate::io(format!("cannot read {}", p.display())))
+                };
+                let bad = |what: &str, p: &std::path::Path, e: reqwest::Error| {
+                    Error::Config(format!("{what} {}: {e}", p.display()))
+                };
+                let ca = reqwest::Certificate::from_pem(&read(&t.ca)?)
+                    .map_err(|e| bad("not a CA certificate:", &t.ca, e))?;
+                let mut pem = read(&t.cert)?;
+                pem.push(b'\n');
+                pem.extend(read(&t.key)?);
+                let id = reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| bad("not a certificate and key:", &t.cert, e))?;
+                builder
+                    .use_rustls_tls()
+                    .tls_built_in_root_certs(false)
+                    .add_root_certificate(ca)
+                    .identity(id)
+                    .https_only(true)
+            }
+        };
+        builder
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
+    }
 }
 
 struct Conn {
@@ -202,6 +255,11 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
     stop_signals
         .thread_block()
         .map_err(|e| Error::Config(format!("cannot block SIGTERM: {e}")))?;
+    // Certificates are checked before anything starts.
+    let conn = Arc::new(Conn {
+        endpoint: config.scheduler.trim_end_matches('/').to_string(),
+        http: config.http_client()?,
+    });
     let mut cpus = config.cpuset.clone().unwrap_or_else(CpuSet::current).0;
     if let Some(n) = config.cpus {
         if n == 0 || n as usize > cpus.len() {
@@ -259,13 +317,6 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
             })
             .map_err(crate::io("cannot start the signal thread"))?;
     }
-    let conn = Arc::new(Conn {
-        endpoint: config.scheduler.trim_end_matches('/').to_string(),
-        http: reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
-    });
     tracing::info!(
         "worker {} at {}: {} vCPUs ({}), {} MiB memory, {} MiB /dev/shm",
         config.name,

@@ -35,6 +35,9 @@ pub fn scheduler(config: shoal_scheduler::Config) -> Result<()> {
         let state = config.state_dir.clone();
         let running = shoal_scheduler::start(config).await?;
         println!("endpoint: http://{}", running.addr);
+        if let Some(w) = running.worker_addr {
+            println!("workers: https://{w}");
+        }
         eprintln!("shoal scheduler: state in {}", state.display());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot install the SIGTERM handler")?;

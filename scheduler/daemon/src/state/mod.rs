@@ -38,6 +38,8 @@ pub struct Config {
     pub backfill: shoal_core::Backfill,
     /// Worker heartbeat timing.
     pub timing: Timing,
+    /// The worker listener (mutual TLS); None: workers use the API listener.
+    pub worker_tls: Option<crate::tls::WorkerTls>,
 }
 
 /// How often workers poll, and when a silent one is declared lost.
