@@ -142,6 +142,9 @@ pub struct ExecRequest {
     pub attempt: u32,
     /// The command line, run through `sh -c`.
     pub command: String,
+    /// The job's token (`SHOAL_JOB_TOKEN`).
+    #[serde(default)]
+    pub token: String,
 }
 
 /// The worker's own HTTP server: `GET /logs/{task-dir}?offset=N` serves a
@@ -183,17 +186,33 @@ fn serve(tasks: Arc<Tasks>, dir: PathBuf, address: &str, port: u16) -> Result<u1
     }
     async fn exec(
         State(tasks): State<Arc<Tasks>>,
+        axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
         axum::Json(r): axum::Json<ExecRequest>,
     ) -> (axum::http::StatusCode, String) {
-        let run =
-            tokio::task::spawn_blocking(move || tasks.exec_in(&r.job_id, r.attempt, &r.command))
-                .await;
+        let run = tokio::task::spawn_blocking(move || {
+            let caller = crate::task::ExecCaller {
+                job_id: &r.job_id,
+                attempt: r.attempt,
+                token: &r.token,
+                peer: peer.ip(),
+            };
+            let out = tasks.exec_in(&caller, &r.command);
+            if let Err(crate::task::ExecError::Refused(why)) = &out {
+                tracing::warn!("refused a launch-agent request from {peer}: {why}");
+            }
+            out
+        })
+        .await;
         let (status, body) = match run {
             Ok(Ok(code)) => (
                 axum::http::StatusCode::OK,
                 serde_json::json!({ "exitCode": code }),
             ),
-            Ok(Err(e)) => (
+            Ok(Err(crate::task::ExecError::Refused(e))) => (
+                axum::http::StatusCode::FORBIDDEN,
+                serde_json::json!({ "message": e }),
+            ),
+            Ok(Err(crate::task::ExecError::Failed(e))) => (
                 axum::http::StatusCode::CONFLICT,
                 serde_json::json!({ "message": e }),
             ),
@@ -225,6 +244,7 @@ fn serve(tasks: Arc<Tasks>, dir: PathBuf, address: &str, port: u16) -> Result<u1
             rt.block_on(async move {
                 match tokio::net::TcpListener::from_std(listener) {
                     Ok(l) => {
+                        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
                         let _ = axum::serve(l, app).await;
                     }
                     Err(e) => tracing::error!("log server: {e}"),
@@ -302,7 +322,14 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
     }
     let (tx, rx) = mpsc::channel::<TaskReport>();
     let interface = interface_of(&config.address);
-    let tasks = Tasks::new(tasks_dir.clone(), cgroups, &cpus, tx, interface);
+    let tasks = Tasks::new(
+        tasks_dir.clone(),
+        cgroups,
+        &cpus,
+        tx,
+        interface,
+        config.exec_wait,
+    );
     let port = serve(tasks.clone(), tasks_dir, &config.address, config.port)?;
     {
         let tasks = tasks.clone();

@@ -529,6 +529,7 @@ pub fn launch_agent(host: &str, command: &[String]) -> Result<i32> {
     let attempt: u32 = env("AWS_BATCH_JOB_ATTEMPT")?
         .parse()
         .context("AWS_BATCH_JOB_ATTEMPT is not a number")?;
+    let token = env("SHOAL_JOB_TOKEN")?;
     let url = workers
         .split(',')
         .find(|w| w.rsplit_once(':').is_some_and(|(a, _)| a == host))
@@ -536,7 +537,10 @@ pub fn launch_agent(host: &str, command: &[String]) -> Result<i32> {
     let http = reqwest::blocking::Client::builder().timeout(None).build()?;
     let resp = http
         .post(format!("http://{url}/exec"))
-        .json(&json!({ "jobId": job_id, "attempt": attempt.saturating_sub(1), "command": command.join(" ") }))
+        .json(
+            &json!({ "jobId": job_id, "attempt": attempt.saturating_sub(1),
+                       "command": command.join(" "), "token": token }),
+        )
         .send()
         .with_context(|| format!("cannot reach the worker at {url}"))?;
     let status = resp.status();

@@ -143,6 +143,11 @@ pub struct StartTask {
     /// Resource limits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ulimits: Vec<Ulimit>,
+    /// The job's secret for this attempt, the same on every node of the
+    /// gang: the launch agent presents it to the other nodes' workers
+    /// (`POST /exec`), which run commands only for the job that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_token: Option<String>,
 }
 
 /// An order to a worker.

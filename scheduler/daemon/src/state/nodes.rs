@@ -301,6 +301,7 @@ impl StateMachine {
             hostfile.push_str(&format!("{} slots={}\n", addr(p), p.alloc.vcpus.max(1)));
         }
         let ce = self.ce_for(&rec.queue);
+        let token = self.job_token(&rec.id, attempt);
         for p in &by_index {
             let Some(node_name) = self.node_names.get(&p.node.0).cloned() else {
                 continue;
@@ -351,6 +352,7 @@ impl StateMachine {
                 volumes: c.volumes.clone(),
                 mount_points: c.mount_points.clone(),
                 ulimits: c.ulimits.clone(),
+                job_token: Some(token.clone()),
             };
             self.outbox.push((node_name, Order::Start(Box::new(order))));
         }
