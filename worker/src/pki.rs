@@ -243,7 +243,8 @@ impl TlsFiles {
     }
 }
 
-fn getrandom(buf: &mut [u8]) -> Result<(), PkiError> {
+/// Fill `buf` from the kernel's random source.
+pub fn getrandom(buf: &mut [u8]) -> Result<(), PkiError> {
     use std::io::Read;
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(buf))

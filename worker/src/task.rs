@@ -140,18 +140,7 @@ struct Running {
 
 /// A file-name-safe form of a task id.
 pub fn task_dir_name(t: &TaskRef) -> String {
-    let id: String = t
-        .job_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{id}.node{}.attempt{}", t.node_index, t.attempt + 1)
+    t.dir_name()
 }
 
 impl Tasks {

@@ -147,9 +147,25 @@ pub struct ExecRequest {
     pub token: String,
 }
 
-/// The worker's own HTTP server: `GET /logs/{task-dir}?offset=N` serves a
-/// task's output, `POST /exec` runs a launch-agent command in a task.
-fn serve(tasks: Arc<Tasks>, dir: PathBuf, address: &str, port: u16) -> Result<u16, Error> {
+/// Whether `sig` (hex) is the scheduler's grant to read the log in
+/// `dir_name` until `expires` (epoch ms), under this worker's log key.
+pub fn log_grant_ok(key: &[u8], dir_name: &str, expires: u64, sig: &str, now_ms: u64) -> bool {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let msg = shoal_model::wire::log_grant_message(dir_name, expires);
+    let want = crate::pki::hex(ring::hmac::sign(&key, msg.as_bytes()).as_ref());
+    now_ms <= expires && crate::task::same_secret(&want, sig)
+}
+
+/// The worker's own HTTP server: `GET /logs/{task-dir}?offset=N&expires=E&sig=S`
+/// serves a task's output to a holder of the scheduler's grant, `POST
+/// /exec` runs a launch-agent command in a task.
+fn serve(
+    tasks: Arc<Tasks>,
+    dir: PathBuf,
+    address: &str,
+    port: u16,
+    log_key: Vec<u8>,
+) -> Result<u16, Error> {
     use axum::extract::{Path, Query, State};
     use axum::routing::get;
     let listener = std::net::TcpListener::bind((address, port))
@@ -164,9 +180,11 @@ fn serve(tasks: Arc<Tasks>, dir: PathBuf, address: &str, port: u16) -> Result<u1
     #[derive(serde::Deserialize)]
     struct Q {
         offset: Option<u64>,
+        expires: Option<u64>,
+        sig: Option<String>,
     }
     async fn logs(
-        State(dir): State<Arc<PathBuf>>,
+        State((dir, key)): State<(Arc<PathBuf>, Arc<Vec<u8>>)>,
         Path(name): Path<String>,
         Query(q): Query<Q>,
     ) -> (axum::http::StatusCode, Vec<u8>) {
@@ -174,6 +192,20 @@ fn serve(tasks: Arc<Tasks>, dir: PathBuf, address: &str, port: u16) -> Result<u1
             return (
                 axum::http::StatusCode::BAD_REQUEST,
                 b"bad task name".to_vec(),
+            );
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(u64::MAX);
+        let granted = match (q.expires, q.sig.as_deref()) {
+            (Some(e), Some(s)) => log_grant_ok(&key, &name, e, s, now),
+            _ => false,
+        };
+        if !granted {
+            return (
+                axum::http::StatusCode::FORBIDDEN,
+                b"reading a log needs a current grant from the scheduler (expires, sig): use `shoal logs`".to_vec(),
             );
         }
         match std::fs::read(dir.join(&name).join("output.log")) {
@@ -225,7 +257,7 @@ fn serve(tasks: Arc<Tasks>, dir: PathBuf, address: &str, port: u16) -> Result<u1
     }
     let app = axum::Router::new()
         .route("/logs/{name}", get(logs))
-        .with_state(Arc::new(dir))
+        .with_state((Arc::new(dir), Arc::new(log_key)))
         .merge(
             axum::Router::new()
                 .route("/exec", axum::routing::post(exec))
@@ -330,7 +362,16 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         interface,
         config.exec_wait,
     );
-    let port = serve(tasks.clone(), tasks_dir, &config.address, config.port)?;
+    let mut log_key = vec![0u8; 32];
+    crate::pki::getrandom(&mut log_key)?;
+    let log_key_hex = crate::pki::hex(&log_key);
+    let port = serve(
+        tasks.clone(),
+        tasks_dir,
+        &config.address,
+        config.port,
+        log_key,
+    )?;
     {
         let tasks = tasks.clone();
         std::thread::Builder::new()
@@ -395,6 +436,7 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
             capacity,
             labels: config.labels.clone(),
             running: tasks.running(),
+            log_key: Some(log_key_hex.clone()),
         };
         let hb = match conn.post::<RegisterWorkerResponse>("registerworker", &reg) {
             Ok(r) => {
@@ -435,5 +477,35 @@ fn obey(tasks: &Arc<Tasks>, orders: Vec<Order>) {
             }
             Order::Kill { task, reason } => tasks.kill(&task, &reason),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_grant_is_for_one_task_one_key_and_until_it_expires() {
+        let key = [7u8; 32];
+        let msg = shoal_model::wire::log_grant_message("t.node0.attempt1", 1000);
+        let sig = crate::pki::hex(
+            ring::hmac::sign(
+                &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+                msg.as_bytes(),
+            )
+            .as_ref(),
+        );
+        assert!(log_grant_ok(&key, "t.node0.attempt1", 1000, &sig, 999));
+        assert!(log_grant_ok(&key, "t.node0.attempt1", 1000, &sig, 1000));
+        assert!(!log_grant_ok(&key, "t.node0.attempt1", 1000, &sig, 1001));
+        assert!(!log_grant_ok(&key, "t.node1.attempt1", 1000, &sig, 999));
+        assert!(!log_grant_ok(&key, "t.node0.attempt1", 2000, &sig, 999));
+        assert!(!log_grant_ok(
+            &[8u8; 32],
+            "t.node0.attempt1",
+            1000,
+            &sig,
+            999
+        ));
     }
 }

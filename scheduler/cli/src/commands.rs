@@ -420,18 +420,22 @@ pub fn fetch_log(client: &Client, job: &str, offset: u64) -> Result<Vec<u8>> {
     let loc: Value = client.shoal("logs", &json!({ "jobId": job }))?;
     let task: shoal_model::wire::TaskRef = serde_json::from_value(loc["task"].clone())
         .context("the scheduler's reply names no task")?;
-    let url = format!(
+    let mut url = format!(
         "{}/{}?offset={offset}",
         loc["url"].as_str().unwrap_or_default(),
         shoal_worker::task::task_dir_name(&task)
     );
+    if let Some(grant) = loc["grant"].as_str() {
+        url = format!("{url}&{grant}");
+    }
     let resp = reqwest::blocking::get(&url)
         .with_context(|| format!("cannot reach worker {} for the log", loc["node"]))?;
     if !resp.status().is_success() {
+        let status = resp.status();
         bail!(
-            "worker {} has no log for {job} ({})",
+            "worker {} has no log for {job} ({status}: {})",
             loc["node"],
-            resp.status()
+            resp.text().unwrap_or_default()
         );
     }
     Ok(resp.bytes()?.to_vec())

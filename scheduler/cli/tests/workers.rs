@@ -590,3 +590,36 @@ fn exec_needs_the_jobs_token_a_task_here_and_a_caller_among_its_nodes() {
         assert!(!out.contains(refused), "{refused} ran: {out}");
     }
 }
+
+/// A worker serves a task's log only with the scheduler's current grant
+/// for that task (what `shoal logs` gets from the scheduler).
+#[test]
+fn a_log_needs_the_schedulers_grant_for_that_task() {
+    let c = Cluster::start(&["n1"]);
+    c.register(sh_def("secret", "echo the-secret-output", 8));
+    let (a, b) = (c.submit("a", "secret"), c.submit("b", "secret"));
+    for id in [&a, &b] {
+        assert_eq!(c.wait_done(id)["status"], "SUCCEEDED");
+    }
+    let loc = |id: &str| c.shoal("logs", json!({ "jobId": id }));
+    let (la, lb) = (loc(&a), loc(&b));
+    let dir = |l: &Value| {
+        let t: shoal_model::wire::TaskRef = serde_json::from_value(l["task"].clone()).unwrap();
+        format!("{}/{}", l["url"].as_str().unwrap(), t.dir_name())
+    };
+    let get = |url: String| {
+        let r = c.http.get(url).send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let grant_a = la["grant"].as_str().expect("a grant").to_string();
+    let (status, body) = get(format!("{}?offset=0&{grant_a}", dir(&la)));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("the-secret-output"), "{body}");
+    // Without a grant, with another task's grant, or with a forged one.
+    let (status, body) = get(dir(&la));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("shoal logs"), "{body}");
+    assert_eq!(get(format!("{}?{grant_a}", dir(&lb))).0, 403);
+    let forged = format!("{}?expires=99999999999999&sig={}", dir(&la), "0".repeat(64));
+    assert_eq!(get(forged).0, 403);
+}

@@ -615,7 +615,7 @@ impl StateMachine {
             R::ListNodes => self.list_nodes(),
             R::RegisterWorker(r) => self.register_worker(now, r),
             R::WorkerPoll(r) => self.poll(now, r),
-            R::LogLocation(id) => self.log_location(&id),
+            R::LogLocation(id) => self.log_location(now, &id),
             R::Noop => reply(&json!({})),
         }
     }
