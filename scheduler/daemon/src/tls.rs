@@ -276,7 +276,7 @@ pub fn refuse_worker_ops(worker_addr: SocketAddr) -> Router {
     };
     let mut r = Router::new();
     for op in WORKER_OPS {
-        r = r.route(op, axum::routing::post(refuse.clone()));
+        r = r.route(op, axum::routing::post(refuse));
     }
     r
 }
