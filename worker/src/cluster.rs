@@ -3,6 +3,12 @@
 //! on a bridge, with a disjoint cpuset; the scheduler listens on the
 //! bridge. Without root, the nodes are plain local workers on 127.0.0.1.
 //!
+//! Workers join over mutual TLS: `up` makes a CA in `DIR/tls` (kept across
+//! runs), issues the scheduler's certificate (for its bridge address,
+//! 127.0.0.1 and `shoal-scheduler`) and one per node (CN `nodeN`), starts
+//! the scheduler with its worker listener on the bridge and each worker
+//! with its own certificate.
+//!
 //! Everything made is written to `DIR/cluster.json` first, so that
 //! `shoal cluster down --dir DIR` (or the next `up` in the same directory)
 //! can remove it even if `up` was killed.
@@ -48,6 +54,9 @@ pub struct Record {
     pub children: Vec<u32>,
     /// The scheduler's URL.
     pub endpoint: String,
+    /// The scheduler's worker listener (mutual TLS).
+    #[serde(default)]
+    pub worker_endpoint: String,
 }
 
 fn record_path(dir: &Path) -> PathBuf {
@@ -294,13 +303,41 @@ impl Cluster {
                     Box::new(|_| "127.0.0.1".to_string()),
                 )
             };
+            // The cluster's CA (made once, kept with the cluster's
+            // directory) and fresh certificates for this run's addresses.
+            let tls = c.dir.join("tls");
+            if !crate::pki::has_ca(&tls) {
+                crate::pki::init_ca(&tls, false)?;
+            }
+            let ip = |a: &str| -> Result<std::net::IpAddr, Error> {
+                a.parse()
+                    .map_err(|_| Error::Config(format!("{a} is not an IP address")))
+            };
+            let mut sched_ips = vec![ip(&sched_addr)?];
+            if sched_addr != "127.0.0.1" {
+                sched_ips.push(ip("127.0.0.1")?);
+            }
+            crate::pki::issue(
+                &tls,
+                crate::pki::SCHEDULER_NAME,
+                &sched_ips,
+                &[crate::pki::SCHEDULER_DNS.to_string()],
+                true,
+            )?;
+            for i in 1..=c.nodes {
+                crate::pki::issue(&tls, &format!("node{i}"), &[ip(&addr_of(i))?], &[], true)?;
+            }
             let mut sched = Command::new(&c.shoal)
                 .args([
                     "scheduler",
                     "--listen",
                     &format!("{sched_addr}:0"),
-                    "--state",
+                    "--worker-listen",
+                    &format!("{sched_addr}:0"),
+                    "--tls-dir",
                 ])
+                .arg(&tls)
+                .arg("--state")
                 .arg(c.dir.join("scheduler"))
                 .arg("--credentials")
                 .arg(&cluster.credentials)
@@ -310,10 +347,11 @@ impl Cluster {
                 .map_err(crate::io("cannot start the scheduler"))?;
             let sched_pid = sched.id();
             update(&mut |r| r.children.push(sched_pid))?;
-            let mut line = String::new();
+            let (mut line, mut workers_line) = (String::new(), String::new());
             if let Some(out) = sched.stdout.take() {
-                BufReader::new(out)
-                    .read_line(&mut line)
+                let mut out = BufReader::new(out);
+                out.read_line(&mut line)
+                    .and_then(|_| out.read_line(&mut workers_line))
                     .map_err(crate::io("cannot read the scheduler's endpoint"))?;
             }
             cluster.scheduler = Some(sched);
@@ -327,18 +365,32 @@ impl Cluster {
                     ))
                 })?
                 .to_string();
+            let worker_endpoint = workers_line
+                .trim()
+                .strip_prefix("workers: ")
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "the scheduler did not start its worker listener; see {}",
+                        c.dir.join("scheduler.log").display()
+                    ))
+                })?
+                .to_string();
             let endpoint = cluster.endpoint.clone();
-            update(&mut |r| r.endpoint = endpoint.clone())?;
+            update(&mut |r| {
+                r.endpoint = endpoint.clone();
+                r.worker_endpoint = worker_endpoint.clone();
+            })?;
             for i in 1..=c.nodes {
                 let first = ((i - 1) * c.cpus_per_node) as usize;
                 let set: Vec<u32> = (0..c.cpus_per_node as usize)
                     .map(|k| cpus[(first + k) % cpus.len()])
                     .collect();
-                let (shoal, dir, endpoint, memory) = (
+                let (shoal, dir, endpoint, memory, tls) = (
                     c.shoal.clone(),
                     c.dir.clone(),
-                    cluster.endpoint.clone(),
+                    worker_endpoint.clone(),
                     c.memory_mib,
+                    tls.clone(),
                 );
                 let (cpuset, address) = (CpuSet(set).to_list(), addr_of(i));
                 let make = move || -> Result<Child, Error> {
@@ -352,7 +404,9 @@ impl Cluster {
                     cmd.arg("--allow-root-jobs");
                     cmd.args(["--scheduler", &endpoint, "--name", &format!("node{i}")])
                         .args(["--cpuset", &cpuset, "--address", &address, "--state"])
-                        .arg(dir.join(format!("node{i}")));
+                        .arg(dir.join(format!("node{i}")))
+                        .arg("--tls-dir")
+                        .arg(&tls);
                     if let Some(m) = memory {
                         cmd.args(["--memory", &m.to_string()]);
                     }

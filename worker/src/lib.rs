@@ -11,6 +11,7 @@ pub mod capacity;
 pub mod cgroup;
 pub mod cluster;
 pub mod isolate;
+pub mod pki;
 pub mod policy;
 pub mod task;
 pub mod worker;
@@ -40,6 +41,9 @@ pub enum Error {
     /// A configuration mistake, with how to fix it.
     #[error("{0}")]
     Config(String),
+    /// The cluster CA or a certificate.
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
 }
 
 pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {

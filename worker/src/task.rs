@@ -42,6 +42,88 @@ pub struct Tasks {
     pub policy: JobPolicy,
     /// This node's name (for messages).
     pub node: String,
+    /// How long a launch-agent request waits for its task to start here.
+    pub exec_wait: Duration,
+}
+
+/// Why a launch-agent request did not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// Not allowed: wrong token, no such task here, or a caller that is not
+    /// a node of the job. Answered 403.
+    #[error("{0}")]
+    Refused(String),
+    /// Allowed, but the command could not be started.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Who asks a worker to run a command in a task (`POST /exec`).
+#[derive(Debug, Clone)]
+pub struct ExecCaller<'a> {
+    /// The job (`AWS_BATCH_JOB_ID` of the caller; a `#NODE` suffix is ignored).
+    pub job_id: &'a str,
+    /// 0-based attempt.
+    pub attempt: u32,
+    /// The job token it presents (`SHOAL_JOB_TOKEN`).
+    pub token: &'a str,
+    /// The address the request came from.
+    pub peer: std::net::IpAddr,
+}
+
+/// Compare secrets in time that does not depend on where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The addresses of a gang's nodes, from its hostfile (`ADDRESS slots=N`).
+pub fn hostfile_addresses(hostfile: &str) -> Vec<std::net::IpAddr> {
+    hostfile
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}
+
+/// The launch agent's checks, on the task of the caller's job that runs
+/// here: the token is the job's, and the caller is one of the job's nodes.
+fn authorize(
+    caller: &ExecCaller<'_>,
+    token: Option<&str>,
+    gang: &[std::net::IpAddr],
+) -> Result<(), ExecError> {
+    let Some(token) = token else {
+        return Err(ExecError::Refused(format!(
+            "job {} has no job token on this node (its scheduler sent none), so no launch-agent request is accepted for it",
+            caller.job_id
+        )));
+    };
+    if !same_secret(token, caller.token) {
+        return Err(ExecError::Refused(format!(
+            "wrong job token for job {} attempt {}",
+            caller.job_id,
+            caller.attempt + 1
+        )));
+    }
+    let peer = match caller.peer {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(std::net::IpAddr::V4)
+            .unwrap_or(caller.peer),
+        v4 => v4,
+    };
+    if !gang.contains(&peer) {
+        return Err(ExecError::Refused(format!(
+            "{peer} is not a node of job {} (its nodes: {})",
+            caller.job_id,
+            gang.iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// A running task.
@@ -57,22 +139,26 @@ struct Running {
     dir: PathBuf,
     /// Its user (None: the worker's).
     user: RunAs,
+    /// The job's token (from the Start order).
+    token: Option<String>,
+    /// Addresses of the job's nodes (from the hostfile).
+    gang: Vec<std::net::IpAddr>,
 }
 
 /// A file-name-safe form of a task id.
 pub fn task_dir_name(t: &TaskRef) -> String {
-    let id: String = t
-        .job_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{id}.node{}.attempt{}", t.node_index, t.attempt + 1)
+    t.dir_name()
+}
+
+/// How this node runs tasks, from the worker's configuration.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    /// This node's name (for messages).
+    pub node: String,
+    /// What jobs may ask of this node (user, volumes, devices).
+    pub policy: JobPolicy,
+    /// How long a launch-agent request waits for its task to start here.
+    pub exec_wait: Duration,
 }
 
 impl Tasks {
@@ -83,9 +169,13 @@ impl Tasks {
         cpus: &[u32],
         reports: Sender<TaskReport>,
         interface: Option<String>,
-        policy: JobPolicy,
-        node: String,
+        settings: NodeSettings,
     ) -> Arc<Tasks> {
+        let NodeSettings {
+            node,
+            policy,
+            exec_wait,
+        } = settings;
         Arc::new(Tasks {
             dir,
             cgroups,
@@ -96,6 +186,7 @@ impl Tasks {
             interface,
             policy,
             node,
+            exec_wait,
         })
     }
 
@@ -205,12 +296,14 @@ impl Tasks {
 
     /// The launch agent's request: run `command_line` (through `sh -c`, as
     /// ssh would) inside the namespaces, cgroup and CPUs of this node's
-    /// task of `job_id`'s attempt `attempt`, with that task's environment.
-    /// Waits up to 30 s for the task to start; blocks until the command
-    /// ends and returns its exit code.
-    pub fn exec_in(&self, job_id: &str, attempt: u32, command_line: &str) -> Result<i32, String> {
+    /// task of the caller's job and attempt, with that task's environment.
+    /// Only for a job with a task here, with that job's token, from one of
+    /// that job's nodes. Waits up to `exec_wait` for the task to start;
+    /// blocks until the command ends and returns its exit code.
+    pub fn exec_in(&self, caller: &ExecCaller<'_>, command_line: &str) -> Result<i32, ExecError> {
+        let (job_id, attempt) = (caller.job_id, caller.attempt);
         let base = job_id.split('#').next().unwrap_or(job_id);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let deadline = std::time::Instant::now() + self.exec_wait;
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let r = loop {
             let hit = running
@@ -222,10 +315,10 @@ impl Tasks {
             }
             let now = std::time::Instant::now();
             if now >= deadline {
-                return Err(format!(
+                return Err(ExecError::Refused(format!(
                     "no task of job {base} attempt {} runs on this node",
                     attempt + 1
-                ));
+                )));
             }
             running = self
                 .started
@@ -234,16 +327,18 @@ impl Tasks {
                 .0;
         };
         drop(running);
+        authorize(caller, r.token.as_deref(), &r.gang)?;
+        let failed = ExecError::Failed;
         let environ = std::fs::read(format!("/proc/{}/environ", r.pid))
-            .map_err(|e| format!("cannot read the task's environment: {e}"))?;
+            .map_err(|e| failed(format!("cannot read the task's environment: {e}")))?;
         let mnt = std::fs::File::open(format!("/proc/{}/ns/mnt", r.pid))
-            .map_err(|e| format!("cannot open the task's mount namespace: {e}"))?;
+            .map_err(|e| failed(format!("cannot open the task's mount namespace: {e}")))?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(r.dir.join("output.log"))
-            .map_err(|e| e.to_string())?;
-        let err_log = log.try_clone().map_err(|e| e.to_string())?;
+            .map_err(|e| failed(e.to_string()))?;
+        let err_log = log.try_clone().map_err(|e| failed(e.to_string()))?;
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(command_line)
@@ -299,7 +394,7 @@ impl Tasks {
         }
         let status = cmd
             .status()
-            .map_err(|e| format!("cannot start the command: {e}"))?;
+            .map_err(|e| failed(format!("cannot start the command: {e}")))?;
         use std::os::unix::process::ExitStatusExt;
         Ok(status
             .code()
@@ -489,6 +584,10 @@ impl Tasks {
                 cmd.env(k, v);
             }
         }
+        // After the job's own variables: the launch agent's credential.
+        if let Some(t) = &order.job_token {
+            cmd.env("SHOAL_JOB_TOKEN", t);
+        }
         let err_log = match log.try_clone() {
             Ok(l) => l,
             Err(e) => return self.fail(&task, format!("cannot open the log: {e}")),
@@ -513,6 +612,8 @@ impl Tasks {
             cpus: cpus.clone(),
             dir: dir.clone(),
             user,
+            token: order.job_token.clone(),
+            gang: hostfile_addresses(&order.hostfile),
         };
         self.running
             .lock()
@@ -626,4 +727,56 @@ pub fn check_mpi_shm(command: &[String], shm_mib: u64, vcpus: u32) -> Result<(),
 pub fn shm_used_bytes(path: &Path) -> Option<u64> {
     let s = nix::sys::statvfs::statvfs(path).ok()?;
     Some((s.blocks() as u64).saturating_sub(s.blocks_free() as u64) * s.fragment_size() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn caller<'a>(token: &'a str, peer: &str) -> ExecCaller<'a> {
+        ExecCaller {
+            job_id: "j#1",
+            attempt: 0,
+            token,
+            peer: peer.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn exec_needs_the_jobs_token_from_one_of_its_nodes() {
+        let gang = hostfile_addresses("10.0.0.1 slots=2\n10.0.0.2 slots=2\n");
+        assert_eq!(gang.len(), 2);
+        let t = Some("abc123");
+        assert_eq!(authorize(&caller("abc123", "10.0.0.2"), t, &gang), Ok(()));
+        assert_eq!(
+            authorize(&caller("abc123", "::ffff:10.0.0.1"), t, &gang),
+            Ok(())
+        );
+        for (token, peer, why) in [
+            ("abc124", "10.0.0.2", "wrong job token"),
+            ("abc12", "10.0.0.2", "wrong job token"),
+            ("", "10.0.0.2", "wrong job token"),
+            ("abc123", "10.0.0.3", "is not a node of job"),
+            ("abc123", "127.0.0.1", "is not a node of job"),
+        ] {
+            match authorize(&caller(token, peer), t, &gang) {
+                Err(ExecError::Refused(m)) => assert!(m.contains(why), "{m}"),
+                other => panic!("{token} from {peer}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            authorize(&caller("abc123", "10.0.0.1"), None, &gang),
+            Err(ExecError::Refused(_))
+        ));
+        let _: Vec<IpAddr> = hostfile_addresses("garbage\n\n");
+    }
+
+    #[test]
+    fn secrets_compare_equal_only_when_equal() {
+        assert!(same_secret("a1", "a1"));
+        assert!(!same_secret("a1", "a2"));
+        assert!(!same_secret("a1", "a1b"));
+        assert!(same_secret("", ""));
+    }
 }

@@ -39,6 +39,59 @@ pub struct WorkerConfig {
     pub netns: Option<String>,
     /// What jobs may ask of this node.
     pub policy: crate::policy::JobPolicy,
+    /// Mutual TLS with the scheduler's worker listener: the cluster CA and
+    /// this node's certificate and key (None: plain HTTP).
+    pub tls: Option<crate::pki::TlsFiles>,
+    /// How long a launch-agent request waits for its task to start here.
+    pub exec_wait: Duration,
+}
+
+impl WorkerConfig {
+    /// The HTTP client for the scheduler: with TLS, it trusts only the
+    /// cluster CA and presents this node's certificate.
+    fn http_client(&self) -> Result<reqwest::blocking::Client, Error> {
+        let builder = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60));
+        let https = self.scheduler.starts_with("https://");
+        let builder = match &self.tls {
+            None if https => {
+                return Err(Error::Config(format!(
+                    "--scheduler {} is https: give this worker its certificate with --tls-dir DIR (or --ca, --cert and --key)",
+                    self.scheduler
+                )))
+            }
+            None => builder,
+            Some(_) if !https => {
+                return Err(Error::Config(format!(
+                    "--scheduler {}: with a certificate, give the scheduler's worker listener as https://ADDRESS:PORT",
+                    self.scheduler
+                )))
+            }
+            Some(t) => {
+                let read = |p: &std::path::Path| {
+                    std::fs::read(p).map_err(crate::io(format!("cannot read {}", p.display())))
+                };
+                let bad = |what: &str, p: &std::path::Path, e: reqwest::Error| {
+                    Error::Config(format!("{what} {}: {e}", p.display()))
+                };
+                let ca = reqwest::Certificate::from_pem(&read(&t.ca)?)
+                    .map_err(|e| bad("not a CA certificate:", &t.ca, e))?;
+                let mut pem = read(&t.cert)?;
+                pem.push(b'\n');
+                pem.extend(read(&t.key)?);
+                let id = reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| bad("not a certificate and key:", &t.cert, e))?;
+                builder
+                    .use_rustls_tls()
+                    .tls_built_in_root_certs(false)
+                    .add_root_certificate(ca)
+                    .identity(id)
+                    .https_only(true)
+            }
+        };
+        builder
+            .build()
+            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
+    }
 }
 
 struct Conn {
@@ -91,11 +144,30 @@ pub struct ExecRequest {
     pub attempt: u32,
     /// The command line, run through `sh -c`.
     pub command: String,
+    /// The job's token (`SHOAL_JOB_TOKEN`).
+    #[serde(default)]
+    pub token: String,
 }
 
-/// The worker's own HTTP server: `GET /logs/{task-dir}?offset=N` serves a
-/// task's output, `POST /exec` runs a launch-agent command in a task.
-fn serve(tasks: Arc<Tasks>, dir: PathBuf, address: &str, port: u16) -> Result<u16, Error> {
+/// Whether `sig` (hex) is the scheduler's grant to read the log in
+/// `dir_name` until `expires` (epoch ms), under this worker's log key.
+pub fn log_grant_ok(key: &[u8], dir_name: &str, expires: u64, sig: &str, now_ms: u64) -> bool {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    let msg = shoal_model::wire::log_grant_message(dir_name, expires);
+    let want = crate::pki::hex(ring::hmac::sign(&key, msg.as_bytes()).as_ref());
+    now_ms <= expires && crate::task::same_secret(&want, sig)
+}
+
+/// The worker's own HTTP server: `GET /logs/{task-dir}?offset=N&expires=E&sig=S`
+/// serves a task's output to a holder of the scheduler's grant, `POST
+/// /exec` runs a launch-agent command in a task.
+fn serve(
+    tasks: Arc<Tasks>,
+    dir: PathBuf,
+    address: &str,
+    port: u16,
+    log_key: Vec<u8>,
+) -> Result<u16, Error> {
     use axum::extract::{Path, Query, State};
     use axum::routing::get;
     let listener = std::net::TcpListener::bind((address, port))
@@ -110,9 +182,11 @@ fn serve(tasks: Arc<Tasks>, dir: PathBuf, address: &str, port: u16) -> Result<u1
     #[derive(serde::Deserialize)]
     struct Q {
         offset: Option<u64>,
+        expires: Option<u64>,
+        sig: Option<String>,
     }
     async fn logs(
-        State(dir): State<Arc<PathBuf>>,
+        State((dir, key)): State<(Arc<PathBuf>, Arc<Vec<u8>>)>,
         Path(name): Path<String>,
         Query(q): Query<Q>,
     ) -> (axum::http::StatusCode, Vec<u8>) {
@@ -120,6 +194,20 @@ fn serve(tasks: Arc<Tasks>, dir: PathBuf, address: &str, port: u16) -> Result<u1
             return (
                 axum::http::StatusCode::BAD_REQUEST,
                 b"bad task name".to_vec(),
+            );
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(u64::MAX);
+        let granted = match (q.expires, q.sig.as_deref()) {
+            (Some(e), Some(s)) => log_grant_ok(&key, &name, e, s, now),
+            _ => false,
+        };
+        if !granted {
+            return (
+                axum::http::StatusCode::FORBIDDEN,
+                b"reading a log needs a current grant from the scheduler (expires, sig): use `shoal logs`".to_vec(),
             );
         }
         match std::fs::read(dir.join(&name).join("output.log")) {
@@ -132,17 +220,33 @@ fn serve(tasks: Arc<Tasks>, dir: PathBuf, address: &str, port: u16) -> Result<u1
     }
     async fn exec(
         State(tasks): State<Arc<Tasks>>,
+        axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
         axum::Json(r): axum::Json<ExecRequest>,
     ) -> (axum::http::StatusCode, String) {
-        let run =
-            tokio::task::spawn_blocking(move || tasks.exec_in(&r.job_id, r.attempt, &r.command))
-                .await;
+        let run = tokio::task::spawn_blocking(move || {
+            let caller = crate::task::ExecCaller {
+                job_id: &r.job_id,
+                attempt: r.attempt,
+                token: &r.token,
+                peer: peer.ip(),
+            };
+            let out = tasks.exec_in(&caller, &r.command);
+            if let Err(crate::task::ExecError::Refused(why)) = &out {
+                tracing::warn!("refused a launch-agent request from {peer}: {why}");
+            }
+            out
+        })
+        .await;
         let (status, body) = match run {
             Ok(Ok(code)) => (
                 axum::http::StatusCode::OK,
                 serde_json::json!({ "exitCode": code }),
             ),
-            Ok(Err(e)) => (
+            Ok(Err(crate::task::ExecError::Refused(e))) => (
+                axum::http::StatusCode::FORBIDDEN,
+                serde_json::json!({ "message": e }),
+            ),
+            Ok(Err(crate::task::ExecError::Failed(e))) => (
                 axum::http::StatusCode::CONFLICT,
                 serde_json::json!({ "message": e }),
             ),
@@ -155,7 +259,7 @@ fn serve(tasks: Arc<Tasks>, dir: PathBuf, address: &str, port: u16) -> Result<u1
     }
     let app = axum::Router::new()
         .route("/logs/{name}", get(logs))
-        .with_state(Arc::new(dir))
+        .with_state((Arc::new(dir), Arc::new(log_key)))
         .merge(
             axum::Router::new()
                 .route("/exec", axum::routing::post(exec))
@@ -174,6 +278,7 @@ fn serve(tasks: Arc<Tasks>, dir: PathBuf, address: &str, port: u16) -> Result<u1
             rt.block_on(async move {
                 match tokio::net::TcpListener::from_std(listener) {
                     Ok(l) => {
+                        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
                         let _ = axum::serve(l, app).await;
                     }
                     Err(e) => tracing::error!("log server: {e}"),
@@ -208,6 +313,11 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
     stop_signals
         .thread_block()
         .map_err(|e| Error::Config(format!("cannot block SIGTERM: {e}")))?;
+    // Certificates are checked before anything starts.
+    let conn = Arc::new(Conn {
+        endpoint: config.scheduler.trim_end_matches('/').to_string(),
+        http: config.http_client()?,
+    });
     let mut cpus = config.cpuset.clone().unwrap_or_else(CpuSet::current).0;
     if let Some(n) = config.cpus {
         if n == 0 || n as usize > cpus.len() {
@@ -256,10 +366,22 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         &cpus,
         tx,
         interface,
-        config.policy.clone(),
-        config.name.clone(),
+        crate::task::NodeSettings {
+            node: config.name.clone(),
+            policy: config.policy.clone(),
+            exec_wait: config.exec_wait,
+        },
     );
-    let port = serve(tasks.clone(), tasks_dir, &config.address, config.port)?;
+    let mut log_key = vec![0u8; 32];
+    crate::pki::getrandom(&mut log_key)?;
+    let log_key_hex = crate::pki::hex(&log_key);
+    let port = serve(
+        tasks.clone(),
+        tasks_dir,
+        &config.address,
+        config.port,
+        log_key,
+    )?;
     {
         let tasks = tasks.clone();
         std::thread::Builder::new()
@@ -273,13 +395,6 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
             })
             .map_err(crate::io("cannot start the signal thread"))?;
     }
-    let conn = Arc::new(Conn {
-        endpoint: config.scheduler.trim_end_matches('/').to_string(),
-        http: reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
-    });
     tracing::info!(
         "worker {} at {}: {} vCPUs ({}), {} MiB memory, {} MiB /dev/shm",
         config.name,
@@ -331,6 +446,7 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
             capacity,
             labels: config.labels.clone(),
             running: tasks.running(),
+            log_key: Some(log_key_hex.clone()),
         };
         let hb = match conn.post::<RegisterWorkerResponse>("registerworker", &reg) {
             Ok(r) => {
@@ -371,5 +487,35 @@ fn obey(tasks: &Arc<Tasks>, orders: Vec<Order>) {
             }
             Order::Kill { task, reason } => tasks.kill(&task, &reason),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_grant_is_for_one_task_one_key_and_until_it_expires() {
+        let key = [7u8; 32];
+        let msg = shoal_model::wire::log_grant_message("t.node0.attempt1", 1000);
+        let sig = crate::pki::hex(
+            ring::hmac::sign(
+                &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+                msg.as_bytes(),
+            )
+            .as_ref(),
+        );
+        assert!(log_grant_ok(&key, "t.node0.attempt1", 1000, &sig, 999));
+        assert!(log_grant_ok(&key, "t.node0.attempt1", 1000, &sig, 1000));
+        assert!(!log_grant_ok(&key, "t.node0.attempt1", 1000, &sig, 1001));
+        assert!(!log_grant_ok(&key, "t.node1.attempt1", 1000, &sig, 999));
+        assert!(!log_grant_ok(&key, "t.node0.attempt1", 2000, &sig, 999));
+        assert!(!log_grant_ok(
+            &[8u8; 32],
+            "t.node0.attempt1",
+            1000,
+            &sig,
+            999
+        ));
     }
 }

@@ -35,6 +35,9 @@ pub fn scheduler(config: shoal_scheduler::Config) -> Result<()> {
         let state = config.state_dir.clone();
         let running = shoal_scheduler::start(config).await?;
         println!("endpoint: http://{}", running.addr);
+        if let Some(w) = running.worker_addr {
+            println!("workers: https://{w}");
+        }
         eprintln!("shoal scheduler: state in {}", state.display());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot install the SIGTERM handler")?;
@@ -418,18 +421,22 @@ pub fn fetch_log(client: &Client, job: &str, offset: u64) -> Result<Vec<u8>> {
     let loc: Value = client.shoal("logs", &json!({ "jobId": job }))?;
     let task: shoal_model::wire::TaskRef = serde_json::from_value(loc["task"].clone())
         .context("the scheduler's reply names no task")?;
-    let url = format!(
+    let mut url = format!(
         "{}/{}?offset={offset}",
         loc["url"].as_str().unwrap_or_default(),
         shoal_worker::task::task_dir_name(&task)
     );
+    if let Some(grant) = loc["grant"].as_str() {
+        url = format!("{url}&{grant}");
+    }
     let resp = reqwest::blocking::get(&url)
         .with_context(|| format!("cannot reach worker {} for the log", loc["node"]))?;
     if !resp.status().is_success() {
+        let status = resp.status();
         bail!(
-            "worker {} has no log for {job} ({})",
+            "worker {} has no log for {job} ({status}: {})",
             loc["node"],
-            resp.status()
+            resp.text().unwrap_or_default()
         );
     }
     Ok(resp.bytes()?.to_vec())
@@ -528,6 +535,7 @@ pub fn launch_agent(host: &str, command: &[String]) -> Result<i32> {
     let attempt: u32 = env("AWS_BATCH_JOB_ATTEMPT")?
         .parse()
         .context("AWS_BATCH_JOB_ATTEMPT is not a number")?;
+    let token = env("SHOAL_JOB_TOKEN")?;
     let url = workers
         .split(',')
         .find(|w| w.rsplit_once(':').is_some_and(|(a, _)| a == host))
@@ -535,7 +543,10 @@ pub fn launch_agent(host: &str, command: &[String]) -> Result<i32> {
     let http = reqwest::blocking::Client::builder().timeout(None).build()?;
     let resp = http
         .post(format!("http://{url}/exec"))
-        .json(&json!({ "jobId": job_id, "attempt": attempt.saturating_sub(1), "command": command.join(" ") }))
+        .json(
+            &json!({ "jobId": job_id, "attempt": attempt.saturating_sub(1),
+                       "command": command.join(" "), "token": token }),
+        )
         .send()
         .with_context(|| format!("cannot reach the worker at {url}"))?;
     let status = resp.status();

@@ -123,6 +123,10 @@ enum Command {
     /// A local multi-node cluster: a scheduler and one worker per network namespace.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// The cluster's certificate authority, for mutual TLS between the
+    /// scheduler and its workers.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Open MPI's remote launch agent (instead of ssh): run CMD inside this
     /// job's task on the node at HOST. Set for jobs as OMPI_MCA_plm_rsh_agent.
     #[command(hide = true)]
@@ -187,6 +191,36 @@ enum ClusterCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Create a CA in DIR: DIR/ca.pem and DIR/ca.key (mode 0600).
+    Init {
+        /// The CA directory (created if missing).
+        dir: PathBuf,
+        /// Replace a CA already there (what it issued is no longer trusted).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a certificate for NAME signed by the CA in DIR: DIR/NAME.pem and
+    /// DIR/NAME.key (0600). A worker's NAME is its node name (--name); the
+    /// scheduler's is `scheduler`, with the addresses workers reach it at.
+    Issue {
+        /// The CA directory.
+        dir: PathBuf,
+        /// Who it is for: the certificate's CN and the files' name.
+        name: String,
+        /// An IP address for the certificate (repeatable).
+        #[arg(long = "ip")]
+        ips: Vec<std::net::IpAddr>,
+        /// A DNS name for the certificate (repeatable).
+        #[arg(long = "dns")]
+        dns: Vec<String>,
+        /// Replace NAME's certificate and key if they exist.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
 #[derive(clap::Args)]
 struct WorkerArgs {
     /// The scheduler's URL.
@@ -234,6 +268,22 @@ struct WorkerArgs {
     /// Join this network namespace (`ip netns` name) before anything else.
     #[arg(long)]
     netns: Option<String>,
+    /// Mutual TLS with the scheduler's worker listener (--scheduler
+    /// https://…): DIR/ca.pem, DIR/NAME.pem and DIR/NAME.key (NAME: --name).
+    #[arg(long)]
+    tls_dir: Option<PathBuf>,
+    /// The cluster CA's certificate (instead of TLS_DIR/ca.pem).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// This node's certificate (instead of TLS_DIR/NAME.pem).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// This node's private key (instead of TLS_DIR/NAME.key).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// How long a launch-agent request waits for its job's task to start here.
+    #[arg(long, default_value_t = 30_000, hide = true)]
+    exec_wait_ms: u64,
 }
 
 #[derive(clap::Args)]
@@ -270,6 +320,14 @@ struct SchedulerArgs {
     /// reach it can submit jobs. Insecure; prefer --credentials.
     #[arg(long)]
     insecure_no_auth: bool,
+    /// Serve the worker protocol on this address over mutual TLS (needs
+    /// --tls-dir); the API listener then refuses workers.
+    #[arg(long, requires = "tls_dir")]
+    worker_listen: Option<SocketAddr>,
+    /// The worker listener's certificates: DIR/ca.pem (workers' certificates
+    /// must be signed by it), DIR/scheduler.pem and DIR/scheduler.key.
+    #[arg(long, requires = "worker_listen")]
+    tls_dir: Option<PathBuf>,
 }
 
 /// The scheduler's keys: `--credentials FILE`, else AWS_ACCESS_KEY_ID and
@@ -294,6 +352,34 @@ fn scheduler_keys(
             "only one of AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY is set; set both (or neither), or pass --credentials FILE"
         ),
     }
+}
+
+/// A worker's TLS files: --ca/--cert/--key, each defaulting to its file in
+/// --tls-dir; none of them: plain HTTP.
+fn worker_tls(
+    dir: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    name: &str,
+) -> Result<Option<shoal_worker::pki::TlsFiles>> {
+    if dir.is_none() && ca.is_none() && cert.is_none() && key.is_none() {
+        return Ok(None);
+    }
+    let from_dir = dir
+        .as_deref()
+        .map(|d| shoal_worker::pki::TlsFiles::in_dir(d, name));
+    let pick =
+        |given: Option<PathBuf>, flag: &str, f: fn(&shoal_worker::pki::TlsFiles) -> PathBuf| {
+            given.or_else(|| from_dir.as_ref().map(f)).ok_or_else(|| {
+                anyhow::anyhow!("give --{flag} (or --tls-dir DIR with all three files)")
+            })
+        };
+    Ok(Some(shoal_worker::pki::TlsFiles {
+        ca: pick(ca, "ca", |f| f.ca.clone())?,
+        cert: pick(cert, "cert", |f| f.cert.clone())?,
+        key: pick(key, "key", |f| f.key.clone())?,
+    }))
 }
 
 fn main() {
@@ -329,6 +415,21 @@ fn run(cli: Cli) -> Result<i32> {
                 },
                 credentials: scheduler_keys(a.credentials.as_deref())?,
                 insecure_no_auth: a.insecure_no_auth,
+                worker_tls: match (a.worker_listen, a.tls_dir) {
+                    (Some(listen), Some(dir)) => {
+                        let f = shoal_worker::pki::TlsFiles::in_dir(
+                            &dir,
+                            shoal_worker::pki::SCHEDULER_NAME,
+                        );
+                        Some(shoal_scheduler::tls::WorkerTls {
+                            listen,
+                            ca: f.ca,
+                            cert: f.cert,
+                            key: f.key,
+                        })
+                    }
+                    _ => None,
+                },
             };
             commands::scheduler(config)?;
             Ok(0)
@@ -358,6 +459,7 @@ fn run(cli: Cli) -> Result<i32> {
                 };
                 labels.insert(k.to_string(), v.to_string());
             }
+            let name = a.name.clone();
             let config = shoal_worker::WorkerConfig {
                 scheduler: a.scheduler,
                 name: a.name,
@@ -379,6 +481,8 @@ fn run(cli: Cli) -> Result<i32> {
                     volumes: a.allow_volume,
                     devices: a.allow_device,
                 },
+                tls: worker_tls(a.tls_dir, a.ca, a.cert, a.key, &name)?,
+                exec_wait: std::time::Duration::from_millis(a.exec_wait_ms),
             };
             shoal_worker::run(config)?;
             Ok(0)
@@ -425,6 +529,25 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::LaunchAgent { host, command } => commands::launch_agent(&host, &command),
+        Command::Ca(CaCommand::Init { dir, force }) => {
+            shoal_worker::pki::init_ca(&dir, force)?;
+            println!(
+                "CA in {0}: {0}/ca.pem, {0}/ca.key (keep this one secret)",
+                dir.display()
+            );
+            Ok(0)
+        }
+        Command::Ca(CaCommand::Issue {
+            dir,
+            name,
+            ips,
+            dns,
+            force,
+        }) => {
+            let (cert, key) = shoal_worker::pki::issue(&dir, &name, &ips, &dns, force)?;
+            println!("issued {name}: {}, {}", cert.display(), key.display());
+            Ok(0)
+        }
         Command::Cluster(ClusterCommand::Down { dir }) => {
             shoal_worker::cluster::down(&dir)?;
             Ok(0)

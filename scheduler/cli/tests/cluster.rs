@@ -66,6 +66,28 @@ fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("cluster.json")).unwrap())
             .unwrap();
     let http = reqwest::blocking::Client::new();
+    // Workers joined over mutual TLS; the API listener refuses them.
+    assert!(
+        record["worker_endpoint"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("https://")),
+        "{record}"
+    );
+    for f in [
+        "ca.pem",
+        "ca.key",
+        "scheduler.pem",
+        "node1.pem",
+        "node2.key",
+    ] {
+        assert!(dir.path().join("tls").join(f).is_file(), "tls/{f}");
+    }
+    let (status, v) = common::call(
+        &http,
+        &format!("{endpoint}/shoal/v1/poll"),
+        &json!({ "name": "node1" }),
+    );
+    assert_eq!(status, 403, "a worker op on the API listener: {v}");
     // The cluster's scheduler requires its key (DIR/credentials).
     let creds = dir.path().join("credentials");
     let (key, secret) = common::first_key(&creds);

@@ -6,7 +6,7 @@ mod common;
 
 use common::local::{processes_running, sh_def, Cluster};
 use common::{free_port, start_scheduler_at, SHOAL};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::process::Command;
 
 fn shm_mib_of(df: &str) -> Option<u64> {
@@ -421,4 +421,133 @@ fn finished_jobs_export_as_a_swf_trace_the_planner_reads() {
     assert!(records
         .iter()
         .all(|r| r.alloc_procs == 1 && r.submit >= 0 && r.wait >= 0 && r.run >= 0));
+}
+
+/// The worker's `/exec` (the MPI launch agent's door into a job) runs a
+/// command only for a job that runs there, with that job's token, from one
+/// of the job's nodes.
+#[test]
+fn exec_needs_the_jobs_token_a_task_here_and_a_caller_among_its_nodes() {
+    let c = Cluster::start(&["n1", "n2"]);
+    let go = c.dir.path().join("go");
+    let script = format!(
+        "echo token=$SHOAL_JOB_TOKEN; while [ ! -e {} ]; do sleep 0.02; done",
+        go.display()
+    );
+    c.register(sh_def("holds", &script, 16));
+    let id = c.submit("holds", "holds");
+    c.wait_for("the job to run", || c.job(&id)["status"] == "RUNNING");
+    let mut token = String::new();
+    c.wait_for("the job to print its token", || {
+        token = c
+            .logs(&id)
+            .lines()
+            .find_map(|l| l.strip_prefix("token="))
+            .unwrap_or_default()
+            .to_string();
+        !token.is_empty()
+    });
+    assert_eq!(token.len(), 64, "{token}");
+    // Which worker runs it, and which does not.
+    let nodes = c.shoal("listnodes", json!({}))["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let url = |busy: bool| {
+        let n = nodes
+            .iter()
+            .find(|n| (n["vcpusAllocated"] == 1) == busy)
+            .expect("one busy node and one idle");
+        format!(
+            "http://{}:{}/exec",
+            n["address"].as_str().unwrap(),
+            n["port"]
+        )
+    };
+    let (here, elsewhere) = (url(true), url(false));
+    let exec = |client: &reqwest::blocking::Client, url: &str, token: &str, cmd: &str| {
+        let body = json!({ "jobId": id, "attempt": 0, "command": cmd, "token": token });
+        common::call(client, url, &body)
+    };
+    let local = reqwest::blocking::Client::new();
+
+    let (status, v) = exec(&local, &here, "0".repeat(64).as_str(), "echo bad-token");
+    assert_eq!(status, 403, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("wrong job token"),
+        "{v}"
+    );
+
+    // 127.0.0.2 is this machine too, but not one of the job's nodes.
+    let stranger = reqwest::blocking::Client::builder()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .build()
+        .unwrap();
+    let (status, v) = exec(&stranger, &here, &token, "echo stranger");
+    assert_eq!(status, 403, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is not a node of job"),
+        "{v}"
+    );
+
+    let (status, v) = exec(&local, &elsewhere, &token, "echo elsewhere");
+    assert_eq!(status, 403, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no task of job"),
+        "{v}"
+    );
+
+    // The job's own token, from its node, to the node it runs on: runs.
+    let (status, v) = exec(&local, &here, &token, "echo via-exec-$AWS_BATCH_JOB_ID");
+    assert_eq!((status, &v["exitCode"]), (200, &json!(0)), "{v}");
+
+    std::fs::write(&go, b"").unwrap();
+    assert_eq!(c.wait_done(&id)["status"], "SUCCEEDED");
+    let out = c.logs(&id);
+    assert!(out.contains(&format!("via-exec-{id}")), "{out}");
+    for refused in ["bad-token", "stranger", "elsewhere"] {
+        assert!(!out.contains(refused), "{refused} ran: {out}");
+    }
+}
+
+/// A worker serves a task's log only with the scheduler's current grant
+/// for that task (what `shoal logs` gets from the scheduler).
+#[test]
+fn a_log_needs_the_schedulers_grant_for_that_task() {
+    let c = Cluster::start(&["n1"]);
+    c.register(sh_def("secret", "echo the-secret-output", 8));
+    let (a, b) = (c.submit("a", "secret"), c.submit("b", "secret"));
+    for id in [&a, &b] {
+        assert_eq!(c.wait_done(id)["status"], "SUCCEEDED");
+    }
+    let loc = |id: &str| c.shoal("logs", json!({ "jobId": id }));
+    let (la, lb) = (loc(&a), loc(&b));
+    let dir = |l: &Value| {
+        let t: shoal_model::wire::TaskRef = serde_json::from_value(l["task"].clone()).unwrap();
+        format!("{}/{}", l["url"].as_str().unwrap(), t.dir_name())
+    };
+    let get = |url: String| {
+        let r = c.http.get(url).send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let grant_a = la["grant"].as_str().expect("a grant").to_string();
+    let (status, body) = get(format!("{}?offset=0&{grant_a}", dir(&la)));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("the-secret-output"), "{body}");
+    // Without a grant, with another task's grant, or with a forged one.
+    let (status, body) = get(dir(&la));
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("shoal logs"), "{body}");
+    assert_eq!(get(format!("{}?{grant_a}", dir(&lb))).0, 403);
+    let forged = format!("{}?expires=99999999999999&sig={}", dir(&la), "0".repeat(64));
+    assert_eq!(get(forged).0, 403);
 }

@@ -7,6 +7,7 @@
 //! - [`store`]: the SQLite database in the state directory.
 //! - [`sigv4`]: AWS Signature Version 4, verified by [`auth`] on every
 //!   client request when the scheduler has access keys.
+//! - [`tls`]: the worker listener (mutual TLS) for the worker protocol.
 #![warn(missing_docs)]
 
 pub mod actor;
@@ -17,6 +18,7 @@ pub mod mailbox;
 pub mod sigv4;
 pub mod state;
 pub mod store;
+pub mod tls;
 
 pub use state::{Config, Timing};
 
@@ -35,15 +37,20 @@ pub enum Error {
     /// A configuration the scheduler refuses to run with.
     #[error("{0}")]
     Config(String),
+    /// The worker listener's certificates.
+    #[error("worker listener TLS: {0}")]
+    Tls(String),
 }
 
 /// A running scheduler: its address and a way to stop it.
 pub struct Running {
     /// The address the API listens on.
     pub addr: std::net::SocketAddr,
+    /// The address of the worker listener (mutual TLS), when configured.
+    pub worker_addr: Option<std::net::SocketAddr>,
     actor: actor::ActorHandle,
     actor_thread: Option<std::thread::JoinHandle<()>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    shutdown: Option<tokio::sync::watch::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -106,10 +113,15 @@ fn check_auth(config: &Config) -> Result<Option<std::sync::Arc<sigv4::KeyStore>>
     }
 }
 
-/// Load the state, bind the listener and serve in the background.
+/// Load the state, bind the listeners and serve in the background.
 pub async fn start(config: Config) -> Result<Running, Error> {
     let listen = config.listen;
     let keys = check_auth(&config)?;
+    // Certificates first: a mistake there should stop the start at once.
+    let worker_tls = match &config.worker_tls {
+        Some(t) => Some((t.listen, tls::server_config(t)?)),
+        None => None,
+    };
     let mail = mailbox::Mailboxes::default();
     let (actor, actor_thread) = actor::spawn(config, mail.clone())?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -118,24 +130,53 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Io("cannot read the listening address".into(), e))?;
-    let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
-    let app = http::router(http::AppState {
+    let worker_listener = match worker_tls {
+        Some((at, server_config)) => Some(tls::TlsListener::bind(at, server_config).await?),
+        None => None,
+    };
+    let worker_addr = worker_listener
+        .as_ref()
+        .map(|l| axum::serve::Listener::local_addr(l).map(|p| p.addr))
+        .transpose()
+        .map_err(|e| Error::Io("cannot read the worker listener's address".into(), e))?;
+    let (shutdown, rx) = tokio::sync::watch::channel(());
+    let api = http::router(http::AppState {
         actor: actor.clone(),
         mail,
         keys,
     });
+    let plain = match worker_addr {
+        Some(w) => tls::refuse_worker_ops(w).merge(api.clone()),
+        None => api.clone(),
+    };
+    let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+        let _ = rx.changed().await;
+    };
     let server = tokio::spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-        if let Err(e) = r {
-            tracing::error!("http server: {e}");
+        let plain = axum::serve(listener, plain).with_graceful_shutdown(stopped(rx.clone()));
+        let workers = async {
+            match worker_listener {
+                Some(l) => {
+                    axum::serve(
+                        l,
+                        tls::worker_router(api).into_make_service_with_connect_info::<tls::Peer>(),
+                    )
+                    .with_graceful_shutdown(stopped(rx.clone()))
+                    .await
+                }
+                None => Ok(()),
+            }
+        };
+        let (a, b) = tokio::join!(plain, workers);
+        for r in [a, b] {
+            if let Err(e) = r {
+                tracing::error!("http server: {e}");
+            }
         }
     });
     Ok(Running {
         addr,
+        worker_addr,
         actor,
         actor_thread: Some(actor_thread),
         shutdown: Some(shutdown),

@@ -35,6 +35,33 @@ pub struct TaskRef {
     pub node_index: u32,
 }
 
+impl TaskRef {
+    /// A file-name-safe form of the task id: its directory on the worker
+    /// (`ID.nodeN.attemptA`, characters other than letters, digits and
+    /// `-` replaced by `_`).
+    pub fn dir_name(&self) -> String {
+        let id: String = self
+            .job_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{id}.node{}.attempt{}", self.node_index, self.attempt + 1)
+    }
+}
+
+/// What the scheduler signs (HMAC-SHA256 under the worker's `logKey`) to
+/// let a client read one task's log on a worker until `expires_ms` (epoch
+/// milliseconds): `GET /logs/DIR?expires=E&sig=HEX`.
+pub fn log_grant_message(dir_name: &str, expires_ms: u64) -> String {
+    format!("shoal log\n{dir_name}\n{expires_ms}")
+}
+
 impl std::fmt::Display for TaskRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}#{}.{}", self.job_id, self.node_index, self.attempt)
@@ -59,6 +86,11 @@ pub struct RegisterWorkerRequest {
     /// Tasks it is still running (after a scheduler restart).
     #[serde(default)]
     pub running: Vec<TaskRef>,
+    /// The worker's key for log grants (hex), drawn when it starts: it
+    /// serves a task's log only with a grant the scheduler signed with it
+    /// (see [`log_grant_message`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_key: Option<String>,
 }
 
 /// Reply to a registration.
@@ -143,6 +175,11 @@ pub struct StartTask {
     /// Resource limits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ulimits: Vec<Ulimit>,
+    /// The job's secret for this attempt, the same on every node of the
+    /// gang: the launch agent presents it to the other nodes' workers
+    /// (`POST /exec`), which run commands only for the job that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_token: Option<String>,
 }
 
 /// An order to a worker.

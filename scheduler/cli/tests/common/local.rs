@@ -81,6 +81,8 @@ impl Cluster {
                 "1",
                 "--memory",
                 "2048",
+                "--exec-wait-ms",
+                "3000",
                 "--state",
             ])
             .arg(&state)

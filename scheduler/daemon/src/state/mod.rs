@@ -45,6 +45,8 @@ pub struct Config {
     pub credentials: Option<crate::sigv4::KeyStore>,
     /// Allow a non-loopback `listen` without credentials.
     pub insecure_no_auth: bool,
+    /// The worker listener (mutual TLS); None: workers use the API listener.
+    pub worker_tls: Option<crate::tls::WorkerTls>,
 }
 
 /// How often workers poll, and when a silent one is declared lost.
@@ -76,6 +78,7 @@ impl Default for Config {
             timing: Timing::default(),
             credentials: None,
             insecure_no_auth: false,
+            worker_tls: None,
         }
     }
 }
@@ -276,7 +279,12 @@ pub struct StateMachine {
     /// Orders decided in this batch, delivered only after it commits.
     outbox: Vec<(String, shoal_model::wire::Order)>,
     timing: Timing,
+    /// The key of the per-job tokens (see [`StateMachine::job_token`]).
+    job_key: ring::hmac::Key,
 }
+
+/// The meta row holding the key of the per-job tokens (hex).
+const JOB_TOKEN_KEY: &str = "job_token_key";
 
 fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
@@ -288,6 +296,30 @@ fn reply<T: Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
 
 fn core_err(e: shoal_core::CoreError) -> ApiError {
     ApiError::Server(format!("scheduling core refused an event: {e}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The stored key of the job tokens, or a new random one (true: store it).
+fn job_token_key(stored: Option<&String>) -> Result<(Vec<u8>, bool), crate::Error> {
+    if let Some(h) = stored {
+        let bytes: Option<Vec<u8>> = (0..h.len())
+            .step_by(2)
+            .map(|i| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+            .collect();
+        return match bytes {
+            Some(b) if b.len() == 32 => Ok((b, false)),
+            _ => Err(crate::Error::Load(format!(
+                "meta {JOB_TOKEN_KEY} is not 32 bytes of hex"
+            ))),
+        };
+    }
+    let mut key = vec![0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+        .map_err(|_| crate::Error::Load("cannot draw a random job token key".into()))?;
+    Ok((key, true))
 }
 
 fn load_err(what: &str, key: &str, e: impl std::fmt::Display) -> crate::Error {
@@ -337,6 +369,7 @@ impl StateMachine {
         now: u64,
     ) -> Result<StateMachine, crate::Error> {
         let loaded = store.load()?;
+        let (job_key, new_key) = job_token_key(loaded.meta.get(JOB_TOKEN_KEY))?;
         let mut sm = StateMachine {
             scope: m::ArnScope::new(config.region.clone(), config.account.clone()),
             core: Core::new(CoreConfig {
@@ -361,7 +394,11 @@ impl StateMachine {
             mail,
             outbox: Vec::new(),
             timing: config.timing,
+            job_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &job_key),
         };
+        if new_key {
+            sm.batch.put_meta(JOB_TOKEN_KEY, hex(&job_key));
+        }
         for (name, rev, body) in &loaded.definitions {
             let def: m::JobDefinition = serde_json::from_str(body)
                 .map_err(|e| load_err("job definition", &format!("{name}:{rev}"), e))?;
@@ -426,6 +463,14 @@ impl StateMachine {
         // Restoring emits nothing of its own; drop anything it did emit.
         sm.apply_decisions(now);
         Ok(sm)
+    }
+
+    /// The token of a job's attempt: HMAC-SHA256 under the scheduler's
+    /// stored key over the job id and attempt, so it is the same after a
+    /// restart and different for every job and attempt.
+    pub fn job_token(&self, job_id: &str, attempt: u32) -> String {
+        let msg = format!("shoal job token\n{job_id}\n{attempt}");
+        hex(ring::hmac::sign(&self.job_key, msg.as_bytes()).as_ref())
     }
 
     fn create_defaults(&mut self, now: u64) -> Result<(), crate::Error> {
@@ -579,7 +624,7 @@ impl StateMachine {
             R::ListNodes => self.list_nodes(),
             R::RegisterWorker(r) => self.register_worker(now, r),
             R::WorkerPoll(r) => self.poll(now, r),
-            R::LogLocation(id) => self.log_location(&id),
+            R::LogLocation(id) => self.log_location(now, &id),
             R::Noop => reply(&json!({})),
         }
     }
@@ -592,3 +637,40 @@ mod pools;
 
 pub use jobs::state_name;
 use pools::pool_spec;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_tokens_survive_a_restart_and_differ_per_job_and_attempt() {
+        let d = tempfile::tempdir().unwrap();
+        let config = Config {
+            state_dir: d.path().to_path_buf(),
+            ..Config::default()
+        };
+        let load = |store: &Store| {
+            StateMachine::load(
+                config.clone(),
+                store,
+                crate::mailbox::Mailboxes::default(),
+                0,
+            )
+            .unwrap()
+        };
+        let mut store = Store::open(d.path()).unwrap();
+        let mut first = load(&store);
+        let token = first.job_token("job-a", 0);
+        assert_eq!(token.len(), 64, "hex of HMAC-SHA256: {token}");
+        store.commit(&first.take_batch()).unwrap();
+        drop(first);
+        let again = load(&store);
+        assert_eq!(again.job_token("job-a", 0), token, "same after a restart");
+        assert_ne!(again.job_token("job-a", 1), token, "per attempt");
+        assert_ne!(again.job_token("job-b", 0), token, "per job");
+        // Another scheduler (state directory) has another key.
+        let other = tempfile::tempdir().unwrap();
+        let other_store = Store::open(other.path()).unwrap();
+        assert_ne!(load(&other_store).job_token("job-a", 0), token);
+    }
+}

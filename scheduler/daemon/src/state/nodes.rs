@@ -35,6 +35,19 @@ pub struct NodeRecord {
     /// Declared lost (missed heartbeats); comes back on registration.
     #[serde(default)]
     pub lost: bool,
+    /// The worker's key for log grants (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_key: Option<String>,
+}
+
+/// How long a log grant handed to a client stays valid.
+pub const LOG_GRANT_MS: u64 = 5 * 60 * 1000;
+
+fn unhex(h: &str) -> Option<Vec<u8>> {
+    (0..h.len())
+        .step_by(2)
+        .map(|i| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
 }
 
 fn res(c: Capacity) -> Resources {
@@ -154,6 +167,7 @@ impl StateMachine {
             labels: r.labels.clone(),
             last_seen: now,
             lost: false,
+            log_key: r.log_key.clone(),
         };
         self.core
             .apply(now, Event::NodeUpserted(node_spec(&rec)))
@@ -301,6 +315,7 @@ impl StateMachine {
             hostfile.push_str(&format!("{} slots={}\n", addr(p), p.alloc.vcpus.max(1)));
         }
         let ce = self.ce_for(&rec.queue);
+        let token = self.job_token(&rec.id, attempt);
         for p in &by_index {
             let Some(node_name) = self.node_names.get(&p.node.0).cloned() else {
                 continue;
@@ -351,6 +366,7 @@ impl StateMachine {
                 volumes: c.volumes.clone(),
                 mount_points: c.mount_points.clone(),
                 ulimits: c.ulimits.clone(),
+                job_token: Some(token.clone()),
             };
             self.outbox.push((node_name, Order::Start(Box::new(order))));
         }
@@ -454,8 +470,9 @@ impl StateMachine {
         reply(&json!({ "nodes": nodes }))
     }
 
-    /// Where a task's logs are: the worker's base URL.
-    pub(super) fn log_location(&self, job_id: &str) -> Result<Vec<u8>, ApiError> {
+    /// Where a task's logs are: the worker's base URL, and a grant (query
+    /// string) that lets the caller read this task's log there for a while.
+    pub(super) fn log_location(&self, now: u64, job_id: &str) -> Result<Vec<u8>, ApiError> {
         let (base, node_index) = match job_id.rsplit_once('#') {
             Some((b, n)) => (
                 b,
@@ -494,8 +511,20 @@ impl StateMachine {
             attempt,
             node_index,
         };
-        reply(
-            &json!({ "url": format!("http://{}:{}/logs", n.address, n.port), "task": task, "node": n.name }),
-        )
+        let grant = n.log_key.as_deref().and_then(unhex).map(|key| {
+            let expires = now + LOG_GRANT_MS;
+            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+            let msg = shoal_model::wire::log_grant_message(&task.dir_name(), expires);
+            format!(
+                "expires={expires}&sig={}",
+                super::hex(ring::hmac::sign(&key, msg.as_bytes()).as_ref())
+            )
+        });
+        reply(&json!({
+            "url": format!("http://{}:{}/logs", n.address, n.port),
+            "task": task,
+            "node": n.name,
+            "grant": grant,
+        }))
     }
 }

@@ -1,0 +1,282 @@
+//! The worker listener: the worker protocol (`/shoal/v1/registerworker`,
+//! `/shoal/v1/poll`) over mutual TLS. A worker must present a certificate
+//! signed by the cluster CA, and it registers and polls only under the name
+//! its certificate carries (CN), so one node cannot act for another.
+//!
+//! With a worker listener configured, the plain API listener refuses the
+//! worker operations (403), so that the CA is the only way in.
+
+use axum::body::Body;
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
+
+/// The worker operations, which only the worker listener serves when TLS
+/// is on.
+pub const WORKER_OPS: [&str; 2] = ["/shoal/v1/registerworker", "/shoal/v1/poll"];
+
+/// How long a client gets to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Where the worker listener listens, and its certificates.
+#[derive(Debug, Clone)]
+pub struct WorkerTls {
+    /// Address of the worker listener.
+    pub listen: SocketAddr,
+    /// The cluster CA (PEM): workers' certificates must be signed by it.
+    pub ca: PathBuf,
+    /// The scheduler's certificate (PEM; its SANs must hold the address or
+    /// name workers use to reach it).
+    pub cert: PathBuf,
+    /// The scheduler's private key (PEM).
+    pub key: PathBuf,
+}
+
+fn tls_err(what: String) -> crate::Error {
+    crate::Error::Tls(what)
+}
+
+/// The rustls server configuration: the scheduler's certificate, client
+/// certificates required and verified against the CA (ring provider).
+pub fn server_config(t: &WorkerTls) -> Result<Arc<rustls::ServerConfig>, crate::Error> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = |p: &PathBuf| -> Result<Vec<CertificateDer<'static>>, crate::Error> {
+        let v = CertificateDer::pem_file_iter(p)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                tls_err(format!(
+                    "cannot read certificates from {}: {e}",
+                    p.display()
+                ))
+            })?;
+        if v.is_empty() {
+            return Err(tls_err(format!("{} holds no certificate", p.display())));
+        }
+        Ok(v)
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs(&t.ca)? {
+        roots
+            .add(c)
+            .map_err(|e| tls_err(format!("{} is not a usable CA: {e}", t.ca.display())))?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| {
+        tls_err(format!(
+            "cannot verify clients against {}: {e}",
+            t.ca.display()
+        ))
+    })?;
+    let key = PrivateKeyDer::from_pem_file(&t.key).map_err(|e| {
+        tls_err(format!(
+            "cannot read the private key {}: {e}",
+            t.key.display()
+        ))
+    })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_err(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs(&t.cert)?, key)
+        .map_err(|e| {
+            tls_err(format!(
+                "{} and {} do not make a usable certificate: {e}",
+                t.cert.display(),
+                t.key.display()
+            ))
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Who is at the other end of a worker-listener connection.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// The common name of its (verified) certificate.
+    pub name: Option<String>,
+}
+
+/// The common name (CN) of a DER certificate.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_string)
+}
+
+/// A TLS listener for `axum::serve`: handshakes run concurrently on their
+/// own tasks (a slow or failing client holds up no other); connections
+/// that complete one come out of `accept` with their peer's certificate
+/// name.
+pub struct TlsListener {
+    rx: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, Peer)>,
+    local: SocketAddr,
+}
+
+impl TlsListener {
+    /// Bind `addr` and start accepting.
+    pub async fn bind(
+        addr: SocketAddr,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Result<TlsListener, crate::Error> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| crate::Error::Io(format!("cannot listen on {addr}"), e))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| crate::Error::Io("cannot read the listening address".into(), e))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            loop {
+                let (tcp, addr) = tokio::select! {
+                    _ = tx.closed() => return,
+                    r = listener.accept() => match r {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!("worker listener: accept: {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
+                };
+                let (tx, acceptor) = (tx.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(s)) => {
+                            let name = s
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .and_then(|c| common_name(c));
+                            let _ = tx.send((s, Peer { addr, name })).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!("worker listener: refused {addr}: TLS handshake: {e}")
+                        }
+                        Err(_) => {
+                            tracing::warn!("worker listener: {addr}: TLS handshake timed out")
+                        }
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { rx, local })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = Peer;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(x) => x,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(Peer {
+            addr: self.local,
+            name: None,
+        })
+    }
+}
+
+impl Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
+/// A 403 in AWS's error shape.
+pub fn access_denied(message: String) -> Response {
+    let kind = "AccessDeniedException";
+    let body = serde_json::json!({ "__type": kind, "message": message });
+    let mut resp = (StatusCode::FORBIDDEN, body.to_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert("x-amzn-errortype", HeaderValue::from_static(kind));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// The worker listener's router: `api` (the whole API) narrowed to the
+/// worker operations, each under the caller's certificate name only.
+pub fn worker_router(api: Router) -> Router {
+    api.layer(axum::middleware::from_fn(worker_ops_only))
+}
+
+async fn worker_ops_only(
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !WORKER_OPS.contains(&req.uri().path()) {
+        return access_denied(format!(
+            "{} is not served on the worker listener; use the scheduler's API endpoint",
+            req.uri().path()
+        ));
+    }
+    let Some(cn) = peer.name.clone() else {
+        return access_denied("the client certificate has no common name (CN)".into());
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, crate::http::MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(e) => {
+            return crate::api::ApiError::Client(format!("cannot read the request body: {e}"))
+                .into_response()
+        }
+    };
+    #[derive(serde::Deserialize)]
+    struct Named {
+        name: Option<String>,
+    }
+    // A body that does not parse is left to the handler, which says why.
+    if let Ok(Named { name: Some(name) }) = serde_json::from_slice::<Named>(&bytes) {
+        if name != cn {
+            return access_denied(format!(
+                "this worker's certificate is issued to {cn:?}; it may register and poll only as {cn:?}, not {name:?}"
+            ));
+        }
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// The plain listener's refusal of the worker operations when the worker
+/// listener is on.
+pub fn refuse_worker_ops(worker_addr: SocketAddr) -> Router {
+    let refuse = move || async move {
+        access_denied(format!(
+            "worker operations are served only on the scheduler's TLS worker listener: \
+             start the worker with --scheduler https://{worker_addr} and its certificate \
+             (--tls-dir DIR, or --ca, --cert and --key)"
+        ))
+    };
+    let mut r = Router::new();
+    for op in WORKER_OPS {
+        r = r.route(op, axum::routing::post(refuse));
+    }
+    r
+}
