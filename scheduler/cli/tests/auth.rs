@@ -441,6 +441,22 @@ fn with_credentials_a_non_loopback_listen_is_allowed_and_signed_requests_work() 
     assert_refused(s, &v, "UnrecognizedClientException", "unsigned");
     let (s, v) = signed_call(&http, &url, &json!({}), (KEY, SECRET));
     assert_eq!(s, 200, "{v}");
+    // Beyond loopback and without a TLS worker listener, nobody joins as a
+    // worker over plain HTTP.
+    let (s, v) = call(
+        &http,
+        &format!("http://127.0.0.1:{port}/shoal/v1/registerworker"),
+        &json!({ "name": "intruder", "address": "127.0.0.1", "port": 1,
+                 "capacity": { "vcpus": 1, "memoryMiB": 1, "shmMiB": 1 } }),
+    );
+    assert_eq!(s, 403, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--tls-dir"),
+        "{v}"
+    );
 }
 
 #[test]

@@ -117,6 +117,7 @@ fn check_auth(config: &Config) -> Result<Option<std::sync::Arc<sigv4::KeyStore>>
 pub async fn start(config: Config) -> Result<Running, Error> {
     let listen = config.listen;
     let keys = check_auth(&config)?;
+    let insecure_no_auth = config.insecure_no_auth;
     // Certificates first: a mistake there should stop the start at once.
     let worker_tls = match &config.worker_tls {
         Some(t) => Some((t.listen, tls::server_config(t)?)),
@@ -145,9 +146,12 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         mail,
         keys,
     });
+    // Workers join over mutual TLS; on the plain listener only where that
+    // is safe: loopback (one machine), or when the operator said insecure.
     let plain = match worker_addr {
-        Some(w) => tls::refuse_worker_ops(w).merge(api.clone()),
-        None => api.clone(),
+        Some(w) => tls::refuse_worker_ops(Some(w)).merge(api.clone()),
+        None if listen.ip().is_loopback() || insecure_no_auth => api.clone(),
+        None => tls::refuse_worker_ops(None).merge(api.clone()),
     };
     let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
         let _ = rx.changed().await;

@@ -266,17 +266,26 @@ async fn worker_ops_only(
 
 /// The plain listener's refusal of the worker operations when the worker
 /// listener is on.
-pub fn refuse_worker_ops(worker_addr: SocketAddr) -> Router {
-    let refuse = move || async move {
-        access_denied(format!(
+pub fn refuse_worker_ops(worker_addr: Option<SocketAddr>) -> Router {
+    let message = match worker_addr {
+        Some(worker_addr) => format!(
             "worker operations are served only on the scheduler's TLS worker listener: \
              start the worker with --scheduler https://{worker_addr} and its certificate \
              (--tls-dir DIR, or --ca, --cert and --key)"
-        ))
+        ),
+        None => "this scheduler listens beyond loopback without a TLS worker listener, so it \
+                 does not let workers join unauthenticated: start it with --worker-listen ADDR \
+                 --tls-dir DIR (certificates from `shoal ca init` / `shoal ca issue`), or with \
+                 --insecure-no-auth"
+            .to_string(),
+    };
+    let refuse = move || {
+        let message = message.clone();
+        async move { access_denied(message) }
     };
     let mut r = Router::new();
     for op in WORKER_OPS {
-        r = r.route(op, axum::routing::post(refuse));
+        r = r.route(op, axum::routing::post(refuse.clone()));
     }
     r
 }
