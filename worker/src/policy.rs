@@ -2,8 +2,10 @@
 //! runs as, which host paths it may mount and which devices it may name.
 //!
 //! - A job runs as its definition's `user`. A job that names no user runs
-//!   as the worker's job user (`--job-user`, `nobody` by default when the
-//!   worker is root; the worker's own user otherwise).
+//!   as a transient uid of its own (see [`TRANSIENT_UIDS`]; one per task, so
+//!   two such jobs cannot reach each other's files, `/dev/shm` or processes
+//!   through `/proc`), or as the operator's `--job-user`; on a worker that is
+//!   not root, as the worker's own user.
 //! - A job runs as root only when its definition asks for it (`user` is
 //!   `root` or `0`) *and* the operator started the worker with
 //!   `--allow-root-jobs`.
@@ -13,13 +15,29 @@
 
 use std::path::{Path, PathBuf};
 
+/// Transient uids (and gids of the same number) for jobs that name no user:
+/// 2^24 ids from 0x7000_0000, far above any passwd range. A job's id is a
+/// hash of its id and attempt (all its nodes on one host share it), so
+/// workers on one host need no shared allocator.
+pub const TRANSIENT_UIDS: std::ops::Range<u32> = 0x7000_0000..0x7100_0000;
+
+/// The transient uid for `key` (a job and attempt).
+pub fn transient_uid(task: &str) -> u32 {
+    // FNV-1a: stable across runs and versions, unlike std's hasher.
+    let h = task.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    let span = TRANSIENT_UIDS.end - TRANSIENT_UIDS.start;
+    TRANSIENT_UIDS.start + (h % u64::from(span)) as u32
+}
+
 /// The rules, from the worker's command line.
 #[derive(Debug, Clone, Default)]
 pub struct JobPolicy {
     /// Run a job as root when its definition asks for it.
     pub allow_root: bool,
-    /// The user of jobs whose definition names none (None: `nobody` when
-    /// the worker is root, else the worker's own user).
+    /// The user of jobs whose definition names none (None: a transient uid
+    /// per task when the worker is root, else the worker's own user).
     pub job_user: Option<String>,
     /// Host directories volumes may come from (their subtrees included).
     pub volumes: Vec<PathBuf>,
@@ -33,8 +51,8 @@ pub type RunAs = Option<(u32, u32)>;
 impl JobPolicy {
     /// Check the policy itself at the worker's start.
     pub fn check(&self, worker_is_root: bool) -> Result<(), String> {
-        if worker_is_root {
-            let (uid, _) = self.default_user()?;
+        if let (true, Some(user)) = (worker_is_root, &self.job_user) {
+            let (uid, _) = crate::isolate::lookup_user(user)?;
             if uid == 0 {
                 return Err(
                     "--job-user is root: jobs that name no user would run as root; \
@@ -47,15 +65,13 @@ impl JobPolicy {
         Ok(())
     }
 
-    fn default_user(&self) -> Result<(u32, u32), String> {
-        crate::isolate::lookup_user(self.job_user.as_deref().unwrap_or("nobody"))
-    }
-
     /// The uid/gid a task with definition user `user` runs as, on a worker
-    /// that runs as root (`worker_is_root`) or not.
+    /// that runs as root (`worker_is_root`) or not; `task` keys its
+    /// transient uid (its job and attempt).
     pub fn run_as(
         &self,
         user: Option<&str>,
+        task: &str,
         worker_is_root: bool,
         node: &str,
     ) -> Result<RunAs, String> {
@@ -83,7 +99,13 @@ impl JobPolicy {
                  operator to start the worker with --allow-root-jobs"
             )),
             Some(u) => Ok(Some(u)),
-            None => self.default_user().map(Some),
+            None => match &self.job_user {
+                Some(u) => crate::isolate::lookup_user(u).map(Some),
+                None => {
+                    let id = transient_uid(task);
+                    Ok(Some((id, id)))
+                }
+            },
         }
     }
 
@@ -152,17 +174,44 @@ mod tests {
     #[test]
     fn root_needs_the_definition_and_the_operator() {
         let p = JobPolicy::default();
-        let e = p.run_as(Some("root"), true, "n1").unwrap_err();
+        let e = p.run_as(Some("root"), "t", true, "n1").unwrap_err();
         assert!(e.contains("--allow-root-jobs"), "{e}");
-        assert!(p.run_as(Some("0"), true, "n1").is_err());
+        assert!(p.run_as(Some("0"), "t", true, "n1").is_err());
         let p = JobPolicy {
             allow_root: true,
             ..JobPolicy::default()
         };
-        assert_eq!(p.run_as(Some("root"), true, "n1").unwrap(), Some((0, 0)));
+        assert_eq!(
+            p.run_as(Some("root"), "t", true, "n1").unwrap(),
+            Some((0, 0))
+        );
         // Allowing root does not make root the default.
+        let (uid, gid) = p.run_as(None, "t", true, "n1").unwrap().unwrap();
+        assert!(TRANSIENT_UIDS.contains(&uid) && uid == gid);
+    }
+
+    #[test]
+    fn jobs_without_a_user_get_a_uid_of_their_own() {
+        let p = JobPolicy::default();
+        let a = p.run_as(None, "job-a.node0.attempt1", true, "n").unwrap();
+        let b = p.run_as(None, "job-b.node0.attempt1", true, "n").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            p.run_as(None, "job-a.node0.attempt1", true, "n").unwrap()
+        );
+        // Spread over the whole range, never outside it.
+        let ids: std::collections::BTreeSet<u32> =
+            (0..1000).map(|i| transient_uid(&format!("j{i}"))).collect();
+        assert!(ids.len() > 990);
+        assert!(ids.iter().all(|u| TRANSIENT_UIDS.contains(u)));
+        // The operator may name one user for them instead.
+        let p = JobPolicy {
+            job_user: Some("nobody".into()),
+            ..JobPolicy::default()
+        };
         let nobody = crate::isolate::lookup_user("nobody").unwrap();
-        assert_eq!(p.run_as(None, true, "n1").unwrap(), Some(nobody));
+        assert_eq!(p.run_as(None, "t", true, "n").unwrap(), Some(nobody));
     }
 
     #[test]

@@ -145,6 +145,13 @@ struct Running {
     gang: Vec<std::net::IpAddr>,
 }
 
+/// What a transient uid is drawn from: the job (every node of a multinode
+/// job on one host shares it) and its attempt.
+fn uid_key(t: &TaskRef) -> String {
+    let job = t.job_id.split('#').next().unwrap_or(&t.job_id);
+    format!("{job}/{}", t.attempt)
+}
+
 /// A file-name-safe form of a task id.
 pub fn task_dir_name(t: &TaskRef) -> String {
     t.dir_name()
@@ -451,7 +458,7 @@ impl Tasks {
         let root = nix::unistd::geteuid().is_root();
         let user = match self
             .policy
-            .run_as(order.user.as_deref(), root, &self.node)
+            .run_as(order.user.as_deref(), &uid_key(&task), root, &self.node)
             .and_then(|u| {
                 let volumes = order
                     .volumes
@@ -553,7 +560,9 @@ impl Tasks {
             Some((uid, _)) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
                 .ok()
                 .flatten()
-                .map(|u| u.dir.to_string_lossy().into_owned()),
+                .map(|u| u.dir.to_string_lossy().into_owned())
+                // A transient uid has no home: its task directory, which it owns.
+                .or_else(|| Some(dir.to_string_lossy().into_owned())),
             None => std::env::var("HOME").ok(),
         };
         cmd.env("HOME", home.unwrap_or_else(|| "/".into()));

@@ -248,8 +248,9 @@ struct WorkerArgs {
     /// Without this, such jobs fail with a reason saying so.
     #[arg(long)]
     allow_root_jobs: bool,
-    /// The user of jobs whose definition names none (default: nobody when
-    /// the worker is root; never root).
+    /// The user of jobs whose definition names none (default, when the
+    /// worker is root: a transient uid of each task's own, so that such jobs
+    /// cannot reach each other; never root).
     #[arg(long)]
     job_user: Option<String>,
     /// A host directory job volumes may come from (repeat for more);
