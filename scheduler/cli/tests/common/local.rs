@@ -32,7 +32,7 @@ impl Cluster {
         endpoint: String,
         workers: &[&str],
     ) -> Cluster {
-        // Jobs run as `nobody` unless their definition names a user: they
+        // Jobs run as a transient uid unless their definition names a user: they
         // must be able to reach their task directory (hostfile, cwd).
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
