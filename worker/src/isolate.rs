@@ -130,7 +130,6 @@ impl Isolation {
                     let opts = format!("size={shm}m,mode=1777");
                     mount(Some("tmpfs"), "/dev/shm", Some("tmpfs"), flags, Some(opts.as_str())).map_err(io)?;
                     for t in &self.tmpfs {
-                        let _ = std::fs::create_dir_all(&t.path);
                         let mut opts = format!("size={}m", t.size_mib);
                         for o in &t.options {
                             opts.push(',');
@@ -139,7 +138,6 @@ impl Isolation {
                         mount(Some("tmpfs"), t.path.as_str(), Some("tmpfs"), flags, Some(opts.as_str())).map_err(io)?;
                     }
                     for b in &self.binds {
-                        let _ = std::fs::create_dir_all(&b.target);
                         mount(Some(b.source.as_str()), b.target.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
                             .map_err(io)?;
                         if b.read_only {
@@ -163,6 +161,10 @@ impl Isolation {
                     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
                         .map_err(io)?;
                 }
+                // No set-user-id or file capabilities from here on: a job may
+                // mount a tmpfs or volume over any path in its namespace
+                // (/etc included), which must not make `su` its way to root.
+                nix::sys::prctl::set_no_new_privs().map_err(io)?;
                 Ok(())
             });
         }

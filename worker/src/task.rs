@@ -396,6 +396,7 @@ impl Tasks {
                     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
                         .map_err(io)?;
                 }
+                nix::sys::prctl::set_no_new_privs().map_err(io)?;
                 Ok(())
             });
         }
@@ -543,7 +544,16 @@ impl Tasks {
             user,
             cpus: cpus.clone(),
         };
-        if let Err(reason) = check_mpi_shm(&order.command, shm_mib, order.alloc.vcpus) {
+        let checked = check_mount_points(
+            isolation
+                .tmpfs
+                .iter()
+                .map(|t| t.path.as_str())
+                .chain(isolation.binds.iter().map(|b| b.target.as_str())),
+            &self.node,
+        )
+        .and_then(|()| check_mpi_shm(&order.command, shm_mib, order.alloc.vcpus));
+        if let Err(reason) = checked {
             self.give_cpus(&cpus);
             cgroup.kill_and_remove();
             let _ = writeln!(log, "shoal: {reason}");
@@ -704,6 +714,26 @@ fn cpu_list(cpus: &[u32]) -> String {
 /// local rank (one `vader_segment` file each); with less it fails, or with
 /// the default transports silently falls back to TCP.
 pub const MPI_SHM_PER_RANK_MIB: u64 = 4;
+
+/// Mount points (tmpfs and volume `containerPath`s) must be existing
+/// directories: a job runs on the host's filesystem, and the worker does
+/// not create directories there for it.
+pub fn check_mount_points<'a>(
+    paths: impl IntoIterator<Item = &'a str>,
+    node: &str,
+) -> Result<(), String> {
+    for p in paths {
+        let path = Path::new(p);
+        if !path.is_absolute() || !path.is_dir() {
+            return Err(format!(
+                "containerPath {p:?} is not an existing directory on {node}: Shoal runs jobs on the \
+                 host's filesystem and does not create mount points there; use a directory that \
+                 exists (e.g. under /tmp or /mnt), or ask the operator to create it"
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Refuse an `mpirun` whose ranks per node cannot fit in /dev/shm.
 /// Ranks per node: `-np N` (or `-n N`) spread over the hostfile's slots,

@@ -252,12 +252,13 @@ fn tmpfs_mounts_and_volumes_are_mounted_in_the_jobs_namespace() {
     // Writable by the job's user (nobody): only the read-only mount stops it.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o777)).unwrap();
-    // Shoal runs host processes: a missing mount point is created on the
-    // host (empty), so the test uses its own directories.
+    // Shoal runs host processes: mount points must exist on the host.
     let scratch = c.dir.path().join("scratch");
     let data = c.dir.path().join("mnt-data");
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
     let script = format!(
-        "df -m {s} | tail -1; cat {d}/input.txt; touch {d}/nope 2>/dev/null && echo data-writable || echo data-read-only",
+        "df -m {s} | tail -1; cat {d}/input.txt; touch {d}/nope 2>/dev/null && echo data-writable || echo data-read-only; grep NoNewPrivs /proc/self/status",
         s = scratch.display(),
         d = data.display()
     );
@@ -279,7 +280,30 @@ fn tmpfs_mounts_and_volumes_are_mounted_in_the_jobs_namespace() {
     assert_eq!(scratch_mib, Some(16), "{out}");
     assert!(out.contains("from the host"), "{out}");
     assert!(out.contains("data-read-only"), "{out}");
+    // Mounting over any path of its namespace must not let a job gain
+    // privileges through set-user-id programs reading what it mounted.
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
     assert!(!host.join("nope").exists());
+    // A mount point that does not exist is refused, not made on the host.
+    let missing = c.dir.path().join("not-there");
+    c.register(json!({ "jobDefinitionName": "missing", "type": "container",
+        "containerProperties": { "command": ["true"],
+          "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"256"}],
+          "linuxParameters": { "tmpfs": [{ "containerPath": missing.to_str().unwrap(), "size": 16 }] } } }));
+    let id = c.submit("missing", "missing");
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "FAILED", "{j}");
+    assert!(
+        j["attempts"][0]["statusReason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not an existing directory"),
+        "{j}"
+    );
+    assert!(
+        !missing.exists(),
+        "the worker made no directory on the host"
+    );
     assert!(
         !std::path::Path::new("/data").exists() || std::fs::read_dir("/data").is_ok(),
         "nothing mounted on the host"
