@@ -152,21 +152,25 @@ impl Isolation {
                         }
                     }
                 }
-                if let Some((u, g)) = self.user {
-                    nix::unistd::setgroups(&[nix::unistd::Gid::from_raw(g)]).map_err(io)?;
-                    nix::unistd::setgid(nix::unistd::Gid::from_raw(g)).map_err(io)?;
-                    nix::unistd::setuid(nix::unistd::Uid::from_raw(u)).map_err(io)?;
-                    // A change of credentials clears the parent-death signal:
-                    // set it again, or a task would outlive a killed worker.
-                    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                        .map_err(io)?;
-                }
-                // No set-user-id or file capabilities from here on: a job may
-                // mount a tmpfs or volume over any path in its namespace
-                // (/etc included), which must not make `su` its way to root.
-                nix::sys::prctl::set_no_new_privs().map_err(io)?;
-                Ok(())
+                become_job_user(self.user)
             });
         }
     }
+}
+
+/// The last step before a job's exec (in the child, after the mounts):
+/// switch to the job's user, if it has one, and forbid new privileges.
+pub fn become_job_user(user: Option<(u32, u32)>) -> std::io::Result<()> {
+    if let Some((u, g)) = user {
+        nix::unistd::setgroups(&[nix::unistd::Gid::from_raw(g)]).map_err(io)?;
+        nix::unistd::setgid(nix::unistd::Gid::from_raw(g)).map_err(io)?;
+        nix::unistd::setuid(nix::unistd::Uid::from_raw(u)).map_err(io)?;
+        // A change of credentials clears the parent-death signal: set it
+        // again, or a task would outlive a killed worker.
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(io)?;
+    }
+    // No set-user-id or file capabilities from here on: a job may mount a
+    // tmpfs or volume over any path in its namespace (/etc included), which
+    // must not make `su` its way to root.
+    nix::sys::prctl::set_no_new_privs().map_err(io)
 }

@@ -388,16 +388,7 @@ impl Tasks {
                 }
                 nix::sched::setns(&mnt, nix::sched::CloneFlags::CLONE_NEWNS).map_err(io)?;
                 // The launch agent's command runs as the task does.
-                if let Some((u, g)) = user {
-                    nix::unistd::setgroups(&[nix::unistd::Gid::from_raw(g)]).map_err(io)?;
-                    nix::unistd::setgid(nix::unistd::Gid::from_raw(g)).map_err(io)?;
-                    nix::unistd::setuid(nix::unistd::Uid::from_raw(u)).map_err(io)?;
-                    // Cleared by the change of credentials: set it again.
-                    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                        .map_err(io)?;
-                }
-                nix::sys::prctl::set_no_new_privs().map_err(io)?;
-                Ok(())
+                crate::isolate::become_job_user(user)
             });
         }
         let status = cmd

@@ -20,6 +20,9 @@ use std::time::Duration;
 #[path = "../../model/tests/common/gen.rs"]
 mod gen;
 
+#[path = "../../model/tests/common/figure.rs"]
+mod figure;
+
 const OPS: &[&str] = &[
     "registerjobdefinition",
     "submitjob",
@@ -316,17 +319,8 @@ async fn ten_thousand_generated_bodies_end_as_client_exceptions_or_successes() {
         broken.load(Ordering::Relaxed),
     );
     let line = format!("fuzz {cases} cases {panics} panics {server} 5xx");
-    println!("{line} ({ok} accepted, {client} ClientException, {broken} other)");
-    if let Ok(path) = std::env::var("SHOAL_FIGURES") {
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            let _ = writeln!(f, "{line}");
-        }
-    }
+    println!("{ok} accepted, {client} ClientException, {broken} other");
+    figure::figure(&line);
     assert_eq!(panics, 0, "parser panics");
     assert_eq!(
         (server, broken),

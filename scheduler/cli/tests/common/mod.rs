@@ -149,18 +149,7 @@ pub fn free_port() -> u16 {
 }
 pub mod local;
 
-/// Report a measured figure: printed, and appended to the file named by
-/// `SHOAL_FIGURES` (scripts/test.sh gathers them into its summary line).
-pub fn figure(line: &str) {
-    println!("figure: {line}");
-    if let Ok(path) = std::env::var("SHOAL_FIGURES") {
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            let _ = writeln!(f, "{line}");
-        }
-    }
-}
+#[path = "../../../model/tests/common/figure.rs"]
+mod figures;
+#[allow(unused_imports)]
+pub use figures::figure;
