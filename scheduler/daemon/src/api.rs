@@ -24,6 +24,10 @@ pub enum ApiError {
     /// `InvalidSignatureException`.
     #[error("{0}")]
     InvalidSignature(String),
+    /// Authenticated, or on the wrong listener, but not allowed: HTTP 403
+    /// `AccessDeniedException`.
+    #[error("{0}")]
+    AccessDenied(String),
 }
 
 impl From<crate::sigv4::AuthError> for ApiError {

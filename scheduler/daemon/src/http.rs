@@ -29,6 +29,7 @@ impl IntoResponse for ApiError {
                 (StatusCode::FORBIDDEN, "UnrecognizedClientException")
             }
             ApiError::InvalidSignature(_) => (StatusCode::FORBIDDEN, "InvalidSignatureException"),
+            ApiError::AccessDenied(_) => (StatusCode::FORBIDDEN, "AccessDeniedException"),
         };
         let body = serde_json::json!({ "__type": kind, "message": self.to_string() });
         let mut resp = (status, body.to_string()).into_response();

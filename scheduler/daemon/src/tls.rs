@@ -9,7 +9,6 @@
 use axum::body::Body;
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -208,16 +207,7 @@ impl Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
 
 /// A 403 in AWS's error shape.
 pub fn access_denied(message: String) -> Response {
-    let kind = "AccessDeniedException";
-    let body = serde_json::json!({ "__type": kind, "message": message });
-    let mut resp = (StatusCode::FORBIDDEN, body.to_string()).into_response();
-    let h = resp.headers_mut();
-    h.insert("x-amzn-errortype", HeaderValue::from_static(kind));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
+    crate::api::ApiError::AccessDenied(message).into_response()
 }
 
 /// The worker listener's router: `api` (the whole API) narrowed to the
