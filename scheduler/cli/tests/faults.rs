@@ -13,15 +13,21 @@
 mod common;
 
 use common::local::{processes_running, sh_def, Cluster};
-use common::{call, figure, free_port, start_scheduler_at, wait_for, Proc};
+use common::{call, figure, free_port, start_scheduler_at, try_signed_call, wait_for, Proc};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Every job of `queue` in `status`, paging through ListJobs.
-fn list_jobs(http: &reqwest::blocking::Client, endpoint: &str, status: &str) -> Vec<Value> {
+/// Every job of `queue` in `status`, paging through ListJobs (signed by
+/// `key` if given).
+fn list_jobs(
+    http: &reqwest::blocking::Client,
+    endpoint: &str,
+    status: &str,
+    key: Option<(&str, &str)>,
+) -> Vec<Value> {
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -29,7 +35,11 @@ fn list_jobs(http: &reqwest::blocking::Client, endpoint: &str, status: &str) -> 
         if let Some(t) = &token {
             body["nextToken"] = json!(t);
         }
-        let (s, v) = call(http, &format!("{endpoint}/v1/listjobs"), &body);
+        let url = format!("{endpoint}/v1/listjobs");
+        let (s, v) = match key {
+            Some(k) => try_signed_call(http, &url, &body, k, &[]).expect("listjobs"),
+            None => call(http, &url, &body),
+        };
         assert_eq!(s, 200, "listjobs: {v}");
         out.extend(v["jobSummaryList"].as_array().unwrap().iter().cloned());
         match v["nextToken"].as_str() {
@@ -39,12 +49,13 @@ fn list_jobs(http: &reqwest::blocking::Client, endpoint: &str, status: &str) -> 
     }
 }
 
-fn register_true(http: &reqwest::blocking::Client, endpoint: &str) {
-    let (s, v) = call(
-        http,
-        &format!("{endpoint}/v1/registerjobdefinition"),
-        &json!({ "jobDefinitionName": "d", "type": "container", "containerProperties": { "command": ["true"] } }),
-    );
+fn register_true(http: &reqwest::blocking::Client, endpoint: &str, key: Option<(&str, &str)>) {
+    let url = format!("{endpoint}/v1/registerjobdefinition");
+    let body = json!({ "jobDefinitionName": "d", "type": "container", "containerProperties": { "command": ["true"] } });
+    let (s, v) = match key {
+        Some(k) => try_signed_call(http, &url, &body, k, &[]).expect("register"),
+        None => call(http, &url, &body),
+    };
     assert_eq!(s, 200, "{v}");
 }
 
@@ -56,12 +67,18 @@ fn kill9_during_a_submit_storm_keeps_every_acknowledged_job_once() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let listen = format!("127.0.0.1:{}", free_port());
-    let (sched, endpoint) = start_scheduler_at(&listen, &state, &[]);
+    // With access keys, as a shared scheduler runs: every request signed.
+    let creds = dir.path().join("credentials");
+    std::fs::write(&creds, "AKIDSTORM 5e3b0d7c41a9f2e86b1c\n").unwrap();
+    let signer = ("AKIDSTORM", "5e3b0d7c41a9f2e86b1c");
+    let key = Some(signer);
+    let args = ["--credentials", creds.to_str().unwrap()];
+    let (sched, endpoint) = start_scheduler_at(&listen, &state, &args);
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    register_true(&http, &endpoint);
+    register_true(&http, &endpoint, key);
 
     // Each client submits its jobs in order, with a client token, and
     // retries a submission until it is acknowledged, as boto3 would.
@@ -80,15 +97,15 @@ fn kill9_during_a_submit_storm_keeps_every_acknowledged_job_once() {
                     let deadline = Instant::now() + Duration::from_secs(60);
                     let mut delay = Duration::from_millis(10);
                     loop {
-                        let r = http
-                            .post(format!("{endpoint}/v1/submitjob"))
-                            .header("X-Shoal-Client-Token", format!("tok-{name}"))
-                            .json(&json!({ "jobName": name, "jobQueue": "default", "jobDefinition": "d" }))
-                            .send()
-                            .ok()
-                            .filter(|r| r.status().is_success())
-                            .and_then(|r| r.json::<Value>().ok());
-                        if let Some(v) = r {
+                        let token = format!("tok-{name}");
+                        let r = try_signed_call(
+                            &http,
+                            &format!("{endpoint}/v1/submitjob"),
+                            &json!({ "jobName": name, "jobQueue": "default", "jobDefinition": "d" }),
+                            signer,
+                            &[("x-shoal-client-token", &token)],
+                        );
+                        if let Ok((200, v)) = r {
                             let id = v["jobId"].as_str().unwrap().to_string();
                             results.lock().unwrap().push((id, name));
                             acked.fetch_add(1, Ordering::SeqCst);
@@ -110,18 +127,20 @@ fn kill9_during_a_submit_storm_keeps_every_acknowledged_job_once() {
         });
         let at_kill = acked.load(Ordering::SeqCst);
         sched.take().unwrap().kill9();
-        let (p, e) = start_scheduler_at(&listen, &state, &[]);
+        let (p, e) = start_scheduler_at(&listen, &state, &args);
         assert_eq!(e, endpoint);
         restarted = Some(p);
         println!("killed at {at_kill} acknowledged");
     });
-    let _restarted = restarted;
+    // kill -9 once more, so that nothing counted below is only in memory.
+    restarted.expect("restarted").kill9();
+    let (_again, e) = start_scheduler_at(&listen, &state, &args);
+    assert_eq!(e, endpoint);
     let results = results.into_inner().unwrap();
     assert_eq!(results.len(), CLIENTS * PER_CLIENT);
 
-    // After yet another restart (so nothing is only in memory), every
-    // acknowledged job is there, once.
-    let jobs = list_jobs(&http, &endpoint, "RUNNABLE");
+    // Every acknowledged job is there, once.
+    let jobs = list_jobs(&http, &endpoint, "RUNNABLE", key);
     let by_id: BTreeMap<&str, &str> = jobs
         .iter()
         .map(|j| (j["jobId"].as_str().unwrap(), j["jobName"].as_str().unwrap()))
@@ -325,7 +344,7 @@ fn a_full_disk_answers_server_exception_and_acknowledges_only_what_it_stored() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    register_true(&http, &endpoint);
+    register_true(&http, &endpoint, None);
     // Leave the database about 256 KiB.
     let filler = disk.join("filler");
     let free = nix::sys::statvfs::statvfs(&disk).unwrap();
@@ -378,7 +397,7 @@ fn a_full_disk_answers_server_exception_and_acknowledges_only_what_it_stored() {
     // was refused is.
     sched.kill9();
     let (_sched, endpoint) = start_scheduler_at(&listen, &state, &[]);
-    let jobs = list_jobs(&http, &endpoint, "RUNNABLE");
+    let jobs = list_jobs(&http, &endpoint, "RUNNABLE", None);
     let stored: BTreeMap<String, String> = jobs
         .iter()
         .map(|j| {

@@ -75,8 +75,20 @@ pub fn signed_call(
     http: &reqwest::blocking::Client,
     url: &str,
     body: &Value,
-    (key, secret): (&str, &str),
+    key: (&str, &str),
 ) -> (u16, Value) {
+    try_signed_call(http, url, body, key, &[]).expect("request")
+}
+
+/// As [`signed_call`], with more headers (signed too), and an error when no
+/// answer came (the scheduler is down).
+pub fn try_signed_call(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    body: &Value,
+    (key, secret): (&str, &str),
+    headers: &[(&str, &str)],
+) -> Result<(u16, Value), reqwest::Error> {
     use shoal_scheduler::sigv4;
     let u = reqwest::Url::parse(url).expect("a URL");
     let host = format!(
@@ -96,24 +108,19 @@ pub fn signed_call(
         service: "batch",
         time: sigv4::now_secs(),
     };
-    let added = sigv4::sign(
-        &params,
-        "POST",
-        u.path(),
-        "",
-        &[("host", &host), ("content-type", "application/json")],
-        &bytes,
-    );
-    let mut req = http
-        .post(url)
-        .header("host", host)
-        .header("content-type", "application/json");
+    let mut signed: Vec<(&str, &str)> = vec![("host", &host), ("content-type", "application/json")];
+    signed.extend_from_slice(headers);
+    let added = sigv4::sign(&params, "POST", u.path(), "", &signed, &bytes);
+    let mut req = http.post(url);
+    for (n, v) in &signed {
+        req = req.header(*n, *v);
+    }
     for (n, v) in added {
         req = req.header(n, v);
     }
-    let r = req.body(bytes).send().expect("request");
+    let r = req.body(bytes).send()?;
     let status = r.status().as_u16();
-    (status, r.json().unwrap_or(Value::Null))
+    Ok((status, r.json().unwrap_or(Value::Null)))
 }
 
 /// The first key of a credentials file.
