@@ -152,6 +152,21 @@ fn uid_key(t: &TaskRef) -> String {
     format!("{job}/{}", t.attempt)
 }
 
+/// A task's working directory (its user's own) inside its task directory.
+fn work_dir(task_dir: &Path) -> PathBuf {
+    task_dir.join("work")
+}
+
+/// Open a task's log for appending, never through a symlink.
+fn open_log(task_dir: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(task_dir.join("output.log"))
+}
+
 /// A file-name-safe form of a task id.
 pub fn task_dir_name(t: &TaskRef) -> String {
     t.dir_name()
@@ -340,17 +355,13 @@ impl Tasks {
             .map_err(|e| failed(format!("cannot read the task's environment: {e}")))?;
         let mnt = std::fs::File::open(format!("/proc/{}/ns/mnt", r.pid))
             .map_err(|e| failed(format!("cannot open the task's mount namespace: {e}")))?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(r.dir.join("output.log"))
-            .map_err(|e| failed(e.to_string()))?;
+        let log = open_log(&r.dir).map_err(|e| failed(e.to_string()))?;
         let err_log = log.try_clone().map_err(|e| failed(e.to_string()))?;
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(command_line)
             .env_clear()
-            .current_dir(&r.dir);
+            .current_dir(work_dir(&r.dir));
         for kv in environ.split(|b| *b == 0).filter(|kv| !kv.is_empty()) {
             let kv = String::from_utf8_lossy(kv);
             if let Some((k, v)) = kv.split_once('=') {
@@ -422,14 +433,16 @@ impl Tasks {
     fn run(self: Arc<Self>, order: StartTask) {
         let task = order.task.clone();
         let dir = self.dir.join(task_dir_name(&task));
+        // The task directory and what the worker writes there (log,
+        // hostfile) stay the worker's: a job that could swap them for
+        // symlinks would have the worker write or serve any file. The job
+        // gets `work/`, its own, as working directory.
+        let work = work_dir(&dir);
         let prepared = (|| -> std::io::Result<(std::fs::File, PathBuf)> {
-            std::fs::create_dir_all(&dir)?;
+            std::fs::create_dir_all(&work)?;
             let hostfile = dir.join("hostfile");
             std::fs::write(&hostfile, &order.hostfile)?;
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("output.log"))?;
+            let log = open_log(&dir)?;
             Ok((log, hostfile))
         })();
         let (mut log, hostfile) = match prepared {
@@ -470,11 +483,9 @@ impl Tasks {
                 return self.fail(&task, e);
             }
         };
-        // The job owns its directory (its working directory), not the files
-        // the worker keeps there.
         if let Some((uid, gid)) = user {
             let _ = nix::unistd::chown(
-                &dir,
+                &work,
                 Some(nix::unistd::Uid::from_raw(uid)),
                 Some(nix::unistd::Gid::from_raw(gid)),
             );
@@ -562,8 +573,8 @@ impl Tasks {
                 .ok()
                 .flatten()
                 .map(|u| u.dir.to_string_lossy().into_owned())
-                // A transient uid has no home: its task directory, which it owns.
-                .or_else(|| Some(dir.to_string_lossy().into_owned())),
+                // A transient uid has no home: its working directory.
+                .or_else(|| Some(work.to_string_lossy().into_owned())),
             None => std::env::var("HOME").ok(),
         };
         cmd.env("HOME", home.unwrap_or_else(|| "/".into()));
@@ -605,7 +616,7 @@ impl Tasks {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err_log));
-        cmd.current_dir(&dir);
+        cmd.current_dir(&work);
         isolation.apply(&mut cmd);
         let mut child = match cmd.spawn() {
             Ok(c) => c,

@@ -403,6 +403,28 @@ fn a_job_cannot_reach_another_jobs_dev_shm_even_through_proc() {
 }
 
 #[test]
+fn a_job_cannot_replace_the_files_the_worker_writes_for_it() {
+    let c = Cluster::start(&["n1"]);
+    // The worker (root) writes the log and hostfile in the task directory:
+    // a job that could swap them for symlinks would have root write or
+    // serve any file. Its own working directory is the place to write.
+    c.register(sh_def(
+        "swap",
+        "ln -sf /etc/hostname \"$SHOAL_TASK_DIR/output.log\" 2>/dev/null && echo swapped-log || echo log-kept; \
+         ln -sf /etc/hostname \"$SHOAL_HOSTFILE\" 2>/dev/null && echo swapped-hostfile || echo hostfile-kept; \
+         touch mine && [ \"$HOME\" = \"$PWD\" ] && echo cwd-is-home-and-writable",
+        8,
+    ));
+    let id = c.submit("swap", "swap");
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "SUCCEEDED", "{j}");
+    let out = c.logs(&id);
+    assert!(out.contains("log-kept"), "{out}");
+    assert!(out.contains("hostfile-kept"), "{out}");
+    assert!(out.contains("cwd-is-home-and-writable"), "{out}");
+}
+
+#[test]
 fn jobs_run_as_a_uid_of_their_own_by_default_and_as_root_only_when_asked_and_allowed() {
     let mut c = Cluster::start(&["plain"]);
     // Jobs that name no user run as a transient uid (0x7000_0000 and up).
