@@ -44,6 +44,9 @@ pub struct Tasks {
     pub node: String,
     /// How long a launch-agent request waits for its task to start here.
     pub exec_wait: Duration,
+    /// The cluster CA (PEM) when this node's own server speaks TLS: jobs
+    /// get it as `SHOAL_CA_PEM`, for the launch agent to verify workers.
+    pub ca_pem: Option<String>,
 }
 
 /// Why a launch-agent request did not run.
@@ -181,6 +184,8 @@ pub struct NodeSettings {
     pub policy: JobPolicy,
     /// How long a launch-agent request waits for its task to start here.
     pub exec_wait: Duration,
+    /// The cluster CA (PEM) when this node's own server speaks TLS.
+    pub ca_pem: Option<String>,
 }
 
 impl Tasks {
@@ -197,6 +202,7 @@ impl Tasks {
             node,
             policy,
             exec_wait,
+            ca_pem,
         } = settings;
         Arc::new(Tasks {
             dir,
@@ -209,6 +215,7 @@ impl Tasks {
             policy,
             node,
             exec_wait,
+            ca_pem,
         })
     }
 
@@ -608,6 +615,11 @@ impl Tasks {
         // After the job's own variables: the launch agent's credential.
         if let Some(t) = &order.job_token {
             cmd.env("SHOAL_JOB_TOKEN", t);
+        }
+        // The CA that the nodes' own servers (the launch agent's peers)
+        // have their certificates from.
+        if let Some(ca) = &self.ca_pem {
+            cmd.env("SHOAL_CA_PEM", ca);
         }
         let err_log = match log.try_clone() {
             Ok(l) => l,

@@ -134,6 +134,163 @@ fn interface_of(address: &str) -> Option<String> {
     })
 }
 
+/// The address of a client of the worker's own server.
+#[derive(Debug, Clone, Copy)]
+struct Peer(std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for Peer
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*s.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(s: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        Peer(*s.remote_addr())
+    }
+}
+
+/// How long a client of the worker's own server gets for its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The worker's own server over TLS: handshakes run on their own tasks
+/// (a slow or failing client holds up no other); `accept` yields the
+/// connections that complete one.
+struct TlsListener {
+    rx: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        std::net::SocketAddr,
+    )>,
+    local: std::net::SocketAddr,
+}
+
+impl TlsListener {
+    fn start(listener: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>) -> TlsListener {
+        let local = listener
+            .local_addr()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        tokio::spawn(async move {
+            loop {
+                let (tcp, addr) = tokio::select! {
+                    _ = tx.closed() => return,
+                    r = listener.accept() => match r {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!("log server: accept: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
+                };
+                let (tx, acceptor) = (tx.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(s)) => {
+                            let _ = tx.send((s, addr)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!("log server: {addr}: TLS handshake: {e}"),
+                        Err(_) => tracing::debug!("log server: {addr}: TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        TlsListener { rx, local }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(x) => x,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// The TLS configuration of the worker's own server: this node's
+/// certificate, which must be valid, under the cluster CA, for `address`
+/// (the address the scheduler hands to clients). No client certificates:
+/// `/exec` checks the job's token and `/logs` the scheduler's grant.
+fn server_tls(t: &crate::pki::TlsFiles, address: &str) -> Result<Arc<rustls::ServerConfig>, Error> {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+    let bad = |what: String| Error::Config(what);
+    let certs = |p: &std::path::Path| -> Result<Vec<CertificateDer<'static>>, Error> {
+        let v = CertificateDer::pem_file_iter(p)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                bad(format!(
+                    "cannot read certificates from {}: {e}",
+                    p.display()
+                ))
+            })?;
+        if v.is_empty() {
+            return Err(bad(format!("{} holds no certificate", p.display())));
+        }
+        Ok(v)
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = certs(&t.cert)?;
+    // Fail at start, with the fix, rather than at every client's handshake.
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs(&t.ca)? {
+        roots
+            .add(c)
+            .map_err(|e| bad(format!("{} is not a usable CA: {e}", t.ca.display())))?;
+    }
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| bad(format!("cannot verify against {}: {e}", t.ca.display())))?;
+    let name = ServerName::try_from(address.to_string())
+        .map_err(|e| bad(format!("--address {address}: {e}")))?;
+    verifier
+        .verify_server_cert(&chain[0], &chain[1..], &name, &[], UnixTime::now())
+        .map_err(|e| {
+            bad(format!(
+                "{} is not valid for this node's address {address} under the CA {}: {e}; \
+                 issue it with `shoal ca issue DIR NAME --ip {address} --force`",
+                t.cert.display(),
+                t.ca.display()
+            ))
+        })?;
+    let key = PrivateKeyDer::from_pem_file(&t.key).map_err(|e| {
+        bad(format!(
+            "cannot read the private key {}: {e}",
+            t.key.display()
+        ))
+    })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| {
+            bad(format!(
+                "{} and {} do not make a usable certificate: {e}",
+                t.cert.display(),
+                t.key.display()
+            ))
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// A launch-agent request.
 #[derive(serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -167,6 +324,7 @@ fn serve(
     address: &str,
     port: u16,
     log_key: Vec<u8>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<u16, Error> {
     use axum::extract::{Path, Query, State};
     use axum::routing::get;
@@ -220,7 +378,7 @@ fn serve(
     }
     async fn exec(
         State(tasks): State<Arc<Tasks>>,
-        axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+        axum::extract::ConnectInfo(Peer(peer)): axum::extract::ConnectInfo<Peer>,
         axum::Json(r): axum::Json<ExecRequest>,
     ) -> (axum::http::StatusCode, String) {
         let run = tokio::task::spawn_blocking(move || {
@@ -276,12 +434,15 @@ fn serve(
                 Err(e) => return tracing::error!("log server: {e}"),
             };
             rt.block_on(async move {
-                match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => {
-                        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                let app = app.into_make_service_with_connect_info::<Peer>();
+                match (tokio::net::TcpListener::from_std(listener), tls) {
+                    (Ok(l), None) => {
                         let _ = axum::serve(l, app).await;
                     }
-                    Err(e) => tracing::error!("log server: {e}"),
+                    (Ok(l), Some(config)) => {
+                        let _ = axum::serve(TlsListener::start(l, config), app).await;
+                    }
+                    (Err(e), _) => tracing::error!("log server: {e}"),
                 }
             });
         })
@@ -318,6 +479,17 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         endpoint: config.scheduler.trim_end_matches('/').to_string(),
         http: config.http_client()?,
     });
+    let server_tls = match &config.tls {
+        Some(t) => Some(server_tls(t, &config.address)?),
+        None => None,
+    };
+    let ca_pem = match &config.tls {
+        Some(t) => Some(
+            std::fs::read_to_string(&t.ca)
+                .map_err(crate::io(format!("cannot read {}", t.ca.display())))?,
+        ),
+        None => None,
+    };
     let mut cpus = config.cpuset.clone().unwrap_or_else(CpuSet::current).0;
     if let Some(n) = config.cpus {
         if n == 0 || n as usize > cpus.len() {
@@ -370,6 +542,7 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
             node: config.name.clone(),
             policy: config.policy.clone(),
             exec_wait: config.exec_wait,
+            ca_pem,
         },
     );
     let mut log_key = vec![0u8; 32];
@@ -381,6 +554,7 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         &config.address,
         config.port,
         log_key,
+        server_tls,
     )?;
     {
         let tasks = tasks.clone();
@@ -447,6 +621,7 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
             labels: config.labels.clone(),
             running: tasks.running(),
             log_key: Some(log_key_hex.clone()),
+            tls: config.tls.is_some(),
         };
         let hb = match conn.post::<RegisterWorkerResponse>("registerworker", &reg) {
             Ok(r) => {

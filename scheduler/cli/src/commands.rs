@@ -416,6 +416,20 @@ pub fn nodes(ep: &Endpoint, as_json: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// A client of workers' own servers over TLS: it trusts only the cluster
+/// CA `ca_pem` (no built-in roots) and presents no certificate.
+fn tls_client(ca_pem: &str, timeout: Option<Duration>) -> Result<reqwest::blocking::Client> {
+    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
+        .context("the cluster CA certificate is not PEM")?;
+    Ok(reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .https_only(true)
+        .build()?)
+}
+
 /// Read a task's output from `offset` on, through the worker that ran it.
 pub fn fetch_log(client: &Client, job: &str, offset: u64) -> Result<Vec<u8>> {
     let loc: Value = client.shoal("logs", &json!({ "jobId": job }))?;
@@ -429,7 +443,19 @@ pub fn fetch_log(client: &Client, job: &str, offset: u64) -> Result<Vec<u8>> {
     if let Some(grant) = loc["grant"].as_str() {
         url = format!("{url}&{grant}");
     }
-    let resp = reqwest::blocking::get(&url)
+    let http = if url.starts_with("https://") {
+        let ca = loc["ca"]
+            .as_str()
+            .context("the worker speaks TLS, but the scheduler's reply holds no CA to verify it")?;
+        tls_client(ca, Some(Duration::from_secs(60)))?
+    } else {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?
+    };
+    let resp = http
+        .get(&url)
+        .send()
         .with_context(|| format!("cannot reach worker {} for the log", loc["node"]))?;
     if !resp.status().is_success() {
         let status = resp.status();
@@ -536,13 +562,34 @@ pub fn launch_agent(host: &str, command: &[String]) -> Result<i32> {
         .parse()
         .context("AWS_BATCH_JOB_ATTEMPT is not a number")?;
     let token = env("SHOAL_JOB_TOKEN")?;
-    let url = workers
+    // Each entry is ADDRESS:PORT, or https://ADDRESS:PORT for a worker
+    // whose own server speaks TLS (verified against SHOAL_CA_PEM).
+    let entry = workers
         .split(',')
-        .find(|w| w.rsplit_once(':').is_some_and(|(a, _)| a == host))
+        .find(|w| {
+            w.trim_start_matches("https://")
+                .rsplit_once(':')
+                .is_some_and(|(a, _)| a == host)
+        })
         .with_context(|| format!("{host} is not a node of this job (nodes: {workers})"))?;
-    let http = reqwest::blocking::Client::builder().timeout(None).build()?;
+    let (url, http) = match entry.strip_prefix("https://") {
+        Some(url) => {
+            let ca =
+                env("SHOAL_CA_PEM").with_context(|| format!("the worker at {entry} speaks TLS"))?;
+            (url, tls_client(&ca, None)?)
+        }
+        None => (
+            entry,
+            reqwest::blocking::Client::builder().timeout(None).build()?,
+        ),
+    };
+    let scheme = if entry.starts_with("https://") {
+        "https"
+    } else {
+        "http"
+    };
     let resp = http
-        .post(format!("http://{url}/exec"))
+        .post(format!("{scheme}://{url}/exec"))
         .json(
             &json!({ "jobId": job_id, "attempt": attempt.saturating_sub(1),
                        "command": command.join(" "), "token": token }),

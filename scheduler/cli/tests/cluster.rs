@@ -128,6 +128,22 @@ fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
     let id = submit("mpi");
     let j = wait_done(&id);
     assert_eq!(j["status"], "SUCCEEDED", "{j}");
+    // The workers' own ports (the launch agent's /exec, /logs) speak TLS,
+    // and the scheduler hands log readers the CA to verify them.
+    let loc = post(
+        &http,
+        &format!("{endpoint}/shoal/v1/logs"),
+        json!({ "jobId": format!("{id}#1") }),
+        (key.as_str(), secret.as_str()),
+    );
+    assert!(
+        loc["url"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("https://")
+            && loc["ca"].as_str().is_some(),
+        "{loc}"
+    );
     let logs = Command::new(SHOAL)
         .env("SHOAL_CREDENTIALS", &creds)
         .args(["logs", &format!("{id}#0"), "--endpoint", &endpoint])

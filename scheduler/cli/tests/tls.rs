@@ -1,6 +1,7 @@
 //! Mutual TLS between the scheduler and its workers: `shoal ca`, the
 //! scheduler's worker listener (`--worker-listen`, `--tls-dir`) and
-//! `shoal worker --tls-dir`. Runs on loopback, without root.
+//! `shoal worker --tls-dir`, whose own port (`/exec`, `/logs`) then speaks
+//! TLS with the node's certificate. Runs on loopback, without root.
 
 mod common;
 
@@ -119,7 +120,7 @@ fn workers_join_only_over_mutual_tls_with_a_certificate_of_the_cluster_ca() {
     let (cas, others) = (ca.to_str().unwrap(), other.to_str().unwrap());
     ok(&["ca", "init", cas]);
     ok(&["ca", "issue", cas, "scheduler", "--ip", "127.0.0.1"]);
-    ok(&["ca", "issue", cas, "n1"]);
+    ok(&["ca", "issue", cas, "n1", "--ip", "127.0.0.1"]);
     ok(&["ca", "init", others]);
     ok(&["ca", "issue", others, "n2"]);
     let (_scheduler, endpoint, workers) = start_tls_scheduler(&d.path().join("state"), &ca);
@@ -203,7 +204,7 @@ fn workers_join_only_over_mutual_tls_with_a_certificate_of_the_cluster_ca() {
     aws(
         "registerjobdefinition",
         json!({ "jobDefinitionName": "hi", "type": "container",
-                "containerProperties": { "command": ["true"],
+                "containerProperties": { "command": ["echo", "hello over TLS"],
                   "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"64"}] } }),
     );
     let id = aws(
@@ -216,6 +217,60 @@ fn workers_join_only_over_mutual_tls_with_a_certificate_of_the_cluster_ca() {
     wait_for("the job to succeed", || {
         aws("describejobs", json!({ "jobs": [&id] }))["jobs"][0]["status"] == "SUCCEEDED"
     });
+
+    // The worker's own port speaks TLS only: its log server and the launch
+    // agent's /exec refuse plain HTTP (the handshake fails, no reply)…
+    let (status, v) = call(
+        &plain,
+        &format!("{endpoint}/shoal/v1/listnodes"),
+        &json!({}),
+    );
+    assert_eq!(status, 200, "{v}");
+    let port = v["nodes"][0]["port"].as_u64().unwrap();
+    let own = format!("127.0.0.1:{port}");
+    let r = plain.get(format!("http://{own}/logs/x")).send();
+    assert!(r.is_err(), "plain /logs: {:?}", r.map(|r| r.status()));
+    let r = plain
+        .post(format!("http://{own}/exec"))
+        .json(&json!({ "jobId": id, "attempt": 0, "command": "true", "token": "x" }))
+        .send();
+    assert!(r.is_err(), "plain /exec: {:?}", r.map(|r| r.status()));
+    // …a client that trusts another CA does not accept its certificate…
+    let r = tls_client(&other, None)
+        .get(format!("https://{own}/logs/x"))
+        .send();
+    assert!(r.is_err(), "another CA: {:?}", r.map(|r| r.status()));
+    // …and over TLS, verified against the cluster CA for its address, it
+    // still wants the scheduler's grant.
+    let r = tls_client(&ca, None)
+        .get(format!("https://{own}/logs/x"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The scheduler sends log readers to https, with the CA to verify it.
+    let (status, loc) = call(
+        &plain,
+        &format!("{endpoint}/shoal/v1/logs"),
+        &json!({ "jobId": id }),
+    );
+    assert_eq!(status, 200, "{loc}");
+    assert_eq!(loc["url"], format!("https://{own}/logs"), "{loc}");
+    assert_eq!(
+        loc["ca"].as_str(),
+        Some(std::fs::read_to_string(ca.join("ca.pem")).unwrap().as_str())
+    );
+    // `shoal logs` needs nothing more than the endpoint.
+    let out = Command::new(SHOAL)
+        .args(["logs", &id, "--endpoint", &endpoint])
+        .env_remove("SHOAL_CREDENTIALS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "shoal logs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello over TLS\n");
 }
 
 #[test]
@@ -247,4 +302,25 @@ fn a_worker_without_the_right_files_says_what_is_missing() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ca.pem"), "{err}");
+    // A certificate that does not name the node's address would fail every
+    // client's handshake on the worker's own port: the worker says so at
+    // start, with the fix.
+    let ca = d.path().join("ca");
+    let cas = ca.to_str().unwrap();
+    ok(&["ca", "init", cas]);
+    ok(&["ca", "issue", cas, "n1"]);
+    let out = shoal(&[
+        "worker",
+        "--scheduler",
+        "https://127.0.0.1:1",
+        "--name",
+        "n1",
+        "--tls-dir",
+        cas,
+        "--state",
+        d.path().join("w").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--ip 127.0.0.1"), "{err}");
 }

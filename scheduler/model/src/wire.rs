@@ -91,6 +91,10 @@ pub struct RegisterWorkerRequest {
     /// (see [`log_grant_message`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_key: Option<String>,
+    /// Whether the worker's own server (`port`) speaks TLS, with the
+    /// node's certificate from the cluster CA (absent: plain HTTP).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
 }
 
 /// Reply to a registration.

@@ -281,6 +281,9 @@ pub struct StateMachine {
     timing: Timing,
     /// The key of the per-job tokens (see [`StateMachine::job_token`]).
     job_key: ring::hmac::Key,
+    /// The cluster CA's certificate (PEM) with a worker listener: handed
+    /// to clients of TLS workers (`logs`).
+    cluster_ca: Option<String>,
 }
 
 /// The meta row holding the key of the per-job tokens (hex).
@@ -370,6 +373,12 @@ impl StateMachine {
     ) -> Result<StateMachine, crate::Error> {
         let loaded = store.load()?;
         let (job_key, new_key) = job_token_key(loaded.meta.get(JOB_TOKEN_KEY))?;
+        let cluster_ca = match &config.worker_tls {
+            Some(t) => Some(std::fs::read_to_string(&t.ca).map_err(|e| {
+                crate::Error::Tls(format!("cannot read the CA {}: {e}", t.ca.display()))
+            })?),
+            None => None,
+        };
         let mut sm = StateMachine {
             scope: m::ArnScope::new(config.region.clone(), config.account.clone()),
             core: Core::new(CoreConfig {
@@ -395,6 +404,7 @@ impl StateMachine {
             outbox: Vec::new(),
             timing: config.timing,
             job_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &job_key),
+            cluster_ca,
         };
         if new_key {
             sm.batch.put_meta(JOB_TOKEN_KEY, hex(&job_key));

@@ -38,6 +38,19 @@ pub struct NodeRecord {
     /// The worker's key for log grants (hex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_key: Option<String>,
+    /// The worker's own server speaks TLS (its certificate from the
+    /// cluster CA).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
+}
+
+impl NodeRecord {
+    /// The worker's own server: `ADDRESS:PORT`, or `https://ADDRESS:PORT`
+    /// when it speaks TLS.
+    fn server(&self) -> String {
+        let scheme = if self.tls { "https://" } else { "" };
+        format!("{scheme}{}:{}", self.address, self.port)
+    }
 }
 
 /// How long a log grant handed to a client stays valid.
@@ -168,6 +181,7 @@ impl StateMachine {
             last_seen: now,
             lost: false,
             log_key: r.log_key.clone(),
+            tls: r.tls,
         };
         self.core
             .apply(now, Event::NodeUpserted(node_spec(&rec)))
@@ -302,7 +316,7 @@ impl StateMachine {
                 self.node_names
                     .get(&p.node.0)
                     .and_then(|n| self.nodes.get(n))
-                    .map(|n| format!("{}:{}", n.address, n.port))
+                    .map(NodeRecord::server)
                     .unwrap_or_default()
             })
             .collect();
@@ -521,10 +535,18 @@ impl StateMachine {
             )
         });
         reply(&json!({
-            "url": format!("http://{}:{}/logs", n.address, n.port),
+            "url": format!(
+                "{}://{}:{}/logs",
+                if n.tls { "https" } else { "http" },
+                n.address,
+                n.port
+            ),
             "task": task,
             "node": n.name,
             "grant": grant,
+            // The cluster CA (public), against which the client verifies
+            // a TLS worker: users need no file of their own.
+            "ca": if n.tls { self.cluster_ca.clone() } else { None },
         }))
     }
 }
