@@ -161,6 +161,18 @@ fn workers_join_only_over_mutual_tls_with_a_certificate_of_the_cluster_ca() {
         v["message"].as_str().unwrap_or_default().contains("\"n1\""),
         "{v}"
     );
+    // ... and only at an address its certificate names (n1's: 127.0.0.1).
+    let mut elsewhere = register_body("n1");
+    elsewhere["address"] = json!("10.9.9.9");
+    let (status, v) = call(&n1, &register, &elsewhere);
+    assert_eq!(status, 403, "n1 claiming another address: {v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--ip 10.9.9.9"),
+        "{v}"
+    );
     // The worker listener serves nothing but the worker operations.
     let (status, _) = call(
         &n1,

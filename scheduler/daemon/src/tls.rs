@@ -109,6 +109,9 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// The common name of its (verified) certificate.
     pub name: Option<String>,
+    /// The addresses and DNS names its certificate names (subject
+    /// alternative names).
+    pub sans: Vec<String>,
 }
 
 /// The common name (CN) of a DER certificate.
@@ -116,6 +119,32 @@ pub fn common_name(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let cn = cert.subject().iter_common_name().next()?;
     cn.as_str().ok().map(str::to_string)
+}
+
+/// The IP addresses (as text) and DNS names a DER certificate names.
+pub fn alt_names(der: &[u8]) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(ext)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    ext.value
+        .general_names
+        .iter()
+        .filter_map(|g| match g {
+            GeneralName::DNSName(d) => Some(d.to_string()),
+            GeneralName::IPAddress(b) => match b.len() {
+                4 => Some(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()),
+                16 => <[u8; 16]>::try_from(*b)
+                    .ok()
+                    .map(|a| std::net::Ipv6Addr::from(a).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 /// A TLS listener for `axum::serve`: handshakes run concurrently on their
@@ -158,13 +187,10 @@ impl TlsListener {
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(s)) => {
-                            let name = s
-                                .get_ref()
-                                .1
-                                .peer_certificates()
-                                .and_then(|c| c.first())
-                                .and_then(|c| common_name(c));
-                            let _ = tx.send((s, Peer { addr, name })).await;
+                            let cert = s.get_ref().1.peer_certificates().and_then(|c| c.first());
+                            let name = cert.and_then(|c| common_name(c));
+                            let sans = cert.map(|c| alt_names(c)).unwrap_or_default();
+                            let _ = tx.send((s, Peer { addr, name, sans })).await;
                         }
                         Ok(Err(e)) => {
                             tracing::warn!("worker listener: refused {addr}: TLS handshake: {e}")
@@ -195,6 +221,7 @@ impl axum::serve::Listener for TlsListener {
         Ok(Peer {
             addr: self.local,
             name: None,
+            sans: Vec::new(),
         })
     }
 }
@@ -241,12 +268,22 @@ async fn worker_ops_only(
     #[derive(serde::Deserialize)]
     struct Named {
         name: Option<String>,
+        address: Option<String>,
     }
     // A body that does not parse is left to the handler, which says why.
-    if let Ok(Named { name: Some(name) }) = serde_json::from_slice::<Named>(&bytes) {
-        if name != cn {
+    if let Ok(Named { name, address }) = serde_json::from_slice::<Named>(&bytes) {
+        if let Some(name) = name.filter(|n| *n != cn) {
             return access_denied(format!(
                 "this worker's certificate is issued to {cn:?}; it may register and poll only as {cn:?}, not {name:?}"
+            ));
+        }
+        // Where the others will reach it (MPI, logs) must be an address its
+        // certificate names, or a worker could send them to another host.
+        if let Some(address) = address.filter(|a| !peer.sans.contains(a)) {
+            return access_denied(format!(
+                "the certificate of {cn:?} does not name the address {address:?} it registers with \
+                 (it names: {}); reissue it with `shoal ca issue DIR {cn} --ip {address} --force`",
+                if peer.sans.is_empty() { "nothing".to_string() } else { peer.sans.join(", ") }
             ));
         }
     }
