@@ -1,6 +1,7 @@
 //! Per-task cgroups: a memory limit (tmpfs pages of the private /dev/shm
-//! are charged to it) and a cpuset inside the worker's own. Works with
-//! cgroup v2 (unified) and v1 (memory and cpuset hierarchies). Where neither
+//! are charged to it), a cpuset inside the worker's own and a limit on
+//! processes (pids). Works with cgroup v2 (unified) and v1 (memory, cpuset
+//! and pids hierarchies). Where neither
 //! can be written, tasks run without limits and their log says so.
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,8 @@ pub enum Cgroups {
         memory: Option<PathBuf>,
         /// `/sys/fs/cgroup/cpuset/…/shoal-WORKER`.
         cpuset: Option<PathBuf>,
+        /// `/sys/fs/cgroup/pids/…/shoal-WORKER`.
+        pids: Option<PathBuf>,
     },
     /// No usable cgroups; the reason goes into each task's log.
     Unavailable(String),
@@ -60,6 +63,9 @@ impl Cgroups {
             let enable = || -> std::io::Result<()> {
                 prepare(&base)?;
                 let _ = std::fs::write(root.join("cgroup.subtree_control"), "+memory +cpuset");
+                // pids separately: a kernel without it still gets the rest.
+                let _ = std::fs::write(root.join("cgroup.subtree_control"), "+pids");
+                let _ = std::fs::write(base.join("cgroup.subtree_control"), "+pids");
                 std::fs::write(base.join("cgroup.subtree_control"), "+memory +cpuset")
             };
             return match enable() {
@@ -92,7 +98,11 @@ impl Cgroups {
                 "no writable cgroup v1 memory or cpuset hierarchy under /sys/fs/cgroup".into(),
             );
         }
-        Cgroups::V1 { memory, cpuset }
+        Cgroups::V1 {
+            memory,
+            cpuset,
+            pids: v1("pids"),
+        }
     }
 
     /// Kill whatever earlier runs of this worker left behind (a worker
@@ -101,7 +111,15 @@ impl Cgroups {
     pub fn clean_stale(&self) -> usize {
         let bases: Vec<&PathBuf> = match self {
             Cgroups::V2 { base } => vec![base],
-            Cgroups::V1 { memory, cpuset } => memory.iter().chain(cpuset.iter()).collect(),
+            Cgroups::V1 {
+                memory,
+                cpuset,
+                pids,
+            } => memory
+                .iter()
+                .chain(cpuset.iter())
+                .chain(pids.iter())
+                .collect(),
             Cgroups::Unavailable(_) => Vec::new(),
         };
         let mut n = 0;
@@ -126,7 +144,15 @@ impl Cgroups {
     pub fn remove_base(&self) {
         let bases: Vec<&PathBuf> = match self {
             Cgroups::V2 { base } => vec![base],
-            Cgroups::V1 { memory, cpuset } => memory.iter().chain(cpuset.iter()).collect(),
+            Cgroups::V1 {
+                memory,
+                cpuset,
+                pids,
+            } => memory
+                .iter()
+                .chain(cpuset.iter())
+                .chain(pids.iter())
+                .collect(),
             Cgroups::Unavailable(_) => Vec::new(),
         };
         for b in bases {
@@ -144,8 +170,15 @@ impl Cgroups {
         }
     }
 
-    /// Create the cgroup of task `id` with its limits.
-    pub fn create(&self, id: &str, memory_mib: u64, cpus: &str) -> std::io::Result<TaskCgroup> {
+    /// Create the cgroup of task `id` with its limits (`max_pids`: at most
+    /// that many processes and threads).
+    pub fn create(
+        &self,
+        id: &str,
+        memory_mib: u64,
+        cpus: &str,
+        max_pids: Option<u64>,
+    ) -> std::io::Result<TaskCgroup> {
         let mut cg = TaskCgroup::default();
         let bytes = (memory_mib * 1024 * 1024).to_string();
         match self {
@@ -158,8 +191,22 @@ impl Cgroups {
                 if !cpus.is_empty() {
                     std::fs::write(d.join("cpuset.cpus"), cpus)?;
                 }
+                if let Some(n) = max_pids {
+                    // Absent where the kernel has no pids controller.
+                    let _ = std::fs::write(d.join("pids.max"), n.to_string());
+                }
             }
-            Cgroups::V1 { memory, cpuset } => {
+            Cgroups::V1 {
+                memory,
+                cpuset,
+                pids,
+            } => {
+                if let (Some(p), Some(n)) = (pids, max_pids) {
+                    let d = p.join(id);
+                    prepare(&d)?;
+                    cg.dirs.push(d.clone());
+                    std::fs::write(d.join("pids.max"), n.to_string())?;
+                }
                 if let Some(m) = memory {
                     let d = m.join(id);
                     prepare(&d)?;

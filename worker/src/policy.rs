@@ -43,6 +43,8 @@ pub struct JobPolicy {
     pub volumes: Vec<PathBuf>,
     /// Device paths jobs may name.
     pub devices: Vec<PathBuf>,
+    /// At most this many processes and threads per task (cgroup pids).
+    pub max_processes: Option<u64>,
 }
 
 /// Who a task runs as: None keeps the worker's own user.

@@ -502,20 +502,21 @@ impl Tasks {
         }
         let cpus = self.take_cpus(order.alloc.vcpus);
         let cg_name = task_dir_name(&task);
-        let mut cgroup =
-            match self
-                .cgroups
-                .create(&cg_name, order.alloc.memory_mib, &cpu_list(&cpus))
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = writeln!(
+        let mut cgroup = match self.cgroups.create(
+            &cg_name,
+            order.alloc.memory_mib,
+            &cpu_list(&cpus),
+            self.policy.max_processes,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = writeln!(
                     log,
                     "shoal: warning: cannot create the task's cgroup ({e}); running without limits"
                 );
-                    TaskCgroup::default()
-                }
-            };
+                TaskCgroup::default()
+            }
+        };
         let lp = order.linux_parameters.clone().unwrap_or_default();
         let shm_mib = lp
             .shared_memory_size

@@ -260,6 +260,10 @@ struct WorkerArgs {
     /// A device jobs may name in linuxParameters.devices (repeat for more).
     #[arg(long, value_name = "PATH")]
     allow_device: Vec<PathBuf>,
+    /// At most this many processes and threads per job node (cgroup pids;
+    /// 0: no limit), so that a fork bomb stops at its own cgroup.
+    #[arg(long, default_value_t = 16384)]
+    max_job_processes: u64,
     /// Port of the worker's log server (0: any free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -481,6 +485,7 @@ fn run(cli: Cli) -> Result<i32> {
                     job_user: a.job_user,
                     volumes: a.allow_volume,
                     devices: a.allow_device,
+                    max_processes: (a.max_job_processes > 0).then_some(a.max_job_processes),
                 },
                 tls: worker_tls(a.tls_dir, a.ca, a.cert, a.key, &name)?,
                 exec_wait: std::time::Duration::from_millis(a.exec_wait_ms),

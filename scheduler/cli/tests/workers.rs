@@ -425,6 +425,30 @@ fn a_job_cannot_replace_the_files_the_worker_writes_for_it() {
 }
 
 #[test]
+fn a_fork_bomb_stops_at_the_jobs_process_limit() {
+    let mut c = Cluster::start(&[]);
+    c.add_worker_with("n1", &[], &["--max-job-processes", "20"]);
+    // Fork 40 children that wait; count how many forks the kernel allowed.
+    let forker = "import os, time\nn = 0\nfor i in range(40):\n    try:\n        p = os.fork()\n    except OSError:\n        break\n    if p == 0:\n        time.sleep(30)\n        os._exit(0)\n    n += 1\nprint('forked', n)\n";
+    c.register(json!({ "jobDefinitionName": "forks", "type": "container",
+        "containerProperties": { "command": ["python3", "-c", forker],
+          "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"512"}] } }));
+    let id = c.submit("forks", "forks");
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "SUCCEEDED", "{j}");
+    let out = c.logs(&id);
+    let forked: u32 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("forked "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        (10..20).contains(&forked),
+        "at most 20 processes in the job's cgroup: {forked} forks"
+    );
+}
+
+#[test]
 fn jobs_run_as_a_uid_of_their_own_by_default_and_as_root_only_when_asked_and_allowed() {
     let mut c = Cluster::start(&["plain"]);
     // Jobs that name no user run as a transient uid (0x7000_0000 and up).
@@ -450,7 +474,7 @@ fn jobs_run_as_a_uid_of_their_own_by_default_and_as_root_only_when_asked_and_all
         .unwrap_or_default();
     assert!(reason.contains("--allow-root-jobs"), "{j}");
     // With it (a worker that allows root), the job runs as root.
-    c.kill_worker("plain");
+    c.stop_worker("plain");
     c.wait_for("node plain to be DOWN", || {
         c.shoal("listnodes", json!({}))["nodes"]
             .as_array()

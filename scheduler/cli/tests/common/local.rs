@@ -101,6 +101,14 @@ impl Cluster {
         });
     }
 
+    /// Stop a worker as an operator would (SIGTERM): it ends its tasks and
+    /// removes its cgroups.
+    pub fn stop_worker(&mut self, name: &str) {
+        if let Some(i) = self.workers.iter().position(|(n, _)| n == name) {
+            drop(self.workers.remove(i));
+        }
+    }
+
     /// SIGKILL a worker: it gets no chance to clean up.
     pub fn kill_worker(&mut self, name: &str) {
         if let Some(i) = self.workers.iter().position(|(n, _)| n == name) {
