@@ -471,13 +471,9 @@ fn log_file(dir: &Path, name: &str) -> Result<std::fs::File, Error> {
 /// Write `DIR/credentials` (mode 0600) with one fresh random access key
 /// for the cluster's scheduler, replacing any earlier one.
 fn write_credentials(dir: &Path) -> Result<PathBuf, Error> {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut random = [0u8; 28];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut random))
-        .map_err(crate::io("cannot read /dev/urandom for the cluster's key"))?;
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(crate::pki::random_bytes(28)?);
     let (id, secret) = hex.split_at(16);
     let path = dir.join("credentials");
     let _ = std::fs::remove_file(&path);

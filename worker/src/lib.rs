@@ -11,7 +11,7 @@ pub mod capacity;
 pub mod cgroup;
 pub mod cluster;
 pub mod isolate;
-pub mod pki;
+pub use shoal_pki as pki;
 pub mod policy;
 pub mod task;
 pub mod worker;

@@ -225,32 +225,13 @@ impl axum::serve::Listener for TlsListener {
 /// `/exec` checks the job's token and `/logs` the scheduler's grant.
 fn server_tls(t: &crate::pki::TlsFiles, address: &str) -> Result<Arc<rustls::ServerConfig>, Error> {
     use rustls::client::danger::ServerCertVerifier;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+    use rustls::pki_types::{ServerName, UnixTime};
     let bad = |what: String| Error::Config(what);
-    let certs = |p: &std::path::Path| -> Result<Vec<CertificateDer<'static>>, Error> {
-        let v = CertificateDer::pem_file_iter(p)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| {
-                bad(format!(
-                    "cannot read certificates from {}: {e}",
-                    p.display()
-                ))
-            })?;
-        if v.is_empty() {
-            return Err(bad(format!("{} holds no certificate", p.display())));
-        }
-        Ok(v)
-    };
+    let pki = |e: crate::pki::PkiError| Error::Config(e.to_string());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain = certs(&t.cert)?;
+    let chain = crate::pki::load_certs(&t.cert).map_err(pki)?;
     // Fail at start, with the fix, rather than at every client's handshake.
-    let mut roots = rustls::RootCertStore::empty();
-    for c in certs(&t.ca)? {
-        roots
-            .add(c)
-            .map_err(|e| bad(format!("{} is not a usable CA: {e}", t.ca.display())))?;
-    }
+    let roots = crate::pki::root_store(&t.ca).map_err(pki)?;
     let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
         Arc::new(roots),
         provider.clone(),
@@ -269,12 +250,7 @@ fn server_tls(t: &crate::pki::TlsFiles, address: &str) -> Result<Arc<rustls::Ser
                 t.ca.display()
             ))
         })?;
-    let key = PrivateKeyDer::from_pem_file(&t.key).map_err(|e| {
-        bad(format!(
-            "cannot read the private key {}: {e}",
-            t.key.display()
-        ))
-    })?;
+    let key = crate::pki::load_key(&t.key).map_err(pki)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| bad(e.to_string()))?
@@ -311,7 +287,7 @@ pub struct ExecRequest {
 pub fn log_grant_ok(key: &[u8], dir_name: &str, expires: u64, sig: &str, now_ms: u64) -> bool {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
     let msg = shoal_model::wire::log_grant_message(dir_name, expires);
-    let want = crate::pki::hex(ring::hmac::sign(&key, msg.as_bytes()).as_ref());
+    let want = hex::encode(ring::hmac::sign(&key, msg.as_bytes()).as_ref());
     now_ms <= expires && crate::task::same_secret(&want, sig)
 }
 
@@ -545,9 +521,8 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
             ca_pem,
         },
     );
-    let mut log_key = vec![0u8; 32];
-    crate::pki::getrandom(&mut log_key)?;
-    let log_key_hex = crate::pki::hex(&log_key);
+    let log_key = crate::pki::random_bytes(32)?;
+    let log_key_hex = hex::encode(&log_key);
     let port = serve(
         tasks.clone(),
         tasks_dir,
@@ -673,7 +648,7 @@ mod tests {
     fn a_log_grant_is_for_one_task_one_key_and_until_it_expires() {
         let key = [7u8; 32];
         let msg = shoal_model::wire::log_grant_message("t.node0.attempt1", 1000);
-        let sig = crate::pki::hex(
+        let sig = hex::encode(
             ring::hmac::sign(
                 &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
                 msg.as_bytes(),

@@ -46,29 +46,9 @@ fn tls_err(what: String) -> crate::Error {
 /// The rustls server configuration: the scheduler's certificate, client
 /// certificates required and verified against the CA (ring provider).
 pub fn server_config(t: &WorkerTls) -> Result<Arc<rustls::ServerConfig>, crate::Error> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = |p: &PathBuf| -> Result<Vec<CertificateDer<'static>>, crate::Error> {
-        let v = CertificateDer::pem_file_iter(p)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| {
-                tls_err(format!(
-                    "cannot read certificates from {}: {e}",
-                    p.display()
-                ))
-            })?;
-        if v.is_empty() {
-            return Err(tls_err(format!("{} holds no certificate", p.display())));
-        }
-        Ok(v)
-    };
+    let pki = |e: shoal_pki::PkiError| tls_err(e.to_string());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for c in certs(&t.ca)? {
-        roots
-            .add(c)
-            .map_err(|e| tls_err(format!("{} is not a usable CA: {e}", t.ca.display())))?;
-    }
+    let roots = shoal_pki::root_store(&t.ca).map_err(pki)?;
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
         provider.clone(),
@@ -80,17 +60,12 @@ pub fn server_config(t: &WorkerTls) -> Result<Arc<rustls::ServerConfig>, crate::
             t.ca.display()
         ))
     })?;
-    let key = PrivateKeyDer::from_pem_file(&t.key).map_err(|e| {
-        tls_err(format!(
-            "cannot read the private key {}: {e}",
-            t.key.display()
-        ))
-    })?;
+    let key = shoal_pki::load_key(&t.key).map_err(pki)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_err(e.to_string()))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs(&t.cert)?, key)
+        .with_single_cert(shoal_pki::load_certs(&t.cert).map_err(pki)?, key)
         .map_err(|e| {
             tls_err(format!(
                 "{} and {} do not make a usable certificate: {e}",

@@ -301,27 +301,18 @@ fn core_err(e: shoal_core::CoreError) -> ApiError {
     ApiError::Server(format!("scheduling core refused an event: {e}"))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The stored key of the job tokens, or a new random one (true: store it).
 fn job_token_key(stored: Option<&String>) -> Result<(Vec<u8>, bool), crate::Error> {
     if let Some(h) = stored {
-        let bytes: Option<Vec<u8>> = (0..h.len())
-            .step_by(2)
-            .map(|i| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-            .collect();
-        return match bytes {
-            Some(b) if b.len() == 32 => Ok((b, false)),
+        return match hex::decode(h) {
+            Ok(b) if b.len() == 32 => Ok((b, false)),
             _ => Err(crate::Error::Load(format!(
                 "meta {JOB_TOKEN_KEY} is not 32 bytes of hex"
             ))),
         };
     }
-    let mut key = vec![0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
-        .map_err(|_| crate::Error::Load("cannot draw a random job token key".into()))?;
+    let key = shoal_pki::random_bytes(32)
+        .map_err(|e| crate::Error::Load(format!("cannot draw a job token key: {e}")))?;
     Ok((key, true))
 }
 
@@ -407,7 +398,7 @@ impl StateMachine {
             cluster_ca,
         };
         if new_key {
-            sm.batch.put_meta(JOB_TOKEN_KEY, hex(&job_key));
+            sm.batch.put_meta(JOB_TOKEN_KEY, hex::encode(&job_key));
         }
         for (name, rev, body) in &loaded.definitions {
             let def: m::JobDefinition = serde_json::from_str(body)
@@ -480,7 +471,7 @@ impl StateMachine {
     /// restart and different for every job and attempt.
     pub fn job_token(&self, job_id: &str, attempt: u32) -> String {
         let msg = format!("shoal job token\n{job_id}\n{attempt}");
-        hex(ring::hmac::sign(&self.job_key, msg.as_bytes()).as_ref())
+        hex::encode(ring::hmac::sign(&self.job_key, msg.as_bytes()).as_ref())
     }
 
     fn create_defaults(&mut self, now: u64) -> Result<(), crate::Error> {

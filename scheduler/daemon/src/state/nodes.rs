@@ -56,13 +56,6 @@ impl NodeRecord {
 /// How long a log grant handed to a client stays valid.
 pub const LOG_GRANT_MS: u64 = 5 * 60 * 1000;
 
-fn unhex(h: &str) -> Option<Vec<u8>> {
-    (0..h.len())
-        .step_by(2)
-        .map(|i| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect()
-}
-
 fn res(c: Capacity) -> Resources {
     Resources {
         vcpus: c.vcpus,
@@ -525,15 +518,19 @@ impl StateMachine {
             attempt,
             node_index,
         };
-        let grant = n.log_key.as_deref().and_then(unhex).map(|key| {
-            let expires = now + LOG_GRANT_MS;
-            let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
-            let msg = shoal_model::wire::log_grant_message(&task.dir_name(), expires);
-            format!(
-                "expires={expires}&sig={}",
-                super::hex(ring::hmac::sign(&key, msg.as_bytes()).as_ref())
-            )
-        });
+        let grant = n
+            .log_key
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok())
+            .map(|key| {
+                let expires = now + LOG_GRANT_MS;
+                let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+                let msg = shoal_model::wire::log_grant_message(&task.dir_name(), expires);
+                format!(
+                    "expires={expires}&sig={}",
+                    hex::encode(ring::hmac::sign(&key, msg.as_bytes()).as_ref())
+                )
+            });
         reply(&json!({
             "url": format!(
                 "{}://{}:{}/logs",

@@ -103,12 +103,11 @@ pub fn init_ca(dir: &Path, force: bool) -> Result<(), PkiError> {
     }
     let key = rcgen::KeyPair::generate()?;
     let mut params = rcgen::CertificateParams::default();
-    let mut id = [0u8; 4];
-    getrandom(&mut id)?;
+    let id = random_bytes(4)?;
     let mut dn = rcgen::DistinguishedName::new();
     dn.push(
         rcgen::DnType::CommonName,
-        format!("Shoal cluster CA {}", hex(&id)),
+        format!("Shoal cluster CA {}", hex::encode(&id)),
     );
     dn.push(rcgen::DnType::OrganizationName, "Shoal");
     params.distinguished_name = dn;
@@ -243,17 +242,56 @@ impl TlsFiles {
     }
 }
 
-/// Fill `buf` from the kernel's random source.
-pub fn getrandom(buf: &mut [u8]) -> Result<(), PkiError> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .map_err(io("cannot read /dev/urandom"))
+/// `n` bytes from the system's secure random source (keys, secrets).
+pub fn random_bytes(n: usize) -> Result<Vec<u8>, PkiError> {
+    let mut buf = vec![0u8; n];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut buf)
+        .map_err(|_| PkiError::Invalid("the system's random source failed".into()))?;
+    Ok(buf)
 }
 
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The certificates of a PEM file (at least one).
+pub fn load_certs(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, PkiError> {
+    use rustls::pki_types::pem::PemObject;
+    let v = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| {
+            PkiError::Invalid(format!(
+                "cannot read certificates from {}: {e}",
+                path.display()
+            ))
+        })?;
+    if v.is_empty() {
+        return Err(PkiError::Invalid(format!(
+            "{} holds no certificate",
+            path.display()
+        )));
+    }
+    Ok(v)
+}
+
+/// A trust store holding exactly the CA certificate(s) of a PEM file.
+pub fn root_store(ca: &Path) -> Result<rustls::RootCertStore, PkiError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in load_certs(ca)? {
+        roots
+            .add(c)
+            .map_err(|e| PkiError::Invalid(format!("{} is not a usable CA: {e}", ca.display())))?;
+    }
+    Ok(roots)
+}
+
+/// The private key of a PEM file.
+pub fn load_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, PkiError> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::PrivateKeyDer::from_pem_file(path).map_err(|e| {
+        PkiError::Invalid(format!(
+            "cannot read the private key {}: {e}",
+            path.display()
+        ))
+    })
 }
 
 #[cfg(test)]
