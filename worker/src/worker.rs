@@ -8,6 +8,7 @@ use shoal_model::wire::{
     Capacity, Order, PollRequest, PollResponse, RegisterWorkerRequest, RegisterWorkerResponse,
     TaskReport,
 };
+use shoal_pki::TlsListener;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -149,73 +150,7 @@ impl
 
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
     fn connect_info(s: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        Peer(*s.remote_addr())
-    }
-}
-
-/// How long a client of the worker's own server gets for its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The worker's own server over TLS: handshakes run on their own tasks
-/// (a slow or failing client holds up no other); `accept` yields the
-/// connections that complete one.
-struct TlsListener {
-    rx: tokio::sync::mpsc::Receiver<(
-        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-        std::net::SocketAddr,
-    )>,
-    local: std::net::SocketAddr,
-}
-
-impl TlsListener {
-    fn start(listener: tokio::net::TcpListener, config: Arc<rustls::ServerConfig>) -> TlsListener {
-        let local = listener
-            .local_addr()
-            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        tokio::spawn(async move {
-            loop {
-                let (tcp, addr) = tokio::select! {
-                    _ = tx.closed() => return,
-                    r = listener.accept() => match r {
-                        Ok(x) => x,
-                        Err(e) => {
-                            tracing::warn!("log server: accept: {e}");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    },
-                };
-                let (tx, acceptor) = (tx.clone(), acceptor.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => {
-                            let _ = tx.send((s, addr)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!("log server: {addr}: TLS handshake: {e}"),
-                        Err(_) => tracing::debug!("log server: {addr}: TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        TlsListener { rx, local }
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(x) => x,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
+        Peer(s.remote_addr().addr)
     }
 }
 
@@ -416,7 +351,7 @@ fn serve(
                         let _ = axum::serve(l, app).await;
                     }
                     (Ok(l), Some(config)) => {
-                        let _ = axum::serve(TlsListener::start(l, config), app).await;
+                        let _ = axum::serve(TlsListener::start(l, config, "log server"), app).await;
                     }
                     (Err(e), _) => tracing::error!("log server: {e}"),
                 }

@@ -132,7 +132,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         .local_addr()
         .map_err(|e| Error::Io("cannot read the listening address".into(), e))?;
     let worker_listener = match worker_tls {
-        Some((at, server_config)) => Some(tls::TlsListener::bind(at, server_config).await?),
+        Some((at, server_config)) => Some(tls::bind(at, server_config).await?),
         None => None,
     };
     let worker_addr = worker_listener

@@ -12,18 +12,14 @@ use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+pub use shoal_pki::TlsListener;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::server::TlsStream;
 
 /// The worker operations, which only the worker listener serves when TLS
 /// is on.
 pub const WORKER_OPS: [&str; 2] = ["/shoal/v1/registerworker", "/shoal/v1/poll"];
-
-/// How long a client gets to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where the worker listener listens, and its certificates.
 #[derive(Debug, Clone)]
@@ -122,88 +118,25 @@ pub fn alt_names(der: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// A TLS listener for `axum::serve`: handshakes run concurrently on their
-/// own tasks (a slow or failing client holds up no other); connections
-/// that complete one come out of `accept` with their peer's certificate
-/// name.
-pub struct TlsListener {
-    rx: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, Peer)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    /// Bind `addr` and start accepting.
-    pub async fn bind(
-        addr: SocketAddr,
-        config: Arc<rustls::ServerConfig>,
-    ) -> Result<TlsListener, crate::Error> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| crate::Error::Io(format!("cannot listen on {addr}"), e))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| crate::Error::Io("cannot read the listening address".into(), e))?;
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        tokio::spawn(async move {
-            loop {
-                let (tcp, addr) = tokio::select! {
-                    _ = tx.closed() => return,
-                    r = listener.accept() => match r {
-                        Ok(x) => x,
-                        Err(e) => {
-                            tracing::warn!("worker listener: accept: {e}");
-                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    },
-                };
-                let (tx, acceptor) = (tx.clone(), acceptor.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => {
-                            let cert = s.get_ref().1.peer_certificates().and_then(|c| c.first());
-                            let name = cert.and_then(|c| common_name(c));
-                            let sans = cert.map(|c| alt_names(c)).unwrap_or_default();
-                            let _ = tx.send((s, Peer { addr, name, sans })).await;
-                        }
-                        Ok(Err(e)) => {
-                            tracing::warn!("worker listener: refused {addr}: TLS handshake: {e}")
-                        }
-                        Err(_) => {
-                            tracing::warn!("worker listener: {addr}: TLS handshake timed out")
-                        }
-                    }
-                });
-            }
-        });
-        Ok(TlsListener { rx, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = Peer;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(x) => x,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(Peer {
-            addr: self.local,
-            name: None,
-            sans: Vec::new(),
-        })
-    }
+/// The worker listener: bind `addr` and accept over TLS with `config`.
+pub async fn bind(
+    addr: SocketAddr,
+    config: Arc<rustls::ServerConfig>,
+) -> Result<TlsListener, crate::Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| crate::Error::Io(format!("cannot listen on {addr}"), e))?;
+    Ok(TlsListener::start(listener, config, "worker listener"))
 }
 
 impl Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        stream.remote_addr().clone()
+        let p = stream.remote_addr();
+        Peer {
+            addr: p.addr,
+            name: p.cert.as_deref().and_then(common_name),
+            sans: p.cert.as_deref().map(alt_names).unwrap_or_default(),
+        }
     }
 }
 

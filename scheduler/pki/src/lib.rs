@@ -9,6 +9,9 @@
 //! - `NAME.pem`, `NAME.key`: a certificate issued to NAME (a worker's node
 //!   name, or `scheduler` for the scheduler's worker listener).
 
+mod listener;
+pub use listener::{TlsListener, TlsPeer, HANDSHAKE_TIMEOUT};
+
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
