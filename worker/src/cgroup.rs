@@ -105,11 +105,9 @@ impl Cgroups {
         }
     }
 
-    /// Kill whatever earlier runs of this worker left behind (a worker
-    /// killed with SIGKILL cannot clean up after its tasks) and remove their
-    /// cgroups. Returns how many task cgroups were cleaned.
-    pub fn clean_stale(&self) -> usize {
-        let bases: Vec<&PathBuf> = match self {
+    /// The worker's own cgroup directories, one per hierarchy in use.
+    fn bases(&self) -> Vec<&PathBuf> {
+        match self {
             Cgroups::V2 { base } => vec![base],
             Cgroups::V1 {
                 memory,
@@ -121,7 +119,14 @@ impl Cgroups {
                 .chain(pids.iter())
                 .collect(),
             Cgroups::Unavailable(_) => Vec::new(),
-        };
+        }
+    }
+
+    /// Kill whatever earlier runs of this worker left behind (a worker
+    /// killed with SIGKILL cannot clean up after its tasks) and remove their
+    /// cgroups. Returns how many task cgroups were cleaned.
+    pub fn clean_stale(&self) -> usize {
+        let bases = self.bases();
         let mut n = 0;
         for base in bases {
             let Ok(entries) = std::fs::read_dir(base) else {
@@ -142,19 +147,7 @@ impl Cgroups {
 
     /// Remove the worker's own cgroup directories (after `clean_stale`).
     pub fn remove_base(&self) {
-        let bases: Vec<&PathBuf> = match self {
-            Cgroups::V2 { base } => vec![base],
-            Cgroups::V1 {
-                memory,
-                cpuset,
-                pids,
-            } => memory
-                .iter()
-                .chain(cpuset.iter())
-                .chain(pids.iter())
-                .collect(),
-            Cgroups::Unavailable(_) => Vec::new(),
-        };
+        let bases = self.bases();
         for b in bases {
             let _ = std::fs::remove_dir(b);
         }
