@@ -6,8 +6,8 @@ use crate::arn::{parse_job_definition_ref, ArnScope, DefinitionRef};
 use crate::container::ContainerProperties;
 use crate::error::{err, ClientError, Validate};
 use crate::util::{
-    check_max_results, check_name, check_one_of, check_parameters, check_range, check_tags, join,
-    nullable,
+    check_command, check_max_results, check_name, check_one_of, check_parameters, check_range,
+    check_tags, join, nullable,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -521,6 +521,20 @@ impl Validate for RegisterJobDefinitionRequest {
         check_scheduling_priority("schedulingPriority", self.scheduling_priority)?;
         check_tags("tags", &self.tags)?;
         check_platform_capabilities("platformCapabilities", &self.platform_capabilities)?;
+        // Last, so that every other rule speaks first: a command to run.
+        if let Some(c) = &self.container_properties {
+            check_command("containerProperties.command", &c.command)?;
+        }
+        for (i, r) in self
+            .node_properties
+            .iter()
+            .flat_map(|n| n.node_range_properties.iter().enumerate())
+        {
+            if let Some(c) = &r.container {
+                let f = format!("nodeProperties.nodeRangeProperties[{i}].container.command");
+                check_command(&f, &c.command)?;
+            }
+        }
         Ok(())
     }
 }

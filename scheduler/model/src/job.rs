@@ -11,8 +11,8 @@ use crate::definition::{
 };
 use crate::error::{err, ClientError, Validate};
 use crate::util::{
-    check_max_results, check_name, check_not_empty, check_one_of, check_parameters, check_tags,
-    join, nullable,
+    check_command, check_max_results, check_name, check_not_empty, check_one_of, check_parameters,
+    check_tags, join, nullable,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -64,6 +64,9 @@ impl ContainerOverrides {
     pub fn validate_at(&self, prefix: &str) -> Result<(), ClientError> {
         check_resources(prefix, &self.resource_requirements, self.vcpus, self.memory)?;
         check_environment(prefix, &self.environment)?;
+        if let Some(c) = &self.command {
+            check_command(&join(prefix, "command"), c)?;
+        }
         Ok(())
     }
 }

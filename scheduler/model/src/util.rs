@@ -64,6 +64,21 @@ pub(crate) fn check_not_empty(field: &str, value: &str) -> Result<(), ClientErro
     Ok(())
 }
 
+/// A command a job can run: a program (not blank) and its arguments.
+pub(crate) fn check_command(field: &str, command: &[String]) -> Result<(), ClientError> {
+    match command.first() {
+        Some(program) if !program.trim().is_empty() => Ok(()),
+        Some(_) => err(
+            format!("{field}[0]"),
+            "the program to run is blank; give its name or path, e.g. \"sh\"",
+        ),
+        None => err(
+            field,
+            "is empty; give the program to run and its arguments, e.g. [\"sh\", \"-c\", \"echo hello\"] (a job runs its command as a host process: without one it can never run)",
+        ),
+    }
+}
+
 pub(crate) fn check_range(field: &str, value: i64, min: i64, max: i64) -> Result<(), ClientError> {
     if value < min || value > max {
         return err(

@@ -55,6 +55,11 @@ impl TaskRef {
     }
 }
 
+/// The start of the reason of an attempt that ended because its host went
+/// away (AWS Batch's words, so `evaluateOnExit` rules with
+/// `onStatusReason: "Host*"` match it).
+pub const HOST_TERMINATED: &str = "Host terminated";
+
 /// What the scheduler signs (HMAC-SHA256 under the worker's `logKey`) to
 /// let a client read one task's log on a worker until `expires_ms` (epoch
 /// milliseconds): `GET /logs/DIR?expires=E&sig=HEX`.
@@ -123,6 +128,33 @@ pub enum TaskEvent {
         /// Highest /dev/shm use seen, MiB.
         shm_peak_mib: u64,
     },
+    /// The worker did not start the task (it is stopping): nothing of it
+    /// ran, so the attempt does not count.
+    #[serde(rename_all = "camelCase")]
+    NotStarted {
+        /// Why, for people.
+        reason: String,
+    },
+}
+
+/// Where a worker is in its life, as it tells the scheduler in a poll.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WorkerPhase {
+    /// Taking orders.
+    #[default]
+    Running,
+    /// Stopping (SIGTERM): place nothing new here and withdraw the orders
+    /// it has not taken; it is ending its tasks.
+    Stopping,
+    /// Its tasks have ended and it is about to exit: its node is DOWN.
+    Stopped,
+}
+
+impl WorkerPhase {
+    fn is_running(&self) -> bool {
+        *self == WorkerPhase::Running
+    }
 }
 
 /// A report in a poll.
@@ -148,6 +180,9 @@ pub struct PollRequest {
     /// How long the scheduler may hold the poll open waiting for orders.
     #[serde(default)]
     pub wait_ms: u64,
+    /// Absent while the worker takes orders.
+    #[serde(default, skip_serializing_if = "WorkerPhase::is_running")]
+    pub phase: WorkerPhase,
 }
 
 /// Everything a worker needs to run a task.

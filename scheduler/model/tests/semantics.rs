@@ -332,3 +332,45 @@ fn container_detail_from_properties() {
         serde_json::json!({"image":"i","command":["a"],"user":"u"})
     );
 }
+
+#[test]
+fn a_job_without_a_command_to_run_is_refused_naming_the_field() {
+    let reg = |json: &str| -> Result<(), ClientError> {
+        Err(reject::<RegisterJobDefinitionRequest>(json))
+    };
+    let e =
+        reg(r#"{"jobDefinitionName":"d","type":"container","containerProperties":{"command":[]}}"#)
+            .unwrap_err();
+    assert_err(&e, "containerProperties.command", "is empty");
+    let e = reg(r#"{"jobDefinitionName":"d","type":"container","containerProperties":{}}"#)
+        .unwrap_err();
+    assert_err(&e, "containerProperties.command", "give the program to run");
+    let e = reg(r#"{"jobDefinitionName":"d","type":"container","containerProperties":{"command":[" ","x"]}}"#)
+        .unwrap_err();
+    assert_err(&e, "containerProperties.command[0]", "blank");
+    let e =
+        reg(&mnp_def(2, 0, &["0:"]).replace(r#""command":["run","Ref::n"]"#, r#""command":[]"#))
+            .unwrap_err();
+    assert_err(
+        &e,
+        "nodeProperties.nodeRangeProperties[0].container.command",
+        "is empty",
+    );
+    // An override that empties the command.
+    let def = register(&container_def(r#"{"command":["echo","hi"]}"#));
+    let e = validate_submit(
+        &def,
+        &parse_request(
+            br#"{"jobName":"j","jobQueue":"q","jobDefinition":"d","containerOverrides":{"command":[]}}"#,
+        )
+        .unwrap(),
+    )
+    .unwrap_err();
+    assert_err(&e, "containerOverrides.command", "is empty");
+    let ok = validate_submit(
+        &def,
+        &sub(r#"{"jobName":"j","jobQueue":"q","jobDefinition":"d","containerOverrides":{"command":["true"]}}"#),
+    )
+    .unwrap();
+    assert_eq!(ok.nodes[0].container.command, vec!["true".to_string()]);
+}

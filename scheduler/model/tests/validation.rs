@@ -350,7 +350,7 @@ fn container_accepts_the_aws_fields() {
 fn retry_strategy_rules() {
     let r = |rs: &str| {
         reject::<Reg>(&format!(
-            r#"{{"jobDefinitionName":"d","type":"container","containerProperties":{{}},"retryStrategy":{rs}}}"#
+            r#"{{"jobDefinitionName":"d","type":"container","containerProperties":{{"command":["true"]}},"retryStrategy":{rs}}}"#
         ))
     };
     assert_err(
@@ -390,7 +390,7 @@ fn retry_strategy_rules() {
         "letters",
     );
     accept::<Reg>(
-        r#"{"jobDefinitionName":"d","type":"container","containerProperties":{},"retryStrategy":{"attempts":3,"evaluateOnExit":[
+        r#"{"jobDefinitionName":"d","type":"container","containerProperties":{"command":["true"]},"retryStrategy":{"attempts":3,"evaluateOnExit":[
         {"action":"retry","onExitCode":"13*"},{"action":"Exit","onReason":"Essential container exited","onStatusReason":"Host EC2*"}]}}"#,
     );
 }
@@ -414,7 +414,8 @@ fn retry_on_exit_semantics() {
 
 #[test]
 fn timeout_and_priority_and_platform() {
-    let base = r#"{"jobDefinitionName":"d","type":"container","containerProperties":{}"#;
+    let base =
+        r#"{"jobDefinitionName":"d","type":"container","containerProperties":{"command":["true"]}"#;
     assert_err(
         &reject::<Reg>(&format!(
             r#"{base},"timeout":{{"attemptDurationSeconds":59}}}}"#

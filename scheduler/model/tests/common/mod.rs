@@ -44,7 +44,13 @@ pub fn mnp_def(num_nodes: i32, main: i32, ranges: &[&str]) -> String {
     )
 }
 
+/// A container definition; a container that names no command gets `true`.
 pub fn container_def(container: &str) -> String {
+    let container = match container.trim() {
+        c if c.contains("\"command\"") => c.to_string(),
+        "{}" => r#"{"command":["true"]}"#.to_string(),
+        c => c.replacen('{', r#"{"command":["true"],"#, 1),
+    };
     format!(r#"{{"jobDefinitionName":"d","type":"container","containerProperties":{container}}}"#)
 }
 
