@@ -176,7 +176,7 @@ fn supervise(
                 return;
             }
             let old = child.id();
-            eprintln!("shoal cluster: worker (pid {old}) ended; starting it again");
+            say_err!("shoal cluster: worker (pid {old}) ended; starting it again");
             std::thread::sleep(std::time::Duration::from_millis(200));
             if stopping.load(Ordering::SeqCst) {
                 return;
@@ -191,7 +191,7 @@ fn supervise(
                     let _ = save(&dir, &r);
                 }
                 Err(e) => {
-                    eprintln!("shoal cluster: cannot restart a worker: {e}");
+                    say_err!("shoal cluster: cannot restart a worker: {e}");
                     return;
                 }
             }
@@ -216,9 +216,9 @@ impl Cluster {
                     && r.pid != std::process::id()
                 {
                     return Err(Error::Config(format!(
-                        "a cluster (pid {}) is already running in {}; stop it with `shoal cluster down --dir {0}`",
-                        r.pid,
-                        c.dir.display()
+                        "a cluster (pid {pid}) is already running in {dir}; stop it with `shoal cluster down --dir {dir}`",
+                        pid = r.pid,
+                        dir = c.dir.display()
                     )));
                 }
                 teardown(&r);
@@ -240,9 +240,23 @@ impl Cluster {
             supervisors: Vec::new(),
         };
         let cpus = CpuSet::current().0;
+        if c.cpus_per_node as usize > cpus.len() {
+            return Err(Error::Config(format!(
+                "--cpus-per-node {}: this machine has {} CPUs ({}); give 1..={}",
+                c.cpus_per_node,
+                cpus.len(),
+                CpuSet(cpus.clone()).to_list(),
+                cpus.len()
+            )));
+        }
+        // Unless told, the nodes share the machine's memory: each offers
+        // its part, not the whole.
+        let memory_mib = c
+            .memory_mib
+            .unwrap_or_else(|| (crate::capacity::memory_mib() / u64::from(c.nodes)).max(1));
         let want = (c.nodes * c.cpus_per_node) as usize;
         if want > cpus.len() {
-            eprintln!(
+            say_err!(
                 "warning: {} nodes × {} vCPUs = {want} > the {} CPUs here; nodes share CPUs (oversubscribed)",
                 c.nodes,
                 c.cpus_per_node,
@@ -297,7 +311,7 @@ impl Cluster {
                     Box::new(move |i| format!("10.201.{octet}.{i}")),
                 )
             } else {
-                eprintln!("warning: not root: nodes are plain local workers on 127.0.0.1 (no network namespaces)");
+                say_err!("warning: not root: nodes are plain local workers on 127.0.0.1 (no network namespaces)");
                 (
                     "127.0.0.1".to_string(),
                     Box::new(|_| "127.0.0.1".to_string()),
@@ -389,7 +403,7 @@ impl Cluster {
                     c.shoal.clone(),
                     c.dir.clone(),
                     worker_endpoint.clone(),
-                    c.memory_mib,
+                    memory_mib,
                     tls.clone(),
                 );
                 let (cpuset, address) = (CpuSet(set).to_list(), addr_of(i));
@@ -407,9 +421,7 @@ impl Cluster {
                         .arg(dir.join(format!("node{i}")))
                         .arg("--tls-dir")
                         .arg(&tls);
-                    if let Some(m) = memory {
-                        cmd.args(["--memory", &m.to_string()]);
-                    }
+                    cmd.args(["--memory", &memory.to_string()]);
                     let log = std::fs::OpenOptions::new()
                         .create(true)
                         .append(true)

@@ -7,6 +7,15 @@
 //! - its own session, killed as a whole when the task ends ([`task`]).
 #![warn(missing_docs)]
 
+/// `eprintln!` for the long-running parts: a closed stderr is ignored, not
+/// a panic.
+macro_rules! say_err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 pub mod capacity;
 pub mod cgroup;
 pub mod cluster;

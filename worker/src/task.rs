@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,6 +48,12 @@ pub struct Tasks {
     /// The cluster CA (PEM) when this node's own server speaks TLS: jobs
     /// get it as `SHOAL_CA_PEM`, for the launch agent to verify workers.
     pub ca_pem: Option<String>,
+    /// The worker is stopping: no new task starts.
+    stopping: AtomicBool,
+    /// Task threads alive (each sends its reports before it ends).
+    threads: AtomicUsize,
+    /// Reports sent to the reporter and not yet delivered.
+    unsent: AtomicUsize,
 }
 
 /// Why a launch-agent request did not run.
@@ -216,6 +223,9 @@ impl Tasks {
             node,
             exec_wait,
             ca_pem,
+            stopping: AtomicBool::new(false),
+            threads: AtomicUsize::new(0),
+            unsent: AtomicUsize::new(0),
         })
     }
 
@@ -229,33 +239,63 @@ impl Tasks {
             .collect()
     }
 
-    /// Kill every running task at once (the worker is shutting down).
-    pub fn kill_all(&self) {
-        for pgid in self
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-        {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pgid.pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-        // Let the task threads reap their processes and remove their own
-        // cgroups (bounded), then sweep whatever is left.
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while !self
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(5));
+    /// Start no more tasks: a Start order from now on is reported as not
+    /// started (the worker is stopping).
+    pub fn refuse_new(&self) {
+        self.stopping.store(true, SeqCst);
+    }
+
+    /// End every task (the worker is stopping): SIGTERM to each process
+    /// group (tasks that start meanwhile too), SIGKILL to what is left
+    /// after `grace`; let the task threads reap their processes and remove
+    /// their cgroups (bounded), then sweep whatever is left.
+    pub fn stop_all(&self, grace: Duration) {
+        use nix::sys::signal::{killpg, Signal};
+        self.refuse_new();
+        let start = std::time::Instant::now();
+        let mut termed = BTreeSet::new();
+        loop {
+            let pids: Vec<i32> = self
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .map(|r| r.pid)
+                .collect();
+            let waited = start.elapsed();
+            if pids.is_empty() || waited > grace + Duration::from_secs(2) {
+                break;
+            }
+            for pid in pids {
+                let pg = nix::unistd::Pid::from_raw(pid);
+                if waited >= grace {
+                    let _ = killpg(pg, Signal::SIGKILL);
+                } else if termed.insert(pid) {
+                    let _ = killpg(pg, Signal::SIGTERM);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
         self.cgroups.clean_stale();
         self.cgroups.remove_base();
+    }
+
+    /// Whether the worker is stopping.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(SeqCst)
+    }
+
+    /// Task threads alive plus reports not yet delivered: what a stopping
+    /// worker waits for before it says it is gone.
+    pub fn unreported(&self) -> usize {
+        self.threads.load(SeqCst) + self.unsent.load(SeqCst)
+    }
+
+    /// The reporter delivered `n` reports.
+    pub fn delivered(&self, n: usize) {
+        let _ = self
+            .unsent
+            .fetch_update(SeqCst, SeqCst, |u| Some(u.saturating_sub(n)));
     }
 
     /// Path of a task's log.
@@ -284,12 +324,20 @@ impl Tasks {
 
     /// Start a task on its own thread; reports come through the channel.
     pub fn start(self: &Arc<Self>, order: StartTask) {
+        if self.stopping.load(SeqCst) {
+            let reason = format!("worker {} is stopping", self.node);
+            tracing::info!("not starting {}: {reason}", order.task);
+            return self.report(&order.task, TaskEvent::NotStarted { reason });
+        }
         let me = self.clone();
         let name = format!("task-{}", order.task);
-        let spawned = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || me.run(order));
+        self.threads.fetch_add(1, SeqCst);
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            me.clone().run(order);
+            me.threads.fetch_sub(1, SeqCst);
+        });
         if let Err(e) = spawned {
+            self.threads.fetch_sub(1, SeqCst);
             tracing::error!("cannot start a task thread: {e}");
         }
     }
@@ -419,10 +467,14 @@ impl Tasks {
     }
 
     fn report(&self, task: &TaskRef, event: TaskEvent) {
-        let _ = self.reports.send(TaskReport {
+        self.unsent.fetch_add(1, SeqCst);
+        let sent = self.reports.send(TaskReport {
             task: task.clone(),
             event,
         });
+        if sent.is_err() {
+            self.delivered(1);
+        }
     }
 
     fn fail(&self, task: &TaskRef, reason: String) {
@@ -706,6 +758,21 @@ impl Tasks {
                 (None, None) => (None, "ended without a status".to_string()),
             },
             Err(e) => (None, format!("cannot wait for the task: {e}")),
+        };
+        // Ended by the worker's stop: the host's reason (as AWS Batch
+        // gives for a terminated instance, so `onStatusReason: "Host*"`
+        // retries it), and no success for a job stopped before its end.
+        let (exit_code, reason) = if self.stopping.load(SeqCst) {
+            (
+                exit_code.filter(|&c| c != 0),
+                format!(
+                    "{}: worker {} stopped ({reason})",
+                    shoal_model::wire::HOST_TERMINATED,
+                    self.node
+                ),
+            )
+        } else {
+            (exit_code, reason)
         };
         self.report(
             &task,

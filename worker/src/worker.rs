@@ -6,7 +6,7 @@ use crate::task::{task_dir_name, Tasks};
 use crate::Error;
 use shoal_model::wire::{
     Capacity, Order, PollRequest, PollResponse, RegisterWorkerRequest, RegisterWorkerResponse,
-    TaskReport,
+    TaskReport, WorkerPhase,
 };
 use shoal_pki::TlsListener;
 use std::collections::BTreeMap;
@@ -45,6 +45,8 @@ pub struct WorkerConfig {
     pub tls: Option<crate::pki::TlsFiles>,
     /// How long a launch-agent request waits for its task to start here.
     pub exec_wait: Duration,
+    /// On SIGTERM: how long tasks get between SIGTERM and SIGKILL.
+    pub stop_grace: Duration,
 }
 
 impl WorkerConfig {
@@ -401,7 +403,27 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         ),
         None => None,
     };
-    let mut cpus = config.cpuset.clone().unwrap_or_else(CpuSet::current).0;
+    let mine = CpuSet::current();
+    let mut cpus = match &config.cpuset {
+        Some(set) => {
+            let outside: Vec<u32> = set
+                .0
+                .iter()
+                .filter(|c| !mine.0.contains(c))
+                .copied()
+                .collect();
+            if !outside.is_empty() {
+                return Err(Error::Config(format!(
+                    "--cpuset {}: CPUs {} are not this machine's (this worker may use {})",
+                    set.to_list(),
+                    CpuSet(outside).to_list(),
+                    mine.to_list()
+                )));
+            }
+            set.0.clone()
+        }
+        None => mine.0,
+    };
     if let Some(n) = config.cpus {
         if n == 0 || n as usize > cpus.len() {
             return Err(Error::Config(format!(
@@ -413,10 +435,13 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         }
         cpus.truncate(n as usize);
     }
+    let memory_mib = config.memory_mib.unwrap_or_else(capacity::memory_mib);
     let capacity = Capacity {
         vcpus: cpus.len() as u32,
-        memory_mib: config.memory_mib.unwrap_or_else(capacity::memory_mib),
-        shm_mib: capacity::shm_mib(),
+        memory_mib,
+        // A job's /dev/shm pages count against its memory: a node offers
+        // no more shared memory than memory.
+        shm_mib: capacity::shm_mib().min(memory_mib),
     };
     let tasks_dir = config.state_dir.join("tasks");
     std::fs::create_dir_all(&tasks_dir)
@@ -467,14 +492,15 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         server_tls,
     )?;
     {
-        let tasks = tasks.clone();
+        let (tasks, conn, name) = (tasks.clone(), conn.clone(), config.name.clone());
+        let grace = config.stop_grace;
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
                 if let Ok(sig) = stop_signals.wait() {
-                    tracing::info!("{sig:?}: ending every task and stopping");
+                    tracing::info!("{sig:?}: stopping (tasks get {grace:?} after their SIGTERM)");
                 }
-                tasks.kill_all();
+                stop(&tasks, &conn, &name, grace);
                 std::process::exit(0);
             })
             .map_err(crate::io("cannot start the signal thread"))?;
@@ -504,9 +530,11 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
                             name: name.clone(),
                             reports: reports.clone(),
                             wait_ms: 0,
+                            phase: Default::default(),
                         };
                         match conn.post::<PollResponse>("poll", &body) {
                             Ok(resp) => {
+                                tasks.delivered(reports.len());
                                 obey(&tasks, resp.orders);
                                 break;
                             }
@@ -523,6 +551,11 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
 
     let mut backoff = Duration::from_millis(100);
     loop {
+        // A stopping worker neither registers nor polls again: the signal
+        // thread ends the process.
+        while tasks.is_stopping() {
+            std::thread::park();
+        }
         let reg = RegisterWorkerRequest {
             name: config.name.clone(),
             address: config.address.clone(),
@@ -546,14 +579,16 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
                 continue;
             }
         };
-        loop {
+        while !tasks.is_stopping() {
             let body = PollRequest {
                 name: config.name.clone(),
                 reports: Vec::new(),
                 wait_ms: hb,
+                phase: Default::default(),
             };
             match conn.post::<PollResponse>("poll", &body) {
                 Ok(resp) => obey(&tasks, resp.orders),
+                Err(_) if tasks.is_stopping() => {}
                 Err(e) => {
                     tracing::warn!("poll failed, registering again: {e}");
                     break;
@@ -561,6 +596,33 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
             }
         }
     }
+}
+
+/// A graceful stop: tell the scheduler (nothing new is placed here and the
+/// orders not yet taken go back), end every task (SIGTERM, `grace`,
+/// SIGKILL), let their reports go out, and tell the scheduler the node is
+/// down. The scheduler may be unreachable: each step is bounded.
+fn stop(tasks: &Arc<Tasks>, conn: &Conn, name: &str, grace: Duration) {
+    let tell = |phase: WorkerPhase| {
+        let body = PollRequest {
+            name: name.to_string(),
+            reports: Vec::new(),
+            wait_ms: 0,
+            phase,
+        };
+        if let Err(e) = conn.post::<PollResponse>("poll", &body) {
+            tracing::warn!("cannot tell the scheduler this worker is {phase:?}: {e}");
+        }
+    };
+    tasks.refuse_new();
+    tell(WorkerPhase::Stopping);
+    tasks.stop_all(grace);
+    // The reporter sends what the tasks' ends produced; wait for it, briefly.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while tasks.unreported() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    tell(WorkerPhase::Stopped);
 }
 
 fn obey(tasks: &Arc<Tasks>, orders: Vec<Order>) {

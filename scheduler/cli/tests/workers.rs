@@ -664,3 +664,74 @@ fn a_log_needs_the_schedulers_grant_for_that_task() {
     let forged = format!("{}?expires=99999999999999&sig={}", dir(&la), "0".repeat(64));
     assert_eq!(get(forged).0, 403);
 }
+
+/// Submit six one-vCPU jobs at once and check that every one succeeds in its
+/// first attempt (their definition allows one: a job handed to a worker that
+/// is gone would fail).
+fn six_jobs_succeed_at_once(c: &Cluster) {
+    c.register(sh_def("hello6", "echo hello", 16));
+    let ids: Vec<String> = (0..6)
+        .map(|i| c.submit(&format!("h{i}"), "hello6"))
+        .collect();
+    for id in &ids {
+        let j = c.wait_done(id);
+        assert_eq!(j["status"], "SUCCEEDED", "{j}");
+        assert_eq!(j["attempts"].as_array().map(Vec::len), Some(1), "{j}");
+    }
+}
+
+fn node_state(c: &Cluster, name: &str) -> Value {
+    c.shoal("listnodes", json!({}))["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .map(|n| n["state"].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_worker_stopped_with_sigterm_is_down_at_once_and_gets_no_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    // A long timeout: a stopped worker must not rely on it to be DOWN.
+    let (scheduler, endpoint) = common::start_scheduler(
+        &dir.path().join("scheduler"),
+        &["--worker-timeout-ms", "30000"],
+    );
+    let mut c = Cluster::with(dir, scheduler, endpoint, &["w1", "w2"]);
+    c.stop_worker("w2");
+    assert_eq!(
+        node_state(&c, "w2"),
+        "DOWN",
+        "down as soon as it has stopped"
+    );
+    six_jobs_succeed_at_once(&c);
+}
+
+#[test]
+fn after_a_restart_a_worker_that_was_down_gets_no_jobs_until_it_polls() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let state = dir.path().join("scheduler");
+    let args = ["--worker-timeout-ms", "1500"];
+    let (scheduler, endpoint) = start_scheduler_at(&listen, &state, &args);
+    let mut c = Cluster::with(dir, scheduler, endpoint, &["w1", "w2"]);
+    c.kill_worker("w2");
+    c.wait_for("w2 to be down", || node_state(&c, "w2") == "DOWN");
+    // kill -9 the scheduler and bring it back, with a timeout long enough
+    // that w2 would take jobs before it was declared lost again.
+    std::mem::replace(
+        &mut c._scheduler,
+        start_scheduler_at("127.0.0.1:0", &c.dir.path().join("spare"), &[]).0,
+    )
+    .kill9();
+    let (restarted, _) = start_scheduler_at(&listen, &state, &["--worker-timeout-ms", "30000"]);
+    c._scheduler = restarted;
+    assert_eq!(
+        node_state(&c, "w2"),
+        "UNKNOWN",
+        "not heard from since the restart"
+    );
+    six_jobs_succeed_at_once(&c);
+    assert_eq!(node_state(&c, "w2"), "UNKNOWN");
+}

@@ -74,6 +74,7 @@ impl Bench {
                 name: format!("node-{n:05}"),
                 capacity,
                 labels: Default::default(),
+                schedulable: true,
             };
             core.apply(0, Event::NodeUpserted(spec)).unwrap();
         }

@@ -151,7 +151,13 @@ impl Core {
                 self.upsert_node(spec);
                 Ok(())
             }
-            Event::NodeLost(id) => self.node_lost(id),
+            Event::NodeLost(id) => self.node_lost(id, None),
+            Event::NodeDown { node, reason } => self.node_lost(node, Some(reason)),
+            Event::StartUndelivered {
+                job,
+                attempt,
+                reason,
+            } => self.start_undelivered(job, attempt, &reason),
             Event::JobSubmitted { spec, restored } => self.submit(spec, restored),
             Event::JobCancelled { job, reason } => self.stop_event(job, &reason, false),
             Event::JobTerminated { job, reason } => self.stop_event(job, &reason, true),
@@ -389,8 +395,10 @@ impl Core {
         let c = &mut self.cluster;
         let mut members = Set::new();
         for (id, &slot) in &c.node_index {
+            let node = &c.meta[slot as usize].spec;
             if c.hot[slot as usize].alive
-                && selector_matches(&spec.selector, &c.meta[slot as usize].spec)
+                && node.schedulable
+                && selector_matches(&spec.selector, node)
             {
                 members.insert(*id);
             }
@@ -428,7 +436,7 @@ impl Core {
         h.cap = spec.capacity;
         h.alive = true;
         for pool in c.pools.values_mut() {
-            if selector_matches(&pool.spec.selector, &spec) {
+            if spec.schedulable && selector_matches(&pool.spec.selector, &spec) {
                 pool.members.insert(spec.id);
             } else {
                 pool.members.remove(&spec.id);
@@ -438,20 +446,26 @@ impl Core {
         c.topo_epoch += 1;
     }
 
-    fn node_lost(&mut self, id: NodeId) -> Result<(), CoreError> {
+    /// A node is gone: every attempt with a node there fails (`reason`,
+    /// else "node NAME was lost") and may be retried.
+    fn node_lost(&mut self, id: NodeId, reason: Option<String>) -> Result<(), CoreError> {
         let slot = self
             .cluster
             .node_slot(id)
             .ok_or(CoreError::UnknownNode(id))?;
-        let reason = format!(
-            "node {} was lost",
-            self.cluster.meta[slot as usize].spec.name
-        );
+        let reason = reason.unwrap_or_else(|| {
+            format!(
+                "node {} was lost",
+                self.cluster.meta[slot as usize].spec.name
+            )
+        });
         let mut victims = self.cluster.meta[slot as usize].attempts.clone();
         victims.sort_by_key(|&j| self.jobs[j as usize].spec.key);
         victims.dedup();
         for j in victims {
-            if let Some(number) = self.end_attempt(j, None, &reason, Some(&reason), Some(slot)) {
+            if let Some(number) =
+                self.end_attempt(j, None, &reason, Some(&reason), Some(slot), true)
+            {
                 self.after_attempt(j, number, None, &reason, true);
             }
         }
@@ -618,6 +632,7 @@ impl Core {
             shape,
             is_array,
             attempts_done: restored.as_ref().map_or(0, |r| r.attempts_done),
+            uncounted: restored.as_ref().map_or(0, |r| r.uncounted),
             attempt: None,
             unfinished_deps: unfinished as u32,
             dependents: Vec::new(),
@@ -857,7 +872,7 @@ impl Core {
                 self.set_state(slot, JobState::Failed, reason);
             }
             JobState::Starting | JobState::Running if terminate => {
-                self.end_attempt(slot, None, reason, Some(reason), None);
+                self.end_attempt(slot, None, reason, Some(reason), None, true);
                 self.set_state(slot, JobState::Failed, reason);
             }
             _ => {}
@@ -919,7 +934,7 @@ impl Core {
                 reason.as_str()
             };
             let kill = gang.then_some(MAIN_EXITED_REASON);
-            self.end_attempt(slot, exit, reason, kill, None);
+            self.end_attempt(slot, exit, reason, kill, None, true);
             self.after_attempt(slot, attempt, exit, reason, true);
         }
         Ok(())
@@ -932,14 +947,33 @@ impl Core {
             .map(|d| d.2)
             .collect();
         for j in due {
-            self.end_attempt(j, None, TIMEOUT_REASON, Some(TIMEOUT_REASON), None);
+            self.end_attempt(j, None, TIMEOUT_REASON, Some(TIMEOUT_REASON), None, true);
             self.set_state(j, JobState::Failed, TIMEOUT_REASON);
         }
     }
 
+    /// The Start of an attempt in flight never reached a node: end it
+    /// without counting it and make the job RUNNABLE again.
+    fn start_undelivered(
+        &mut self,
+        job: JobKey,
+        attempt: u32,
+        reason: &str,
+    ) -> Result<(), CoreError> {
+        let slot = self.slot_of(job)?;
+        if self.current_attempt(slot, attempt).is_none() {
+            return Ok(());
+        }
+        self.end_attempt(slot, None, reason, Some(reason), None, false);
+        let text = format!("{reason}; not counted as an attempt, waiting to start again");
+        self.set_state(slot, JobState::Runnable, &text);
+        Ok(())
+    }
+
     /// Ends a job's attempt in flight: Kill (with `kill` as reason) what
     /// still runs (except on node slot `skip`), free its resources, emit
-    /// AttemptEnded. Returns the attempt number, None if none was in flight.
+    /// AttemptEnded (`counted`: against the retry strategy). Returns the
+    /// attempt number, None if none was in flight.
     fn end_attempt(
         &mut self,
         slot: u32,
@@ -947,10 +981,14 @@ impl Core {
         reason: &str,
         kill: Option<&str>,
         skip: Option<u32>,
+        counted: bool,
     ) -> Option<u32> {
         let job = &mut self.jobs[slot as usize];
         let att = job.attempt.take()?;
         job.attempts_done = job.attempts_done.max(att.number + 1);
+        if !counted {
+            job.uncounted += 1;
+        }
         let key = job.spec.key;
         if let Some(kill_reason) = kill {
             let nodes: Vec<NodeId> = (0..att.placement.len())
@@ -985,6 +1023,7 @@ impl Core {
             attempt: att.number,
             exit_code: exit,
             reason: reason.to_string(),
+            counted,
         });
         Some(att.number)
     }
@@ -1002,8 +1041,11 @@ impl Core {
             self.set_state(slot, JobState::Succeeded, reason);
             return;
         }
-        let retry = &self.jobs[slot as usize].spec.retry;
+        let job = &self.jobs[slot as usize];
+        let retry = &job.spec.retry;
         let max = retry.attempts.max(1);
+        // Attempts that never reached a node do not count.
+        let number = number.saturating_sub(job.uncounted);
         if retryable && number + 1 < max && retry_allowed(&retry.evaluate_on_exit, exit, reason) {
             let what = match exit {
                 Some(code) => format!("exit code {code}"),

@@ -77,6 +77,8 @@ pub(crate) struct Job {
     pub is_array: bool,
     /// Finished attempts.
     pub attempts_done: u32,
+    /// Of those, the ones that do not count against the retry strategy.
+    pub uncounted: u32,
     pub attempt: Option<Attempt>,
     /// Dependencies not yet SUCCEEDED.
     pub unfinished_deps: u32,

@@ -167,6 +167,10 @@ pub struct Restored {
     /// For STARTING / RUNNING: the attempt in flight and where it runs,
     /// (node index, node, allocation) per node.
     pub running: Option<(u32, Millis, Vec<Placement>)>,
+    /// Of `attempts_done`, those that do not count against the retry
+    /// strategy (their Start never reached a node).
+    #[serde(default)]
+    pub uncounted: u32,
 }
 
 /// One node of a placement.
@@ -191,6 +195,15 @@ pub struct NodeSpec {
     pub capacity: Resources,
     /// Labels, matched by pools' selectors.
     pub labels: BTreeMap<String, String>,
+    /// New attempts may be placed here. A node that is not (restored after
+    /// a restart and not yet heard from, stopping, drained) keeps the
+    /// attempts it holds but gets no new ones.
+    #[serde(default = "yes")]
+    pub schedulable: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A compute environment.
@@ -258,6 +271,25 @@ pub enum Event {
     NodeUpserted(NodeSpec),
     /// A worker was lost: every attempt with a node on it fails.
     NodeLost(NodeId),
+    /// A worker is gone for a known reason (e.g. it stopped): as
+    /// [`Event::NodeLost`], with `reason` as the attempts' reason.
+    NodeDown {
+        /// The node.
+        node: NodeId,
+        /// Why, for the attempts that fail (e.g. `Host terminated: …`).
+        reason: String,
+    },
+    /// The Start order of an attempt never reached (one of) its node(s):
+    /// the attempt ends without counting against the retry strategy (its
+    /// other nodes get Kill) and the job is RUNNABLE again.
+    StartUndelivered {
+        /// The job.
+        job: JobKey,
+        /// Its attempt (0-based).
+        attempt: u32,
+        /// Why, for people.
+        reason: String,
+    },
     /// A new job (state SUBMITTED), or a reloaded one with `restored`.
     JobSubmitted {
         /// The job.
@@ -347,5 +379,8 @@ pub enum Decision {
         exit_code: Option<i32>,
         /// Why it ended.
         reason: String,
+        /// Whether it counts against the retry strategy (false: it never
+        /// reached a node).
+        counted: bool,
     },
 }

@@ -336,7 +336,8 @@ fn cancel_versus_terminate() {
                 job: JobKey(1),
                 attempt: 0,
                 exit_code: None,
-                reason: "t".into()
+                reason: "t".into(),
+                counted: true,
             },
             Decision::State {
                 job: JobKey(1),
@@ -463,7 +464,8 @@ fn timeout_kills_without_retry() {
                 job: JobKey(1),
                 attempt: 0,
                 exit_code: None,
-                reason: TIMEOUT_REASON.into()
+                reason: TIMEOUT_REASON.into(),
+                counted: true,
             },
             Decision::State {
                 job: JobKey(1),
@@ -505,7 +507,8 @@ fn node_lost_kills_gang_and_retries_elsewhere() {
                 job: JobKey(1),
                 attempt: 0,
                 exit_code: None,
-                reason: "node n2 was lost".into()
+                reason: "node n2 was lost".into(),
+                counted: true,
             },
         ]
     );
@@ -611,12 +614,14 @@ fn restored_jobs_take_their_state_silently() {
     let done = Restored {
         state: Succeeded,
         attempts_done: 1,
+        uncounted: 0,
         running: None,
     };
     core.apply(0, job(1).restore(done)).unwrap();
     let running = Restored {
         state: Running,
         attempts_done: 1,
+        uncounted: 0,
         running: Some((
             1,
             500,
@@ -639,6 +644,7 @@ fn restored_jobs_take_their_state_silently() {
     let waiting = Restored {
         state: Runnable,
         attempts_done: 0,
+        uncounted: 0,
         running: None,
     };
     core.apply(1000, job(3).single(4, 1000, 0).restore(waiting))
@@ -646,6 +652,7 @@ fn restored_jobs_take_their_state_silently() {
     let pending = Restored {
         state: Pending,
         attempts_done: 0,
+        uncounted: 0,
         running: None,
     };
     core.apply(1000, job(4).after(&[2]).restore(pending))
@@ -666,6 +673,7 @@ fn restored_jobs_take_their_state_silently() {
     let bad = Restored {
         state: Starting,
         attempts_done: 0,
+        uncounted: 0,
         running: Some((
             0,
             0,
@@ -690,6 +698,7 @@ fn restored_pending_job_with_finished_dependencies_moves_on() {
         job(1).restore(Restored {
             state: Succeeded,
             attempts_done: 1,
+            uncounted: 0,
             running: None,
         }),
     )
@@ -699,6 +708,7 @@ fn restored_pending_job_with_finished_dependencies_moves_on() {
         job(2).after(&[1]).restore(Restored {
             state: Pending,
             attempts_done: 0,
+            uncounted: 0,
             running: None,
         }),
     )
@@ -735,4 +745,113 @@ fn core_can_move_between_threads() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Core>();
     send_sync::<CoreError>();
+}
+
+#[test]
+fn an_unschedulable_node_keeps_its_attempt_and_gets_no_new_one() {
+    let mut core = world(Backfill::Easy);
+    core.apply(0, node(1, 2, 4096, 0)).unwrap();
+    core.apply(0, job(1).submit()).unwrap();
+    core.schedule(0);
+    core.drain();
+    assert_eq!(state(&core, 1), Starting);
+    // The node stops taking work (a restart, a stopping worker).
+    let Event::NodeUpserted(mut spec) = node(1, 2, 4096, 0) else {
+        unreachable!()
+    };
+    spec.schedulable = false;
+    core.apply(1, Event::NodeUpserted(spec.clone())).unwrap();
+    core.apply(1, job(2).submit()).unwrap();
+    core.schedule(1);
+    core.drain();
+    assert_eq!(state(&core, 2), Runnable, "nothing new on it");
+    assert_eq!(state(&core, 1), Starting, "what it holds stays");
+    core.apply(2, started(1, 0, 0)).unwrap();
+    core.apply(2, exited(1, 0, 0, 0)).unwrap();
+    assert_eq!(state(&core, 1), Succeeded);
+    spec.schedulable = true;
+    core.apply(3, Event::NodeUpserted(spec)).unwrap();
+    core.schedule(3);
+    assert_eq!(state(&core, 2), Starting, "placed once it takes work again");
+}
+
+#[test]
+fn an_undelivered_start_does_not_use_up_an_attempt() {
+    let mut core = world(Backfill::Easy);
+    core.apply(0, node(1, 2, 4096, 0)).unwrap();
+    core.apply(0, node(2, 2, 4096, 0)).unwrap();
+    // One attempt allowed: a counted failure would fail it for good.
+    core.apply(0, job(1).gang(2, res(1, 0, 0)).retry(1, vec![]).submit())
+        .unwrap();
+    core.schedule(0);
+    core.drain();
+    core.apply(1, started(1, 0, 1)).unwrap();
+    core.apply(
+        2,
+        Event::StartUndelivered {
+            job: JobKey(1),
+            attempt: 0,
+            reason: "never reached n1".into(),
+        },
+    )
+    .unwrap();
+    let ds = core.drain();
+    assert!(
+        ds.contains(&Decision::Kill {
+            job: JobKey(1),
+            attempt: 0,
+            nodes: vec![NodeId(1), NodeId(2)],
+            reason: "never reached n1".into(),
+        }),
+        "what did start is killed: {ds:?}"
+    );
+    assert!(ds.contains(&Decision::AttemptEnded {
+        job: JobKey(1),
+        attempt: 0,
+        exit_code: None,
+        reason: "never reached n1".into(),
+        counted: false,
+    }));
+    assert_eq!(state(&core, 1), Runnable);
+    assert!(
+        reason(&core, 1).contains("not counted"),
+        "{}",
+        reason(&core, 1)
+    );
+    // A stale report of the withdrawn attempt changes nothing.
+    core.apply(3, exited(1, 0, 0, 0)).unwrap();
+    assert_eq!(state(&core, 1), Runnable);
+    // The next attempt has a number of its own, and its failure is the
+    // first that counts: with one attempt allowed, the job fails.
+    core.schedule(4);
+    let ds = core.drain();
+    assert!(
+        ds.iter()
+            .any(|d| matches!(d, Decision::Start { attempt: 1, .. })),
+        "{ds:?}"
+    );
+    core.apply(5, exited(1, 1, 0, 3)).unwrap();
+    assert_eq!(state(&core, 1), Failed);
+}
+
+#[test]
+fn a_node_down_fails_its_attempts_with_the_given_reason() {
+    let mut core = world(Backfill::Easy);
+    core.apply(0, node(1, 2, 4096, 0)).unwrap();
+    core.apply(0, job(1).retry(2, vec![]).submit()).unwrap();
+    core.schedule(0);
+    core.drain();
+    core.apply(
+        1,
+        Event::NodeDown {
+            node: NodeId(1),
+            reason: "Host terminated: worker n1 stopped".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(state(&core, 1), Runnable);
+    assert_eq!(
+        reason(&core, 1),
+        "attempt 1 failed (Host terminated: worker n1 stopped); retrying (attempt 2 of 2)"
+    );
 }

@@ -34,6 +34,20 @@ impl Mailboxes {
         m.get(node).is_some_and(|s| s.orders.iter().any(pred))
     }
 
+    /// Take back the Start orders `node` has not picked up (they never
+    /// reached it), leaving its other orders.
+    pub fn withdraw_starts(&self, node: &str) -> Vec<Order> {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(s) = m.get_mut(node) else {
+            return Vec::new();
+        };
+        let (starts, rest) = std::mem::take(&mut s.orders)
+            .into_iter()
+            .partition(|o| matches!(o, Order::Start(_)));
+        s.orders = rest;
+        starts
+    }
+
     /// Drop everything queued for `node` (it was lost).
     pub fn clear(&self, node: &str) {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());

@@ -303,6 +303,7 @@ pub fn simulate(jobs: &[SimJob], cfg: &SimConfig) -> Result<Starts, SimError> {
                     shm_mib: MEM,
                 },
                 labels: BTreeMap::new(),
+                schedulable: true,
             }),
         )
         .map_err(init)?;

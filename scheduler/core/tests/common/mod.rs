@@ -30,6 +30,7 @@ pub fn node_labeled(id: u32, vcpus: u32, mem: u64, shm: u64, labels: &[(&str, &s
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        schedulable: true,
     })
 }
 

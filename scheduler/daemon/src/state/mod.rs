@@ -102,6 +102,18 @@ pub struct AttemptRecord {
     pub exit_code: Option<i32>,
     /// Why it ended.
     pub reason: String,
+    /// Whether it counts against the retry strategy (false: its Start never
+    /// reached a node).
+    #[serde(default = "counted", skip_serializing_if = "is_counted")]
+    pub counted: bool,
+}
+
+fn counted() -> bool {
+    true
+}
+
+fn is_counted(c: &bool) -> bool {
+    *c
 }
 
 /// The attempt in flight.
@@ -437,6 +449,7 @@ impl StateMachine {
             let restored = Restored {
                 state: rec.status,
                 attempts_done: rec.attempts.len() as u32,
+                uncounted: rec.attempts.iter().filter(|a| !a.counted).count() as u32,
                 running: rec
                     .current
                     .as_ref()
@@ -583,6 +596,7 @@ impl StateMachine {
                     attempt: _,
                     exit_code,
                     reason,
+                    counted,
                 } => {
                     if let Some(rec) = self.jobs.get_mut(&job.0) {
                         let current = rec.current.take();
@@ -593,6 +607,7 @@ impl StateMachine {
                             stopped_at: now,
                             exit_code,
                             reason,
+                            counted,
                         });
                         self.dirty.insert(job.0);
                     }

@@ -9,7 +9,7 @@ use serde_json::json;
 use shoal_core::{Event, JobKey, NodeId, NodeSpec, Placement, Resources};
 use shoal_model::wire::{
     Capacity, Order, PollRequest, RegisterWorkerRequest, RegisterWorkerResponse, StartTask,
-    TaskEvent, TaskRef,
+    TaskEvent, TaskRef, WorkerPhase, HOST_TERMINATED,
 };
 use shoal_model::KeyValuePair;
 use std::collections::BTreeMap;
@@ -32,9 +32,9 @@ pub struct NodeRecord {
     /// Last poll or registration (epoch ms); not persisted meaningfully.
     #[serde(default)]
     pub last_seen: u64,
-    /// Declared lost (missed heartbeats); comes back on registration.
+    /// Up, not yet heard from since a restart, stopping, or down.
     #[serde(default)]
-    pub lost: bool,
+    pub state: NodeState,
     /// The worker's key for log grants (hex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_key: Option<String>,
@@ -42,6 +42,34 @@ pub struct NodeRecord {
     /// cluster CA).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tls: bool,
+}
+
+/// What the scheduler knows of a worker's node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NodeState {
+    /// Registered and polling: jobs are placed here.
+    #[default]
+    Up,
+    /// Known from the database after a restart and not yet heard from: it
+    /// keeps what it runs, and gets nothing new until its worker polls.
+    Unknown,
+    /// Its worker is stopping: it gets nothing new.
+    Stopping,
+    /// Lost (missed heartbeats) or stopped; comes back on registration.
+    Down,
+}
+
+impl NodeState {
+    /// As `shoal nodes` shows it when nothing runs there.
+    fn name(self) -> &'static str {
+        match self {
+            NodeState::Up => "IDLE",
+            NodeState::Unknown => "UNKNOWN",
+            NodeState::Stopping => "STOPPING",
+            NodeState::Down => "DOWN",
+        }
+    }
 }
 
 impl NodeRecord {
@@ -78,6 +106,7 @@ fn node_spec(n: &NodeRecord) -> NodeSpec {
         name: n.name.clone(),
         capacity: res(n.capacity),
         labels: n.labels.clone(),
+        schedulable: n.state == NodeState::Up,
     }
 }
 
@@ -93,9 +122,10 @@ fn task_job_id(rec: &JobRecord, node_index: u32) -> String {
 impl StateMachine {
     pub(super) fn restore_node(&mut self, now: u64, mut n: NodeRecord) -> Result<(), crate::Error> {
         // A restarted scheduler gives every known worker a full timeout to
-        // come back before declaring it lost.
+        // come back before declaring it lost, and places nothing on it
+        // until it does: it may be gone.
         n.last_seen = now;
-        n.lost = false;
+        n.state = NodeState::Unknown;
         self.core
             .apply(now, Event::NodeUpserted(node_spec(&n)))
             .map_err(|e| crate::Error::Load(format!("node {}: {e}", n.name)))?;
@@ -172,7 +202,7 @@ impl StateMachine {
             capacity: r.capacity,
             labels: r.labels.clone(),
             last_seen: now,
-            lost: false,
+            state: NodeState::Up,
             log_key: r.log_key.clone(),
             tls: r.tls,
         };
@@ -206,13 +236,22 @@ impl StateMachine {
                 format!("node {:?} is not registered; register first", r.name),
             ));
         };
-        if node.lost {
+        if node.state == NodeState::Down {
             return Err(ApiError::field(
                 "name",
                 format!("node {:?} was declared lost; register again", r.name),
             ));
         }
         node.last_seen = now;
+        if node.state == NodeState::Unknown && r.phase == WorkerPhase::Running {
+            // Heard from after a restart: jobs may go there again.
+            node.state = NodeState::Up;
+            let spec = node_spec(node);
+            self.core
+                .apply(now, Event::NodeUpserted(spec))
+                .map_err(super::core_err)?;
+            self.needs_pass = true;
+        }
         for rep in r.reports {
             let base = rep.task.job_id.split('#').next().unwrap_or("");
             let Some(&seq) = self.ids.get(base) else {
@@ -224,6 +263,11 @@ impl StateMachine {
                     job,
                     attempt: rep.task.attempt,
                     node_index: rep.task.node_index,
+                },
+                TaskEvent::NotStarted { reason } => Event::StartUndelivered {
+                    job,
+                    attempt: rep.task.attempt,
+                    reason: format!("node {} did not start it: {reason}", r.name),
                 },
                 TaskEvent::Exited {
                     exit_code,
@@ -246,7 +290,85 @@ impl StateMachine {
             self.core.apply(now, ev).map_err(super::core_err)?;
             self.needs_pass = true;
         }
+        match r.phase {
+            WorkerPhase::Running => {}
+            WorkerPhase::Stopping => self.node_stopping(now, &r.name),
+            WorkerPhase::Stopped => {
+                tracing::info!("worker {} stopped", r.name);
+                let reason = format!("{HOST_TERMINATED}: worker {} stopped", r.name);
+                self.node_down(now, &r.name, Some(reason));
+            }
+        }
         reply(&json!({}))
+    }
+
+    /// The worker of `name` is stopping: nothing new goes there, and the
+    /// Start orders it has not taken go back to their jobs.
+    fn node_stopping(&mut self, now: u64, name: &str) {
+        let Some(n) = self.nodes.get_mut(name) else {
+            return;
+        };
+        if n.state == NodeState::Stopping {
+            return;
+        }
+        tracing::info!("worker {name} is stopping: nothing new is placed there");
+        n.state = NodeState::Stopping;
+        let spec = node_spec(n);
+        if let Err(e) = self.core.apply(now, Event::NodeUpserted(spec)) {
+            tracing::error!("core refused NodeUpserted for {name}: {e}");
+        }
+        self.withdraw_starts(now, name, &format!("the worker of node {name} is stopping"));
+        self.needs_pass = true;
+    }
+
+    /// Start orders for `name` that it has not taken (in its mailbox, or
+    /// decided in this batch) never reach it: their attempts end without
+    /// counting and the jobs wait to start again.
+    fn withdraw_starts(&mut self, now: u64, name: &str, why: &str) {
+        let mut starts = self.mail.withdraw_starts(name);
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.outbox)
+            .into_iter()
+            .partition(|(n, o)| n == name && matches!(o, Order::Start(_)));
+        self.outbox = rest;
+        starts.extend(mine.into_iter().map(|(_, o)| o));
+        for o in starts {
+            let Order::Start(s) = o else { continue };
+            let base = s.task.job_id.split('#').next().unwrap_or("");
+            let Some(&seq) = self.ids.get(base) else {
+                continue;
+            };
+            let ev = Event::StartUndelivered {
+                job: JobKey(seq),
+                attempt: s.task.attempt,
+                reason: format!("the Start order never reached node {name} ({why})"),
+            };
+            if let Err(e) = self.core.apply(now, ev) {
+                tracing::error!("core refused StartUndelivered for {}: {e}", s.task);
+            }
+        }
+        self.apply_decisions(now);
+    }
+
+    /// Node `name` is down: what was still to be delivered to it goes back
+    /// to its jobs, and every attempt with a node there fails with
+    /// `reason` (None: "node NAME was lost").
+    fn node_down(&mut self, now: u64, name: &str, reason: Option<String>) {
+        let Some(n) = self.nodes.get_mut(name) else {
+            return;
+        };
+        n.state = NodeState::Down;
+        let id = NodeId(n.id);
+        let why = reason.clone().unwrap_or_else(|| "it was lost".into());
+        self.withdraw_starts(now, name, &why);
+        self.mail.clear(name);
+        let ev = match reason {
+            Some(reason) => Event::NodeDown { node: id, reason },
+            None => Event::NodeLost(id),
+        };
+        if let Err(e) = self.core.apply(now, ev) {
+            tracing::error!("core refused the loss of {name}: {e}");
+        }
+        self.needs_pass = true;
     }
 
     /// Declare nodes that missed their heartbeats lost.
@@ -255,21 +377,12 @@ impl StateMachine {
         let lost: Vec<String> = self
             .nodes
             .values()
-            .filter(|n| !n.lost && now.saturating_sub(n.last_seen) > after)
+            .filter(|n| n.state != NodeState::Down && now.saturating_sub(n.last_seen) > after)
             .map(|n| n.name.clone())
             .collect();
         for name in lost {
-            let Some(n) = self.nodes.get_mut(&name) else {
-                continue;
-            };
-            n.lost = true;
-            let id = n.id;
             tracing::warn!("worker {name} missed its heartbeats for {after} ms: declared lost");
-            self.mail.clear(&name);
-            if let Err(e) = self.core.apply(now, Event::NodeLost(NodeId(id))) {
-                tracing::error!("core refused NodeLost for {name}: {e}");
-            }
-            self.needs_pass = true;
+            self.node_down(now, &name, None);
         }
     }
 
@@ -277,7 +390,7 @@ impl StateMachine {
     pub(super) fn next_lost_check(&self) -> Option<u64> {
         self.nodes
             .values()
-            .filter(|n| !n.lost)
+            .filter(|n| n.state != NodeState::Down)
             .map(|n| n.last_seen + self.timing.lost_after_ms + 1)
             .min()
     }
@@ -441,7 +554,10 @@ impl StateMachine {
         let hits: Vec<&NodeRecord> = self
             .nodes
             .values()
-            .filter(|n| !n.lost && selector.iter().all(|(k, v)| n.labels.get(k) == Some(v)))
+            .filter(|n| {
+                n.state != NodeState::Down
+                    && selector.iter().all(|(k, v)| n.labels.get(k) == Some(v))
+            })
             .collect();
         (
             hits.iter().map(|n| n.name.clone()).collect(),
@@ -456,10 +572,9 @@ impl StateMachine {
             .map(|n| {
                 let free = self.core.node_free(NodeId(n.id)).unwrap_or_default();
                 let used = n.capacity.vcpus.saturating_sub(free.vcpus);
-                let state = if n.lost {
-                    "DOWN"
-                } else if used == 0 {
-                    "IDLE"
+                let down = n.state == NodeState::Down;
+                let state = if n.state != NodeState::Up || used == 0 {
+                    n.state.name()
                 } else if free.vcpus == 0 {
                     "ALLOCATED"
                 } else {
@@ -468,8 +583,8 @@ impl StateMachine {
                 json!({
                     "name": n.name, "state": state, "address": n.address, "port": n.port,
                     "vcpus": n.capacity.vcpus, "vcpusAllocated": used,
-                    "memoryMiB": n.capacity.memory_mib, "memoryFreeMiB": if n.lost { 0 } else { free.memory_mib },
-                    "shmMiB": n.capacity.shm_mib, "shmFreeMiB": if n.lost { 0 } else { free.shm_mib },
+                    "memoryMiB": n.capacity.memory_mib, "memoryFreeMiB": if down { 0 } else { free.memory_mib },
+                    "shmMiB": n.capacity.shm_mib, "shmFreeMiB": if down { 0 } else { free.shm_mib },
                     "labels": n.labels,
                 })
             })
