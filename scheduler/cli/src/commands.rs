@@ -4,6 +4,7 @@ use crate::client::Client;
 use crate::Endpoint;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -34,18 +35,18 @@ pub fn scheduler(config: shoal_scheduler::Config) -> Result<()> {
     rt.block_on(async move {
         let state = config.state_dir.clone();
         let running = shoal_scheduler::start(config).await?;
-        println!("endpoint: http://{}", running.addr);
+        say!("endpoint: http://{}", running.addr);
         if let Some(w) = running.worker_addr {
-            println!("workers: https://{w}");
+            say!("workers: https://{w}");
         }
-        eprintln!("shoal scheduler: state in {}", state.display());
+        say_err!("shoal scheduler: state in {}", state.display());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot install the SIGTERM handler")?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-        eprintln!("shoal scheduler: stopping");
+        say_err!("shoal scheduler: stopping");
         running.stop().await;
         Ok(())
     })
@@ -203,10 +204,22 @@ pub struct JobsArgs {
     /// Only this queue (default: every queue).
     #[arg(long, short = 'q')]
     queue: Option<String>,
-    /// Only this state (default: every unfinished state).
-    #[arg(long, short = 's')]
-    state: Option<String>,
-    /// Print JSON (the ListJobs summaries) instead of a table.
+    /// Only jobs in this state (repeatable; ALL for every state; default:
+    /// every unfinished state).
+    #[arg(long, short = 's', value_name = "STATE")]
+    state: Vec<String>,
+    /// Every state, finished jobs too (the same as `-s ALL`).
+    #[arg(long, short = 'a')]
+    all: bool,
+    /// Only jobs created within this long, e.g. 30m, 2h, 1d.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    since: Option<Duration>,
+    /// Show each child of an array job on a row of its own (default: one
+    /// row per state, `ID:[0-3,7]`).
+    #[arg(long, short = 'e')]
+    expand: bool,
+    /// Print JSON (the ListJobs summaries; an array job's carries its
+    /// children's `arrayProperties.statusSummary`) instead of a table.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -224,20 +237,17 @@ const STATES: [&str; 7] = [
     "FAILED",
 ];
 
-fn list_all(client: &Client, queue: &str, status: &str) -> Result<Vec<Value>> {
+/// Every page of a ListJobs call.
+fn list_all(client: &Client, mut body: Value) -> Result<Vec<Value>> {
     let mut out = Vec::new();
-    let mut token: Option<String> = None;
+    body["maxResults"] = json!(1000);
     loop {
-        let mut body = json!({ "jobQueue": queue, "jobStatus": status, "maxResults": 1000 });
-        if let Some(t) = &token {
-            body["nextToken"] = json!(t);
-        }
         let resp: Value = client.aws("listjobs", &body)?;
         if let Some(list) = resp["jobSummaryList"].as_array() {
             out.extend(list.iter().cloned());
         }
         match resp["nextToken"].as_str() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            Some(t) if !t.is_empty() => body["nextToken"] = json!(t),
             _ => return Ok(out),
         }
     }
@@ -255,6 +265,137 @@ fn queue_names(client: &Client) -> Result<Vec<String>> {
         .unwrap_or_default())
 }
 
+/// The states `shoal jobs` shows: `-s` (repeatable, `ALL`), `--all`, or
+/// every unfinished one.
+fn wanted_states(given: &[String], all: bool) -> Result<Vec<&'static str>> {
+    if all {
+        return Ok(STATES.to_vec());
+    }
+    if given.is_empty() {
+        return Ok(UNFINISHED.to_vec());
+    }
+    let mut out = Vec::new();
+    for s in given.iter().flat_map(|s| s.split(',')) {
+        let s = s.trim().to_ascii_uppercase();
+        if s == "ALL" {
+            return Ok(STATES.to_vec());
+        }
+        match STATES.iter().find(|k| **k == s) {
+            Some(k) if !out.contains(k) => out.push(*k),
+            Some(_) => {}
+            None => bail!("--state {s}: expected ALL or one of {}", STATES.join(", ")),
+        }
+    }
+    Ok(out)
+}
+
+/// `0-3,7`: indices as ranges.
+fn index_ranges(mut ix: Vec<u64>) -> String {
+    ix.sort_unstable();
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ix.len() {
+        let mut j = i;
+        while j + 1 < ix.len() && ix[j + 1] == ix[j] + 1 {
+            j += 1;
+        }
+        parts.push(if i == j {
+            ix[i].to_string()
+        } else {
+            format!("{}-{}", ix[i], ix[j])
+        });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+/// Local time of an epoch-ms field, `MM-DD HH:MM:SS`; blank when absent.
+fn local_time(v: &Value) -> String {
+    use chrono::TimeZone;
+    v.as_i64()
+        .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
+        .map(|t| t.format("%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// One row of `shoal jobs`.
+struct JobRow {
+    id: String,
+    queue: String,
+    /// The summary (for an array's group of children: the first child's,
+    /// with the group's times).
+    job: Value,
+}
+
+/// The rows of one array job: its children in the wanted states, one row
+/// each (`expand`) or one row per state.
+fn array_rows(
+    client: &Client,
+    parent: &Value,
+    queue: &str,
+    wanted: &[&str],
+    expand: bool,
+) -> Result<(Vec<JobRow>, Value)> {
+    let id = parent["jobId"].as_str().unwrap_or("?");
+    let children = list_all(client, json!({ "arrayJobId": id }))?;
+    let mut summary: BTreeMap<&str, u64> = STATES.iter().map(|s| (*s, 0)).collect();
+    let mut groups: BTreeMap<usize, Vec<&Value>> = BTreeMap::new();
+    for c in &children {
+        let st = c["status"].as_str().unwrap_or("?");
+        if let Some(n) = summary.get_mut(st) {
+            *n += 1;
+        }
+        if let Some(rank) = STATES.iter().position(|s| *s == st) {
+            if wanted.contains(&st) {
+                groups.entry(rank).or_default().push(c);
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (_, group) in groups {
+        if expand {
+            for c in group {
+                rows.push(JobRow {
+                    id: c["jobId"].as_str().unwrap_or("?").to_string(),
+                    queue: queue.to_string(),
+                    job: c.clone(),
+                });
+            }
+            continue;
+        }
+        let ix: Vec<u64> = group
+            .iter()
+            .filter_map(|c| c["arrayProperties"]["index"].as_u64())
+            .collect();
+        let mut job = group[0].clone();
+        job["createdAt"] = parent["createdAt"].clone();
+        job["jobName"] = parent["jobName"].clone();
+        job["startedAt"] = json!(group.iter().filter_map(|c| c["startedAt"].as_i64()).min());
+        let stopped: Vec<i64> = group
+            .iter()
+            .filter_map(|c| c["stoppedAt"].as_i64())
+            .collect();
+        job["stoppedAt"] = if stopped.len() == group.len() {
+            json!(stopped.into_iter().max())
+        } else {
+            Value::Null
+        };
+        let same = |f: &dyn Fn(&Value) -> Value| {
+            let first = f(group[0]);
+            group.iter().all(|c| f(c) == first).then_some(first)
+        };
+        job["container"]["exitCode"] =
+            same(&|c| c["container"]["exitCode"].clone()).unwrap_or(Value::Null);
+        job["statusReason"] = same(&|c| c["statusReason"].clone()).unwrap_or(Value::Null);
+        rows.push(JobRow {
+            id: format!("{id}:[{}]", index_ranges(ix)),
+            queue: queue.to_string(),
+            job,
+        });
+    }
+    Ok((rows, json!(summary)))
+}
+
 /// `shoal jobs`.
 pub fn jobs(a: JobsArgs) -> Result<i32> {
     let client = a.endpoint.client()?;
@@ -262,57 +403,117 @@ pub fn jobs(a: JobsArgs) -> Result<i32> {
         Some(q) => vec![q.clone()],
         None => queue_names(&client)?,
     };
-    let states: Vec<String> = match &a.state {
-        Some(s) => {
-            let s = s.to_ascii_uppercase();
-            if !STATES.contains(&s.as_str()) {
-                bail!("--state {s}: expected one of {}", STATES.join(", "));
-            }
-            vec![s]
-        }
-        None => UNFINISHED.iter().map(|s| s.to_string()).collect(),
-    };
-    let mut rows = Vec::new();
-    for q in &queues {
-        for s in &states {
-            for j in list_all(&client, q, s)? {
-                rows.push((q.clone(), j));
-            }
-        }
-    }
-    rows.sort_by_key(|(_, j)| j["createdAt"].as_i64().unwrap_or(0));
-    if a.json {
-        let list: Vec<&Value> = rows.iter().map(|(_, j)| j).collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
-        return Ok(0);
-    }
+    let wanted = wanted_states(&a.state, a.all)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    println!(
-        "{:<38} {:<20} {:<12} {:<10} {:>5} {:>10}  REASON",
-        "JOBID", "NAME", "QUEUE", "STATE", "NODES", "TIME"
-    );
-    for (q, j) in &rows {
-        let nodes = j["nodeProperties"]["numNodes"].as_u64().unwrap_or(1);
-        let time = match (j["startedAt"].as_i64(), j["stoppedAt"].as_i64()) {
+    // A filter lists every state at once (AWS: jobStatus is then ignored).
+    let after = a
+        .since
+        .map(|d| now.saturating_sub(d.as_millis() as i64))
+        .unwrap_or(0)
+        .max(0);
+    let mut rows: Vec<JobRow> = Vec::new();
+    let mut summaries: Vec<Value> = Vec::new();
+    for q in &queues {
+        let body = json!({ "jobQueue": q,
+            "filters": [{ "name": "AFTER_CREATED_AT", "values": [after.to_string()] }] });
+        for j in list_all(&client, body)? {
+            let is_array =
+                j["arrayProperties"]["size"].is_u64() && j["arrayProperties"]["index"].is_null();
+            if is_array {
+                let (mut r, status) = array_rows(&client, &j, q, &wanted, a.expand)?;
+                if r.is_empty() {
+                    continue;
+                }
+                let mut s = j.clone();
+                s["arrayProperties"]["statusSummary"] = status;
+                summaries.push(s);
+                if a.expand {
+                    summaries.extend(r.iter().map(|row| row.job.clone()));
+                }
+                rows.append(&mut r);
+            } else if wanted.contains(&j["status"].as_str().unwrap_or("")) {
+                summaries.push(j.clone());
+                rows.push(JobRow {
+                    id: j["jobId"].as_str().unwrap_or("?").to_string(),
+                    queue: q.clone(),
+                    job: j,
+                });
+            }
+        }
+    }
+    rows.sort_by_key(|r| r.job["createdAt"].as_i64().unwrap_or(0));
+    if a.json {
+        summaries.sort_by_key(|j| j["createdAt"].as_i64().unwrap_or(0));
+        println!("{}", serde_json::to_string_pretty(&summaries)?);
+        return Ok(0);
+    }
+    let mut table = vec![[
+        "JOBID", "NAME", "QUEUE", "STATE", "NODES", "EXIT", "CREATED", "STARTED", "STOPPED",
+        "ELAPSED", "REASON",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in &rows {
+        let j = &r.job;
+        let elapsed = match (j["startedAt"].as_i64(), j["stoppedAt"].as_i64()) {
             (Some(s), Some(e)) => format_duration(e - s),
             (Some(s), None) => format_duration(now - s),
-            _ => "0:00".to_string(),
+            _ => String::new(),
         };
-        println!(
-            "{:<38} {:<20} {:<12} {:<10} {:>5} {:>10}  {}",
-            j["jobId"].as_str().unwrap_or("?"),
+        table.push(vec![
+            r.id.clone(),
             truncate(j["jobName"].as_str().unwrap_or("?"), 20),
-            truncate(q, 12),
-            j["status"].as_str().unwrap_or("?"),
-            nodes,
-            time,
-            j["statusReason"].as_str().unwrap_or("")
-        );
+            truncate(&r.queue, 12),
+            j["status"].as_str().unwrap_or("?").to_string(),
+            j["nodeProperties"]["numNodes"]
+                .as_u64()
+                .unwrap_or(1)
+                .to_string(),
+            j["container"]["exitCode"]
+                .as_i64()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            local_time(&j["createdAt"]),
+            local_time(&j["startedAt"]),
+            local_time(&j["stoppedAt"]),
+            elapsed,
+            j["statusReason"].as_str().unwrap_or("").to_string(),
+        ]);
+    }
+    print_table(&table);
+    if rows.is_empty() && !a.all && a.state.is_empty() {
+        eprintln!("no unfinished jobs (finished ones too: shoal jobs --all)");
     }
     Ok(0)
+}
+
+/// Columns padded to their widest cell; the last one as it is.
+fn print_table(rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let width: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(width[c] - cell.chars().count() + 2));
+            }
+        }
+        println!("{}", line.trim_end());
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -346,12 +547,83 @@ pub fn describe(ep: &Endpoint, jobs: &[String]) -> Result<i32> {
     Ok(0)
 }
 
-/// `shoal cancel` / `shoal terminate`.
-pub fn cancel(ep: &Endpoint, op: &str, job: &str, reason: &str) -> Result<i32> {
-    let _: Value = ep
-        .client()?
-        .aws(op, &json!({ "jobId": job, "reason": reason }))?;
-    Ok(0)
+/// DescribeJobs for `ids` (in pages of 100): id → job.
+fn describe_all(client: &Client, ids: &[String]) -> Result<BTreeMap<String, Value>> {
+    let mut out = BTreeMap::new();
+    for chunk in ids.chunks(100) {
+        let resp: Value = client.aws("describejobs", &json!({ "jobs": chunk }))?;
+        for j in resp["jobs"].as_array().into_iter().flatten() {
+            if let Some(id) = j["jobId"].as_str() {
+                out.insert(id.to_string(), j.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `shoal cancel` / `shoal terminate`: says what happened to each job, and
+/// exits 1 when any of them was not stopped (unknown, already finished,
+/// or, for cancel, already started).
+pub fn cancel(ep: &Endpoint, terminate: bool, ids: &[String], reason: &str) -> Result<i32> {
+    let client = ep.client()?;
+    let (op, verb, done) = if terminate {
+        ("terminatejob", "terminate", "terminated")
+    } else {
+        ("canceljob", "cancel", "cancelled")
+    };
+    let before = describe_all(&client, ids)?;
+    let mut not_stopped = 0;
+    for id in ids {
+        let Some(job) = before.get(id) else {
+            eprintln!("{id}: no such job");
+            not_stopped += 1;
+            continue;
+        };
+        let state = job["status"].as_str().unwrap_or("?");
+        let array_size = job["arrayProperties"]["size"]
+            .as_u64()
+            .filter(|_| job["arrayProperties"]["index"].is_null());
+        match state {
+            "SUCCEEDED" | "FAILED" => {
+                eprintln!("{id}: already {state}; nothing to {verb}");
+                not_stopped += 1;
+                continue;
+            }
+            "STARTING" | "RUNNING" if !terminate => {
+                eprintln!(
+                    "{id}: {state}, not cancelled: cancel stops only jobs that have not started \
+                     (as AWS Batch's CancelJob); to stop it, run `shoal terminate {id}`"
+                );
+                not_stopped += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let _: Value = client.aws(op, &json!({ "jobId": id, "reason": reason }))?;
+        let after = describe_all(&client, std::slice::from_ref(id))?;
+        let now = after.get(id).unwrap_or(job);
+        match array_size {
+            Some(size) => {
+                let s = &now["arrayProperties"]["statusSummary"];
+                let n = |k: &str| s[k].as_u64().unwrap_or(0);
+                let running = n("STARTING") + n("RUNNING");
+                if terminate || running == 0 {
+                    println!("{id}: {done}, with every unfinished child of its {size}");
+                } else {
+                    println!(
+                        "{id}: cancelled the children of its {size} that had not started; \
+                         {running} still run (stop them with `shoal terminate {id}`)"
+                    );
+                    not_stopped += 1;
+                }
+            }
+            None if terminate && matches!(state, "STARTING" | "RUNNING") => {
+                println!("{id}: terminated (was {state}; its processes are being killed)");
+            }
+            None => println!("{id}: {done} (was {state})"),
+        }
+    }
+    Ok(if not_stopped > 0 { 1 } else { 0 })
 }
 
 /// `shoal queues`.
@@ -468,10 +740,65 @@ pub fn fetch_log(client: &Client, job: &str, offset: u64) -> Result<Vec<u8>> {
     Ok(resp.bytes()?.to_vec())
 }
 
-/// `shoal logs JOB[#NODE] [--follow]`.
+/// `shoal logs JOB[#NODE] [--follow]`. With --follow, a job that has not
+/// started yet is waited for. An array job has no log of its own: its
+/// children are listed.
 pub fn logs(ep: &Endpoint, job: &str, follow: bool) -> Result<i32> {
     use std::io::Write;
     let client = ep.client()?;
+    let base = job.split('#').next().unwrap_or(job);
+    let describe = |id: &str| -> Result<Value> {
+        let resp: Value = client.aws("describejobs", &json!({ "jobs": [id] }))?;
+        resp["jobs"]
+            .get(0)
+            .cloned()
+            .with_context(|| format!("no job with id {id}"))
+    };
+    let j = describe(base)?;
+    if j["arrayProperties"]["size"].is_u64() && j["arrayProperties"]["index"].is_null() {
+        let children = list_all(&client, json!({ "arrayJobId": base }))?;
+        println!(
+            "{base} is an array job of {} children; each has its own log (shoal logs {base}:INDEX):",
+            j["arrayProperties"]["size"]
+        );
+        let mut table = vec![vec!["CHILD".to_string(), "STATE".into(), "REASON".into()]];
+        for c in &children {
+            table.push(vec![
+                c["jobId"].as_str().unwrap_or("?").to_string(),
+                c["status"].as_str().unwrap_or("?").to_string(),
+                c["statusReason"].as_str().unwrap_or("").to_string(),
+            ]);
+        }
+        print_table(&table);
+        return Ok(0);
+    }
+    let started = |j: &Value| {
+        matches!(
+            j["status"].as_str(),
+            Some("STARTING" | "RUNNING" | "SUCCEEDED" | "FAILED")
+        ) && (j["startedAt"].is_i64() || !j["attempts"].as_array().is_none_or(|a| a.is_empty()))
+    };
+    if follow && !started(&j) {
+        let mut said = String::new();
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let j = describe(base)?;
+            if started(&j) || j["status"] == "FAILED" {
+                break;
+            }
+            let now = format!(
+                "{} {}",
+                j["status"].as_str().unwrap_or("?"),
+                j["statusReason"].as_str().unwrap_or("")
+            );
+            if now != said {
+                eprintln!("shoal logs: waiting for {job} to start ({})", now.trim());
+                said = now;
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
     let mut offset = 0u64;
     let mut delay = Duration::from_millis(50);
     loop {
@@ -482,10 +809,8 @@ pub fn logs(ep: &Endpoint, job: &str, follow: bool) -> Result<i32> {
         if !follow {
             return Ok(0);
         }
-        let base = job.split('#').next().unwrap_or(job);
-        let state: Value = client.aws("describejobs", &json!({ "jobs": [base] }))?;
         let done = matches!(
-            state["jobs"][0]["status"].as_str(),
+            describe(base)?["status"].as_str(),
             Some("SUCCEEDED" | "FAILED")
         );
         if done && bytes.is_empty() {
@@ -503,16 +828,14 @@ pub fn logs(ep: &Endpoint, job: &str, follow: bool) -> Result<i32> {
 /// `shoal cluster up`: run until SIGTERM or Ctrl-C, then remove everything.
 pub fn cluster_up(config: shoal_worker::cluster::ClusterConfig) -> Result<i32> {
     use nix::sys::signal::{SigSet, Signal};
-    use std::io::Write;
     let mut signals = SigSet::empty();
     signals.add(Signal::SIGTERM);
     signals.add(Signal::SIGINT);
     signals.thread_block()?;
     let nodes = config.nodes;
     let mut cluster = shoal_worker::cluster::Cluster::up(&config)?;
-    println!("endpoint: {}", cluster.endpoint);
-    std::io::stdout().flush()?;
-    eprintln!(
+    say!("endpoint: {}", cluster.endpoint);
+    say_err!(
         "shoal cluster: the API requires this cluster's key: export SHOAL_CREDENTIALS={}",
         cluster.credentials.display()
     );
@@ -531,19 +854,18 @@ pub fn cluster_up(config: shoal_worker::cluster::ClusterConfig) -> Result<i32> {
                 })
                 .unwrap_or(0);
             if up >= nodes as usize {
-                println!("ready: {up} nodes");
-                let _ = std::io::stdout().flush();
+                say!("ready: {up} nodes");
                 return;
             }
             std::thread::sleep(delay);
             delay = (delay * 2).min(Duration::from_millis(200));
         }
-        eprintln!(
+        say_err!(
             "warning: not every worker registered; see the node logs in the cluster directory"
         );
     });
     let sig = signals.wait()?;
-    eprintln!("shoal cluster: {sig:?}, removing the cluster");
+    say_err!("shoal cluster: {sig:?}, removing the cluster");
     cluster.down();
     Ok(0)
 }

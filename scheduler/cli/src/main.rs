@@ -1,6 +1,25 @@
 //! `shoal`: one binary for every role: scheduler daemon, client commands and
 //! benchmarks.
 
+/// `println!` for daemons: a closed stdout is ignored, not a panic (see
+/// `main`).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, $($t)*);
+        let _ = out.flush();
+    }};
+}
+
+/// `eprintln!` for daemons: a closed stderr is ignored.
+macro_rules! say_err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod bench;
 mod client;
 mod commands;
@@ -72,20 +91,23 @@ enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
-    /// Cancel a job that has not started (it ends FAILED with the reason).
+    /// Cancel jobs that have not started (they end FAILED with the reason);
+    /// a job that has started is not cancelled: terminate it.
     Cancel {
-        /// The job.
-        job: String,
+        /// The jobs.
+        #[arg(required = true)]
+        jobs: Vec<String>,
         /// Why.
         #[arg(long, default_value = "cancelled by the user")]
         reason: String,
         #[command(flatten)]
         endpoint: Endpoint,
     },
-    /// Terminate a job, killing it if it runs (it ends FAILED with the reason).
+    /// Terminate jobs, killing them if they run (they end FAILED with the reason).
     Terminate {
-        /// The job.
-        job: String,
+        /// The jobs.
+        #[arg(required = true)]
+        jobs: Vec<String>,
         /// Why.
         #[arg(long, default_value = "terminated by the user")]
         reason: String,
@@ -289,6 +311,10 @@ struct WorkerArgs {
     /// How long a launch-agent request waits for its job's task to start here.
     #[arg(long, default_value_t = 30_000, hide = true)]
     exec_wait_ms: u64,
+    /// On SIGTERM, how long the jobs get between their SIGTERM and SIGKILL
+    /// (seconds; as ECS's stop timeout).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    stop_grace: u64,
 }
 
 #[derive(clap::Args)]
@@ -387,15 +413,47 @@ fn worker_tls(
     }))
 }
 
+impl Command {
+    /// Long-running processes: they outlive whatever reads their output.
+    fn is_daemon(&self) -> bool {
+        matches!(
+            self,
+            Command::Scheduler(_)
+                | Command::Worker(_)
+                | Command::Cluster(ClusterCommand::Up { .. })
+        )
+    }
+}
+
 fn main() {
+    use std::io::IsTerminal;
+    // An empty SHOAL_CREDENTIALS= means no keys (not a file named "").
+    if std::env::var_os(client::CREDENTIALS_ENV).is_some_and(|v| v.is_empty()) {
+        std::env::remove_var(client::CREDENTIALS_ENV);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SHOAL_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
+    if !cli.command.is_daemon() {
+        // A client's output piped into `head` ends it quietly, as it does
+        // other Unix tools, instead of a panic on the closed pipe. Daemons
+        // keep SIGPIPE ignored (a worker must not die, and take its jobs
+        // with it, because a log reader went away) and write their output
+        // through `say!`, which ignores a closed stdout.
+        // SAFETY: no other thread exists yet.
+        unsafe {
+            let _ = nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            );
+        }
+    }
     match run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -444,15 +502,15 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Jobs(a) => commands::jobs(a),
         Command::Describe { jobs, endpoint } => commands::describe(&endpoint, &jobs),
         Command::Cancel {
-            job,
+            jobs,
             reason,
             endpoint,
-        } => commands::cancel(&endpoint, "canceljob", &job, &reason),
+        } => commands::cancel(&endpoint, false, &jobs, &reason),
         Command::Terminate {
-            job,
+            jobs,
             reason,
             endpoint,
-        } => commands::cancel(&endpoint, "terminatejob", &job, &reason),
+        } => commands::cancel(&endpoint, true, &jobs, &reason),
         Command::Queues { json, endpoint } => commands::queues(&endpoint, json),
         Command::Nodes { json, endpoint } => commands::nodes(&endpoint, json),
         Command::Bench(b) => bench::run(b),
@@ -489,6 +547,7 @@ fn run(cli: Cli) -> Result<i32> {
                 },
                 tls: worker_tls(a.tls_dir, a.ca, a.cert, a.key, &name)?,
                 exec_wait: std::time::Duration::from_millis(a.exec_wait_ms),
+                stop_grace: std::time::Duration::from_secs(a.stop_grace),
             };
             shoal_worker::run(config)?;
             Ok(0)
