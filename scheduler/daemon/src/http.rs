@@ -15,9 +15,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 
-/// Largest accepted request body. AWS Batch's own limit for a job
-/// definition is far smaller; 1 MiB leaves room for big parameter maps.
-pub const MAX_BODY_BYTES: usize = 1 << 20;
+pub use crate::body::MAX_BODY_BYTES;
+
+/// An error reply in AWS's shape: `{"__type": KIND, "message": …}` with
+/// `x-amzn-errortype`.
+pub fn error_response(status: StatusCode, kind: &'static str, message: &str) -> Response {
+    let body = serde_json::json!({ "__type": kind, "message": message });
+    let mut resp = (status, body.to_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert("x-amzn-errortype", HeaderValue::from_static(kind));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -31,16 +43,33 @@ impl IntoResponse for ApiError {
             ApiError::InvalidSignature(_) => (StatusCode::FORBIDDEN, "InvalidSignatureException"),
             ApiError::AccessDenied(_) => (StatusCode::FORBIDDEN, "AccessDeniedException"),
         };
-        let body = serde_json::json!({ "__type": kind, "message": self.to_string() });
-        let mut resp = (status, body.to_string()).into_response();
-        let h = resp.headers_mut();
-        h.insert("x-amzn-errortype", HeaderValue::from_static(kind));
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        resp
+        error_response(status, kind, &self.to_string())
     }
+}
+
+/// A path that is no operation of Shoal's (e.g. AWS's TagResource,
+/// `POST /v1/tags/ARN`).
+async fn unknown_path(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "UnknownOperationException",
+        &format!(
+            "{method} {}: Shoal serves AWS Batch's job, queue, compute environment and job              definition operations as POST /v1/OPERATION; this is not one of them",
+            uri.path()
+        ),
+    )
+}
+
+/// An operation's path with a method other than POST.
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "UnknownOperationException",
+        &format!(
+            "{method} {}: operations are called with POST and a JSON body",
+            uri.path()
+        ),
+    )
 }
 
 /// What the handlers share.
@@ -67,6 +96,8 @@ pub fn router(state: AppState) -> Router {
             state.keys.clone(),
             crate::auth::require_signature,
         ))
+        .fallback(unknown_path)
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

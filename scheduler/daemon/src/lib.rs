@@ -13,6 +13,7 @@
 pub mod actor;
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod http;
 pub mod mailbox;
 pub mod sigv4;
@@ -153,6 +154,9 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         None if listen.ip().is_loopback() || insecure_no_auth => api.clone(),
         None => tls::refuse_worker_ops(None).merge(api.clone()),
     };
+    // Outermost: every body is read, bounded in time and size, first.
+    let read_body = || axum::middleware::from_fn(body::read_body);
+    let plain = plain.layer(read_body());
     let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
         let _ = rx.changed().await;
     };
@@ -163,7 +167,9 @@ pub async fn start(config: Config) -> Result<Running, Error> {
                 Some(l) => {
                     axum::serve(
                         l,
-                        tls::worker_router(api).into_make_service_with_connect_info::<tls::Peer>(),
+                        tls::worker_router(api)
+                            .layer(read_body())
+                            .into_make_service_with_connect_info::<tls::Peer>(),
                     )
                     .with_graceful_shutdown(stopped(rx.clone()))
                     .await
