@@ -51,6 +51,8 @@ pub struct Isolation {
     pub user: Option<(u32, u32)>,
     /// CPUs to pin to.
     pub cpus: Vec<u32>,
+    /// Change to this directory after the mounts (a path seen through them).
+    pub cwd: Option<String>,
 }
 
 /// Look up a user name or numeric uid in /etc/passwd: (uid, gid).
@@ -151,6 +153,9 @@ impl Isolation {
                             .map_err(io)?;
                         }
                     }
+                }
+                if let Some(d) = &self.cwd {
+                    nix::unistd::chdir(d.as_str()).map_err(io)?;
                 }
                 become_job_user(self.user)
             });

@@ -48,6 +48,9 @@ pub struct Tasks {
     /// The cluster CA (PEM) when this node's own server speaks TLS: jobs
     /// get it as `SHOAL_CA_PEM`, for the launch agent to verify workers.
     pub ca_pem: Option<String>,
+    /// Where a task sees its own directory in its mount namespace (see
+    /// [`TASK_VIEW`]); None: at its path on the host.
+    view: Option<PathBuf>,
     /// The worker is stopping: no new task starts.
     stopping: AtomicBool,
     /// Task threads alive (each sends its reports before it ends).
@@ -162,6 +165,62 @@ fn uid_key(t: &TaskRef) -> String {
     format!("{job}/{}", t.attempt)
 }
 
+/// Where a task sees its task directory (hostfile, log, `work/`): bound
+/// there in its mount namespace, so that its user reads what the worker
+/// gives it whatever the modes of the directories above the worker's
+/// state (a 0700 `/var/lib/shoal`, say). The worker makes this empty
+/// directory once, at start.
+pub const TASK_VIEW: &str = "/run/shoal/task";
+
+/// [`TASK_VIEW`], made if missing, for a root worker. An unprivileged
+/// worker's jobs run as its own user, who reads the state directory where
+/// it is: None.
+fn task_view() -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let view = PathBuf::from(TASK_VIEW);
+    let made = std::fs::create_dir_all(&view).and_then(|()| {
+        for d in [view.as_path(), view.parent().unwrap_or(&view)] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
+        }
+        Ok(())
+    });
+    match made {
+        Ok(()) => Some(view),
+        Err(e) => {
+            tracing::warn!(
+                "cannot make {TASK_VIEW} ({e}): jobs see their task directory at its path in the                  state directory, which their users must be able to reach"
+            );
+            None
+        }
+    }
+}
+
+/// The shell a job's user gets as `SHELL` (which Open MPI probes): the
+/// user's own when it is one Open MPI knows, else `/bin/sh` (a transient
+/// uid has no passwd entry, `nobody` has nologin).
+fn job_shell(uid: Option<u32>) -> String {
+    let own = uid
+        .and_then(|u| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u))
+                .ok()
+                .flatten()
+        })
+        .map(|u| u.shell.to_string_lossy().into_owned());
+    match own {
+        Some(sh)
+            if ["sh", "bash", "zsh", "ksh", "csh", "tcsh"]
+                .iter()
+                .any(|k| sh.rsplit('/').next() == Some(k)) =>
+        {
+            sh
+        }
+        _ => "/bin/sh".to_string(),
+    }
+}
+
 /// A task's working directory (its user's own) inside its task directory.
 fn work_dir(task_dir: &Path) -> PathBuf {
     task_dir.join("work")
@@ -223,6 +282,7 @@ impl Tasks {
             node,
             exec_wait,
             ca_pem,
+            view: task_view(),
             stopping: AtomicBool::new(false),
             threads: AtomicUsize::new(0),
             unsent: AtomicUsize::new(0),
@@ -497,6 +557,11 @@ impl Tasks {
         // symlinks would have the worker write or serve any file. The job
         // gets `work/`, its own, as working directory.
         let work = work_dir(&dir);
+        // A path in the task directory as the task sees it.
+        let seen = |p: &Path| match (&self.view, p.strip_prefix(&dir)) {
+            (Some(view), Ok(rest)) => view.join(rest),
+            _ => p.to_path_buf(),
+        };
         let prepared = (|| -> std::io::Result<(std::fs::File, PathBuf)> {
             std::fs::create_dir_all(&work)?;
             let hostfile = dir.join("hostfile");
@@ -590,21 +655,32 @@ impl Tasks {
                     options: t.mount_options.clone(),
                 })
                 .collect(),
-            binds: order
-                .mount_points
+            binds: self
+                .view
                 .iter()
-                .filter_map(|m| {
+                .map(|view| BindMount {
+                    source: dir.to_string_lossy().into_owned(),
+                    target: view.to_string_lossy().into_owned(),
+                    read_only: false,
+                })
+                .chain(order.mount_points.iter().filter_map(|m| {
                     let source = volumes.get(m.source_volume.as_deref()?)?.clone();
                     Some(BindMount {
                         source,
                         target: m.container_path.clone()?,
                         read_only: m.read_only.unwrap_or(false),
                     })
-                })
+                }))
                 .collect(),
             cgroup_procs: cgroup.procs_files(),
             user,
             cpus: cpus.clone(),
+            // The working directory as the task sees it, so that $PWD and
+            // $HOME agree.
+            cwd: self
+                .view
+                .as_ref()
+                .map(|_| seen(&work).to_string_lossy().into_owned()),
         };
         let checked = check_mount_points(
             isolation
@@ -614,7 +690,7 @@ impl Tasks {
                 .chain(isolation.binds.iter().map(|b| b.target.as_str())),
             &self.node,
         )
-        .and_then(|()| check_mpi_shm(&order.command, shm_mib, order.alloc.vcpus));
+        .and_then(|()| check_mpi_shm(&order.command, shm_mib, &order.hostfile, order.alloc.vcpus));
         if let Err(reason) = checked {
             self.give_cpus(&cpus);
             cgroup.kill_and_remove();
@@ -634,15 +710,16 @@ impl Tasks {
                 .flatten()
                 .map(|u| u.dir.to_string_lossy().into_owned())
                 // A transient uid has no home: its working directory.
-                .or_else(|| Some(work.to_string_lossy().into_owned())),
+                .or_else(|| Some(seen(&work).to_string_lossy().into_owned())),
             None => std::env::var("HOME").ok(),
         };
         cmd.env("HOME", home.unwrap_or_else(|| "/".into()));
+        cmd.env("SHELL", job_shell(user.map(|(uid, _)| uid)));
         if user.is_some_and(|(uid, _)| uid == 0) || (user.is_none() && root) {
             cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
                 .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
         }
-        cmd.env("SHOAL_HOSTFILE", &hostfile);
+        cmd.env("SHOAL_HOSTFILE", seen(&hostfile));
         // MPI across the gang: Open MPI starts remote daemons through
         // Shoal's launch agent instead of ssh, and ranks keep the CPUs
         // Shoal pinned the task to (binding off: every simulated node would
@@ -659,7 +736,7 @@ impl Tasks {
             cmd.env("OMPI_MCA_oob_tcp_if_include", iface)
                 .env("OMPI_MCA_btl_tcp_if_include", iface);
         }
-        cmd.env("SHOAL_TASK_DIR", &dir);
+        cmd.env("SHOAL_TASK_DIR", seen(&dir));
         for kv in &order.environment {
             if let (Some(k), Some(v)) = (&kv.name, &kv.value) {
                 cmd.env(k, v);
@@ -818,9 +895,29 @@ pub fn check_mount_points<'a>(
 }
 
 /// Refuse an `mpirun` whose ranks per node cannot fit in /dev/shm.
-/// Ranks per node: `-np N` (or `-n N`) spread over the hostfile's slots,
-/// which are the node's vCPUs; without `-np`, one per vCPU.
-pub fn check_mpi_shm(command: &[String], shm_mib: u64, vcpus: u32) -> Result<(), String> {
+/// How many of `np` ranks (None: one per slot) Open MPI places on the first
+/// node of a hostfile with these slots: it fills nodes in order, and with
+/// more ranks than slots (`--oversubscribe`) deals the rest round the nodes.
+pub fn ranks_on_first_node(np: Option<u64>, slots: &[u64]) -> u64 {
+    let first = slots.first().copied().unwrap_or(1);
+    let total: u64 = slots.iter().sum();
+    match np {
+        None => first,
+        Some(n) if n <= total => n.min(first),
+        Some(n) => first + (n - total).div_ceil(slots.len().max(1) as u64),
+    }
+}
+
+/// Before an `mpirun` starts on the main node (the hostfile's first line):
+/// its /dev/shm must hold Open MPI's segment for each rank it places here,
+/// counted from `-np` and the hostfile's slots (one slot per vCPU of this
+/// node when there is no hostfile).
+pub fn check_mpi_shm(
+    command: &[String],
+    shm_mib: u64,
+    hostfile: &str,
+    vcpus: u32,
+) -> Result<(), String> {
     let words: Vec<&str> = command.iter().flat_map(|a| a.split_whitespace()).collect();
     let Some(at) = words
         .iter()
@@ -833,12 +930,21 @@ pub fn check_mpi_shm(command: &[String], shm_mib: u64, vcpus: u32) -> Result<(),
         .windows(2)
         .find(|w| matches!(w[0], "-np" | "-n" | "--np" | "-c"))
         .and_then(|w| w[1].parse::<u64>().ok());
-    let slots = u64::from(vcpus.max(1));
-    let per_node = np.map(|n| n.min(slots)).unwrap_or(slots);
-    let need = per_node * MPI_SHM_PER_RANK_MIB;
+    let mut slots: Vec<u64> = hostfile
+        .lines()
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("slots=")))
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    if slots.is_empty() {
+        slots.push(u64::from(vcpus.max(1)));
+    }
+    let here = ranks_on_first_node(np, &slots);
+    let need = here * MPI_SHM_PER_RANK_MIB;
     if shm_mib < need {
+        let ranks = if here == 1 { "rank" } else { "ranks" };
         return Err(format!(
-            "/dev/shm is {shm_mib} MiB but {per_node} ranks per node need ≥ {need} MiB; raise linuxParameters.sharedMemorySize"
+            "/dev/shm is {shm_mib} MiB but the {here} {ranks} mpirun places on this node need ≥ {need} MiB \
+             ({MPI_SHM_PER_RANK_MIB} MiB each); raise linuxParameters.sharedMemorySize"
         ));
     }
     Ok(())
@@ -854,6 +960,26 @@ pub fn shm_used_bytes(path: &Path) -> Option<u64> {
 mod tests {
     use super::*;
     use std::net::IpAddr;
+
+    #[test]
+    fn the_mpirun_fit_check_counts_the_ranks_it_places_here() {
+        // -np 2 --oversubscribe on one node with one slot: both ranks here.
+        assert_eq!(ranks_on_first_node(Some(2), &[1]), 2);
+        assert_eq!(ranks_on_first_node(Some(2), &[1, 1]), 1);
+        assert_eq!(ranks_on_first_node(Some(8), &[2, 2]), 4);
+        assert_eq!(ranks_on_first_node(None, &[3, 1]), 3);
+        let cmd = |s: &str| vec!["sh".to_string(), "-c".into(), s.to_string()];
+        let one = "10.0.0.1 slots=1\n";
+        let e = check_mpi_shm(&cmd("mpirun -np 2 --oversubscribe ./a"), 4, one, 1).unwrap_err();
+        assert!(
+            e.contains("the 2 ranks mpirun places on this node need ≥ 8 MiB"),
+            "{e}"
+        );
+        let e = check_mpi_shm(&cmd("mpirun -np 1 ./a"), 2, one, 1).unwrap_err();
+        assert!(e.contains("the 1 rank mpirun places"), "{e}");
+        assert!(check_mpi_shm(&cmd("mpirun -np 2 ./a"), 4, "a slots=1\nb slots=1\n", 1).is_ok());
+        assert!(check_mpi_shm(&cmd("echo no mpi"), 0, "", 1).is_ok());
+    }
 
     fn caller<'a>(token: &'a str, peer: &str) -> ExecCaller<'a> {
         ExecCaller {

@@ -43,8 +43,18 @@ fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
     if !nix::unistd::geteuid().is_root() {
         panic!("this test builds network namespaces and needs root (CI runs as root)");
     }
+    // The nodes' state sits in a 0700 directory: jobs must read what the
+    // worker gives them all the same.
     let dir = tempfile::tempdir().unwrap();
-    let mut up = Command::new(SHOAL)
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    // The launch agent runs as the job's user: a copy of the binary that
+    // any uid may run (the checkout may sit where only its owner enters).
+    let bin = tempfile::tempdir().unwrap();
+    let shoal = shared_copy(bin.path());
+    let mut up = Command::new(&shoal)
         .args(["cluster", "up", "--nodes", "2", "--dir"])
         .arg(dir.path())
         .stdout(Stdio::piped())
@@ -170,6 +180,37 @@ fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
         2,
         "{logs}"
     );
+    assert!(!logs.contains("unhandled shell"), "{logs}");
+    // The same as a transient uid of the job's own (no user named), which
+    // cannot enter the 0700 state directory: it reads its hostfile where
+    // the worker binds its task directory, and Open MPI finds a SHELL.
+    let mut anon = mpi_def("mpi-anon", 96);
+    for r in 0..2 {
+        anon["nodeProperties"]["nodeRangeProperties"][r]["container"]
+            .as_object_mut()
+            .unwrap()
+            .remove("user");
+    }
+    aws("registerjobdefinition", anon);
+    let id = submit("mpi-anon");
+    let j = wait_done(&id);
+    let o = Command::new(SHOAL)
+        .env("SHOAL_CREDENTIALS", &creds)
+        .args(["logs", &format!("{id}#0"), "--endpoint", &endpoint])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(j["status"], "SUCCEEDED", "{j}\n{logs}");
+    assert_eq!(
+        logs.lines().filter(|l| l.starts_with("rank ")).count(),
+        2,
+        "{logs}"
+    );
+    assert!(
+        !logs.lines().any(|l| l.trim_end().ends_with(&as_user)),
+        "not as the test's user: {logs}"
+    );
+    assert!(!logs.contains("unhandled shell"), "{logs}");
 
     // Each node of a gang sees a 96 MiB /dev/shm and the AWS Batch variables.
     let env = "df -m /dev/shm | tail -1; hostname -I; env | grep ^AWS_BATCH_ | sort; b=${AWS_BATCH_JOB_ID%#*}; if [ \"$AWS_BATCH_JOB_NODE_INDEX\" = 0 ]; then i=0; while [ ! -e /tmp/$b.done ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; rm -f /tmp/$b.done; else touch /tmp/$b.done; fi";
@@ -325,6 +366,16 @@ fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
         !mounts.contains(dir.path().to_str().unwrap()),
         "mounts left under the cluster dir"
     );
+}
+
+/// A copy of the binary under test in `dir`, which every uid may enter and run.
+fn shared_copy(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let to = dir.join("shoal");
+    std::fs::copy(SHOAL, &to).unwrap();
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+    to
 }
 
 fn walk_cgroups() -> Vec<String> {

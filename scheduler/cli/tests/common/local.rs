@@ -32,8 +32,9 @@ impl Cluster {
         endpoint: String,
         workers: &[&str],
     ) -> Cluster {
-        // Jobs run as a transient uid unless their definition names a user: they
-        // must be able to reach their task directory (hostfile, cwd).
+        // Jobs run as a transient uid unless their definition names a user:
+        // the files tests leave for them here must be reachable (their own
+        // task directory they reach wherever it is).
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut c = Cluster {
