@@ -156,9 +156,9 @@ impl Cgroups {
     /// Why limits are not applied, if they are not.
     pub fn warning(&self) -> Option<String> {
         match self {
-            Cgroups::Unavailable(why) => Some(format!(
-                "shoal: warning: running without memory and CPU limits: {why}"
-            )),
+            Cgroups::Unavailable(why) => {
+                Some(format!("jobs run without memory and CPU limits: {why}"))
+            }
             _ => None,
         }
     }

@@ -53,6 +53,124 @@ pub struct Isolation {
     pub cpus: Vec<u32>,
     /// Change to this directory after the mounts (a path seen through them).
     pub cwd: Option<String>,
+    /// What to tell the user when an unprivileged worker cannot make a
+    /// user namespace (the knobs of the running kernel, [`userns_hint`]).
+    pub userns_hint: String,
+}
+
+/// The error of a child that failed between fork and exec, in words: std
+/// passes only an errno from the child, so the child writes its message
+/// here too (a close-on-exec pipe: it stays empty when the exec succeeds).
+pub struct ChildError {
+    read: Option<std::os::fd::OwnedFd>,
+    write: Option<std::os::fd::OwnedFd>,
+}
+
+impl ChildError {
+    fn new() -> ChildError {
+        match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok((r, w)) => ChildError {
+                read: Some(r),
+                write: Some(w),
+            },
+            Err(e) => {
+                tracing::warn!("cannot make a pipe for a task's start errors: {e}");
+                ChildError {
+                    read: None,
+                    write: None,
+                }
+            }
+        }
+    }
+
+    /// The child's message, once `spawn` has returned (the child's end is
+    /// closed then, by its exec or its exit).
+    pub fn take(mut self) -> Option<String> {
+        use std::io::Read;
+        drop(self.write.take());
+        let mut text = String::new();
+        let _ = std::fs::File::from(self.read.take()?).read_to_string(&mut text);
+        let text = text.trim().to_string();
+        (!text.is_empty()).then_some(text)
+    }
+
+    /// Install `hook` as `cmd`'s pre-exec step, its error's text written
+    /// to this pipe.
+    ///
+    /// # Safety
+    /// As [`CommandExt::pre_exec`]: `hook` runs between fork and exec.
+    unsafe fn hook(
+        &self,
+        cmd: &mut Command,
+        mut hook: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+    ) {
+        use std::os::fd::AsRawFd;
+        let fd = self.write.as_ref().map(|w| w.as_raw_fd());
+        cmd.pre_exec(move || {
+            let out = hook();
+            if let (Err(e), Some(fd)) = (&out, fd) {
+                let text = e.to_string();
+                // SAFETY: the pipe's write end, open in this child until exec.
+                let w = std::os::fd::BorrowedFd::borrow_raw(fd);
+                let _ = nix::unistd::write(w, text.as_bytes());
+            }
+            out
+        });
+    }
+}
+
+/// What the running kernel lets an unprivileged user do about user
+/// namespaces, and which of its knobs to turn when it does not: only those
+/// that exist here, with their values.
+pub fn userns_hint() -> String {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|v| v.trim().to_string())
+    };
+    let mut knobs = Vec::new();
+    if let Some(v) = read("/proc/sys/user/max_user_namespaces") {
+        if v == "0" {
+            knobs.push(format!("raise user.max_user_namespaces (it is {v} here)"));
+        }
+    }
+    if let Some(v) = read("/proc/sys/kernel/unprivileged_userns_clone") {
+        if v == "0" {
+            knobs.push("set kernel.unprivileged_userns_clone=1".to_string());
+        }
+    }
+    if let Some(v) = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") {
+        if v == "1" {
+            knobs.push(
+                "set kernel.apparmor_restrict_unprivileged_userns=0 (or give shoal an AppArmor profile that allows user namespaces)"
+                    .to_string(),
+            );
+        }
+    }
+    let how = if knobs.is_empty() {
+        String::new()
+    } else {
+        format!("allow them ({}), or ", knobs.join("; "))
+    };
+    format!("{how}run the worker as root")
+}
+
+/// Whether this process may make a user and mount namespace (what an
+/// unprivileged worker needs for each task's /dev/shm): tried in a child.
+pub fn probe_userns() -> Result<(), String> {
+    let mut cmd = Command::new("/bin/true");
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: only a system call between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(io));
+    }
+    match cmd.status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("the probe exited {s}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Look up a user name or numeric uid in /etc/passwd: (uid, gid).
@@ -79,8 +197,9 @@ fn write_file(path: &str, data: &[u8]) -> std::io::Result<()> {
 }
 
 impl Isolation {
-    /// Install the pre-exec hook on `cmd`.
-    pub fn apply(self, cmd: &mut Command) {
+    /// Install the pre-exec hook on `cmd`; what it fails with, in words,
+    /// comes back through the returned pipe.
+    pub fn apply(self, cmd: &mut Command) -> ChildError {
         let root = nix::unistd::geteuid().is_root();
         let (uid, gid) = (
             nix::unistd::getuid().as_raw(),
@@ -90,8 +209,9 @@ impl Isolation {
         // makes system calls and touches memory prepared before the fork
         // (plus small allocations, which are safe here because the worker
         // forks from threads that hold no allocator lock at that point).
+        let errors = ChildError::new();
         unsafe {
-            cmd.pre_exec(move || {
+            errors.hook(cmd, move || {
                 // The worker blocks SIGTERM/SIGINT in its threads (it waits
                 // for them on one thread); a task starts with none blocked.
                 nix::sys::signal::sigprocmask(
@@ -118,8 +238,8 @@ impl Isolation {
                     } else {
                         unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(|e| {
                             std::io::Error::other(format!(
-                                "cannot create a private /dev/shm without root: unprivileged user namespaces are refused ({e}); \
-                                 run the worker as root or allow them (sysctl kernel.unprivileged_userns_clone=1)"
+                                "cannot create a private /dev/shm without root: unprivileged user namespaces are refused ({e}); {}",
+                                self.userns_hint
                             ))
                         })?;
                         write_file("/proc/self/setgroups", b"deny")?;
@@ -160,6 +280,7 @@ impl Isolation {
                 become_job_user(self.user)
             });
         }
+        errors
     }
 }
 

@@ -51,6 +51,9 @@ pub struct Tasks {
     /// Where a task sees its own directory in its mount namespace (see
     /// [`TASK_VIEW`]); None: at its path on the host.
     view: Option<PathBuf>,
+    /// How to allow user namespaces on this kernel (for an unprivileged
+    /// worker's errors).
+    userns_hint: String,
     /// The worker is stopping: no new task starts.
     stopping: AtomicBool,
     /// Task threads alive (each sends its reports before it ends).
@@ -283,6 +286,7 @@ impl Tasks {
             exec_wait,
             ca_pem,
             view: task_view(),
+            userns_hint: crate::isolate::userns_hint(),
             stopping: AtomicBool::new(false),
             threads: AtomicUsize::new(0),
             unsent: AtomicUsize::new(0),
@@ -614,9 +618,6 @@ impl Tasks {
                 Some(nix::unistd::Gid::from_raw(gid)),
             );
         }
-        if let Some(w) = self.cgroups.warning() {
-            let _ = writeln!(log, "{w}");
-        }
         let cpus = self.take_cpus(order.alloc.vcpus);
         let cg_name = task_dir_name(&task);
         let mut cgroup = match self.cgroups.create(
@@ -681,6 +682,7 @@ impl Tasks {
                 .view
                 .as_ref()
                 .map(|_| seen(&work).to_string_lossy().into_owned()),
+            userns_hint: self.userns_hint.clone(),
         };
         let checked = check_mount_points(
             isolation
@@ -759,13 +761,23 @@ impl Tasks {
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err_log));
         cmd.current_dir(&work);
-        isolation.apply(&mut cmd);
-        let mut child = match cmd.spawn() {
+        let start_error = isolation.apply(&mut cmd);
+        let spawned = cmd.spawn();
+        let mut child = match spawned {
             Ok(c) => c,
             Err(e) => {
                 self.give_cpus(&cpus);
                 cgroup.kill_and_remove();
-                return self.fail(&task, format!("cannot start {program:?}: {e}"));
+                // What went wrong between fork and exec, in the child's
+                // words (std only passes its errno).
+                let reason = match start_error.take() {
+                    Some(why) => format!("cannot start {program:?}: {why}"),
+                    None => format!("cannot start {program:?}: {e}"),
+                };
+                if let Ok(mut log) = open_log(&dir) {
+                    let _ = writeln!(log, "shoal: {reason}");
+                }
+                return self.fail(&task, reason);
             }
         };
         let pid = child.id() as i32;

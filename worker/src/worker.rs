@@ -459,8 +459,19 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         std::hash::Hasher::finish(&h) as u32
     );
     let cgroups = Cgroups::detect(&leaf);
-    if let Some(w) = cgroups.warning() {
-        tracing::warn!("{w}");
+    // What this worker cannot enforce, found once at start: logged here and
+    // shown on its node, not in every job's log.
+    let mut notes: Vec<String> = cgroups.warning().into_iter().collect();
+    if !nix::unistd::geteuid().is_root() {
+        if let Err(e) = crate::isolate::probe_userns() {
+            notes.push(format!(
+                "jobs cannot get a private /dev/shm: unprivileged user namespaces are refused ({e}); {}",
+                crate::isolate::userns_hint()
+            ));
+        }
+    }
+    for n in &notes {
+        tracing::warn!("{n}");
     }
     let stale = cgroups.clean_stale();
     if stale > 0 {
@@ -565,6 +576,7 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
             running: tasks.running(),
             log_key: Some(log_key_hex.clone()),
             tls: config.tls.is_some(),
+            notes: notes.clone(),
         };
         let hb = match conn.post::<RegisterWorkerResponse>("registerworker", &reg) {
             Ok(r) => {

@@ -667,21 +667,35 @@ pub fn nodes(ep: &Endpoint, as_json: bool) -> Result<i32> {
         return Ok(0);
     }
     let nodes = resp["nodes"].as_array().cloned().unwrap_or_default();
-    println!(
-        "{:<16} {:<8} {:>9} {:>12} {:>12}  ADDRESS",
-        "NODE", "STATE", "CPUS(A/T)", "MEM MiB(F)", "SHM MiB(F)"
-    );
+    let mut table = vec![[
+        "NODE",
+        "STATE",
+        "CPUS(A/T)",
+        "MEM MiB(F)",
+        "SHM MiB(F)",
+        "ADDRESS",
+        "NOTES",
+    ]
+    .map(String::from)
+    .to_vec()];
     for n in &nodes {
-        println!(
-            "{:<16} {:<8} {:>9} {:>12} {:>12}  {}",
-            n["name"].as_str().unwrap_or("?"),
-            n["state"].as_str().unwrap_or("?"),
+        let notes: Vec<&str> = n["notes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        table.push(vec![
+            n["name"].as_str().unwrap_or("?").to_string(),
+            n["state"].as_str().unwrap_or("?").to_string(),
             format!("{}/{}", n["vcpusAllocated"], n["vcpus"]),
             n["memoryFreeMiB"].to_string(),
             n["shmFreeMiB"].to_string(),
-            n["address"].as_str().unwrap_or("")
-        );
+            n["address"].as_str().unwrap_or("").to_string(),
+            notes.join("; "),
+        ]);
     }
+    print_table(&table);
     if nodes.is_empty() {
         eprintln!("no worker nodes have registered yet (start `shoal worker --scheduler URL`)");
     }

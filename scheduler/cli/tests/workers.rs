@@ -235,11 +235,86 @@ fn an_unprivileged_worker_gives_jobs_a_private_dev_shm_through_a_user_namespace(
     assert_eq!(j["status"], "SUCCEEDED", "{j}");
     let out = c.logs(&id);
     assert_eq!(shm_mib_of(&out), Some(48), "{out}");
+    // That limits are off is said once, on the node, not in every job's log.
+    assert!(!out.contains("without memory and CPU limits"), "{out}");
+    let notes = c.shoal("listnodes", json!({}))["nodes"][0]["notes"].to_string();
+    assert!(notes.contains("without memory and CPU limits"), "{notes}");
+    let ces = c.aws("describecomputeenvironments", json!({}));
     assert!(
-        out.contains("without memory and CPU limits"),
-        "the log says limits are off: {out}"
+        ces.to_string()
+            .contains("u1: jobs run without memory and CPU limits"),
+        "{ces}"
     );
     assert!(!std::path::Path::new("/dev/shm/unpriv-mine").exists());
+}
+
+#[test]
+fn a_job_on_a_worker_refused_user_namespaces_fails_saying_so_and_how_to_allow_them() {
+    use std::os::unix::fs::PermissionsExt;
+    // A user namespace of the test's own whose user.max_user_namespaces is
+    // 0: an unprivileged worker inside it cannot make one for its jobs
+    // (the host's settings stay as they are).
+    let holder = common::Proc(
+        Command::new("unshare")
+            .args(["--user", "sleep", "600"])
+            .spawn()
+            .unwrap(),
+    );
+    let pid = holder.0.id();
+    wait_for_own_userns(pid);
+    for f in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{pid}/{f}"), "0 0 1\n65534 65534 1\n").unwrap();
+    }
+    let mut c = Cluster::start(&[]);
+    std::fs::set_permissions(c.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let state = c.dir.path().join("u2");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let pid = pid.to_string();
+    c.add_worker_as(
+        "u2",
+        &[
+            "nsenter",
+            "-t",
+            &pid,
+            "-U",
+            "--preserve-credentials",
+            "sh",
+            "-c",
+            "echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"",
+            "sh",
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ],
+    );
+    // The worker said so at start, on its node.
+    let notes = c.shoal("listnodes", json!({}))["nodes"][0]["notes"].to_string();
+    assert!(notes.contains("user namespaces are refused"), "{notes}");
+    c.register(sh_def("needs-userns", "echo never", 16));
+    let id = c.submit("needs-userns", "needs-userns");
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "FAILED", "{j}");
+    let reason = j["statusReason"].as_str().unwrap_or_default();
+    assert!(reason.contains("user namespaces are refused"), "{reason}");
+    assert!(
+        reason.contains("user.max_user_namespaces"),
+        "the knob to turn: {reason}"
+    );
+    assert!(!reason.contains("os error 22"), "{reason}");
+    assert!(c.logs(&id).contains("user namespaces are refused"));
+    drop(c);
+    drop(holder);
+}
+
+/// Wait until `pid` has left the test's user namespace (`unshare` made its
+/// own before it runs `sleep`).
+fn wait_for_own_userns(pid: u32) {
+    let mine = std::fs::read_link("/proc/self/ns/user").unwrap();
+    common::wait_for("the user namespace", || {
+        std::fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|ns| ns != mine)
+    });
 }
 
 #[test]

@@ -100,6 +100,11 @@ pub struct RegisterWorkerRequest {
     /// node's certificate from the cluster CA (absent: plain HTTP).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tls: bool,
+    /// What the worker found at start that it cannot enforce (user
+    /// namespaces refused, cgroup controllers missing), for operators:
+    /// shown on the node in `shoal nodes` and DescribeComputeEnvironments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Reply to a registration.

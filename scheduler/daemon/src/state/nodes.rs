@@ -42,6 +42,9 @@ pub struct NodeRecord {
     /// cluster CA).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tls: bool,
+    /// What its worker cannot enforce (from its registration).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// What the scheduler knows of a worker's node.
@@ -205,6 +208,7 @@ impl StateMachine {
             state: NodeState::Up,
             log_key: r.log_key.clone(),
             tls: r.tls,
+            notes: r.notes.clone(),
         };
         self.core
             .apply(now, Event::NodeUpserted(node_spec(&rec)))
@@ -549,8 +553,12 @@ impl StateMachine {
             .unwrap_or_default()
     }
 
-    /// Live workers whose labels match `selector`, and their vCPUs.
-    pub(super) fn workers_of(&self, selector: &BTreeMap<String, String>) -> (Vec<String>, u32) {
+    /// Live workers whose labels match `selector`, their vCPUs, and their
+    /// notes (`NODE: NOTE`).
+    pub(super) fn workers_of(
+        &self,
+        selector: &BTreeMap<String, String>,
+    ) -> (Vec<String>, u32, Vec<String>) {
         let hits: Vec<&NodeRecord> = self
             .nodes
             .values()
@@ -562,6 +570,9 @@ impl StateMachine {
         (
             hits.iter().map(|n| n.name.clone()).collect(),
             hits.iter().map(|n| n.capacity.vcpus).sum(),
+            hits.iter()
+                .flat_map(|n| n.notes.iter().map(move |x| format!("{}: {x}", n.name)))
+                .collect(),
         )
     }
 
@@ -586,6 +597,7 @@ impl StateMachine {
                     "memoryMiB": n.capacity.memory_mib, "memoryFreeMiB": if down { 0 } else { free.memory_mib },
                     "shmMiB": n.capacity.shm_mib, "shmFreeMiB": if down { 0 } else { free.shm_mib },
                     "labels": n.labels,
+                    "notes": n.notes,
                 })
             })
             .collect();

@@ -228,8 +228,8 @@ impl StateMachine {
             .into_iter()
             .map(|d| {
                 let mut d = d.clone();
-                let (names, vcpus) = self.workers_of(&d.selector());
-                d.status_reason = Some(if names.is_empty() {
+                let (names, vcpus, notes) = self.workers_of(&d.selector());
+                let mut reason = if names.is_empty() {
                     "ComputeEnvironment Healthy; no workers registered".to_string()
                 } else {
                     format!(
@@ -237,7 +237,12 @@ impl StateMachine {
                         names.len(),
                         names.join(", ")
                     )
-                });
+                };
+                for n in notes {
+                    reason.push_str("; ");
+                    reason.push_str(&n);
+                }
+                d.status_reason = Some(reason);
                 d
             })
             .collect();
