@@ -2,8 +2,11 @@
 //! processes (this one and a forked child), without MPI.
 //!
 //! - `shm`: a `shared_memory` segment in /dev/shm; each side spins on a flag
-//!   in its own cache line, and the payload is copied in and out (sender:
-//!   private buffer → segment; receiver: segment → private buffer).
+//!   in its own cache line. A message is one copy: each side's send buffer
+//!   lives in the segment, and the receiver copies it into its own buffer
+//!   (what a single-copy transport such as Open MPI's CMA does, without its
+//!   system calls), so the floor is at or below any MPI shared-memory
+//!   transport, which needs at least that copy.
 //! - `tcp`: loopback sockets with TCP_NODELAY, polled without sleeping (as
 //!   MPI's TCP transport polls). A 0-byte message sends 1 byte.
 //!
@@ -153,6 +156,11 @@ fn follow_parent(parent: Pid) -> bool {
     nix::unistd::getppid() == parent
 }
 
+/// What a message of `size` bytes is filled with.
+fn payload_byte(size: usize) -> u8 {
+    b'a' + (size % 26) as u8
+}
+
 /// The segment's name in /dev/shm.
 pub fn segment_name(pid: u32) -> String {
     format!("/shoal-osu-floor-{pid}")
@@ -214,13 +222,20 @@ fn shm(
                 let local = local_buf.as_mut_slice();
                 let mut seq = 0u64;
                 for &(size, iters, skip) in plan {
-                    for _ in 0..iters + skip {
+                    for i in 0..iters + skip {
                         seq += 1;
                         wait_for(ping, seq, &mut alive)?;
+                        // The one copy of the message: the parent's buffer
+                        // into this side's own.
                         // SAFETY: within the segment; the parent is waiting.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(area_a, local.as_mut_ptr(), size);
-                            std::ptr::copy_nonoverlapping(local.as_ptr(), area_b, size);
+                        unsafe { std::ptr::copy_nonoverlapping(area_a, local.as_mut_ptr(), size) };
+                        if i == 0 {
+                            // This side's send buffer for this size, in the
+                            // segment: written once the parent has read the
+                            // last reply of the size before (it has, since it
+                            // sent this ping), in a warm-up round.
+                            // SAFETY: within the segment; the parent is waiting.
+                            unsafe { std::ptr::write_bytes(area_b, payload_byte(size), size) };
                         }
                         pong.store(seq, Ordering::Release);
                     }
@@ -234,24 +249,25 @@ fn shm(
             let result = (|| -> anyhow::Result<Vec<Row>> {
                 pin(pair.map(|p| p.0));
                 let mut alive = || child_alive(child);
-                let mut out_buf = PageBuf::new(max, 0);
                 let mut back_buf = PageBuf::new(max, 0);
-                let (out, back) = (out_buf.as_mut_slice(), back_buf.as_mut_slice());
+                let back = back_buf.as_mut_slice();
                 let mut seq = 0u64;
                 let mut rows = Vec::new();
                 for &(size, iters, skip) in plan {
-                    out.fill(b'a' + (size % 26) as u8);
+                    // This side's send buffer, in the segment (the child
+                    // reads it only after the next ping).
+                    // SAFETY: within the segment; the child is waiting.
+                    unsafe { std::ptr::write_bytes(area_a, payload_byte(size), size) };
                     let mut clock = PingClock::new(iters, skip)?;
                     for i in 0..iters + skip {
                         seq += 1;
-                        // SAFETY: within the segment; the child is waiting.
-                        unsafe { std::ptr::copy_nonoverlapping(out.as_ptr(), area_a, size) };
                         ping.store(seq, Ordering::Release);
                         wait_for(pong, seq, &mut alive)?;
+                        // The one copy of the reply: the child's buffer into ours.
                         unsafe { std::ptr::copy_nonoverlapping(area_b, back.as_mut_ptr(), size) };
                         clock.tick(i);
                     }
-                    if size > 0 && back[size - 1] != out[size - 1] {
+                    if size > 0 && back[size - 1] != payload_byte(size) {
                         bail!("payload of {size} bytes came back wrong");
                     }
                     let (avg, hist) = clock.finish(iters);
