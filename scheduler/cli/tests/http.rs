@@ -67,6 +67,24 @@ fn a_stalled_body_is_cut_off_and_stalled_clients_do_not_stop_others() {
 }
 
 #[test]
+fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let (_s, addr, _d) = scheduler();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(b"POST /v1/describejobqueues HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(33), "closed after {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(25),
+        "not before its time: {waited:?}"
+    );
+}
+
+#[test]
 fn a_huge_body_sent_whole_gets_its_client_exception() {
     let (_s, addr, dir) = scheduler();
     let mut body = b"{\"jobs\":[\"".to_vec();

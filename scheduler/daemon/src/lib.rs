@@ -16,6 +16,7 @@ pub mod auth;
 pub mod body;
 pub mod http;
 pub mod mailbox;
+mod serve;
 pub mod sigv4;
 pub mod state;
 pub mod store;
@@ -157,32 +158,15 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     // Outermost: every body is read, bounded in time and size, first.
     let read_body = || axum::middleware::from_fn(body::read_body);
     let plain = plain.layer(read_body());
-    let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
-        let _ = rx.changed().await;
-    };
     let server = tokio::spawn(async move {
-        let plain = axum::serve(listener, plain).with_graceful_shutdown(stopped(rx.clone()));
+        let plain = serve::serve(listener, plain, |a: &std::net::SocketAddr| *a, rx.clone());
         let workers = async {
-            match worker_listener {
-                Some(l) => {
-                    axum::serve(
-                        l,
-                        tls::worker_router(api)
-                            .layer(read_body())
-                            .into_make_service_with_connect_info::<tls::Peer>(),
-                    )
-                    .with_graceful_shutdown(stopped(rx.clone()))
-                    .await
-                }
-                None => Ok(()),
+            if let Some(l) = worker_listener {
+                let app = tls::worker_router(api).layer(read_body());
+                serve::serve(l, app, tls::Peer::of, rx.clone()).await
             }
         };
-        let (a, b) = tokio::join!(plain, workers);
-        for r in [a, b] {
-            if let Err(e) = r {
-                tracing::error!("http server: {e}");
-            }
-        }
+        tokio::join!(plain, workers);
     });
     Ok(Running {
         addr,

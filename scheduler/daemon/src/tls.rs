@@ -7,7 +7,6 @@
 //! worker operations (403), so that the CA is the only way in.
 
 use axum::body::Body;
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -129,9 +128,10 @@ pub async fn bind(
     Ok(TlsListener::start(listener, config, "worker listener"))
 }
 
-impl Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        let p = stream.remote_addr();
+impl Peer {
+    /// Who a worker-listener connection is from: its address and what its
+    /// verified certificate names.
+    pub fn of(p: &shoal_pki::TlsPeer) -> Peer {
         Peer {
             addr: p.addr,
             name: p.cert.as_deref().and_then(common_name),
