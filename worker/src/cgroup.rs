@@ -23,7 +23,7 @@ pub enum Cgroups {
         /// `/sys/fs/cgroup/pids/…/shoal-WORKER`.
         pids: Option<PathBuf>,
     },
-    /// No usable cgroups; the reason goes into each task's log.
+    /// No usable cgroups; the worker notes why on its node.
     Unavailable(String),
 }
 
@@ -153,13 +153,43 @@ impl Cgroups {
         }
     }
 
-    /// Why limits are not applied, if they are not.
-    pub fn warning(&self) -> Option<String> {
+    /// The limits jobs do not get here, and why (empty: all of them).
+    pub fn notes(&self) -> Vec<String> {
+        let missing = |what: &str, why: String| format!("jobs run without a {what} limit: {why}");
         match self {
             Cgroups::Unavailable(why) => {
-                Some(format!("jobs run without memory and CPU limits: {why}"))
+                vec![format!("jobs run without memory and CPU limits: {why}")]
             }
-            _ => None,
+            Cgroups::V2 { base } => {
+                let on = std::fs::read_to_string(base.join("cgroup.subtree_control"))
+                    .unwrap_or_default();
+                [("memory", "memory"), ("cpuset", "CPU"), ("pids", "process")]
+                    .into_iter()
+                    .filter(|(c, _)| !on.split_whitespace().any(|x| x == *c))
+                    .map(|(c, what)| {
+                        missing(
+                            what,
+                            format!(
+                                "the cgroup v2 controller {c} is not enabled under {}",
+                                base.display()
+                            ),
+                        )
+                    })
+                    .collect()
+            }
+            Cgroups::V1 {
+                memory,
+                cpuset,
+                pids,
+            } => [
+                (memory, "memory", "memory"),
+                (cpuset, "cpuset", "CPU"),
+                (pids, "pids", "process"),
+            ]
+            .into_iter()
+            .filter(|(dir, _, _)| dir.is_none())
+            .map(|(_, c, what)| missing(what, format!("no writable cgroup v1 {c} hierarchy")))
+            .collect(),
         }
     }
 

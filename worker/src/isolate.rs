@@ -155,21 +155,65 @@ pub fn userns_hint() -> String {
     format!("{how}run the worker as root")
 }
 
-/// Whether this process may make a user and mount namespace (what an
-/// unprivileged worker needs for each task's /dev/shm): tried in a child.
-pub fn probe_userns() -> Result<(), String> {
+/// Whether this worker can give a task its private /dev/shm: tried once,
+/// in a child, the way a task gets it (a mount namespace, through a user
+/// namespace without root, a private `/`, a tmpfs on /dev/shm). The error
+/// says which step the kernel refused.
+pub fn probe_isolation() -> Result<(), String> {
+    let root = nix::unistd::geteuid().is_root();
+    let (uid, gid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
+    let hint = userns_hint();
     let mut cmd = Command::new("/bin/true");
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    // SAFETY: only a system call between fork and exec.
+    let errors = ChildError::new();
+    // SAFETY: system calls and small writes between fork and exec, as a task's.
     unsafe {
-        cmd.pre_exec(|| unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(io));
+        errors.hook(&mut cmd, move || {
+            let refused =
+                |what: &str, e: nix::Error| std::io::Error::other(format!("{what} ({e})"));
+            if root {
+                unshare(CloneFlags::CLONE_NEWNS)
+                    .map_err(|e| refused("a mount namespace is refused", e))?;
+            } else {
+                unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(|e| {
+                    std::io::Error::other(format!(
+                        "unprivileged user namespaces are refused ({e}); {hint}"
+                    ))
+                })?;
+                write_file("/proc/self/setgroups", b"deny")?;
+                write_file("/proc/self/uid_map", format!("0 {uid} 1").as_bytes())?;
+                write_file("/proc/self/gid_map", format!("0 {gid} 1").as_bytes())?;
+            }
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .map_err(|e| refused("making / private is refused", e))?;
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+            mount(
+                Some("tmpfs"),
+                "/dev/shm",
+                Some("tmpfs"),
+                flags,
+                Some("size=1m"),
+            )
+            .map_err(|e| refused("mounting a tmpfs on /dev/shm is refused", e))
+        });
     }
-    match cmd.status() {
+    let status = cmd.status();
+    let said = errors.take();
+    match status {
         Ok(s) if s.success() => Ok(()),
         Ok(s) => Err(format!("the probe exited {s}")),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(said.unwrap_or_else(|| e.to_string())),
     }
 }
 
@@ -250,18 +294,20 @@ impl Isolation {
                         .map_err(io)?;
                     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
                     let opts = format!("size={shm}m,mode=1777");
-                    mount(Some("tmpfs"), "/dev/shm", Some("tmpfs"), flags, Some(opts.as_str())).map_err(io)?;
+                    mount(Some("tmpfs"), "/dev/shm", Some("tmpfs"), flags, Some(opts.as_str()))
+                        .map_err(|e| std::io::Error::other(format!("cannot mount a {shm} MiB tmpfs on /dev/shm: {e}")))?;
                     for t in &self.tmpfs {
                         let mut opts = format!("size={}m", t.size_mib);
                         for o in &t.options {
                             opts.push(',');
                             opts.push_str(o);
                         }
-                        mount(Some("tmpfs"), t.path.as_str(), Some("tmpfs"), flags, Some(opts.as_str())).map_err(io)?;
+                        mount(Some("tmpfs"), t.path.as_str(), Some("tmpfs"), flags, Some(opts.as_str()))
+                            .map_err(|e| std::io::Error::other(format!("cannot mount a tmpfs on {}: {e}", t.path)))?;
                     }
                     for b in &self.binds {
                         mount(Some(b.source.as_str()), b.target.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                            .map_err(io)?;
+                            .map_err(|e| std::io::Error::other(format!("cannot bind {} on {}: {e}", b.source, b.target)))?;
                         if b.read_only {
                             mount(
                                 None::<&str>,
@@ -275,7 +321,8 @@ impl Isolation {
                     }
                 }
                 if let Some(d) = &self.cwd {
-                    nix::unistd::chdir(d.as_str()).map_err(io)?;
+                    nix::unistd::chdir(d.as_str())
+                        .map_err(|e| std::io::Error::other(format!("cannot enter {d}: {e}")))?;
                 }
                 become_job_user(self.user)
             });

@@ -446,6 +446,10 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
     let tasks_dir = config.state_dir.join("tasks");
     std::fs::create_dir_all(&tasks_dir)
         .map_err(crate::io(format!("cannot create {}", tasks_dir.display())))?;
+    // Absolute: a task's mounts and paths are resolved from its own
+    // working directory, not the worker's (`--state ./w` must work too).
+    let tasks_dir = std::fs::canonicalize(&tasks_dir)
+        .map_err(crate::io(format!("cannot resolve {}", tasks_dir.display())))?;
     // One cgroup directory per worker identity (name and state directory),
     // so that workers of different clusters on one machine never touch
     // each other's tasks.
@@ -461,14 +465,9 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
     let cgroups = Cgroups::detect(&leaf);
     // What this worker cannot enforce, found once at start: logged here and
     // shown on its node, not in every job's log.
-    let mut notes: Vec<String> = cgroups.warning().into_iter().collect();
-    if !nix::unistd::geteuid().is_root() {
-        if let Err(e) = crate::isolate::probe_userns() {
-            notes.push(format!(
-                "jobs cannot get a private /dev/shm: unprivileged user namespaces are refused ({e}); {}",
-                crate::isolate::userns_hint()
-            ));
-        }
+    let mut notes = cgroups.notes();
+    if let Err(e) = crate::isolate::probe_isolation() {
+        notes.push(format!("jobs cannot get a private /dev/shm: {e}"));
     }
     for n in &notes {
         tracing::warn!("{n}");

@@ -178,3 +178,27 @@ fn output_into_a_closed_pipe_ends_quietly() {
     assert!(t.contains("are not this machine's"), "{t}");
     assert!(!t.contains('\u{1b}'), "no ANSI codes: {t:?}");
 }
+
+#[test]
+fn cluster_up_refuses_more_vcpus_per_node_than_the_machine_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(SHOAL)
+        .args([
+            "cluster",
+            "up",
+            "--nodes",
+            "1",
+            "--cpus-per-node",
+            "100000",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("--cpus-per-node 100000: this machine has"),
+        "{t}"
+    );
+}

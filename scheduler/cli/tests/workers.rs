@@ -810,3 +810,31 @@ fn after_a_restart_a_worker_that_was_down_gets_no_jobs_until_it_polls() {
     six_jobs_succeed_at_once(&c);
     assert_eq!(node_state(&c, "w2"), "UNKNOWN");
 }
+
+#[test]
+fn a_worker_with_a_relative_state_directory_runs_jobs() {
+    // As in the README's quick start: `shoal worker --state ./shoal-worker`.
+    let mut c = Cluster::start(&[]);
+    let child = Command::new(SHOAL)
+        .args(["worker", "--scheduler", &c.endpoint, "--name", "rel"])
+        .args([
+            "--cpus",
+            "1",
+            "--memory",
+            "2048",
+            "--state",
+            "./relative-state",
+        ])
+        .current_dir(c.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    c.workers.push(("rel".into(), common::Proc(child)));
+    c.wait_for("worker rel up", || node_state(&c, "rel") == "IDLE");
+    c.register(sh_def("hello-rel", "echo hello from a relative state", 16));
+    let id = c.submit("hello-rel", "hello-rel");
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "SUCCEEDED", "{j}");
+    assert!(c.logs(&id).contains("hello from a relative state"));
+}

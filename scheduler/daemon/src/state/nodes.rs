@@ -582,7 +582,10 @@ impl StateMachine {
             .values()
             .map(|n| {
                 let free = self.core.node_free(NodeId(n.id)).unwrap_or_default();
-                let used = n.capacity.vcpus.saturating_sub(free.vcpus);
+                let used = match n.state {
+                    NodeState::Down => 0,
+                    _ => n.capacity.vcpus.saturating_sub(free.vcpus),
+                };
                 let down = n.state == NodeState::Down;
                 let state = if n.state != NodeState::Up || used == 0 {
                     n.state.name()
