@@ -108,14 +108,28 @@ impl Conn {
         op: &str,
         body: &impl serde::Serialize,
     ) -> Result<T, Error> {
+        self.post_within(op, body, None)
+    }
+
+    /// As `post`, giving up after `timeout` (None: the client's own).
+    fn post_within<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &str,
+        body: &impl serde::Serialize,
+        timeout: Option<Duration>,
+    ) -> Result<T, Error> {
         let err = |message: String| Error::Scheduler {
             endpoint: self.endpoint.clone(),
             message,
         };
-        let resp = self
+        let mut req = self
             .http
             .post(format!("{}/shoal/v1/{op}", self.endpoint))
-            .json(body)
+            .json(body);
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        let resp = req
             .send()
             .map_err(|e| err(format!("cannot reach it: {e}")))?;
         let status = resp.status();
@@ -621,7 +635,10 @@ fn stop(tasks: &Arc<Tasks>, conn: &Conn, name: &str, grace: Duration) {
             wait_ms: 0,
             phase,
         };
-        if let Err(e) = conn.post::<PollResponse>("poll", &body) {
+        // Bounded: a worker cut off from its scheduler still stops its
+        // tasks at once.
+        let within = Some(Duration::from_secs(2));
+        if let Err(e) = conn.post_within::<PollResponse>("poll", &body, within) {
             tracing::warn!("cannot tell the scheduler this worker is {phase:?}: {e}");
         }
     };
