@@ -154,12 +154,16 @@ fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
             && loc["ca"].as_str().is_some(),
         "{loc}"
     );
-    let logs = Command::new(SHOAL)
-        .env("SHOAL_CREDENTIALS", &creds)
-        .args(["logs", &format!("{id}#0"), "--endpoint", &endpoint])
-        .output()
-        .unwrap();
-    let logs = String::from_utf8_lossy(&logs.stdout).to_string();
+    // `shoal logs JOB` with the cluster's key: its output.
+    let logs_of = |job: &str| {
+        let o = Command::new(SHOAL)
+            .env("SHOAL_CREDENTIALS", &creds)
+            .args(["logs", job, "--endpoint", &endpoint])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let logs = logs_of(&format!("{id}#0"));
     let addrs: std::collections::BTreeSet<&str> = logs
         .lines()
         .filter_map(|l| l.split(" on ").nth(1)?.split(" as ").next())
@@ -194,12 +198,7 @@ fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
     aws("registerjobdefinition", anon);
     let id = submit("mpi-anon");
     let j = wait_done(&id);
-    let o = Command::new(SHOAL)
-        .env("SHOAL_CREDENTIALS", &creds)
-        .args(["logs", &format!("{id}#0"), "--endpoint", &endpoint])
-        .output()
-        .unwrap();
-    let logs = String::from_utf8_lossy(&o.stdout).to_string();
+    let logs = logs_of(&format!("{id}#0"));
     assert_eq!(j["status"], "SUCCEEDED", "{j}\n{logs}");
     assert_eq!(
         logs.lines().filter(|l| l.starts_with("rank ")).count(),
@@ -222,15 +221,7 @@ fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
     );
     let id = submit("env");
     assert_eq!(wait_done(&id)["status"], "SUCCEEDED");
-    let log = |n: u32| {
-        let o = Command::new(SHOAL)
-            .env("SHOAL_CREDENTIALS", &creds)
-            .args(["logs", &format!("{id}#{n}"), "--endpoint", &endpoint])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).to_string()
-    };
-    let (main_log, other_log) = (log(0), log(1));
+    let (main_log, other_log) = (logs_of(&format!("{id}#0")), logs_of(&format!("{id}#1")));
     let main_addr = main_log
         .lines()
         .nth(1)
