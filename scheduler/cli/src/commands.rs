@@ -679,11 +679,17 @@ pub fn nodes(ep: &Endpoint, as_json: bool) -> Result<i32> {
     .map(String::from)
     .to_vec()];
     for n in &nodes {
-        let notes: Vec<&str> = n["notes"]
-            .as_array()
+        let drained = n["drainReason"].as_str().map(|r| format!("drained: {r}"));
+        let notes: Vec<&str> = drained
+            .as_deref()
             .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
+            .chain(
+                n["notes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str),
+            )
             .collect();
         table.push(vec![
             n["name"].as_str().unwrap_or("?").to_string(),
@@ -698,6 +704,24 @@ pub fn nodes(ep: &Endpoint, as_json: bool) -> Result<i32> {
     print_table(&table);
     if nodes.is_empty() {
         eprintln!("no worker nodes have registered yet (start `shoal worker --scheduler URL`)");
+    }
+    Ok(0)
+}
+
+/// `shoal drain` / `resume` / `remove-node`: says what it did.
+pub fn node_op(ep: &Endpoint, op: &str, node: &str, reason: Option<&str>) -> Result<i32> {
+    let mut body = json!({ "name": node });
+    if let Some(r) = reason {
+        body["reason"] = json!(r);
+    }
+    let _: Value = ep.client()?.shoal(op, &body)?;
+    match op {
+        "drainnode" => println!(
+            "{node}: drained ({}); what runs there goes on",
+            reason.unwrap_or("")
+        ),
+        "resumenode" => println!("{node}: resumed; it takes jobs again"),
+        _ => println!("{node}: removed"),
     }
     Ok(0)
 }

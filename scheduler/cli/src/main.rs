@@ -130,6 +130,32 @@ enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+    /// Drain a node: nothing new is placed there (what runs goes on), like
+    /// `scontrol update state=drain`.
+    Drain {
+        /// The node.
+        node: String,
+        /// Why (shown in `shoal nodes`).
+        #[arg(long, default_value = "drained by an operator")]
+        reason: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Let a drained node take jobs again.
+    Resume {
+        /// The node.
+        node: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Forget a DOWN node that is gone for good (it comes back if its
+    /// worker registers again).
+    RemoveNode {
+        /// The node.
+        node: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
     /// Run a worker: register with the scheduler and run its tasks.
     Worker(WorkerArgs),
     /// Print the output of a job (`ID`, `ID:INDEX`, or `ID#NODE`).
@@ -513,6 +539,17 @@ fn run(cli: Cli) -> Result<i32> {
         } => commands::cancel(&endpoint, true, &jobs, &reason),
         Command::Queues { json, endpoint } => commands::queues(&endpoint, json),
         Command::Nodes { json, endpoint } => commands::nodes(&endpoint, json),
+        Command::Drain {
+            node,
+            reason,
+            endpoint,
+        } => commands::node_op(&endpoint, "drainnode", &node, Some(&reason)),
+        Command::Resume { node, endpoint } => {
+            commands::node_op(&endpoint, "resumenode", &node, None)
+        }
+        Command::RemoveNode { node, endpoint } => {
+            commands::node_op(&endpoint, "removenode", &node, None)
+        }
         Command::Bench(b) => bench::run(b),
         Command::Worker(a) => {
             let mut labels = std::collections::BTreeMap::new();

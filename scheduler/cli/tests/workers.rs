@@ -838,3 +838,55 @@ fn a_worker_with_a_relative_state_directory_runs_jobs() {
     assert_eq!(j["status"], "SUCCEEDED", "{j}");
     assert!(c.logs(&id).contains("hello from a relative state"));
 }
+
+#[test]
+fn an_operator_drains_resumes_and_removes_nodes() {
+    let mut c = Cluster::start(&["w1", "w2"]);
+    let endpoint = c.endpoint.clone();
+    let shoal = |args: &[&str]| {
+        Command::new(SHOAL)
+            .args(args)
+            .args(["--endpoint", &endpoint])
+            .output()
+            .unwrap()
+    };
+    let o = shoal(&["drain", "w2", "--reason", "bad DIMM"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(node_state(&c, "w2"), "DRAINED");
+    let nodes = String::from_utf8_lossy(&shoal(&["nodes"]).stdout).to_string();
+    assert!(nodes.contains("drained: bad DIMM"), "{nodes}");
+    // Nothing goes to the drained node: six jobs, all on w1.
+    six_jobs_succeed_at_once(&c);
+    let ids: Vec<String> = c.aws(
+        "listjobs",
+        json!({ "jobQueue": "default", "jobStatus": "SUCCEEDED" }),
+    )["jobSummaryList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["jobId"].as_str().unwrap().to_string())
+        .collect();
+    for id in &ids {
+        let loc = c.shoal("logs", json!({ "jobId": id }));
+        assert_eq!(loc["node"], "w1", "{loc}");
+    }
+    // Resumed, it takes jobs again: with w1 full, a job goes to w2.
+    assert!(shoal(&["resume", "w2"]).status.success());
+    assert_eq!(node_state(&c, "w2"), "IDLE");
+    c.register(sh_def("hold", "sleep 60.031", 16));
+    let held = c.submit("hold", "hold");
+    c.wait_for("hold to run", || c.job(&held)["status"] == "RUNNING");
+    c.register(sh_def("second", "true", 16));
+    let second = c.submit("second", "second");
+    assert_eq!(c.wait_done(&second)["status"], "SUCCEEDED");
+    assert_eq!(c.shoal("logs", json!({ "jobId": second }))["node"], "w2");
+    // A node that is up is not removed; one that is down and empty is.
+    let o = shoal(&["remove-node", "w2"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not DOWN"));
+    c.kill_worker("w2");
+    c.wait_for("w2 down", || node_state(&c, "w2") == "DOWN");
+    let o = shoal(&["remove-node", "w2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(node_state(&c, "w2"), Value::Null, "gone from the list");
+}

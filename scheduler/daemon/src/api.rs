@@ -87,6 +87,12 @@ pub enum Request {
     DescribeJobQueues(m::DescribeJobQueuesRequest),
     /// Shoal: list worker nodes.
     ListNodes,
+    /// Shoal: an operator drains a node (nothing new goes there), with a reason.
+    DrainNode(String, String),
+    /// Shoal: an operator lets a drained node take jobs again.
+    ResumeNode(String),
+    /// Shoal: an operator removes a node that is gone for good.
+    RemoveNode(String),
     /// Shoal: a worker (re)registers.
     RegisterWorker(shoal_model::wire::RegisterWorkerRequest),
     /// Shoal: a worker's poll (heartbeat and reports).
@@ -156,6 +162,32 @@ impl Request {
     pub fn parse_shoal(op: &str, body: &[u8]) -> Result<Request, ApiError> {
         match op {
             "listnodes" => Ok(Request::ListNodes),
+            "drainnode" | "resumenode" | "removenode" => {
+                #[derive(serde::Deserialize)]
+                #[serde(rename_all = "camelCase", deny_unknown_fields)]
+                struct Node {
+                    name: String,
+                    #[serde(default)]
+                    reason: Option<String>,
+                }
+                let n: Node = shoal_model::parse_request(body)?;
+                if n.name.trim().is_empty() {
+                    return Err(ApiError::field(
+                        "name",
+                        "give the node's name (shoal nodes lists them)",
+                    ));
+                }
+                Ok(match op {
+                    "drainnode" => Request::DrainNode(
+                        n.name,
+                        n.reason
+                            .filter(|r| !r.trim().is_empty())
+                            .unwrap_or_else(|| "drained by an operator".into()),
+                    ),
+                    "resumenode" => Request::ResumeNode(n.name),
+                    _ => Request::RemoveNode(n.name),
+                })
+            }
             "registerworker" => Ok(Request::RegisterWorker(shoal_model::parse_request(body)?)),
             "poll" => Ok(Request::WorkerPoll(shoal_model::parse_request(body)?)),
             "logs" => {

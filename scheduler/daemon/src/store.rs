@@ -88,6 +88,10 @@ impl Batch {
     pub fn put_node(&mut self, name: &str, body: String) {
         self.nodes.insert(name.to_string(), Some(body));
     }
+    /// Delete a worker node.
+    pub fn delete_node(&mut self, name: &str) {
+        self.nodes.insert(name.to_string(), None);
+    }
     /// Insert or replace a job definition revision.
     pub fn put_definition(&mut self, name: &str, revision: i64, body: String) {
         self.definitions.insert((name.to_string(), revision), body);

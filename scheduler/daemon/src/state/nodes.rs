@@ -45,6 +45,10 @@ pub struct NodeRecord {
     /// What its worker cannot enforce (from its registration).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Drained by an operator (`shoal drain`): why. Nothing new is placed
+    /// there until `shoal resume`; kept across registrations and restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<String>,
 }
 
 /// What the scheduler knows of a worker's node.
@@ -109,7 +113,7 @@ fn node_spec(n: &NodeRecord) -> NodeSpec {
         name: n.name.clone(),
         capacity: res(n.capacity),
         labels: n.labels.clone(),
-        schedulable: n.state == NodeState::Up,
+        schedulable: n.state == NodeState::Up && n.drain.is_none(),
     }
 }
 
@@ -209,6 +213,7 @@ impl StateMachine {
             log_key: r.log_key.clone(),
             tls: r.tls,
             notes: r.notes.clone(),
+            drain: self.nodes.get(&r.name).and_then(|n| n.drain.clone()),
         };
         self.core
             .apply(now, Event::NodeUpserted(node_spec(&rec)))
@@ -388,6 +393,60 @@ impl StateMachine {
             tracing::warn!("worker {name} missed its heartbeats for {after} ms: declared lost");
             self.node_down(now, &name, None);
         }
+    }
+
+    /// `shoal drain NODE` (`reason` Some) or `shoal resume NODE` (None).
+    pub(super) fn drain_node(
+        &mut self,
+        now: u64,
+        name: &str,
+        reason: Option<String>,
+    ) -> Result<Vec<u8>, ApiError> {
+        let n = self.nodes.get_mut(name).ok_or_else(|| {
+            ApiError::field(
+                "name",
+                format!("no node named {name:?}; shoal nodes lists them"),
+            )
+        })?;
+        n.drain = reason;
+        let (spec, body) = (node_spec(n), to_json(&*n));
+        self.core
+            .apply(now, Event::NodeUpserted(spec))
+            .map_err(super::core_err)?;
+        self.batch.put_node(name, body);
+        self.needs_pass = true;
+        reply(&json!({}))
+    }
+
+    /// `shoal remove-node NODE`: forget a DOWN node with nothing on it.
+    pub(super) fn remove_node(&mut self, name: &str) -> Result<Vec<u8>, ApiError> {
+        let n = self.nodes.get(name).ok_or_else(|| {
+            ApiError::field(
+                "name",
+                format!("no node named {name:?}; shoal nodes lists them"),
+            )
+        })?;
+        if n.state != NodeState::Down {
+            return Err(ApiError::field(
+                "name",
+                format!(
+                    "node {name} is {}, not DOWN: stop its worker first (only a node that is gone is removed; to keep jobs off it, drain it)",
+                    n.state.name()
+                ),
+            ));
+        }
+        let id = n.id;
+        if !self.tasks_on(id).is_empty() {
+            return Err(ApiError::field(
+                "name",
+                format!("node {name} still holds attempts; wait for them to end"),
+            ));
+        }
+        self.nodes.remove(name);
+        self.node_names.remove(&id);
+        self.mail.clear(name);
+        self.batch.delete_node(name);
+        reply(&json!({}))
     }
 
     /// Earliest time a node would be declared lost.
@@ -587,7 +646,9 @@ impl StateMachine {
                     _ => n.capacity.vcpus.saturating_sub(free.vcpus),
                 };
                 let down = n.state == NodeState::Down;
-                let state = if n.state != NodeState::Up || used == 0 {
+                let state = if n.state == NodeState::Up && n.drain.is_some() {
+                    if used == 0 { "DRAINED" } else { "DRAINING" }
+                } else if n.state != NodeState::Up || used == 0 {
                     n.state.name()
                 } else if free.vcpus == 0 {
                     "ALLOCATED"
@@ -601,6 +662,7 @@ impl StateMachine {
                     "shmMiB": n.capacity.shm_mib, "shmFreeMiB": if down { 0 } else { free.shm_mib },
                     "labels": n.labels,
                     "notes": n.notes,
+                    "drainReason": n.drain,
                 })
             })
             .collect();
