@@ -633,10 +633,15 @@ pub fn queues(ep: &Endpoint, as_json: bool) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&resp["jobQueues"])?);
         return Ok(0);
     }
-    println!(
-        "{:<20} {:>8} {:<9} {:<7} COMPUTE ENVIRONMENTS",
-        "QUEUE", "PRIORITY", "STATE", "STATUS"
-    );
+    let mut table = vec![[
+        "QUEUE",
+        "PRIORITY",
+        "STATE",
+        "STATUS",
+        "COMPUTE ENVIRONMENTS",
+    ]
+    .map(String::from)
+    .to_vec()];
     for q in resp["jobQueues"].as_array().into_iter().flatten() {
         let ces: Vec<String> = q["computeEnvironmentOrder"]
             .as_array()
@@ -647,15 +652,15 @@ pub fn queues(ep: &Endpoint, as_json: bool) -> Result<i32> {
                 arn.rsplit('/').next().unwrap_or(arn).to_string()
             })
             .collect();
-        println!(
-            "{:<20} {:>8} {:<9} {:<7} {}",
-            q["jobQueueName"].as_str().unwrap_or("?"),
+        table.push(vec![
+            q["jobQueueName"].as_str().unwrap_or("?").to_string(),
             q["priority"].to_string(),
-            q["state"].as_str().unwrap_or("?"),
-            q["status"].as_str().unwrap_or("?"),
-            ces.join(",")
-        );
+            q["state"].as_str().unwrap_or("?").to_string(),
+            q["status"].as_str().unwrap_or("?").to_string(),
+            ces.join(","),
+        ]);
     }
+    print_table(&table);
     Ok(0)
 }
 
