@@ -420,9 +420,7 @@ pub fn jobs(a: JobsArgs) -> Result<i32> {
         let body = json!({ "jobQueue": q,
             "filters": [{ "name": "AFTER_CREATED_AT", "values": [after.to_string()] }] });
         for j in list_all(&client, body)? {
-            let is_array =
-                j["arrayProperties"]["size"].is_u64() && j["arrayProperties"]["index"].is_null();
-            if is_array {
+            if array_size(&j).is_some() {
                 let (mut r, status) = array_rows(&client, &j, q, &wanted, a.expand)?;
                 if r.is_empty() {
                     continue;
@@ -547,6 +545,12 @@ pub fn describe(ep: &Endpoint, jobs: &[String]) -> Result<i32> {
     Ok(0)
 }
 
+/// The size of an array job (its parent; None for a child or any other job).
+fn array_size(job: &Value) -> Option<u64> {
+    let a = &job["arrayProperties"];
+    a["size"].as_u64().filter(|_| a["index"].is_null())
+}
+
 /// DescribeJobs for `ids` (in pages of 100): id → job.
 fn describe_all(client: &Client, ids: &[String]) -> Result<BTreeMap<String, Value>> {
     let mut out = BTreeMap::new();
@@ -580,9 +584,7 @@ pub fn cancel(ep: &Endpoint, terminate: bool, ids: &[String], reason: &str) -> R
             continue;
         };
         let state = job["status"].as_str().unwrap_or("?");
-        let array_size = job["arrayProperties"]["size"]
-            .as_u64()
-            .filter(|_| job["arrayProperties"]["index"].is_null());
+        let array_size = array_size(job);
         match state {
             "SUCCEEDED" | "FAILED" => {
                 eprintln!("{id}: already {state}; nothing to {verb}");
@@ -791,14 +793,12 @@ pub fn logs(ep: &Endpoint, job: &str, follow: bool) -> Result<i32> {
     let client = ep.client()?;
     let base = job.split('#').next().unwrap_or(job);
     let describe = |id: &str| -> Result<Value> {
-        let resp: Value = client.aws("describejobs", &json!({ "jobs": [id] }))?;
-        resp["jobs"]
-            .get(0)
-            .cloned()
+        describe_all(&client, &[id.to_string()])?
+            .remove(id)
             .with_context(|| format!("no job with id {id}"))
     };
     let j = describe(base)?;
-    if j["arrayProperties"]["size"].is_u64() && j["arrayProperties"]["index"].is_null() {
+    if array_size(&j).is_some() {
         let children = list_all(&client, json!({ "arrayJobId": base }))?;
         println!(
             "{base} is an array job of {} children; each has its own log (shoal logs {base}:INDEX):",

@@ -255,15 +255,10 @@ impl StateMachine {
         if node.state == NodeState::Unknown && r.phase == WorkerPhase::Running {
             // Heard from after a restart: jobs may go there again.
             node.state = NodeState::Up;
-            let spec = node_spec(node);
-            self.core
-                .apply(now, Event::NodeUpserted(spec))
-                .map_err(super::core_err)?;
-            self.needs_pass = true;
+            self.node_changed(now, &r.name).map_err(super::core_err)?;
         }
         for rep in r.reports {
-            let base = rep.task.job_id.split('#').next().unwrap_or("");
-            let Some(&seq) = self.ids.get(base) else {
+            let Some(seq) = self.job_seq_of(&rep.task) else {
                 continue;
             };
             let job = JobKey(seq);
@@ -322,12 +317,34 @@ impl StateMachine {
         }
         tracing::info!("worker {name} is stopping: nothing new is placed there");
         n.state = NodeState::Stopping;
-        let spec = node_spec(n);
-        if let Err(e) = self.core.apply(now, Event::NodeUpserted(spec)) {
+        if let Err(e) = self.node_changed(now, name) {
             tracing::error!("core refused NodeUpserted for {name}: {e}");
         }
         self.withdraw_starts(now, name, &format!("the worker of node {name} is stopping"));
+    }
+
+    /// Tell the core what node `name` is now (capacity, labels, whether it
+    /// takes new work: [`node_spec`]) and schedule again.
+    fn node_changed(&mut self, now: u64, name: &str) -> Result<(), shoal_core::CoreError> {
+        let Some(n) = self.nodes.get(name) else {
+            return Ok(());
+        };
+        self.core.apply(now, Event::NodeUpserted(node_spec(n)))?;
         self.needs_pass = true;
+        Ok(())
+    }
+
+    /// The job a task belongs to (`ID` of `ID#NODE`), if known.
+    fn job_seq_of(&self, task: &TaskRef) -> Option<u64> {
+        let base = task.job_id.split('#').next().unwrap_or("");
+        self.ids.get(base).copied()
+    }
+
+    fn no_such_node(name: &str) -> ApiError {
+        ApiError::field(
+            "name",
+            format!("no node named {name:?}; shoal nodes lists them"),
+        )
     }
 
     /// Start orders for `name` that it has not taken (in its mailbox, or
@@ -342,8 +359,7 @@ impl StateMachine {
         starts.extend(mine.into_iter().map(|(_, o)| o));
         for o in starts {
             let Order::Start(s) = o else { continue };
-            let base = s.task.job_id.split('#').next().unwrap_or("");
-            let Some(&seq) = self.ids.get(base) else {
+            let Some(seq) = self.job_seq_of(&s.task) else {
                 continue;
             };
             let ev = Event::StartUndelivered {
@@ -402,30 +418,23 @@ impl StateMachine {
         name: &str,
         reason: Option<String>,
     ) -> Result<Vec<u8>, ApiError> {
-        let n = self.nodes.get_mut(name).ok_or_else(|| {
-            ApiError::field(
-                "name",
-                format!("no node named {name:?}; shoal nodes lists them"),
-            )
-        })?;
+        let n = self
+            .nodes
+            .get_mut(name)
+            .ok_or_else(|| Self::no_such_node(name))?;
         n.drain = reason;
-        let (spec, body) = (node_spec(n), to_json(&*n));
-        self.core
-            .apply(now, Event::NodeUpserted(spec))
-            .map_err(super::core_err)?;
+        let body = to_json(&*n);
+        self.node_changed(now, name).map_err(super::core_err)?;
         self.batch.put_node(name, body);
-        self.needs_pass = true;
         reply(&json!({}))
     }
 
     /// `shoal remove-node NODE`: forget a DOWN node with nothing on it.
     pub(super) fn remove_node(&mut self, name: &str) -> Result<Vec<u8>, ApiError> {
-        let n = self.nodes.get(name).ok_or_else(|| {
-            ApiError::field(
-                "name",
-                format!("no node named {name:?}; shoal nodes lists them"),
-            )
-        })?;
+        let n = self
+            .nodes
+            .get(name)
+            .ok_or_else(|| Self::no_such_node(name))?;
         if n.state != NodeState::Down {
             return Err(ApiError::field(
                 "name",
