@@ -9,8 +9,8 @@ pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "insta
 
 # Build tools (rusqlite bundles SQLite; the mpi crate runs bindgen, which
 # needs libclang), Open MPI for the MPI jobs, iproute2 for `cluster up`,
-# util-linux for setpriv in the tests.
-for p in build-essential pkg-config libclang-dev openmpi-bin libopenmpi-dev python3 python3-venv iproute2 util-linux lammps; do
+# util-linux for setpriv in the tests, faketime for the clock-step tests.
+for p in build-essential pkg-config libclang-dev openmpi-bin libopenmpi-dev python3 python3-venv iproute2 util-linux faketime lammps; do
     pkg_installed "$p" || need_apt+=("$p")
 done
 

@@ -17,9 +17,9 @@ status=${PIPESTATUS[0]}
 set -e
 # The trust figures on one line, in a fixed order; a missing one says so.
 faults=""
-for key in storm gang outage disk fuzz leaks; do
-  line="$(grep -m1 "^$key " "$SHOAL_FIGURES" || echo "$key: not run")"
-  faults="${faults:+$faults; }$line"
+for key in storm gang outage disk fuzz leaks partition sigstop restart sigterm state clock; do
+  line="$(grep -E "^$key[ :]" "$SHOAL_FIGURES" | sort -V | paste -sd';' - | sed 's/;/; /g')"
+  faults="${faults:+$faults; }${line:-$key: not run}"
 done
 echo "faults: $faults"
 # One closing line for the whole run: the sum of every test binary's result.

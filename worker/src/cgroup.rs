@@ -106,7 +106,7 @@ impl Cgroups {
     }
 
     /// The worker's own cgroup directories, one per hierarchy in use.
-    fn bases(&self) -> Vec<&PathBuf> {
+    pub fn bases(&self) -> Vec<&PathBuf> {
         match self {
             Cgroups::V2 { base } => vec![base],
             Cgroups::V1 {

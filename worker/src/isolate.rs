@@ -256,16 +256,7 @@ impl Isolation {
         let errors = ChildError::new();
         unsafe {
             errors.hook(cmd, move || {
-                // The worker blocks SIGTERM/SIGINT in its threads (it waits
-                // for them on one thread); a task starts with none blocked.
-                nix::sys::signal::sigprocmask(
-                    nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                    Some(&nix::sys::signal::SigSet::empty()),
-                    None,
-                )
-                .map_err(io)?;
-                nix::unistd::setsid().map_err(io)?;
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(io)?;
+                child_signals(true)?;
                 for f in &self.cgroup_procs {
                     write_file(&f.to_string_lossy(), b"0")?;
                 }
@@ -346,4 +337,23 @@ pub fn become_job_user(user: Option<(u32, u32)>) -> std::io::Result<()> {
     // tmpfs or volume over any path in its namespace (/etc included), which
     // must not make `su` its way to root.
     nix::sys::prctl::set_no_new_privs().map_err(io)
+}
+
+/// Between fork and exec of a process the worker starts (a task, a
+/// launch-agent command, its watchdog): no signal blocked (the worker
+/// blocks SIGTERM and SIGINT in its threads, and waits for them on one),
+/// a session of its own if `session`, and SIGKILL when the worker's
+/// thread that started it goes. System calls only.
+pub fn child_signals(session: bool) -> std::io::Result<()> {
+    let io = |e: nix::Error| std::io::Error::from_raw_os_error(e as i32);
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
+    .map_err(io)?;
+    if session {
+        nix::unistd::setsid().map_err(io)?;
+    }
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(io)
 }

@@ -19,6 +19,7 @@ macro_rules! say_err {
 pub mod capacity;
 pub mod cgroup;
 pub mod cluster;
+pub mod fence;
 pub mod isolate;
 pub use shoal_pki as pki;
 pub mod policy;
@@ -45,6 +46,15 @@ pub enum Error {
         /// Its URL.
         endpoint: String,
         /// What went wrong.
+        message: String,
+    },
+    /// The scheduler answered and refused the request (e.g. "register
+    /// again").
+    #[error("scheduler at {endpoint}: {message}")]
+    Refused {
+        /// Its URL.
+        endpoint: String,
+        /// What it said.
         message: String,
     },
     /// A configuration mistake, with how to fix it.

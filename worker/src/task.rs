@@ -60,6 +60,28 @@ pub struct Tasks {
     threads: AtomicUsize,
     /// Reports sent to the reporter and not yet delivered.
     unsent: AtomicUsize,
+    /// Tasks from their Start order until their processes and cgroup are
+    /// gone, and those ended whose end is not yet delivered.
+    book: Mutex<Book>,
+    /// Signalled when a task's processes and cgroup are gone.
+    gone: std::sync::Condvar,
+}
+
+/// Which tasks a worker knows, and what was asked of those not yet running.
+#[derive(Debug, Default)]
+struct Book {
+    /// From the Start order until its processes and cgroup are gone.
+    alive: BTreeSet<TaskRef>,
+    /// Gone, with the report of its end not yet delivered.
+    ended: BTreeSet<TaskRef>,
+    /// Told to end before they run (a Kill, or the lease ran out): why.
+    doomed: HashMap<TaskRef, String>,
+    /// Ended by the worker because its lease ran out: why.
+    fenced: HashMap<TaskRef, String>,
+}
+
+fn base_job(t: &TaskRef) -> &str {
+    t.job_id.split('#').next().unwrap_or(&t.job_id)
 }
 
 /// Why a launch-agent request did not run.
@@ -290,7 +312,47 @@ impl Tasks {
             stopping: AtomicBool::new(false),
             threads: AtomicUsize::new(0),
             unsent: AtomicUsize::new(0),
+            book: Mutex::new(Book::default()),
+            gone: std::sync::Condvar::new(),
         })
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every task this worker knows: starting, running, or ended and its
+    /// end not yet delivered (what the scheduler reconciles against).
+    pub fn known(&self) -> Vec<TaskRef> {
+        let b = self.book();
+        b.alive.union(&b.ended).cloned().collect()
+    }
+
+    /// Whether any task is alive (started and not yet gone).
+    pub fn any_alive(&self) -> bool {
+        !self.book().alive.is_empty()
+    }
+
+    /// The lease ran out: end every task (`why`), SIGTERM now and SIGKILL
+    /// after `grace`; tasks not yet running never start.
+    pub fn fence(self: &Arc<Self>, why: &str, grace: Duration) {
+        let fresh: Vec<TaskRef> = {
+            let mut b = self.book();
+            let alive: Vec<TaskRef> = b.alive.iter().cloned().collect();
+            let mut fresh = Vec::new();
+            for t in alive {
+                if !b.fenced.contains_key(&t) {
+                    b.fenced.insert(t.clone(), why.to_string());
+                    b.doomed.entry(t.clone()).or_insert_with(|| why.to_string());
+                    fresh.push(t);
+                }
+            }
+            fresh
+        };
+        for t in fresh {
+            tracing::warn!("{t}: {why}");
+            self.signal_then_kill(&t, grace);
+        }
     }
 
     /// Tasks running now.
@@ -355,8 +417,21 @@ impl Tasks {
         self.threads.load(SeqCst) + self.unsent.load(SeqCst)
     }
 
-    /// The reporter delivered `n` reports.
-    pub fn delivered(&self, n: usize) {
+    /// The reporter delivered these reports.
+    pub fn delivered(&self, reports: &[TaskReport]) {
+        {
+            let mut b = self.book();
+            for r in reports {
+                if matches!(r.event, TaskEvent::Exited { .. }) {
+                    b.ended.remove(&r.task);
+                    b.fenced.remove(&r.task);
+                }
+            }
+        }
+        self.forget_unsent(reports.len());
+    }
+
+    fn forget_unsent(&self, n: usize) {
         let _ = self
             .unsent
             .fetch_update(SeqCst, SeqCst, |u| Some(u.saturating_sub(n)));
@@ -393,6 +468,15 @@ impl Tasks {
             tracing::info!("not starting {}: {reason}", order.task);
             return self.report(&order.task, TaskEvent::NotStarted { reason });
         }
+        {
+            let mut b = self.book();
+            if b.alive.contains(&order.task) || b.ended.contains(&order.task) {
+                tracing::info!("{}: already here", order.task);
+                return;
+            }
+            b.alive.insert(order.task.clone());
+        }
+        let task = order.task.clone();
         let me = self.clone();
         let name = format!("task-{}", order.task);
         self.threads.fetch_add(1, SeqCst);
@@ -402,12 +486,42 @@ impl Tasks {
         });
         if let Err(e) = spawned {
             self.threads.fetch_sub(1, SeqCst);
-            tracing::error!("cannot start a task thread: {e}");
+            self.fail(&task, format!("cannot start a task thread: {e}"));
         }
     }
 
-    /// Kill a task's process tree: SIGTERM, then SIGKILL after a grace period.
+    /// Kill a task's process tree: SIGTERM, then SIGKILL after a grace
+    /// period. A task not yet running never starts; a task this worker
+    /// does not know is reported gone (its job may be waiting for it).
     pub fn kill(self: &Arc<Self>, task: &TaskRef, reason: &str) {
+        {
+            let mut b = self.book();
+            if b.ended.contains(task) {
+                return;
+            }
+            if !b.alive.contains(task) {
+                drop(b);
+                tracing::info!("kill {task}: not on this node");
+                return self.report(
+                    task,
+                    TaskEvent::Exited {
+                        exit_code: None,
+                        reason: format!("not running on node {} ({reason})", self.node),
+                        shm_peak_mib: 0,
+                    },
+                );
+            }
+            b.doomed
+                .entry(task.clone())
+                .or_insert_with(|| reason.to_string());
+        }
+        tracing::info!("killing {task}: {reason}");
+        self.signal_then_kill(task, KILL_GRACE);
+    }
+
+    /// SIGTERM a running task's process group, SIGKILL it after `grace`
+    /// if it still runs.
+    fn signal_then_kill(self: &Arc<Self>, task: &TaskRef, grace: Duration) {
         let pgid = self
             .running
             .lock()
@@ -415,13 +529,12 @@ impl Tasks {
             .get(task)
             .map(|r| r.pid);
         let Some(pgid) = pgid else { return };
-        tracing::info!("killing {task}: {reason}");
         let pg = nix::unistd::Pid::from_raw(pgid);
         let _ = nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGTERM);
         let me = self.clone();
         let task = task.clone();
         std::thread::spawn(move || {
-            std::thread::sleep(KILL_GRACE);
+            std::thread::sleep(grace);
             if me
                 .running
                 .lock()
@@ -496,13 +609,7 @@ impl Tasks {
             use std::os::unix::process::CommandExt;
             cmd.pre_exec(move || {
                 let io = |e: nix::Error| std::io::Error::from_raw_os_error(e as i32);
-                nix::sys::signal::sigprocmask(
-                    nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                    Some(&nix::sys::signal::SigSet::empty()),
-                    None,
-                )
-                .map_err(io)?;
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(io)?;
+                crate::isolate::child_signals(false)?;
                 for f in &procs {
                     std::fs::OpenOptions::new()
                         .write(true)
@@ -531,13 +638,23 @@ impl Tasks {
     }
 
     fn report(&self, task: &TaskRef, event: TaskEvent) {
+        if matches!(event, TaskEvent::Exited { .. }) {
+            let mut b = self.book();
+            if b.alive.remove(task) {
+                // Its processes and cgroup are gone: known until delivered.
+                b.ended.insert(task.clone());
+                b.doomed.remove(task);
+                drop(b);
+                self.gone.notify_all();
+            }
+        }
         self.unsent.fetch_add(1, SeqCst);
         let sent = self.reports.send(TaskReport {
             task: task.clone(),
             event,
         });
         if sent.is_err() {
-            self.delivered(1);
+            self.forget_unsent(1);
         }
     }
 
@@ -553,8 +670,40 @@ impl Tasks {
         );
     }
 
+    /// Wait until no other attempt of `task`'s job has processes or a
+    /// cgroup here (one attempt of a job at a time on a node). Returns why
+    /// the task must not start, if it was told to end meanwhile.
+    fn wait_for_earlier_attempts(&self, task: &TaskRef) -> Option<String> {
+        let base = base_job(task);
+        let mut b = self.book();
+        let mut said = false;
+        loop {
+            if let Some(why) = b.doomed.get(task) {
+                return Some(why.clone());
+            }
+            let earlier = b
+                .alive
+                .iter()
+                .find(|t| base_job(t) == base && t.attempt != task.attempt)
+                .cloned();
+            let earlier = earlier?;
+            if !said {
+                tracing::info!("{task} waits for {earlier} to end on this node");
+                said = true;
+            }
+            b = self
+                .gone
+                .wait_timeout(b, Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
     fn run(self: Arc<Self>, order: StartTask) {
         let task = order.task.clone();
+        if let Some(why) = self.wait_for_earlier_attempts(&task) {
+            return self.fail(&task, format!("ended before it started: {why}"));
+        }
         let dir = self.dir.join(task_dir_name(&task));
         // The task directory and what the worker writes there (log,
         // hostfile) stay the worker's: a job that could swap them for
@@ -796,6 +945,10 @@ impl Tasks {
             .insert(task.clone(), entry);
         self.started.notify_all();
         self.report(&task, TaskEvent::Started);
+        // Told to end while it was being set up.
+        if self.book().doomed.contains_key(&task) {
+            self.signal_then_kill(&task, KILL_GRACE);
+        }
 
         // Sample /dev/shm use through the task's own view of the filesystem.
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -851,7 +1004,10 @@ impl Tasks {
         // Ended by the worker's stop: the host's reason (as AWS Batch
         // gives for a terminated instance, so `onStatusReason: "Host*"`
         // retries it), and no success for a job stopped before its end.
-        let (exit_code, reason) = if self.stopping.load(SeqCst) {
+        let fenced = self.book().fenced.get(&task).cloned();
+        let (exit_code, reason) = if let Some(why) = fenced {
+            (exit_code.filter(|&c| c != 0), format!("{why} ({reason})"))
+        } else if self.stopping.load(SeqCst) {
             (
                 exit_code.filter(|&c| c != 0),
                 format!(

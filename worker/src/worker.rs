@@ -5,12 +5,13 @@ use crate::cgroup::Cgroups;
 use crate::task::{task_dir_name, Tasks};
 use crate::Error;
 use shoal_model::wire::{
-    Capacity, Order, PollRequest, PollResponse, RegisterWorkerRequest, RegisterWorkerResponse,
-    TaskReport, WorkerPhase,
+    Capacity, Order, OrderSeq, PollRequest, PollResponse, RegisterWorkerRequest,
+    RegisterWorkerResponse, TaskReport, WorkerPhase,
 };
 use shoal_pki::TlsListener;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,7 +54,11 @@ impl WorkerConfig {
     /// The HTTP client for the scheduler: with TLS, it trusts only the
     /// cluster CA and presents this node's certificate.
     fn http_client(&self) -> Result<reqwest::blocking::Client, Error> {
-        let builder = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60));
+        // Each request sets its own timeout (below the lost-node timeout);
+        // a connection that cannot be made in half a second is tried anew.
+        let builder = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .connect_timeout(CONNECT_TIMEOUT);
         let https = self.scheduler.starts_with("https://");
         let builder = match &self.tls {
             None if https => {
@@ -97,47 +102,146 @@ impl WorkerConfig {
     }
 }
 
+/// How long a connection to the scheduler may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The longest wait between two tries to reach the scheduler.
+const RETRY_CAP: Duration = Duration::from_millis(250);
+
 struct Conn {
     endpoint: String,
-    http: reqwest::blocking::Client,
+    config: WorkerConfig,
+    /// Replaced after a failure, so that no request waits on a connection
+    /// that died with a cut link.
+    http: std::sync::Mutex<reqwest::blocking::Client>,
+    /// Every answer renews it.
+    lease: Arc<crate::fence::Lease>,
 }
 
 impl Conn {
-    fn post<T: serde::de::DeserializeOwned>(
-        &self,
-        op: &str,
-        body: &impl serde::Serialize,
-    ) -> Result<T, Error> {
-        self.post_within(op, body, None)
+    fn client(&self) -> reqwest::blocking::Client {
+        self.http.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// As `post`, giving up after `timeout` (None: the client's own).
+    /// Drop the pooled connections (they may be dead).
+    fn reset(&self) {
+        if let Ok(c) = self.config.http_client() {
+            *self.http.lock().unwrap_or_else(|e| e.into_inner()) = c;
+        }
+    }
+
+    /// POST to the scheduler, giving up after `timeout`. An answer renews
+    /// the lease from the moment the request left; a failure to reach the
+    /// scheduler drops the pooled connections.
     fn post_within<T: serde::de::DeserializeOwned>(
         &self,
         op: &str,
         body: &impl serde::Serialize,
-        timeout: Option<Duration>,
+        timeout: Duration,
     ) -> Result<T, Error> {
         let err = |message: String| Error::Scheduler {
             endpoint: self.endpoint.clone(),
             message,
         };
-        let mut req = self
-            .http
+        let sent_at = crate::fence::clock_ms();
+        let resp = self
+            .client()
             .post(format!("{}/shoal/v1/{op}", self.endpoint))
-            .json(body);
-        if let Some(t) = timeout {
-            req = req.timeout(t);
-        }
-        let resp = req
+            .json(body)
+            .timeout(timeout)
             .send()
-            .map_err(|e| err(format!("cannot reach it: {e}")))?;
-        let status = resp.status();
-        let text = resp.text().map_err(|e| err(e.to_string()))?;
-        if !status.is_success() {
+            .and_then(|r| {
+                let status = r.status();
+                r.text().map(|t| (status, t))
+            });
+        let (status, text) = match resp {
+            Ok(x) => x,
+            Err(e) => {
+                if connection_refused(&e) {
+                    // Nothing listens there: no scheduler runs that could
+                    // give these tasks away (a restarted one gives every
+                    // node a full timeout from its start), so the tasks
+                    // keep running, as through a restart of the scheduler.
+                    self.lease.renew(sent_at);
+                }
+                self.reset();
+                return Err(err(format!("cannot reach it: {e}")));
+            }
+        };
+        if status.is_server_error() {
             return Err(err(format!("{status}: {text}")));
         }
+        // The scheduler answered (even to refuse): it is there.
+        self.lease.renew(sent_at);
+        if !status.is_success() {
+            return Err(Error::Refused {
+                endpoint: self.endpoint.clone(),
+                message: format!("{status}: {text}"),
+            });
+        }
         serde_json::from_str(&text).map_err(|e| err(format!("bad reply to {op}: {e}")))
+    }
+}
+
+/// Whether a request failed because nothing listened at the scheduler's
+/// address (the host answered with a reset).
+fn connection_refused(e: &reqwest::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// The position of the last order this worker took, so that an order sent
+/// again (its first reply lost) is taken once.
+#[derive(Default)]
+struct Taken(std::sync::Mutex<OrderSeq>);
+
+impl Taken {
+    fn ack(&self) -> Option<OrderSeq> {
+        let t = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (t.epoch != 0).then_some(t)
+    }
+
+    /// Carry out the orders of a reply not taken before.
+    fn obey(&self, tasks: &Arc<Tasks>, resp: PollResponse) {
+        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if resp.first.epoch != t.epoch {
+            // A new scheduler process: a new stream of orders.
+            *t = OrderSeq {
+                epoch: resp.first.epoch,
+                seq: 0,
+            };
+        }
+        for (i, o) in resp.orders.into_iter().enumerate() {
+            let seq = resp.first.seq + i as u64;
+            if seq <= t.seq && resp.first.epoch != 0 {
+                continue;
+            }
+            match o {
+                Order::Start(s) => {
+                    tracing::info!("starting {} ({})", s.task, task_dir_name(&s.task));
+                    tasks.start(*s);
+                }
+                Order::Kill { task, reason } => tasks.kill(&task, &reason),
+            }
+            t.seq = seq;
+        }
+    }
+}
+
+/// The wait before the next try after `failures` failed tries in a row: at
+/// once, then doubling from 25 ms up to [`RETRY_CAP`].
+fn retry_wait(failures: u32) -> Duration {
+    match failures {
+        0 | 1 => Duration::ZERO,
+        n => (Duration::from_millis(25) * 2u32.saturating_pow(n - 2)).min(RETRY_CAP),
     }
 }
 
@@ -402,10 +506,7 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         .thread_block()
         .map_err(|e| Error::Config(format!("cannot block SIGTERM: {e}")))?;
     // Certificates are checked before anything starts.
-    let conn = Arc::new(Conn {
-        endpoint: config.scheduler.trim_end_matches('/').to_string(),
-        http: config.http_client()?,
-    });
+    let http = config.http_client()?;
     let server_tls = match &config.tls {
         Some(t) => Some(server_tls(t, &config.address)?),
         None => None,
@@ -490,6 +591,27 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
     if stale > 0 {
         tracing::warn!("killed the leftovers of {stale} tasks from an earlier run of this worker");
     }
+    // The lease of this worker's tasks, and the watchdog that fences them
+    // even if this process hangs.
+    let lease = Arc::new(crate::fence::Lease::new(&config.state_dir.join("lease"))?);
+    let bases: Vec<PathBuf> = cgroups.bases().into_iter().cloned().collect();
+    let _watchdog = if bases.is_empty() {
+        tracing::warn!(
+            "no task cgroups: if this worker hangs, nothing ends its tasks when their lease runs out"
+        );
+        None
+    } else {
+        Some(crate::fence::spawn_watchdog(
+            &config.state_dir.join("lease"),
+            &bases,
+        )?)
+    };
+    let conn = Arc::new(Conn {
+        endpoint: config.scheduler.trim_end_matches('/').to_string(),
+        config: config.clone(),
+        http: std::sync::Mutex::new(http),
+        lease: lease.clone(),
+    });
     let (tx, rx) = mpsc::channel::<TaskReport>();
     let interface = interface_of(&config.address);
     let tasks = Tasks::new(
@@ -515,19 +637,43 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         log_key,
         server_tls,
     )?;
+    let taken = Arc::new(Taken::default());
+    // Timing from the scheduler (registration); until then the defaults.
+    let hb = Arc::new(AtomicU64::new(1000));
+    let lost_after = Arc::new(AtomicU64::new(10_000));
     {
         let (tasks, conn, name) = (tasks.clone(), conn.clone(), config.name.clone());
-        let grace = config.stop_grace;
+        let (grace, hb) = (config.stop_grace, hb.clone());
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
                 if let Ok(sig) = stop_signals.wait() {
                     tracing::info!("{sig:?}: stopping (tasks get {grace:?} after their SIGTERM)");
                 }
-                stop(&tasks, &conn, &name, grace);
+                let every = Duration::from_millis(hb.load(SeqCst));
+                stop(&tasks, &conn, &name, grace, every);
                 std::process::exit(0);
             })
             .map_err(crate::io("cannot start the signal thread"))?;
+    }
+    // The worker's own fence: when the lease runs out, its tasks end.
+    {
+        let (tasks, lease, name) = (tasks.clone(), lease.clone(), config.name.clone());
+        std::thread::Builder::new()
+            .name("fence".into())
+            .spawn(move || loop {
+                std::thread::sleep(crate::fence::CHECK_EVERY);
+                let now = crate::fence::clock_ms();
+                if lease.overdue(now).is_some() && tasks.any_alive() {
+                    let (length, grace) = lease.timing();
+                    let why = format!(
+                        "node {name} lost contact with the scheduler for over {} ms: its lease ran out and the worker ended the task",
+                        length.as_millis()
+                    );
+                    tasks.fence(&why, grace);
+                }
+            })
+            .map_err(crate::io("cannot start the fence thread"))?;
     }
     tracing::info!(
         "worker {} at {}: {} vCPUs ({}), {} MiB memory, {} MiB /dev/shm",
@@ -543,28 +689,42 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
     // never waits for the long poll to return.
     {
         let (conn, tasks, name) = (conn.clone(), tasks.clone(), config.name.clone());
+        let (taken, lost_after) = (taken.clone(), lost_after.clone());
         std::thread::Builder::new()
             .name("reporter".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
                     let mut reports = vec![first];
                     reports.extend(rx.try_iter());
+                    let mut failures = 0;
                     loop {
                         let body = PollRequest {
                             name: name.clone(),
                             reports: reports.clone(),
                             wait_ms: 0,
                             phase: Default::default(),
+                            ack: taken.ack(),
+                            tasks: None,
                         };
-                        match conn.post::<PollResponse>("poll", &body) {
+                        let within = poll_timeout(0, lost_after.load(SeqCst));
+                        match conn.post_within::<PollResponse>("poll", &body, within) {
                             Ok(resp) => {
-                                tasks.delivered(reports.len());
-                                obey(&tasks, resp.orders);
+                                tasks.delivered(&reports);
+                                taken.obey(&tasks, resp);
                                 break;
                             }
                             Err(e) => {
-                                tracing::warn!("cannot report, retrying: {e}");
-                                std::thread::sleep(Duration::from_millis(500));
+                                failures += 1;
+                                if failures == 1 {
+                                    tracing::warn!("cannot report, retrying: {e}");
+                                }
+                                // Refused: the node must register again
+                                // first (the main loop does).
+                                let wait = match e {
+                                    Error::Refused { .. } => RETRY_CAP,
+                                    _ => retry_wait(failures),
+                                };
+                                std::thread::sleep(wait);
                             }
                         }
                     }
@@ -573,7 +733,7 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
             .map_err(crate::io("cannot start the reporter"))?;
     }
 
-    let mut backoff = Duration::from_millis(100);
+    let mut failures = 0u32;
     loop {
         // A stopping worker neither registers nor polls again: the signal
         // thread ends the process.
@@ -586,83 +746,146 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
             port,
             capacity,
             labels: config.labels.clone(),
-            running: tasks.running(),
+            running: tasks.known(),
             log_key: Some(log_key_hex.clone()),
             tls: config.tls.is_some(),
             notes: notes.clone(),
         };
-        let hb = match conn.post::<RegisterWorkerResponse>("registerworker", &reg) {
+        let within = poll_timeout(0, lost_after.load(SeqCst));
+        match conn.post_within::<RegisterWorkerResponse>("registerworker", &reg, within) {
             Ok(r) => {
-                backoff = Duration::from_millis(100);
+                failures = 0;
                 tracing::info!("registered with {}", conn.endpoint);
-                r.heartbeat_ms
+                hb.store(r.heartbeat_ms, SeqCst);
+                lost_after.store(r.lost_after_ms, SeqCst);
+                lease.set_timing(
+                    if r.lease_ms > 0 {
+                        r.lease_ms
+                    } else {
+                        r.lost_after_ms
+                    },
+                    r.fence_grace_ms,
+                );
             }
             Err(e) => {
-                tracing::warn!("cannot register, retrying in {backoff:?}: {e}");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                failures += 1;
+                // Quick at first (a link back, a scheduler restarted), then
+                // once a second.
+                let wait = retry_wait(failures).max(Duration::from_millis(if failures > 20 {
+                    1000
+                } else {
+                    0
+                }));
+                if failures == 1 || failures.is_multiple_of(20) {
+                    tracing::warn!("cannot register, retrying: {e}");
+                }
+                std::thread::sleep(wait);
                 continue;
             }
-        };
+        }
+        let mut poll_failures = 0u32;
         while !tasks.is_stopping() {
+            let wait_ms = hb.load(SeqCst);
             let body = PollRequest {
                 name: config.name.clone(),
                 reports: Vec::new(),
-                wait_ms: hb,
+                wait_ms,
                 phase: Default::default(),
+                ack: taken.ack(),
+                tasks: Some(tasks.known()),
             };
-            match conn.post::<PollResponse>("poll", &body) {
-                Ok(resp) => obey(&tasks, resp.orders),
+            let within = poll_timeout(wait_ms, lost_after.load(SeqCst));
+            match conn.post_within::<PollResponse>("poll", &body, within) {
+                Ok(resp) => {
+                    if poll_failures > 0 {
+                        tracing::info!("reached the scheduler again");
+                    }
+                    poll_failures = 0;
+                    taken.obey(&tasks, resp);
+                }
                 Err(_) if tasks.is_stopping() => {}
-                Err(e) => {
-                    tracing::warn!("poll failed, registering again: {e}");
+                Err(e @ Error::Refused { .. }) => {
+                    tracing::warn!("the scheduler refused the poll, registering again: {e}");
                     break;
+                }
+                Err(e) => {
+                    // Not reached (a cut link, a restart): try again at
+                    // once, then with a short capped backoff, on fresh
+                    // connections; the tasks keep running under their lease.
+                    poll_failures += 1;
+                    if poll_failures == 1 {
+                        tracing::warn!("poll failed, retrying: {e}");
+                    }
+                    std::thread::sleep(retry_wait(poll_failures));
                 }
             }
         }
     }
 }
 
+/// How long a poll that waits `wait_ms` for orders may take in all: the
+/// wait, plus a second for the answer (less with a short lost-node
+/// timeout), so that a dead connection is given up well before the node
+/// would be declared lost.
+fn poll_timeout(wait_ms: u64, lost_after_ms: u64) -> Duration {
+    let slack = (lost_after_ms / 4).clamp(250, 1000);
+    Duration::from_millis(wait_ms + slack)
+}
+
 /// A graceful stop: tell the scheduler (nothing new is placed here and the
 /// orders not yet taken go back), end every task (SIGTERM, `grace`,
 /// SIGKILL), let their reports go out, and tell the scheduler the node is
-/// down. The scheduler may be unreachable: each step is bounded.
-fn stop(tasks: &Arc<Tasks>, conn: &Conn, name: &str, grace: Duration) {
-    let tell = |phase: WorkerPhase| {
+/// down. The scheduler may be unreachable: each step is bounded. Meanwhile
+/// the worker keeps telling the scheduler it is stopping, every `every`,
+/// which renews the tasks' lease.
+fn stop(tasks: &Arc<Tasks>, conn: &Arc<Conn>, name: &str, grace: Duration, every: Duration) {
+    let tell = |conn: &Conn, phase: WorkerPhase| {
         let body = PollRequest {
             name: name.to_string(),
             reports: Vec::new(),
             wait_ms: 0,
             phase,
+            ack: None,
+            tasks: None,
         };
         // Bounded: a worker cut off from its scheduler still stops its
         // tasks at once.
-        let within = Some(Duration::from_secs(2));
+        let within = Duration::from_secs(2);
         if let Err(e) = conn.post_within::<PollResponse>("poll", &body, within) {
             tracing::warn!("cannot tell the scheduler this worker is {phase:?}: {e}");
+            return false;
         }
+        true
     };
     tasks.refuse_new();
-    tell(WorkerPhase::Stopping);
+    tell(conn, WorkerPhase::Stopping);
+    let done = Arc::new(AtomicBool::new(false));
+    let keep = {
+        let (done, conn, name) = (done.clone(), conn.clone(), name.to_string());
+        std::thread::spawn(move || {
+            while !done.load(SeqCst) {
+                std::thread::sleep(every);
+                let body = PollRequest {
+                    name: name.clone(),
+                    reports: Vec::new(),
+                    wait_ms: 0,
+                    phase: WorkerPhase::Stopping,
+                    ack: None,
+                    tasks: None,
+                };
+                let _ = conn.post_within::<PollResponse>("poll", &body, Duration::from_secs(2));
+            }
+        })
+    };
     tasks.stop_all(grace);
     // The reporter sends what the tasks' ends produced; wait for it, briefly.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while tasks.unreported() > 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    tell(WorkerPhase::Stopped);
-}
-
-fn obey(tasks: &Arc<Tasks>, orders: Vec<Order>) {
-    for o in orders {
-        match o {
-            Order::Start(s) => {
-                tracing::info!("starting {} ({})", s.task, task_dir_name(&s.task));
-                tasks.start(*s);
-            }
-            Order::Kill { task, reason } => tasks.kill(&task, &reason),
-        }
-    }
+    done.store(true, SeqCst);
+    let _ = keep.join();
+    tell(conn, WorkerPhase::Stopped);
 }
 
 #[cfg(test)]

@@ -175,6 +175,18 @@ enum Command {
     /// scheduler and its workers.
     #[command(subcommand)]
     Ca(CaCommand),
+    /// The worker's watchdog (started by `shoal worker`): fences the
+    /// worker's task cgroups when the lease in LEASE runs out, even if the
+    /// worker hangs.
+    #[command(hide = true)]
+    WorkerWatchdog {
+        /// The lease file the worker writes.
+        #[arg(long)]
+        lease: PathBuf,
+        /// The worker's cgroup directories (their subdirectories are tasks).
+        #[arg(long = "cgroup")]
+        cgroups: Vec<PathBuf>,
+    },
     /// Open MPI's remote launch agent (instead of ssh): run CMD inside this
     /// job's task on the node at HOST. Set for jobs as OMPI_MCA_plm_rsh_agent.
     #[command(hide = true)]
@@ -377,6 +389,12 @@ struct SchedulerArgs {
     /// reach it can submit jobs. Insecure; prefer --credentials.
     #[arg(long)]
     insecure_no_auth: bool,
+    /// Begin a new, empty state although the state directory's database is
+    /// missing, empty or short of commits it acknowledged (the scheduler
+    /// refuses to start otherwise). Every job it knew is forgotten and what
+    /// the workers still run is killed; the remains are kept beside it.
+    #[arg(long)]
+    fresh_state: bool,
     /// Serve the worker protocol on this address over mutual TLS (needs
     /// --tls-dir); the API listener then refuses workers.
     #[arg(long, requires = "tls_dir")]
@@ -446,6 +464,7 @@ impl Command {
             self,
             Command::Scheduler(_)
                 | Command::Worker(_)
+                | Command::WorkerWatchdog { .. }
                 | Command::Cluster(ClusterCommand::Up { .. })
         )
     }
@@ -498,12 +517,10 @@ fn run(cli: Cli) -> Result<i32> {
                 region: a.region,
                 account: a.account,
                 backfill: a.backfill.into(),
-                timing: shoal_scheduler::Timing {
-                    heartbeat_ms: (a.worker_timeout_ms / 5).clamp(50, 1000),
-                    lost_after_ms: a.worker_timeout_ms,
-                },
+                timing: shoal_scheduler::Timing::new(a.worker_timeout_ms),
                 credentials: scheduler_keys(a.credentials.as_deref())?,
                 insecure_no_auth: a.insecure_no_auth,
+                fresh_state: a.fresh_state,
                 worker_tls: match (a.worker_listen, a.tls_dir) {
                     (Some(listen), Some(dir)) => {
                         let f = shoal_worker::pki::TlsFiles::in_dir(
@@ -551,6 +568,10 @@ fn run(cli: Cli) -> Result<i32> {
             commands::node_op(&endpoint, "removenode", &node, None)
         }
         Command::Bench(b) => bench::run(b),
+        Command::WorkerWatchdog { lease, cgroups } => {
+            shoal_worker::fence::watchdog(&lease, &cgroups)?;
+            Ok(0)
+        }
         Command::Worker(a) => {
             let mut labels = std::collections::BTreeMap::new();
             for kv in a.labels.split(',').filter(|s| !s.is_empty()) {

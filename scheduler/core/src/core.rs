@@ -207,9 +207,18 @@ impl Core {
         Some(self.cluster.hot[slot as usize].free())
     }
 
-    /// Number of RUNNABLE jobs.
+    /// Number of RUNNABLE jobs that may start (not waiting for the tasks
+    /// of an ended attempt to be gone).
     pub fn runnable_count(&self) -> usize {
         self.runnable.len()
+    }
+
+    /// How many tasks of a job's ended attempts it waits for (killed, not
+    /// yet reported gone) before another attempt may start.
+    pub fn lingering(&self, job: JobKey) -> usize {
+        self.job_index
+            .get(&job)
+            .map_or(0, |&j| self.jobs[j as usize].lingering.len())
     }
 
     /// The head job and its shadow time as computed by the last EASY pass
@@ -262,8 +271,9 @@ impl Core {
         let mut overdue = vec![SimNode::default(); n];
         let mut runnable = 0;
         for job in &self.jobs {
-            runnable += (job.state == JobState::Runnable) as usize;
-            if job.run_key.is_some() != (job.state == JobState::Runnable) {
+            let may_start = job.state == JobState::Runnable && job.lingering.is_empty();
+            runnable += may_start as usize;
+            if job.run_key.is_some() != may_start {
                 return Err(format!("job {} run key / state mismatch", job.spec.key.0));
             }
             if let Some(att) = &job.attempt {
@@ -469,6 +479,17 @@ impl Core {
                 self.after_attempt(j, number, None, &reason, true);
             }
         }
+        // What the node held of ended attempts is gone with it.
+        let waiting: Vec<u32> = self
+            .jobs
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| j.lingering.iter().any(|l| l.2 == id))
+            .map(|(i, _)| i as u32)
+            .collect();
+        for j in waiting {
+            self.unlinger(j, |l| l.2 == id);
+        }
         let c = &mut self.cluster;
         c.hot[slot as usize] = NodeHot::default();
         c.overdue[slot as usize] = SimNode::default();
@@ -642,6 +663,7 @@ impl Core {
             children_failed: 0,
             kill_children: None,
             run_key: None,
+            lingering: Vec::new(),
         });
         self.job_index.insert(key, slot);
         if !terminal_restore {
@@ -773,7 +795,7 @@ impl Core {
         job.reason = Arc::from(reason);
         let key = job.spec.key;
         let qslot = job.qslot;
-        if state == JobState::Runnable && job.run_key.is_none() {
+        if state == JobState::Runnable && job.run_key.is_none() && job.lingering.is_empty() {
             self.insert_runnable(slot);
         }
         self.out.push(Decision::State {
@@ -879,6 +901,19 @@ impl Core {
         }
     }
 
+    /// Tasks of a job's ended attempts matching `gone` are gone; once none
+    /// is left, a RUNNABLE job may start again.
+    fn unlinger(&mut self, slot: u32, gone: impl Fn(&(u32, u32, NodeId)) -> bool) {
+        let job = &mut self.jobs[slot as usize];
+        if job.lingering.is_empty() {
+            return;
+        }
+        job.lingering.retain(|l| !gone(l));
+        if job.lingering.is_empty() && job.state == JobState::Runnable && job.run_key.is_none() {
+            self.insert_runnable(slot);
+        }
+    }
+
     /// The job's current attempt, if `attempt` names it.
     fn current_attempt(&self, slot: u32, attempt: u32) -> Option<&Attempt> {
         self.jobs[slot as usize]
@@ -914,6 +949,8 @@ impl Core {
     ) -> Result<(), CoreError> {
         let slot = self.slot_of(job)?;
         let Some(att) = self.current_attempt(slot, attempt) else {
+            // A task of an ended attempt is gone.
+            self.unlinger(slot, |&(a, i, _)| a == attempt && i == idx);
             return Ok(());
         };
         if idx as usize >= att.placement.len() {
@@ -996,6 +1033,12 @@ impl Core {
                 .map(|i| att.placement[i].node)
                 .collect();
             if !nodes.is_empty() {
+                // Until each is gone, no other attempt of the job starts.
+                self.jobs[slot as usize].lingering.extend(
+                    (0..att.placement.len())
+                        .filter(|&i| !att.exited[i] && Some(att.slots[i]) != skip)
+                        .map(|i| (att.number, i as u32, att.placement[i].node)),
+                );
                 self.out.push(Decision::Kill {
                     job: key,
                     attempt: att.number,

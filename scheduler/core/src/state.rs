@@ -95,6 +95,10 @@ pub(crate) struct Job {
     pub kill_children: Option<(bool, String)>,
     /// Set while RUNNABLE.
     pub run_key: Option<RunKey>,
+    /// Tasks of ended attempts told to end (Kill) and not yet gone:
+    /// (attempt, node index, node). A RUNNABLE job waits for them before
+    /// another attempt starts anywhere.
+    pub lingering: Vec<(u32, u32, NodeId)>,
 }
 
 /// The hot, scanned part of a node.

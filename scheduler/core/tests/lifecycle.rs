@@ -514,6 +514,15 @@ fn node_lost_kills_gang_and_retries_elsewhere() {
     );
     assert_eq!(state(&core, 1), Runnable);
     assert_eq!(core.node_free(NodeId(2)), None);
+    // Until the killed task on n1 is gone, no other attempt starts.
+    core.schedule(2);
+    let ds = core.drain();
+    assert!(
+        !ds.iter().any(|d| matches!(d, Decision::Start { .. })),
+        "started while attempt 0 still ran on n1: {ds:?}"
+    );
+    core.apply(2, exited(1, 0, 0, 143)).unwrap();
+    assert_eq!(state(&core, 1), Runnable, "a stale report changes no state");
     core.schedule(2);
     let ds = core.drain();
     assert!(ds.iter().any(|d| matches!(
@@ -818,9 +827,19 @@ fn an_undelivered_start_does_not_use_up_an_attempt() {
         "{}",
         reason(&core, 1)
     );
-    // A stale report of the withdrawn attempt changes nothing.
+    // A stale report of the withdrawn attempt changes no state; once both
+    // nodes' tasks are gone, the job may start again.
     core.apply(3, exited(1, 0, 0, 0)).unwrap();
     assert_eq!(state(&core, 1), Runnable);
+    core.schedule(3);
+    assert!(
+        !core
+            .drain()
+            .iter()
+            .any(|d| matches!(d, Decision::Start { .. })),
+        "node 1's task may still run"
+    );
+    core.apply(3, exited(1, 0, 1, 0)).unwrap();
     // The next attempt has a number of its own, and its failure is the
     // first that counts: with one attempt allowed, the job fails.
     core.schedule(4);

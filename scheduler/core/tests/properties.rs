@@ -312,7 +312,8 @@ fn run(mode: Backfill, ops: &[Op]) -> Result<(), TestCaseError> {
         prop_assert_eq!(
             core.runnable_count(),
             keys.iter()
-                .filter(|k| core.job_state(**k).unwrap().0 == JobState::Runnable)
+                .filter(|k| core.job_state(**k).unwrap().0 == JobState::Runnable
+                    && core.lingering(**k) == 0)
                 .count()
         );
     }

@@ -10,7 +10,7 @@
 
 use crate::api::{ApiError, Request};
 use crate::mailbox::Mailboxes;
-use crate::state::{now_ms, Config, StateMachine};
+use crate::state::{Clock, Config, StateMachine, CLOCK_KEY};
 use crate::store::Store;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -58,18 +58,24 @@ pub fn spawn(
     config: Config,
     mail: Mailboxes,
 ) -> Result<(ActorHandle, std::thread::JoinHandle<()>), crate::Error> {
-    let store = Store::open(&config.state_dir)?;
-    let machine = StateMachine::load(config.clone(), &store, mail.clone(), now_ms())?;
+    let store = Store::open_with(&config.state_dir, config.fresh_state)?;
+    let last = store
+        .meta(CLOCK_KEY)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let clock = Clock::start(last);
+    let machine = StateMachine::load(config.clone(), &store, mail.clone(), clock.now())?;
     let (tx, rx) = mpsc::channel();
     let join = std::thread::Builder::new()
         .name("shoal-state".into())
-        .spawn(move || run(config, store, machine, mail, rx))
+        .spawn(move || run(config, clock, store, machine, mail, rx))
         .map_err(|e| crate::Error::Io("cannot start the state thread".into(), e))?;
     Ok((ActorHandle { tx }, join))
 }
 
 fn run(
     config: Config,
+    clock: Clock,
     mut store: Store,
     mut machine: StateMachine,
     mail: Mailboxes,
@@ -77,14 +83,15 @@ fn run(
 ) {
     // Persist whatever loading changed (default queue and compute
     // environment on a fresh state directory, reasons recomputed).
-    let initial = machine.take_batch();
+    let mut initial = machine.take_batch();
+    initial.put_meta(CLOCK_KEY, clock.now().to_string());
     match store.commit(&initial) {
         Ok(()) => machine.deliver_orders(),
         Err(e) => tracing::error!("cannot write the initial state: {e}"),
     }
     loop {
         let timeout = machine
-            .next_wake(now_ms())
+            .next_wake(clock.now())
             .map(|ms| Duration::from_millis(ms).min(IDLE_WAKE))
             .unwrap_or(IDLE_WAKE);
         let first = match rx.recv_timeout(timeout) {
@@ -107,14 +114,17 @@ fn run(
                 }
             }
         }
-        let now = now_ms();
+        let now = clock.now();
         let mut results = Vec::with_capacity(calls.len());
         for (req, _) in calls.iter_mut() {
             let req = std::mem::replace(req, Request::Noop);
             results.push(machine.handle(now, req));
         }
         machine.tick(now);
-        let batch = machine.take_batch();
+        let mut batch = machine.take_batch();
+        if !batch.is_empty() {
+            batch.put_meta(CLOCK_KEY, now.to_string());
+        }
         match store.commit(&batch) {
             Ok(()) => {
                 machine.deliver_orders();
@@ -131,7 +141,7 @@ fn run(
                 for (_, reply) in calls {
                     let _ = reply.send(Err(ApiError::Server(msg.clone())));
                 }
-                match StateMachine::load(config.clone(), &store, mail.clone(), now_ms()) {
+                match StateMachine::load(config.clone(), &store, mail.clone(), clock.now()) {
                     Ok(m) => machine = m,
                     Err(e) => {
                         tracing::error!("cannot reload state after a failed commit: {e}");

@@ -152,16 +152,19 @@ async fn shoal_op(
     let name = poll.name.clone();
     let wait = std::time::Duration::from_millis(poll.wait_ms.min(MAX_POLL_WAIT_MS));
     let stopping = poll.phase != shoal_model::wire::WorkerPhase::Running;
+    let ack = poll.ack;
     if let Err(e) = st.actor.call(Request::WorkerPoll(poll)).await {
         return e.into_response();
     }
     // A stopping worker takes no more orders (the actor withdrew its Starts).
-    let orders = if stopping {
-        Vec::new()
+    st.mail.ack(&name, ack);
+    let (orders, first) = if stopping {
+        Default::default()
     } else {
         st.mail.take_or_wait(&name, wait).await
     };
-    let body = serde_json::to_vec(&shoal_model::wire::PollResponse { orders }).unwrap_or_default();
+    let body =
+        serde_json::to_vec(&shoal_model::wire::PollResponse { orders, first }).unwrap_or_default();
     let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

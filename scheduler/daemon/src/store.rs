@@ -33,6 +33,11 @@ pub enum StoreError {
     /// A query or commit failed (disk full, I/O error, ...).
     #[error("state database error")]
     Sql(#[from] rusqlite::Error),
+    /// The state directory's database does not hold what it acknowledged
+    /// (missing, empty, another state's, or short of commits): the
+    /// scheduler does not start, and says what to do.
+    #[error("{0}")]
+    Refused(String),
     /// A stored body could not be decoded.
     #[error("corrupt {table} row {key}: {message}")]
     Corrupt {
@@ -126,6 +131,57 @@ impl Batch {
 /// The SQLite store.
 pub struct Store {
     conn: Connection,
+    /// Commits so far (meta `commit_seq`), also written to `DIR/commits`
+    /// after each, so that a start finds out when the database is short
+    /// of commits it acknowledged (its WAL lost).
+    seq: u64,
+    commits: PathBuf,
+}
+
+/// The file naming a state directory (written at its first start).
+pub const IDENTITY_FILE: &str = "identity";
+/// The file holding the number of the last commit.
+pub const COMMITS_FILE: &str = "commits";
+/// The database file.
+pub const DB_FILE: &str = "shoal.db";
+
+/// A state directory's identity, as `DIR/identity` holds it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Identity {
+    /// Random, drawn at the first start.
+    pub id: String,
+    /// When (epoch ms).
+    pub created_at: u64,
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Dir {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+/// Write `bytes` to `path` durably (temporary file, fsync, rename).
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write;
+    let tmp = path.with_extension("partial");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| io_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+}
+
+fn read_commits(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 const SCHEMA: &str = "
@@ -140,13 +196,71 @@ CREATE TABLE IF NOT EXISTS jobs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQU
 ";
 
 impl Store {
-    /// Open (creating if needed) `DIR/shoal.db`.
+    /// Open (creating if needed) `DIR/shoal.db`: a new state directory
+    /// gets its identity; a known one must still hold its database.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(dir, false)
+    }
+
+    /// As [`Store::open`]; `fresh`: start a new state even where a state
+    /// directory's database is gone (what remains of it is moved aside).
+    pub fn open_with(dir: &Path, fresh: bool) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
             path: dir.to_path_buf(),
             source,
         })?;
-        let path = dir.join("shoal.db");
+        let path = dir.join(DB_FILE);
+        let identity_path = dir.join(IDENTITY_FILE);
+        let commits = dir.join(COMMITS_FILE);
+        let identity: Option<Identity> = match std::fs::read(&identity_path) {
+            Ok(b) => Some(serde_json::from_slice(&b).map_err(|e| {
+                StoreError::Refused(format!(
+                    "{} is not a state identity ({e}); restore it from a backup, or remove it if {} is this directory's database",
+                    identity_path.display(),
+                    path.display()
+                ))
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(&identity_path, e)),
+        };
+        if fresh {
+            // Keep what was there, out of the way.
+            let stamp = epoch_ms();
+            for f in [
+                DB_FILE,
+                "shoal.db-wal",
+                "shoal.db-shm",
+                IDENTITY_FILE,
+                COMMITS_FILE,
+            ] {
+                let p = dir.join(f);
+                if p.exists() {
+                    let to = dir.join(format!("{f}.before-fresh-{stamp}"));
+                    std::fs::rename(&p, &to).map_err(|e| io_err(&p, e))?;
+                }
+            }
+            return Store::open_with(dir, false);
+        }
+        let db_there = std::fs::metadata(&path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
+        let refuse = |what: String| {
+            let id = identity.as_ref().map(|i| i.id.clone()).unwrap_or_default();
+            StoreError::Refused(format!(
+                "the state directory {} (identity {id}) {what}: starting would forget every job it acknowledged and kill what the workers run. \
+                 Restore {} (with shoal.db-wal, if it was kept) from a backup and start again; or, to begin with no jobs at all, start with --fresh-state (the remains are kept beside it)",
+                dir.display(),
+                path.display()
+            ))
+        };
+        if identity.is_some() && !db_there {
+            let what = if path.exists() {
+                "has an empty shoal.db"
+            } else {
+                "has lost its shoal.db"
+            };
+            return Err(refuse(what.into()));
+        }
         let open = |path: &Path| -> Result<Connection, rusqlite::Error> {
             let conn = Connection::open_with_flags(
                 path,
@@ -160,8 +274,83 @@ impl Store {
             conn.execute_batch(SCHEMA)?;
             Ok(conn)
         };
-        let conn = open(&path).map_err(|source| StoreError::Open { path, source })?;
-        Ok(Store { conn })
+        let conn = open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let meta = |key: &str| -> Result<Option<String>, rusqlite::Error> {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })
+        };
+        let stored_id = meta("state_id")?;
+        let seq: u64 = match meta("commit_seq")? {
+            Some(v) => v.parse().map_err(|_| StoreError::Corrupt {
+                table: "meta",
+                key: "commit_seq".into(),
+                message: format!("{v:?} is not a number"),
+            })?,
+            None => 0,
+        };
+        let mut store = Store { conn, seq, commits };
+        match (&identity, stored_id) {
+            (Some(i), Some(id)) if i.id != id => {
+                return Err(refuse(format!(
+                    "holds a shoal.db of another state (identity {id})"
+                )))
+            }
+            (Some(_), Some(_)) => {
+                let acked = read_commits(&store.commits).unwrap_or(0);
+                if store.seq < acked {
+                    return Err(refuse(format!(
+                        "has a shoal.db short of commits: it holds {} of the {acked} it acknowledged (its write-ahead log shoal.db-wal is missing or cut short)",
+                        store.seq
+                    )));
+                }
+            }
+            (Some(_), None) => return Err(refuse("has a shoal.db with no state in it".into())),
+            (None, Some(id)) => {
+                // The identity file went (the database is the state): write it again.
+                tracing::warn!(
+                    "{} was missing; written again from the database",
+                    identity_path.display()
+                );
+                let i = Identity {
+                    id,
+                    created_at: epoch_ms(),
+                };
+                write_durably(&identity_path, &serde_json::to_vec(&i).unwrap_or_default())?;
+            }
+            (None, None) => {
+                // A new state directory (or one from before identities).
+                let i = Identity {
+                    id: hex::encode(shoal_pki::random_bytes(16).map_err(|e| {
+                        StoreError::Refused(format!("cannot draw a state identity: {e}"))
+                    })?),
+                    created_at: epoch_ms(),
+                };
+                let mut b = Batch::default();
+                b.put_meta("state_id", i.id.clone());
+                store.commit(&b)?;
+                write_durably(&identity_path, &serde_json::to_vec(&i).unwrap_or_default())?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// One metadata value.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        match self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        {
+            Ok(v) => Ok(Some(v)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Read everything.
@@ -242,8 +431,16 @@ impl Store {
             for (k, v) in &batch.meta {
                 put_meta.execute(params![k, v])?;
             }
+            put_meta.execute(params!["commit_seq", (self.seq + 1).to_string()])?;
         }
         tx.commit()?;
+        self.seq += 1;
+        // After the commit: the file never claims a commit the database
+        // lacks (it may lag, e.g. on a full disk, which only weakens the
+        // check).
+        if let Err(e) = std::fs::write(&self.commits, self.seq.to_string()) {
+            tracing::warn!("cannot write {}: {e}", self.commits.display());
+        }
         Ok(())
     }
 }
@@ -291,6 +488,56 @@ mod tests {
         assert!(store.commit(&b).is_err());
         let l = store.load().unwrap();
         assert!(l.jobs.is_empty());
-        assert!(l.meta.is_empty());
+        assert!(!l.meta.contains_key("k"));
+    }
+
+    #[test]
+    fn a_state_directory_short_of_its_database_is_refused_until_fresh_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        {
+            let mut store = Store::open(d).unwrap();
+            let mut b = Batch::default();
+            b.put_job(1, "j1", "{}".into());
+            store.commit(&b).unwrap();
+        }
+        let refused = |why: &str| match Store::open(d) {
+            Err(StoreError::Refused(m)) => {
+                assert!(m.contains(why), "{m}");
+                assert!(m.contains("--fresh-state") && m.contains("backup"), "{m}");
+            }
+            Err(e) => panic!("{why}: another error: {e}"),
+            Ok(_) => panic!("{why}: opened"),
+        };
+        let db = d.join(DB_FILE);
+        let kept = d.join("kept.db");
+        std::fs::rename(&db, &kept).unwrap();
+        refused("lost its shoal.db");
+        std::fs::write(&db, b"").unwrap();
+        refused("empty shoal.db");
+        std::fs::rename(&kept, &db).unwrap();
+        assert_eq!(Store::open(d).unwrap().load().unwrap().jobs.len(), 1);
+        // Commits acknowledged that the database lacks (its WAL lost).
+        let n = read_commits(&d.join(COMMITS_FILE)).unwrap();
+        std::fs::write(d.join(COMMITS_FILE), (n + 3).to_string()).unwrap();
+        refused("short of commits");
+        // Another state's database.
+        std::fs::write(d.join(COMMITS_FILE), n.to_string()).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        drop(Store::open(other.path()).unwrap());
+        std::fs::copy(other.path().join(DB_FILE), &db).unwrap();
+        refused("of another state");
+        // A fresh state on request, the remains kept beside it.
+        let store = Store::open_with(d, true).unwrap();
+        assert!(store.load().unwrap().jobs.is_empty());
+        let kept: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.contains(".before-fresh-"))
+            .collect();
+        assert!(kept.iter().any(|n| n.starts_with("shoal.db.")), "{kept:?}");
+        drop(store);
+        Store::open(d).unwrap();
     }
 }

@@ -115,6 +115,14 @@ pub struct RegisterWorkerResponse {
     pub heartbeat_ms: u64,
     /// After this long without a poll the node is declared lost.
     pub lost_after_ms: u64,
+    /// The lease of every task on the worker: a worker that has not heard
+    /// from the scheduler for this long ends its tasks itself (0: the
+    /// worker uses `lost_after_ms`).
+    #[serde(default)]
+    pub lease_ms: u64,
+    /// Between the SIGTERM and the SIGKILL of a fenced task.
+    #[serde(default)]
+    pub fence_grace_ms: u64,
 }
 
 /// What happened to a task.
@@ -188,6 +196,26 @@ pub struct PollRequest {
     /// Absent while the worker takes orders.
     #[serde(default, skip_serializing_if = "WorkerPhase::is_running")]
     pub phase: WorkerPhase,
+    /// The last order this worker has taken (orders up to it need not be
+    /// sent again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<OrderSeq>,
+    /// Every task this worker knows (starting, running, or ended and not
+    /// yet reported): what the scheduler reconciles against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<TaskRef>>,
+}
+
+/// The position of an order in a scheduler's stream of orders to one node:
+/// `epoch` names the scheduler process (a restarted one starts a new
+/// stream), `seq` counts from 1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderSeq {
+    /// The scheduler process's stream.
+    pub epoch: u64,
+    /// The order's number in it.
+    pub seq: u64,
 }
 
 /// Everything a worker needs to run a task.
@@ -248,6 +276,10 @@ pub enum Order {
 pub struct PollResponse {
     /// Orders, oldest first.
     pub orders: Vec<Order>,
+    /// The position of the first of `orders` (the others follow one by
+    /// one). An order is sent again until a poll acknowledges it.
+    #[serde(default)]
+    pub first: OrderSeq,
 }
 
 #[cfg(test)]

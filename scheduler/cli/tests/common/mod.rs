@@ -38,18 +38,51 @@ pub fn start_scheduler(dir: &Path, extra: &[&str]) -> (Proc, String) {
 
 /// Start `shoal scheduler` listening on `listen`.
 pub fn start_scheduler_at(listen: &str, dir: &Path, extra: &[&str]) -> (Proc, String) {
-    let mut child = Command::new(SHOAL)
-        .args(["scheduler", "--listen", listen, "--state"])
+    spawn_scheduler(scheduler_command(&[], listen, dir, extra, None))
+}
+
+/// The command line of `shoal scheduler` on `listen` with state in `dir`,
+/// prefixed by `prefix` (e.g. `faketime -1h`), its log going to `log`.
+pub fn scheduler_command(
+    prefix: &[&str],
+    listen: &str,
+    dir: &Path,
+    extra: &[&str],
+    log: Option<&Path>,
+) -> Command {
+    let mut cmd = match prefix.split_first() {
+        Some((p, rest)) => {
+            let mut c = Command::new(p);
+            c.args(rest).arg(SHOAL);
+            c
+        }
+        None => Command::new(SHOAL),
+    };
+    cmd.args(["scheduler", "--listen", listen, "--state"])
         .arg(dir)
         .args(extra)
         // Hermetic: keys in the test runner's environment would turn
         // authentication on.
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("shoal scheduler starts");
+        .stdout(Stdio::piped());
+    match log {
+        Some(l) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(l)
+                .unwrap();
+            cmd.stderr(Stdio::from(f))
+        }
+        None => cmd.stderr(Stdio::null()),
+    };
+    cmd
+}
+
+/// Start a scheduler command; it and its endpoint (its first line).
+pub fn spawn_scheduler(mut cmd: Command) -> (Proc, String) {
+    let mut child = cmd.spawn().expect("shoal scheduler starts");
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut line)
@@ -57,7 +90,7 @@ pub fn start_scheduler_at(listen: &str, dir: &Path, extra: &[&str]) -> (Proc, St
     let endpoint = line
         .trim()
         .strip_prefix("endpoint: ")
-        .expect("first line is the endpoint")
+        .unwrap_or_else(|| panic!("first line is the endpoint, not {line:?}"))
         .to_string();
     (Proc(child), endpoint)
 }
@@ -155,6 +188,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 pub mod local;
+pub mod marks;
+pub mod netns;
 
 #[path = "../../../model/tests/common/figure.rs"]
 mod figures;

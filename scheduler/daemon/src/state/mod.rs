@@ -45,25 +45,58 @@ pub struct Config {
     pub credentials: Option<crate::sigv4::KeyStore>,
     /// Allow a non-loopback `listen` without credentials.
     pub insecure_no_auth: bool,
+    /// Start a new, empty state where the state directory's database is
+    /// gone (`--fresh-state`); without it such a start is refused.
+    pub fresh_state: bool,
     /// The worker listener (mutual TLS); None: workers use the API listener.
     pub worker_tls: Option<crate::tls::WorkerTls>,
 }
 
-/// How often workers poll, and when a silent one is declared lost.
+/// How often workers poll, when a silent one is declared lost, and when
+/// its tasks are surely gone (see `docs/FENCING.md`).
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     /// Workers poll at least this often.
     pub heartbeat_ms: u64,
-    /// A worker silent for this long is lost; its tasks fail.
+    /// A worker silent for this long is lost: nothing new goes there.
     pub lost_after_ms: u64,
+    /// A worker that has not heard from the scheduler for this long ends
+    /// its tasks itself (its watchdog too, if the worker hangs).
+    pub lease_ms: u64,
+    /// Between the SIGTERM and the SIGKILL of a fenced task.
+    pub fence_grace_ms: u64,
+}
+
+/// What the scheduler adds to a lost node's lease and kill grace before it
+/// takes the node's tasks for gone: the watchdog's period, the time to
+/// kill a cgroup, and the two clocks' drift.
+pub const FENCE_MARGIN_MS: u64 = 1000;
+
+/// The SIGTERM-to-SIGKILL grace of a fenced task.
+pub const FENCE_GRACE_MS: u64 = 2000;
+
+impl Timing {
+    /// The timing of `--worker-timeout-ms`: polls at a fifth of it (50 ms
+    /// to 1 s), leases as long as it.
+    pub fn new(lost_after_ms: u64) -> Timing {
+        Timing {
+            heartbeat_ms: (lost_after_ms / 5).clamp(50, 1000),
+            lost_after_ms,
+            lease_ms: lost_after_ms,
+            fence_grace_ms: FENCE_GRACE_MS,
+        }
+    }
+
+    /// From a node's last contact, when every task it had is surely gone:
+    /// lease, kill grace and margin.
+    pub fn fence_ms(&self) -> u64 {
+        self.lease_ms + self.fence_grace_ms + FENCE_MARGIN_MS
+    }
 }
 
 impl Default for Timing {
     fn default() -> Self {
-        Timing {
-            heartbeat_ms: 1000,
-            lost_after_ms: 10_000,
-        }
+        Timing::new(10_000)
     }
 }
 
@@ -78,12 +111,44 @@ impl Default for Config {
             timing: Timing::default(),
             credentials: None,
             insecure_no_auth: false,
+            fresh_state: false,
             worker_tls: None,
         }
     }
 }
 
-/// Milliseconds since the Unix epoch.
+/// The meta row holding the scheduler's clock at its last commit.
+pub const CLOCK_KEY: &str = "clock_ms";
+
+/// The scheduler's clock: epoch milliseconds that never go back. It reads
+/// the wall clock once, at start (never below the clock of the last
+/// commit), and moves on with the monotonic clock, so that a wall-clock
+/// step while the scheduler runs moves none of its timestamps, timeouts
+/// or heartbeats, and one between two runs cannot put new jobs before old
+/// ones.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    base: u64,
+    start: std::time::Instant,
+}
+
+impl Clock {
+    /// Start at the wall clock, or just after `last` (the clock of the last
+    /// commit) if the wall clock is behind it.
+    pub fn start(last: u64) -> Clock {
+        Clock {
+            base: now_ms().max(last + 1),
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Now, in epoch milliseconds.
+    pub fn now(&self) -> u64 {
+        self.base + self.start.elapsed().as_millis() as u64
+    }
+}
+
+/// Milliseconds since the Unix epoch (the wall clock).
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -125,6 +190,14 @@ pub struct CurrentAttempt {
     pub started_at: u64,
     /// Where it runs.
     pub placement: Vec<Placement>,
+    /// Node indices whose worker has taken the Start order (it listed the
+    /// task in a poll): after a restart, the others are sent again.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub acked: BTreeSet<u32>,
+    /// Node indices whose task has exited (the attempt goes on while its
+    /// main node runs).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub exited: BTreeSet<u32>,
 }
 
 /// Array membership.
@@ -328,8 +401,12 @@ fn job_token_key(stored: Option<&String>) -> Result<(Vec<u8>, bool), crate::Erro
     Ok((key, true))
 }
 
-fn load_err(what: &str, key: &str, e: impl std::fmt::Display) -> crate::Error {
-    crate::Error::Load(format!("{what} {key}: {e}"))
+/// A stored row the scheduler cannot take: its table and key, what is
+/// wrong, and what to do.
+fn load_err(table: &str, key: &str, e: impl std::fmt::Display) -> crate::Error {
+    crate::Error::Load(format!(
+        "corrupt row in table {table}, key {key:?}: {e}; restore shoal.db from a backup (or fix or delete that row with sqlite3)"
+    ))
 }
 
 fn pagination(
@@ -414,26 +491,26 @@ impl StateMachine {
         }
         for (name, rev, body) in &loaded.definitions {
             let def: m::JobDefinition = serde_json::from_str(body)
-                .map_err(|e| load_err("job definition", &format!("{name}:{rev}"), e))?;
+                .map_err(|e| load_err("job_definitions", &format!("{name}:{rev}"), e))?;
             sm.definitions.entry(name.clone()).or_default().push(def);
         }
         for (name, body) in &loaded.compute_environments {
-            let rec: CeRecord =
-                serde_json::from_str(body).map_err(|e| load_err("compute environment", name, e))?;
+            let rec: CeRecord = serde_json::from_str(body)
+                .map_err(|e| load_err("compute_environments", name, e))?;
             sm.next_pool = sm.next_pool.max(rec.pool + 1);
             sm.core
                 .apply(now, Event::PoolUpserted(pool_spec(&rec)))
-                .map_err(|e| load_err("compute environment", name, e))?;
+                .map_err(|e| load_err("compute_environments", name, e))?;
             sm.ces.insert(name.clone(), rec);
         }
         for (name, body) in &loaded.job_queues {
             let rec: QueueRecord =
-                serde_json::from_str(body).map_err(|e| load_err("job queue", name, e))?;
+                serde_json::from_str(body).map_err(|e| load_err("job_queues", name, e))?;
             sm.next_queue = sm.next_queue.max(rec.id + 1);
             let spec = sm.queue_spec(&rec);
             sm.core
                 .apply(now, Event::QueueUpserted(spec))
-                .map_err(|e| load_err("job queue", name, e))?;
+                .map_err(|e| load_err("job_queues", name, e))?;
             sm.queues.insert(name.clone(), rec);
         }
         if sm.ces.is_empty() && sm.queues.is_empty() && !loaded.meta.contains_key("initialized") {
@@ -441,11 +518,19 @@ impl StateMachine {
         }
         for (name, body) in &loaded.nodes {
             let n: nodes::NodeRecord =
-                serde_json::from_str(body).map_err(|e| load_err("node", name, e))?;
+                serde_json::from_str(body).map_err(|e| load_err("nodes", name, e))?;
             sm.restore_node(now, n)?;
         }
+        // Time between the last commit and now the scheduler did not see:
+        // it may be downtime or a step of the wall clock, and it does not
+        // count towards a running attempt's timeout (no early timeouts).
+        let unseen = loaded
+            .meta
+            .get(CLOCK_KEY)
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(0, |last| now.saturating_sub(last));
         for (seq, id, body) in &loaded.jobs {
-            let rec: JobRecord = serde_json::from_str(body).map_err(|e| load_err("job", id, e))?;
+            let rec: JobRecord = serde_json::from_str(body).map_err(|e| load_err("jobs", id, e))?;
             let restored = Restored {
                 state: rec.status,
                 attempts_done: rec.attempts.len() as u32,
@@ -453,7 +538,7 @@ impl StateMachine {
                 running: rec
                     .current
                     .as_ref()
-                    .map(|c| (c.attempt, c.started_at, c.placement.clone())),
+                    .map(|c| (c.attempt, c.started_at + unseen, c.placement.clone())),
             };
             sm.core
                 .apply(
@@ -463,7 +548,7 @@ impl StateMachine {
                         restored: Some(restored),
                     },
                 )
-                .map_err(|e| load_err("job", id, e))?;
+                .map_err(|e| load_err("jobs", id, e))?;
             if let Some(parent) = rec.spec.parent {
                 sm.children.entry(parent.0).or_default().push(*seq);
             }
@@ -578,10 +663,12 @@ impl StateMachine {
                             attempt,
                             started_at: now,
                             placement: placement.clone(),
+                            acked: BTreeSet::new(),
+                            exited: BTreeSet::new(),
                         });
                         self.dirty.insert(job.0);
                     }
-                    self.dispatch_start(job, attempt, &placement);
+                    self.dispatch_start(job, attempt, &placement, None);
                 }
                 Decision::Kill {
                     job,

@@ -49,6 +49,15 @@ pub struct NodeRecord {
     /// there until `shoal resume`; kept across registrations and restarts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drain: Option<String>,
+    /// Lost, and when every task it had is surely gone (its lease, kill
+    /// grace and a margin after its last contact): until then a poll brings
+    /// it back with its tasks; then their attempts end.
+    #[serde(skip)]
+    pub fence_until: Option<u64>,
+    /// Restored after a restart: its tasks are compared with what its
+    /// worker lists in its first poll (or registration).
+    #[serde(skip)]
+    pub reconcile: bool,
 }
 
 /// What the scheduler knows of a worker's node.
@@ -133,6 +142,8 @@ impl StateMachine {
         // until it does: it may be gone.
         n.last_seen = now;
         n.state = NodeState::Unknown;
+        n.reconcile = true;
+        n.fence_until = None;
         self.core
             .apply(now, Event::NodeUpserted(node_spec(&n)))
             .map_err(|e| crate::Error::Load(format!("node {}: {e}", n.name)))?;
@@ -162,6 +173,106 @@ impl StateMachine {
         out
     }
 
+    /// Compare what the scheduler has on node `name` with the tasks its
+    /// worker knows (`known`: starting, running, or ended and not yet
+    /// reported). A task whose Start it never took (lost with a restarted
+    /// scheduler's mailbox) is sent again; a task it took and no longer
+    /// knows was lost with its worker, and the node's attempts fail; a task
+    /// only the worker knows is killed.
+    fn reconcile(&mut self, now: u64, name: &str, known: &[TaskRef]) {
+        let Some(id) = self.nodes.get(name).map(|n| n.id) else {
+            return;
+        };
+        let theirs: std::collections::BTreeSet<&TaskRef> = known.iter().collect();
+        let mut lost = false;
+        let mut resend = Vec::new();
+        for (seq, task) in self.tasks_on(id) {
+            let Some(c) = self.jobs.get(&seq).and_then(|r| r.current.as_ref()) else {
+                continue;
+            };
+            if theirs.contains(&task) || c.exited.contains(&task.node_index) {
+                continue;
+            }
+            let is_start = |o: &Order| matches!(o, Order::Start(s) if s.task == task);
+            if self.mail.has_pending(name, is_start)
+                || self.outbox.iter().any(|(n, o)| n == name && is_start(o))
+            {
+                continue;
+            }
+            if c.acked.contains(&task.node_index) {
+                lost = true;
+            } else {
+                resend.push((seq, task, c.placement.clone()));
+            }
+        }
+        if lost {
+            tracing::warn!(
+                "worker {name} came back without some of its tasks: their attempts fail"
+            );
+            if let Err(e) = self.core.apply(now, Event::NodeLost(NodeId(id))) {
+                tracing::error!("core refused NodeLost for {name}: {e}");
+            }
+            self.apply_decisions(now);
+        } else {
+            for (seq, task, placement) in resend {
+                tracing::info!("{task}: node {name} never took its Start order; sending it again");
+                self.dispatch_start(JobKey(seq), task.attempt, &placement, Some(task.node_index));
+            }
+        }
+        let ours: std::collections::BTreeSet<TaskRef> =
+            self.tasks_on(id).into_iter().map(|(_, t)| t).collect();
+        for t in known.iter().filter(|t| !ours.contains(t)) {
+            let kill = Order::Kill {
+                task: t.clone(),
+                reason: "the scheduler does not know this task".into(),
+            };
+            self.outbox.push((name.to_string(), kill));
+        }
+    }
+
+    /// The worker of node `name` lists `tasks`: their Start orders were
+    /// taken (stored, so that a restarted scheduler does not send them
+    /// again).
+    fn mark_taken(&mut self, name: &str, tasks: &[TaskRef]) {
+        let Some(id) = self.nodes.get(name).map(|n| n.id) else {
+            return;
+        };
+        for t in tasks {
+            let Some(seq) = self.job_seq_of(t) else {
+                continue;
+            };
+            let Some(c) = self.jobs.get_mut(&seq).and_then(|r| r.current.as_mut()) else {
+                continue;
+            };
+            let here = c
+                .placement
+                .iter()
+                .any(|p| p.node_index == t.node_index && p.node.0 == id);
+            if c.attempt == t.attempt && here && c.acked.insert(t.node_index) {
+                self.dirty.insert(seq);
+            }
+        }
+    }
+
+    /// What a report tells of the current attempt: its node took the Start
+    /// (Started), or its task there is gone (Exited).
+    fn note_report(&mut self, seq: u64, task: &TaskRef, event: &TaskEvent) {
+        let Some(c) = self.jobs.get_mut(&seq).and_then(|r| r.current.as_mut()) else {
+            return;
+        };
+        if c.attempt != task.attempt {
+            return;
+        }
+        let changed = match event {
+            TaskEvent::Started => c.acked.insert(task.node_index),
+            TaskEvent::Exited { .. } => c.exited.insert(task.node_index),
+            TaskEvent::NotStarted { .. } => false,
+        };
+        if changed {
+            self.dirty.insert(seq);
+        }
+    }
+
     pub(super) fn register_worker(
         &mut self,
         now: u64,
@@ -180,26 +291,8 @@ impl StateMachine {
                 self.next_node - 1
             }
         };
-        // Reconcile. Tasks the scheduler has on this node that the worker no
-        // longer runs (and was not still to be told to start) mean the
-        // worker restarted and lost them: for their jobs that is a lost
-        // node, so their gangs are torn down and retried.
-        let theirs: std::collections::BTreeSet<&TaskRef> = r.running.iter().collect();
-        let lost_some = self.tasks_on(id).into_iter().any(|(_, task)| {
-            let is_start = |o: &Order| matches!(o, Order::Start(s) if s.task == task);
-            !theirs.contains(&task)
-                && !self.mail.has_pending(&r.name, is_start)
-                && !self.outbox.iter().any(|(n, o)| *n == r.name && is_start(o))
-        });
-        if lost_some {
-            tracing::warn!(
-                "worker {} came back without some of its tasks: their attempts fail",
-                r.name
-            );
-            if let Err(e) = self.core.apply(now, Event::NodeLost(NodeId(id))) {
-                tracing::error!("core refused NodeLost for {}: {e}", r.name);
-            }
-            self.apply_decisions(now);
+        if self.nodes.contains_key(&r.name) {
+            self.reconcile(now, &r.name, &r.running);
         }
         let rec = NodeRecord {
             id,
@@ -214,6 +307,8 @@ impl StateMachine {
             tls: r.tls,
             notes: r.notes.clone(),
             drain: self.nodes.get(&r.name).and_then(|n| n.drain.clone()),
+            fence_until: None,
+            reconcile: false,
         };
         self.core
             .apply(now, Event::NodeUpserted(node_spec(&rec)))
@@ -222,19 +317,11 @@ impl StateMachine {
         self.node_names.insert(id, rec.name.clone());
         self.nodes.insert(rec.name.clone(), rec);
         self.needs_pass = true;
-        // What the worker runs but the scheduler does not know is killed.
-        let ours: std::collections::BTreeSet<TaskRef> =
-            self.tasks_on(id).into_iter().map(|(_, t)| t).collect();
-        for t in r.running.iter().filter(|t| !ours.contains(t)) {
-            let kill = Order::Kill {
-                task: t.clone(),
-                reason: "the scheduler does not know this task".into(),
-            };
-            self.outbox.push((r.name.clone(), kill));
-        }
         reply(&RegisterWorkerResponse {
             heartbeat_ms: self.timing.heartbeat_ms,
             lost_after_ms: self.timing.lost_after_ms,
+            lease_ms: self.timing.lease_ms,
+            fence_grace_ms: self.timing.fence_grace_ms,
         })
     }
 
@@ -246,22 +333,44 @@ impl StateMachine {
             ));
         };
         if node.state == NodeState::Down {
-            return Err(ApiError::field(
-                "name",
-                format!("node {:?} was declared lost; register again", r.name),
-            ));
-        }
-        node.last_seen = now;
-        if node.state == NodeState::Unknown && r.phase == WorkerPhase::Running {
-            // Heard from after a restart: jobs may go there again.
+            if node.fence_until.is_none() {
+                return Err(ApiError::field(
+                    "name",
+                    format!("node {:?} was declared lost; register again", r.name),
+                ));
+            }
+            // Back before its tasks' lease ran out: they are as they were.
+            tracing::info!("worker {} is back within its lease", r.name);
+            node.fence_until = None;
             node.state = NodeState::Up;
+            node.last_seen = now;
             self.node_changed(now, &r.name).map_err(super::core_err)?;
+        }
+        let Some(node) = self.nodes.get_mut(&r.name) else {
+            return Err(Self::no_such_node(&r.name));
+        };
+        node.last_seen = now;
+        if let Some(tasks) = &r.tasks {
+            let reconcile = std::mem::take(&mut node.reconcile);
+            let heard = node.state == NodeState::Unknown && r.phase == WorkerPhase::Running;
+            if heard {
+                // Heard from after a restart: jobs may go there again.
+                node.state = NodeState::Up;
+            }
+            self.mark_taken(&r.name, tasks);
+            if reconcile {
+                self.reconcile(now, &r.name, tasks);
+            }
+            if heard {
+                self.node_changed(now, &r.name).map_err(super::core_err)?;
+            }
         }
         for rep in r.reports {
             let Some(seq) = self.job_seq_of(&rep.task) else {
                 continue;
             };
             let job = JobKey(seq);
+            self.note_report(seq, &rep.task, &rep.event);
             let ev = match rep.event {
                 TaskEvent::Started => Event::NodeStarted {
                     job,
@@ -370,6 +479,17 @@ impl StateMachine {
             if let Err(e) = self.core.apply(now, ev) {
                 tracing::error!("core refused StartUndelivered for {}: {e}", s.task);
             }
+            // Nothing of it runs there: the job need not wait for that node.
+            let gone = Event::NodeExited {
+                job: JobKey(seq),
+                attempt: s.task.attempt,
+                node_index: s.task.node_index,
+                exit_code: None,
+                reason: "never started".into(),
+            };
+            if let Err(e) = self.core.apply(now, gone) {
+                tracing::error!("core refused NodeExited for {}: {e}", s.task);
+            }
         }
         self.apply_decisions(now);
     }
@@ -382,6 +502,7 @@ impl StateMachine {
             return;
         };
         n.state = NodeState::Down;
+        n.fence_until = None;
         let id = NodeId(n.id);
         let why = reason.clone().unwrap_or_else(|| "it was lost".into());
         self.withdraw_starts(now, name, &why);
@@ -396,17 +517,43 @@ impl StateMachine {
         self.needs_pass = true;
     }
 
-    /// Declare nodes that missed their heartbeats lost.
+    /// Declare nodes that missed their heartbeats lost (nothing new goes
+    /// there, and the Starts they never took go back to their jobs), and end
+    /// the attempts of lost nodes whose tasks are surely gone (their lease,
+    /// kill grace and margin after their last contact): only then may those
+    /// jobs start again elsewhere.
     pub(super) fn check_lost(&mut self, now: u64) {
         let after = self.timing.lost_after_ms;
-        let lost: Vec<String> = self
+        let silent: Vec<String> = self
             .nodes
             .values()
             .filter(|n| n.state != NodeState::Down && now.saturating_sub(n.last_seen) > after)
             .map(|n| n.name.clone())
             .collect();
-        for name in lost {
-            tracing::warn!("worker {name} missed its heartbeats for {after} ms: declared lost");
+        for name in silent {
+            let Some(n) = self.nodes.get_mut(&name) else {
+                continue;
+            };
+            let fence = n.last_seen + self.timing.fence_ms();
+            tracing::warn!(
+                "worker {name} missed its heartbeats for {after} ms: declared lost; its tasks are taken for gone in {} ms (lease, kill grace, margin)",
+                fence.saturating_sub(now)
+            );
+            n.state = NodeState::Down;
+            n.fence_until = Some(fence);
+            if let Err(e) = self.node_changed(now, &name) {
+                tracing::error!("core refused NodeUpserted for {name}: {e}");
+            }
+            self.withdraw_starts(now, &name, "it was lost");
+        }
+        let fenced: Vec<String> = self
+            .nodes
+            .values()
+            .filter(|n| n.fence_until.is_some_and(|t| t <= now))
+            .map(|n| n.name.clone())
+            .collect();
+        for name in fenced {
+            tracing::warn!("worker {name}: its tasks' lease ran out; their attempts end");
             self.node_down(now, &name, None);
         }
     }
@@ -462,13 +609,22 @@ impl StateMachine {
     pub(super) fn next_lost_check(&self) -> Option<u64> {
         self.nodes
             .values()
-            .filter(|n| n.state != NodeState::Down)
-            .map(|n| n.last_seen + self.timing.lost_after_ms + 1)
+            .filter_map(|n| match n.state {
+                NodeState::Down => n.fence_until,
+                _ => Some(n.last_seen + self.timing.lost_after_ms + 1),
+            })
             .min()
     }
 
-    /// Send a Start order to every node of a placement.
-    pub(super) fn dispatch_start(&mut self, job: JobKey, attempt: u32, placement: &[Placement]) {
+    /// Send a Start order to every node of a placement (`only`: to that
+    /// node index alone).
+    pub(super) fn dispatch_start(
+        &mut self,
+        job: JobKey,
+        attempt: u32,
+        placement: &[Placement],
+        only: Option<u32>,
+    ) {
         let Some(rec) = self.jobs.get(&job.0) else {
             return;
         };
@@ -508,7 +664,10 @@ impl StateMachine {
         }
         let ce = self.ce_for(&rec.queue);
         let token = self.job_token(&rec.id, attempt);
-        for p in &by_index {
+        for p in by_index
+            .iter()
+            .filter(|p| only.is_none_or(|i| i == p.node_index))
+        {
             let Some(node_name) = self.node_names.get(&p.node.0).cloned() else {
                 continue;
             };
@@ -545,6 +704,7 @@ impl StateMachine {
                     main_addr.clone(),
                 );
             }
+            set("SHOAL_NODE", node_name.clone());
             set("SHOAL_NODE_ADDRS", addrs.join(","));
             set("SHOAL_NODE_WORKERS", workers.join(","));
             let order = StartTask {
