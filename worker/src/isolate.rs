@@ -14,27 +14,8 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-/// One tmpfs to mount in the task's namespace.
-#[derive(Debug, Clone)]
-pub struct TmpfsMount {
-    /// Where.
-    pub path: String,
-    /// Size in MiB.
-    pub size_mib: u64,
-    /// Extra mount options (`mode=1777` is always given for /dev/shm).
-    pub options: Vec<String>,
-}
-
-/// A bind mount of a host path.
-#[derive(Debug, Clone)]
-pub struct BindMount {
-    /// Host path.
-    pub source: String,
-    /// Path seen by the task.
-    pub target: String,
-    /// Read-only.
-    pub read_only: bool,
-}
+// The mounts come resolved in the job's launch spec.
+pub use shoal_model::launch::{BindMount, TmpfsMount};
 
 /// Everything the child does before exec.
 #[derive(Debug, Clone, Default)]

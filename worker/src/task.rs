@@ -1,7 +1,7 @@
 //! Running one task: one node of one attempt of a job.
 
 use crate::cgroup::{Cgroups, TaskCgroup};
-use crate::isolate::{BindMount, Isolation, TmpfsMount};
+use crate::isolate::{BindMount, Isolation};
 use crate::policy::{JobPolicy, RunAs};
 use shoal_model::wire::{StartTask, TaskEvent, TaskRef, TaskReport};
 use std::collections::{BTreeSet, HashMap};
@@ -12,9 +12,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// /dev/shm size when the job definition sets none: Docker's default.
-pub const DEFAULT_SHM_MIB: u64 = 64;
 
 /// How long a killed task gets between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -731,7 +728,8 @@ impl Tasks {
                 )
             }
         };
-        let Some((program, args)) = order.command.split_first() else {
+        let launch = &order.launch;
+        let Some((program, args)) = launch.argv.split_first() else {
             return self.fail(
                 &task,
                 "the job has no command; set containerProperties.command".into(),
@@ -740,17 +738,11 @@ impl Tasks {
         let root = nix::unistd::geteuid().is_root();
         let user = match self
             .policy
-            .run_as(order.user.as_deref(), &uid_key(&task), root, &self.node)
+            .run_as(launch.user.as_deref(), &uid_key(&task), root, &self.node)
             .and_then(|u| {
-                let volumes = order
-                    .volumes
-                    .iter()
-                    .filter_map(|v| v.host.as_ref()?.source_path.as_deref());
+                let volumes = launch.binds.iter().map(|b| b.source.as_str());
                 self.policy.check_volumes(volumes, &self.node)?;
-                let lp = order.linux_parameters.as_ref();
-                let devices = lp
-                    .into_iter()
-                    .flat_map(|l| l.devices.iter().map(|d| d.host_path.as_str()));
+                let devices = launch.devices.iter().map(|d| d.host_path.as_str());
                 self.policy.check_devices(devices, &self.node)?;
                 Ok(u)
             }) {
@@ -784,27 +776,9 @@ impl Tasks {
                 TaskCgroup::default()
             }
         };
-        let lp = order.linux_parameters.clone().unwrap_or_default();
-        let shm_mib = lp
-            .shared_memory_size
-            .map(|s| s.max(1) as u64)
-            .unwrap_or(DEFAULT_SHM_MIB);
-        let volumes: HashMap<String, String> = order
-            .volumes
-            .iter()
-            .filter_map(|v| Some((v.name.clone()?, v.host.as_ref()?.source_path.clone()?)))
-            .collect();
         let isolation = Isolation {
-            shm_mib: Some(shm_mib),
-            tmpfs: lp
-                .tmpfs
-                .iter()
-                .map(|t| TmpfsMount {
-                    path: t.container_path.clone(),
-                    size_mib: t.size.max(1) as u64,
-                    options: t.mount_options.clone(),
-                })
-                .collect(),
+            shm_mib: Some(launch.shm_mib),
+            tmpfs: launch.tmpfs.clone(),
             binds: self
                 .view
                 .iter()
@@ -813,14 +787,7 @@ impl Tasks {
                     target: view.to_string_lossy().into_owned(),
                     read_only: false,
                 })
-                .chain(order.mount_points.iter().filter_map(|m| {
-                    let source = volumes.get(m.source_volume.as_deref()?)?.clone();
-                    Some(BindMount {
-                        source,
-                        target: m.container_path.clone()?,
-                        read_only: m.read_only.unwrap_or(false),
-                    })
-                }))
+                .chain(launch.binds.iter().cloned())
                 .collect(),
             cgroup_procs: cgroup.procs_files(),
             user,
@@ -841,7 +808,14 @@ impl Tasks {
                 .chain(isolation.binds.iter().map(|b| b.target.as_str())),
             &self.node,
         )
-        .and_then(|()| check_mpi_shm(&order.command, shm_mib, &order.hostfile, order.alloc.vcpus));
+        .and_then(|()| {
+            check_mpi_shm(
+                &launch.argv,
+                launch.shm_mib,
+                &order.hostfile,
+                order.alloc.vcpus,
+            )
+        });
         if let Err(reason) = checked {
             self.give_cpus(&cpus);
             cgroup.kill_and_remove();
@@ -888,10 +862,8 @@ impl Tasks {
                 .env("OMPI_MCA_btl_tcp_if_include", iface);
         }
         cmd.env("SHOAL_TASK_DIR", seen(&dir));
-        for kv in &order.environment {
-            if let (Some(k), Some(v)) = (&kv.name, &kv.value) {
-                cmd.env(k, v);
-            }
+        for kv in &launch.environment {
+            cmd.env(&kv.name, &kv.value);
         }
         // After the job's own variables: the launch agent's credential.
         if let Some(t) = &order.job_token {

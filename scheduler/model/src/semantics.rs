@@ -342,6 +342,8 @@ pub struct ResolvedNode {
     /// Effective container: overrides applied, parameters substituted.
     pub container: ContainerProperties,
     pub demand: NodeDemand,
+    /// What its worker needs to run it.
+    pub launch: crate::launch::LaunchSpec,
 }
 
 /// Everything the scheduler needs from a valid submission.
@@ -400,10 +402,12 @@ pub fn validate_submit(
             let container =
                 build_container(p.base[i as usize], p.overrides[i as usize], &parameters);
             let demand = node_demand(&container);
+            let launch = crate::launch::LaunchSpec::of(&container);
             ResolvedNode {
                 index: i,
                 container,
                 demand,
+                launch,
             }
         })
         .collect();

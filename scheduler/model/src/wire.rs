@@ -7,7 +7,7 @@
 //! heartbeat; the reply carries orders (start a task, kill a task). A task
 //! is one node of one attempt of a job.
 
-use crate::container::{KeyValuePair, LinuxParameters, MountPoint, Ulimit, Volume};
+use crate::launch::LaunchSpec;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -224,29 +224,13 @@ pub struct OrderSeq {
 pub struct StartTask {
     /// The task.
     pub task: TaskRef,
-    /// argv (after `Ref::` substitution).
-    pub command: Vec<String>,
-    /// The container's environment plus AWS Batch's and Shoal's variables.
-    pub environment: Vec<KeyValuePair>,
+    /// What to run and how (resolved at submit; the environment has AWS
+    /// Batch's and Shoal's variables added): the worker applies it.
+    pub launch: LaunchSpec,
     /// Contents of the Open MPI hostfile (`ADDRESS slots=N`, main node first).
     pub hostfile: String,
     /// What the task is given.
     pub alloc: Capacity,
-    /// `linuxParameters` (tmpfs, devices, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub linux_parameters: Option<LinuxParameters>,
-    /// Run as this user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// Volumes (host paths) and where they are mounted.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub volumes: Vec<Volume>,
-    /// Mount points.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub mount_points: Vec<MountPoint>,
-    /// Resource limits.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ulimits: Vec<Ulimit>,
     /// The job's secret for this attempt, the same on every node of the
     /// gang: the launch agent presents it to the other nodes' workers
     /// (`POST /exec`), which run commands only for the job that holds it.

@@ -264,6 +264,10 @@ pub struct ResolvedNode {
     pub container: m::ContainerProperties,
     /// What the node needs.
     pub demand: shoal_core::Resources,
+    /// What its worker runs (stored from the model's resolution; records
+    /// from before launch specs get theirs when loaded).
+    #[serde(default)]
+    pub launch: m::LaunchSpec,
 }
 
 /// What a valid submission resolved to, as stored with the job.
@@ -310,6 +314,7 @@ impl Resolved {
                         shm_mib: n.demand.shm_mib,
                     },
                     container: n.container,
+                    launch: n.launch,
                 })
                 .collect(),
             parameters: r.parameters,
@@ -530,7 +535,14 @@ impl StateMachine {
             .and_then(|v| v.parse::<u64>().ok())
             .map_or(0, |last| now.saturating_sub(last));
         for (seq, id, body) in &loaded.jobs {
-            let rec: JobRecord = serde_json::from_str(body).map_err(|e| load_err("jobs", id, e))?;
+            let mut rec: JobRecord =
+                serde_json::from_str(body).map_err(|e| load_err("jobs", id, e))?;
+            for n in &mut rec.resolved.nodes {
+                if n.launch == m::LaunchSpec::default() {
+                    // Stored before launch specs.
+                    n.launch = m::LaunchSpec::of(&n.container);
+                }
+            }
             let restored = Restored {
                 state: rec.status,
                 attempts_done: rec.attempts.len() as u32,

@@ -11,7 +11,6 @@ use shoal_model::wire::{
     Capacity, Order, PollRequest, RegisterWorkerRequest, RegisterWorkerResponse, StartTask,
     TaskEvent, TaskRef, WorkerPhase, HOST_TERMINATED,
 };
-use shoal_model::KeyValuePair;
 use std::collections::BTreeMap;
 
 /// A worker node as the scheduler keeps it.
@@ -674,14 +673,13 @@ impl StateMachine {
             let Some(rn) = rec.resolved.nodes.get(p.node_index as usize) else {
                 continue;
             };
-            let c = &rn.container;
             let task = TaskRef {
                 job_id: task_job_id(rec, p.node_index),
                 attempt,
                 node_index: p.node_index,
             };
-            let mut env: Vec<KeyValuePair> = c.environment.clone();
-            let mut set = |k: &str, v: String| env.push(KeyValuePair::new(k, v));
+            let mut launch = rn.launch.clone();
+            let mut set = |k: &str, v: String| launch.set_env(k, v);
             set("AWS_BATCH_JOB_ID", task.job_id.clone());
             set("AWS_BATCH_JOB_ATTEMPT", (attempt + 1).to_string());
             set("AWS_BATCH_JQ_NAME", rec.queue.clone());
@@ -709,15 +707,9 @@ impl StateMachine {
             set("SHOAL_NODE_WORKERS", workers.join(","));
             let order = StartTask {
                 task,
-                command: c.command.clone(),
-                environment: env,
+                launch,
                 hostfile: hostfile.clone(),
                 alloc: cap(p.alloc),
-                linux_parameters: c.linux_parameters.clone(),
-                user: c.user.clone(),
-                volumes: c.volumes.clone(),
-                mount_points: c.mount_points.clone(),
-                ulimits: c.ulimits.clone(),
                 job_token: Some(token.clone()),
             };
             self.outbox.push((node_name, Order::Start(Box::new(order))));
