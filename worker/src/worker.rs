@@ -5,8 +5,8 @@ use crate::cgroup::Cgroups;
 use crate::task::{task_dir_name, Tasks};
 use crate::Error;
 use shoal_model::wire::{
-    Capacity, Order, OrderSeq, PollRequest, PollResponse, RegisterWorkerRequest,
-    RegisterWorkerResponse, TaskReport, WorkerPhase,
+    Order, OrderSeq, PollRequest, PollResponse, RegisterWorkerRequest, RegisterWorkerResponse,
+    Resources, TaskReport, WorkerPhase,
 };
 use shoal_pki::TlsListener;
 use std::collections::BTreeMap;
@@ -551,7 +551,7 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         cpus.truncate(n as usize);
     }
     let memory_mib = config.memory_mib.unwrap_or_else(capacity::memory_mib);
-    let capacity = Capacity {
+    let capacity = Resources {
         vcpus: cpus.len() as u32,
         memory_mib,
         // A job's /dev/shm pages count against its memory: a node offers

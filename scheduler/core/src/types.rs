@@ -26,13 +26,21 @@ pub struct PoolId(pub u32);
 /// Consumable resources of a node, or the demand of one node of a job.
 /// Shared memory (tmpfs pages) is accounted on its own and is expected to be
 /// part of the memory demand as well.
+///
+/// The one resource type of Shoal: the model's node demand, the core's
+/// capacities and allocations, and the worker protocol's capacity
+/// (`{vcpus, memoryMib, shmMib}`; stored records written with snake_case
+/// names read too).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Resources {
     /// Whole vCPUs.
     pub vcpus: u32,
     /// Memory in MiB.
+    #[serde(alias = "memory_mib")]
     pub memory_mib: u64,
     /// /dev/shm (tmpfs) in MiB.
+    #[serde(alias = "shm_mib")]
     pub shm_mib: u64,
 }
 

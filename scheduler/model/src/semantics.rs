@@ -5,7 +5,6 @@ use crate::container::{parse_requirement, ContainerProperties, Requirement};
 use crate::definition::{check_ranges, JobDefinition, JobTimeout, RetryStrategy, TargetNodes};
 use crate::error::{err, ClientError, Validate};
 use crate::job::{ContainerOverrides, Dependency, SubmitJobRequest};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// vCPUs of a container that sets none.
@@ -57,21 +56,15 @@ pub fn merged_parameters(def: &JobDefinition, req: &SubmitJobRequest) -> BTreeMa
     p
 }
 
-/// Resources one node of a job asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-pub struct NodeDemand {
-    /// `VCPU` requirement, else legacy `vcpus`, else [`DEFAULT_VCPUS`] (1).
-    pub vcpus: u32,
-    /// `MEMORY` requirement, else legacy `memory`, else
-    /// [`DEFAULT_MEMORY_MIB`] (2048). /dev/shm pages count against it.
-    pub memory_mib: u64,
-    /// `linuxParameters.sharedMemorySize`, else [`DEFAULT_SHM_MIB`] (64).
-    pub shm_mib: u64,
-}
+/// Resources one node of a job asks for: Shoal's one resource type.
+pub use shoal_core::Resources;
 
-/// The demand of a container (see [`NodeDemand`] for the defaults). Values
-/// that validation would reject count as unset.
-pub fn node_demand(c: &ContainerProperties) -> NodeDemand {
+/// The demand of a container: `VCPU` requirement, else legacy `vcpus`,
+/// else [`DEFAULT_VCPUS`] (1); `MEMORY` requirement, else legacy `memory`,
+/// else [`DEFAULT_MEMORY_MIB`] (2048; /dev/shm pages count against it);
+/// `linuxParameters.sharedMemorySize`, else [`DEFAULT_SHM_MIB`] (64).
+/// Values that validation would reject count as unset.
+pub fn node_demand(c: &ContainerProperties) -> Resources {
     let mut vcpus = None;
     let mut memory = None;
     for rr in &c.resource_requirements {
@@ -94,7 +87,7 @@ pub fn node_demand(c: &ContainerProperties) -> NodeDemand {
         .filter(|s| *s > 0)
         .map(|s| s as u64)
         .unwrap_or(DEFAULT_SHM_MIB);
-    NodeDemand {
+    Resources {
         vcpus,
         memory_mib,
         shm_mib,
@@ -341,7 +334,7 @@ pub struct ResolvedNode {
     pub index: u32,
     /// Effective container: overrides applied, parameters substituted.
     pub container: ContainerProperties,
-    pub demand: NodeDemand,
+    pub demand: Resources,
     /// What its worker needs to run it.
     pub launch: crate::launch::LaunchSpec,
 }

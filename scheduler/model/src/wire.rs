@@ -8,20 +8,10 @@
 //! is one node of one attempt of a job.
 
 use crate::launch::LaunchSpec;
+/// What a node offers or a task is given (`{vcpus, memoryMib, shmMib}`).
+pub use crate::semantics::Resources;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// Capacity of a worker node, or what a task is given of it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Capacity {
-    /// Whole vCPUs.
-    pub vcpus: u32,
-    /// Memory, MiB.
-    pub memory_mib: u64,
-    /// /dev/shm, MiB.
-    pub shm_mib: u64,
-}
 
 /// One node of one attempt of a job.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -84,7 +74,7 @@ pub struct RegisterWorkerRequest {
     /// Port of the worker's own HTTP server (logs, launch agent).
     pub port: u16,
     /// What it offers.
-    pub capacity: Capacity,
+    pub capacity: Resources,
     /// Labels, matched by compute environments' `shoal:label:KEY` tags.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -230,7 +220,7 @@ pub struct StartTask {
     /// Contents of the Open MPI hostfile (`ADDRESS slots=N`, main node first).
     pub hostfile: String,
     /// What the task is given.
-    pub alloc: Capacity,
+    pub alloc: Resources,
     /// The job's secret for this attempt, the same on every node of the
     /// gang: the launch agent presents it to the other nodes' workers
     /// (`POST /exec`), which run commands only for the job that holds it.
@@ -269,6 +259,23 @@ pub struct PollResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resources_speak_camel_case_and_read_the_stored_snake_case() {
+        let r = Resources {
+            vcpus: 2,
+            memory_mib: 512,
+            shm_mib: 64,
+        };
+        let v = serde_json::to_value(r).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({ "vcpus": 2, "memoryMib": 512, "shmMib": 64 })
+        );
+        let old: Resources =
+            serde_json::from_str(r#"{"vcpus":2,"memory_mib":512,"shm_mib":64}"#).unwrap();
+        assert_eq!(old, r, "records stored before read as they were");
+    }
 
     #[test]
     fn reports_round_trip_with_a_flat_event_tag() {

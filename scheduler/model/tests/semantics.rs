@@ -94,7 +94,7 @@ fn single_node_overrides_and_params() {
     assert_eq!((r.num_nodes, r.main_node, r.nodes.len()), (1, 0, 1));
     assert_eq!(
         r.nodes[0].demand,
-        NodeDemand {
+        Resources {
             vcpus: 8,
             memory_mib: 4096,
             shm_mib: 512
@@ -123,7 +123,7 @@ fn single_node_overrides_and_params() {
     assert_eq!(r.nodes[0].container.command, vec!["other", "fast"]);
     assert_eq!(
         r.nodes[0].demand,
-        NodeDemand {
+        Resources {
             vcpus: 2,
             memory_mib: 1000,
             shm_mib: 512
@@ -136,7 +136,7 @@ fn demand_defaults() {
     let d = node_demand(&ContainerProperties::default());
     assert_eq!(
         d,
-        NodeDemand {
+        Resources {
             vcpus: 1,
             memory_mib: 2048,
             shm_mib: 64
@@ -150,7 +150,7 @@ fn demand_defaults() {
     .unwrap();
     assert_eq!(
         r.nodes[0].demand,
-        NodeDemand {
+        Resources {
             vcpus: 3,
             memory_mib: 100,
             shm_mib: 64
@@ -217,7 +217,7 @@ fn multinode_resolution() {
     assert_eq!(r.nodes[3].container.command, vec!["worker", "def"]);
     assert_eq!(
         r.nodes[3].demand,
-        NodeDemand {
+        Resources {
             vcpus: 2,
             memory_mib: 2048,
             shm_mib: 1024

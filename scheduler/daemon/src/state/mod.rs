@@ -308,11 +308,7 @@ impl Resolved {
                 .nodes
                 .into_iter()
                 .map(|n| ResolvedNode {
-                    demand: shoal_core::Resources {
-                        vcpus: n.demand.vcpus,
-                        memory_mib: n.demand.memory_mib,
-                        shm_mib: n.demand.shm_mib,
-                    },
+                    demand: n.demand,
                     container: n.container,
                     launch: n.launch,
                 })

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shoal_core::{Event, JobKey, NodeId, NodeSpec, Placement, Resources};
 use shoal_model::wire::{
-    Capacity, Order, PollRequest, RegisterWorkerRequest, RegisterWorkerResponse, StartTask,
-    TaskEvent, TaskRef, WorkerPhase, HOST_TERMINATED,
+    Order, PollRequest, RegisterWorkerRequest, RegisterWorkerResponse, StartTask, TaskEvent,
+    TaskRef, WorkerPhase, HOST_TERMINATED,
 };
 use std::collections::BTreeMap;
 
@@ -24,8 +24,8 @@ pub struct NodeRecord {
     pub address: String,
     /// Port of the worker's HTTP server.
     pub port: u16,
-    /// Capacity.
-    pub capacity: Capacity,
+    /// Resources.
+    pub capacity: Resources,
     /// Labels.
     pub labels: BTreeMap<String, String>,
     /// Last poll or registration (epoch ms); not persisted meaningfully.
@@ -99,27 +99,11 @@ impl NodeRecord {
 /// How long a log grant handed to a client stays valid.
 pub const LOG_GRANT_MS: u64 = 5 * 60 * 1000;
 
-fn res(c: Capacity) -> Resources {
-    Resources {
-        vcpus: c.vcpus,
-        memory_mib: c.memory_mib,
-        shm_mib: c.shm_mib,
-    }
-}
-
-fn cap(r: Resources) -> Capacity {
-    Capacity {
-        vcpus: r.vcpus,
-        memory_mib: r.memory_mib,
-        shm_mib: r.shm_mib,
-    }
-}
-
 fn node_spec(n: &NodeRecord) -> NodeSpec {
     NodeSpec {
         id: NodeId(n.id),
         name: n.name.clone(),
-        capacity: res(n.capacity),
+        capacity: n.capacity,
         labels: n.labels.clone(),
         schedulable: n.state == NodeState::Up && n.drain.is_none(),
     }
@@ -709,7 +693,7 @@ impl StateMachine {
                 task,
                 launch,
                 hostfile: hostfile.clone(),
-                alloc: cap(p.alloc),
+                alloc: p.alloc,
                 job_token: Some(token.clone()),
             };
             self.outbox.push((node_name, Order::Start(Box::new(order))));
