@@ -4,6 +4,7 @@ use crate::cgroup::{Cgroups, TaskCgroup};
 use crate::isolate::{BindMount, Isolation};
 use crate::policy::{JobPolicy, RunAs};
 use shoal_model::wire::{StartTask, TaskEvent, TaskRef, TaskReport};
+use shoal_model::JobRef;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -78,7 +79,7 @@ struct Book {
 }
 
 fn base_job(t: &TaskRef) -> &str {
-    t.job_id.split('#').next().unwrap_or(&t.job_id)
+    t.job_id.job.as_str()
 }
 
 /// Why a launch-agent request did not run.
@@ -96,8 +97,8 @@ pub enum ExecError {
 /// Who asks a worker to run a command in a task (`POST /exec`).
 #[derive(Debug, Clone)]
 pub struct ExecCaller<'a> {
-    /// The job (`AWS_BATCH_JOB_ID` of the caller; a `#NODE` suffix is ignored).
-    pub job_id: &'a str,
+    /// The job (`AWS_BATCH_JOB_ID` of the caller; its node is ignored).
+    pub job_id: &'a JobRef,
     /// 0-based attempt.
     pub attempt: u32,
     /// The job token it presents (`SHOAL_JOB_TOKEN`).
@@ -183,7 +184,7 @@ struct Running {
 /// What a transient uid is drawn from: the job (every node of a multinode
 /// job on one host shares it) and its attempt.
 fn uid_key(t: &TaskRef) -> String {
-    let job = t.job_id.split('#').next().unwrap_or(&t.job_id);
+    let job = &t.job_id.job;
     format!("{job}/{}", t.attempt)
 }
 
@@ -552,14 +553,13 @@ impl Tasks {
     /// that job's nodes. Waits up to `exec_wait` for the task to start;
     /// blocks until the command ends and returns its exit code.
     pub fn exec_in(&self, caller: &ExecCaller<'_>, command_line: &str) -> Result<i32, ExecError> {
-        let (job_id, attempt) = (caller.job_id, caller.attempt);
-        let base = job_id.split('#').next().unwrap_or(job_id);
+        let (base, attempt) = (&caller.job_id.job, caller.attempt);
         let deadline = std::time::Instant::now() + self.exec_wait;
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let r = loop {
             let hit = running
                 .iter()
-                .find(|(t, _)| t.attempt == attempt && t.job_id.split('#').next() == Some(base))
+                .find(|(t, _)| t.attempt == attempt && t.job_id.job == *base)
                 .map(|(_, r)| r.clone());
             if let Some(r) = hit {
                 break r;
@@ -1122,8 +1122,10 @@ mod tests {
     }
 
     fn caller<'a>(token: &'a str, peer: &str) -> ExecCaller<'a> {
+        static JOB: std::sync::LazyLock<JobRef> =
+            std::sync::LazyLock::new(|| "j#1".parse().unwrap());
         ExecCaller {
-            job_id: "j#1",
+            job_id: &JOB,
             attempt: 0,
             token,
             peer: peer.parse().unwrap(),

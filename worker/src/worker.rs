@@ -327,7 +327,7 @@ fn server_tls(t: &crate::pki::TlsFiles, address: &str) -> Result<Arc<rustls::Ser
 #[serde(rename_all = "camelCase")]
 pub struct ExecRequest {
     /// The job (`AWS_BATCH_JOB_ID` of the caller; a `#NODE` suffix is ignored).
-    pub job_id: String,
+    pub job_id: shoal_model::JobRef,
     /// 0-based attempt.
     pub attempt: u32,
     /// The command line, run through `sh -c`.

@@ -791,7 +791,8 @@ pub fn fetch_log(client: &Client, job: &str, offset: u64) -> Result<Vec<u8>> {
 pub fn logs(ep: &Endpoint, job: &str, follow: bool) -> Result<i32> {
     use std::io::Write;
     let client = ep.client()?;
-    let base = job.split('#').next().unwrap_or(job);
+    let r: shoal_model::JobRef = job.parse().with_context(|| format!("shoal logs {job}"))?;
+    let base = r.job.as_str();
     let describe = |id: &str| -> Result<Value> {
         describe_all(&client, &[id.to_string()])?
             .remove(id)

@@ -145,7 +145,7 @@ mod tests {
     fn kill(n: u32) -> Order {
         Order::Kill {
             task: TaskRef {
-                job_id: format!("j{n}"),
+                job_id: format!("j{n}").parse().unwrap(),
                 attempt: 0,
                 node_index: 0,
             },

@@ -7,6 +7,7 @@
 //! heartbeat; the reply carries orders (start a task, kill a task). A task
 //! is one node of one attempt of a job.
 
+use crate::ids::JobRef;
 use crate::launch::LaunchSpec;
 /// What a node offers or a task is given (`{vcpus, memoryMib, shmMib}`).
 pub use crate::semantics::Resources;
@@ -18,7 +19,7 @@ use std::collections::BTreeMap;
 #[serde(rename_all = "camelCase")]
 pub struct TaskRef {
     /// The job (`ID` or `ID:INDEX` for an array child).
-    pub job_id: String,
+    pub job_id: JobRef,
     /// Attempt number, 0-based.
     pub attempt: u32,
     /// Node index (0 for single-node jobs).
@@ -32,6 +33,7 @@ impl TaskRef {
     pub fn dir_name(&self) -> String {
         let id: String = self
             .job_id
+            .to_string()
             .chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() || c == '-' {
@@ -281,7 +283,7 @@ mod tests {
     fn reports_round_trip_with_a_flat_event_tag() {
         let r = TaskReport {
             task: TaskRef {
-                job_id: "j".into(),
+                job_id: "j".parse().unwrap(),
                 attempt: 1,
                 node_index: 2,
             },

@@ -273,7 +273,7 @@ impl StateMachine {
         for (i, spec) in children_specs {
             let size = array_size.unwrap_or(0);
             let child = record(
-                format!("{id}:{i}"),
+                m::JobId::new(id.clone()).child(i).to_string(),
                 spec,
                 Some(ArrayInfo {
                     size,
@@ -376,10 +376,11 @@ impl StateMachine {
 
     /// The DescribeJobs view of a job, or of node `node` of a multinode job.
     pub(super) fn detail(&self, rec: &JobRecord, node: Option<u32>) -> Value {
-        let id = match node {
-            Some(n) => format!("{}#{n}", rec.id),
-            None => rec.id.clone(),
-        };
+        let id = m::JobRef {
+            job: m::JobId::new(rec.id.clone()),
+            node,
+        }
+        .to_string();
         let mut d = Map::new();
         d.insert("jobArn".into(), json!(self.scope.job_arn(&id)));
         d.insert("jobName".into(), json!(rec.name));
@@ -501,9 +502,9 @@ impl StateMachine {
         if let Some(seq) = self.ids.get(id) {
             return self.jobs.get(seq).map(|r| (r, None));
         }
-        let (base, node) = id.rsplit_once('#')?;
-        let node: u32 = node.parse().ok()?;
-        let rec = self.jobs.get(self.ids.get(base)?)?;
+        let r: m::JobRef = id.parse().ok()?;
+        let node = r.node?;
+        let rec = self.jobs.get(self.ids.get(r.job.as_str())?)?;
         (rec.resolved.multinode && node < rec.resolved.num_nodes).then_some((rec, Some(node)))
     }
 

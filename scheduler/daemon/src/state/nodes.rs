@@ -11,6 +11,7 @@ use shoal_model::wire::{
     Order, PollRequest, RegisterWorkerRequest, RegisterWorkerResponse, StartTask, TaskEvent,
     TaskRef, WorkerPhase, HOST_TERMINATED,
 };
+use shoal_model::{JobId, JobRef};
 use std::collections::BTreeMap;
 
 /// A worker node as the scheduler keeps it.
@@ -109,12 +110,13 @@ fn node_spec(n: &NodeRecord) -> NodeSpec {
     }
 }
 
-/// The task id a job record and node index make (`ID` or `ID#NODE`).
-fn task_job_id(rec: &JobRecord, node_index: u32) -> String {
+/// The task's job a job record and node index make (`ID` or `ID#NODE`).
+fn task_job_id(rec: &JobRecord, node_index: u32) -> JobRef {
+    let id = JobId::new(rec.id.clone());
     if rec.resolved.multinode {
-        format!("{}#{node_index}", rec.id)
+        JobRef::node(id, node_index)
     } else {
-        rec.id.clone()
+        JobRef::job(id)
     }
 }
 
@@ -428,8 +430,7 @@ impl StateMachine {
 
     /// The job a task belongs to (`ID` of `ID#NODE`), if known.
     fn job_seq_of(&self, task: &TaskRef) -> Option<u64> {
-        let base = task.job_id.split('#').next().unwrap_or("");
-        self.ids.get(base).copied()
+        self.ids.get(task.job_id.job.as_str()).copied()
     }
 
     fn no_such_node(name: &str) -> ApiError {
@@ -664,7 +665,7 @@ impl StateMachine {
             };
             let mut launch = rn.launch.clone();
             let mut set = |k: &str, v: String| launch.set_env(k, v);
-            set("AWS_BATCH_JOB_ID", task.job_id.clone());
+            set("AWS_BATCH_JOB_ID", task.job_id.to_string());
             set("AWS_BATCH_JOB_ATTEMPT", (attempt + 1).to_string());
             set("AWS_BATCH_JQ_NAME", rec.queue.clone());
             set("AWS_BATCH_CE_NAME", ce.clone());
@@ -817,14 +818,10 @@ impl StateMachine {
     /// Where a task's logs are: the worker's base URL, and a grant (query
     /// string) that lets the caller read this task's log there for a while.
     pub(super) fn log_location(&self, now: u64, job_id: &str) -> Result<Vec<u8>, ApiError> {
-        let (base, node_index) = match job_id.rsplit_once('#') {
-            Some((b, n)) => (
-                b,
-                n.parse::<u32>()
-                    .map_err(|_| ApiError::field("jobId", "bad node index after '#'"))?,
-            ),
-            None => (job_id, 0),
-        };
+        let r: JobRef = job_id
+            .parse()
+            .map_err(|e: shoal_model::JobRefError| ApiError::field("jobId", e.to_string()))?;
+        let (base, node_index) = (r.job.as_str(), r.node.unwrap_or(0));
         let seq = *self
             .ids
             .get(base)
