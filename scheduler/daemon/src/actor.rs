@@ -9,8 +9,9 @@
 //! so nothing unacknowledged survives and nothing acknowledged is lost.
 
 use crate::api::{ApiError, Request};
+use crate::config::Config;
 use crate::mailbox::Mailboxes;
-use crate::state::{Clock, Config, StateMachine, CLOCK_KEY};
+use crate::state::{Clock, StateMachine, CLOCK_KEY};
 use crate::store::Store;
 use std::sync::mpsc;
 use std::time::Duration;

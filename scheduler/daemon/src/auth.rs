@@ -8,7 +8,7 @@
 //! not.
 
 use crate::api::ApiError;
-use crate::http::MAX_BODY_BYTES;
+use crate::body::MAX_BODY_BYTES;
 use crate::sigv4::{HttpRequest, KeyStore};
 use axum::body::Body;
 use axum::extract::{Request, State};

@@ -14,6 +14,7 @@ pub mod actor;
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod config;
 pub mod http;
 pub mod mailbox;
 mod serve;
@@ -22,7 +23,7 @@ pub mod state;
 pub mod store;
 pub mod tls;
 
-pub use state::{Config, Timing};
+pub use config::{Config, Timing};
 
 /// Errors starting or running the daemon.
 #[derive(Debug, thiserror::Error)]

@@ -166,7 +166,7 @@ async fn worker_ops_only(
         return access_denied("the client certificate has no common name (CN)".into());
     };
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, crate::http::MAX_BODY_BYTES).await {
+    let bytes = match axum::body::to_bytes(body, crate::body::MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(e) => {
             return crate::api::ApiError::Client(format!("cannot read the request body: {e}"))
