@@ -7,8 +7,7 @@ mod common;
 
 use common::{wait_for, SHOAL};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn post(http: &reqwest::blocking::Client, url: &str, body: Value, key: (&str, &str)) -> Value {
     let (status, v) = common::signed_call(http, url, &body, key);
@@ -54,24 +53,8 @@ fn cluster_runs_mpi_across_namespaces_and_leaves_nothing_behind() {
     // any uid may run (the checkout may sit where only its owner enters).
     let bin = tempfile::tempdir().unwrap();
     let shoal = shared_copy(bin.path());
-    let mut up = Command::new(&shoal)
-        .args(["cluster", "up", "--nodes", "2", "--dir"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(up.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let endpoint = line
-        .trim()
-        .strip_prefix("endpoint: ")
-        .expect("first line is the endpoint")
-        .to_string();
-    line.clear();
-    out.read_line(&mut line).unwrap();
-    assert!(line.starts_with("ready: 2 nodes"), "{line}");
+    let (mut up, endpoint, ready) = common::netns::cluster_up(&shoal, dir.path(), 2, &[]);
+    assert!(ready.starts_with("ready: 2 nodes"), "{ready}");
     let record: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("cluster.json")).unwrap())
             .unwrap();

@@ -5,6 +5,7 @@
 use super::{first_key, signed_call, wait_for, SHOAL};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 pub struct NsCluster {
@@ -15,6 +16,31 @@ pub struct NsCluster {
     pub dir: tempfile::TempDir,
 }
 
+/// Start `SHOAL cluster up --nodes N --dir DIR EXTRA…`: the process, its
+/// endpoint (first line) and its second line (`ready: N nodes`).
+pub fn cluster_up(shoal: &Path, dir: &Path, nodes: u32, extra: &[&str]) -> (Child, String, String) {
+    let mut child = Command::new(shoal)
+        .args(["cluster", "up", "--nodes", &nodes.to_string()])
+        .args(extra)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let endpoint = line
+        .trim()
+        .strip_prefix("endpoint: ")
+        .expect("first line is the endpoint")
+        .to_string();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    (child, endpoint, line)
+}
+
 impl NsCluster {
     /// `shoal cluster up --nodes N` with `cpus` vCPUs per node, ready.
     pub fn up(nodes: u32, cpus: u32) -> NsCluster {
@@ -23,26 +49,10 @@ impl NsCluster {
             "network-namespace clusters need root (CI runs as root)"
         );
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(SHOAL)
-            .args(["cluster", "up", "--nodes", &nodes.to_string()])
-            .args(["--cpus-per-node", &cpus.to_string()])
-            .args(["--memory-per-node", "2048", "--dir"])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        let endpoint = line
-            .trim()
-            .strip_prefix("endpoint: ")
-            .expect("first line is the endpoint")
-            .to_string();
-        line.clear();
-        out.read_line(&mut line).unwrap();
-        assert!(line.starts_with("ready: "), "{line}");
+        let cpus = cpus.to_string();
+        let extra = ["--cpus-per-node", &cpus, "--memory-per-node", "2048"];
+        let (child, endpoint, ready) = cluster_up(Path::new(SHOAL), dir.path(), nodes, &extra);
+        assert!(ready.starts_with("ready: "), "{ready}");
         let key = first_key(&dir.path().join("credentials"));
         NsCluster {
             child,
