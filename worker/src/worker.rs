@@ -322,27 +322,11 @@ fn server_tls(t: &crate::pki::TlsFiles, address: &str) -> Result<Arc<rustls::Ser
     Ok(Arc::new(config))
 }
 
-/// A launch-agent request.
-#[derive(serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecRequest {
-    /// The job (`AWS_BATCH_JOB_ID` of the caller; a `#NODE` suffix is ignored).
-    pub job_id: shoal_model::JobRef,
-    /// 0-based attempt.
-    pub attempt: u32,
-    /// The command line, run through `sh -c`.
-    pub command: String,
-    /// The job's token (`SHOAL_JOB_TOKEN`).
-    #[serde(default)]
-    pub token: String,
-}
-
 /// Whether `sig` (hex) is the scheduler's grant to read the log in
 /// `dir_name` until `expires` (epoch ms), under this worker's log key.
 pub fn log_grant_ok(key: &[u8], dir_name: &str, expires: u64, sig: &str, now_ms: u64) -> bool {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
     let msg = shoal_model::wire::log_grant_message(dir_name, expires);
-    let want = hex::encode(ring::hmac::sign(&key, msg.as_bytes()).as_ref());
+    let want = shoal_sigv4::hmac_sha256_hex(key, msg.as_bytes());
     now_ms <= expires && crate::task::same_secret(&want, sig)
 }
 
@@ -410,7 +394,7 @@ fn serve(
     async fn exec(
         State(tasks): State<Arc<Tasks>>,
         axum::extract::ConnectInfo(Peer(peer)): axum::extract::ConnectInfo<Peer>,
-        axum::Json(r): axum::Json<ExecRequest>,
+        axum::Json(r): axum::Json<shoal_model::ExecRequest>,
     ) -> (axum::http::StatusCode, String) {
         let run = tokio::task::spawn_blocking(move || {
             let caller = crate::task::ExecCaller {
@@ -426,25 +410,23 @@ fn serve(
             out
         })
         .await;
-        let (status, body) = match run {
-            Ok(Ok(code)) => (
-                axum::http::StatusCode::OK,
-                serde_json::json!({ "exitCode": code }),
-            ),
-            Ok(Err(crate::task::ExecError::Refused(e))) => (
-                axum::http::StatusCode::FORBIDDEN,
-                serde_json::json!({ "message": e }),
-            ),
-            Ok(Err(crate::task::ExecError::Failed(e))) => (
-                axum::http::StatusCode::CONFLICT,
-                serde_json::json!({ "message": e }),
-            ),
-            Err(e) => (
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                serde_json::json!({ "message": e.to_string() }),
-            ),
+        use axum::http::StatusCode;
+        let error = |status, message: String| {
+            let body = shoal_model::ErrorBody {
+                kind: None,
+                message,
+            };
+            (status, serde_json::to_string(&body).unwrap_or_default())
         };
-        (status, body.to_string())
+        match run {
+            Ok(Ok(exit_code)) => (
+                StatusCode::OK,
+                serde_json::to_string(&shoal_model::ExecResponse { exit_code }).unwrap_or_default(),
+            ),
+            Ok(Err(crate::task::ExecError::Refused(e))) => error(StatusCode::FORBIDDEN, e),
+            Ok(Err(crate::task::ExecError::Failed(e))) => error(StatusCode::CONFLICT, e),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
     }
     let app = axum::Router::new()
         .route("/logs/{name}", get(logs))
@@ -896,13 +878,7 @@ mod tests {
     fn a_log_grant_is_for_one_task_one_key_and_until_it_expires() {
         let key = [7u8; 32];
         let msg = shoal_model::wire::log_grant_message("t.node0.attempt1", 1000);
-        let sig = hex::encode(
-            ring::hmac::sign(
-                &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
-                msg.as_bytes(),
-            )
-            .as_ref(),
-        );
+        let sig = shoal_sigv4::hmac_sha256_hex(&key, msg.as_bytes());
         assert!(log_grant_ok(&key, "t.node0.attempt1", 1000, &sig, 999));
         assert!(log_grant_ok(&key, "t.node0.attempt1", 1000, &sig, 1000));
         assert!(!log_grant_ok(&key, "t.node0.attempt1", 1000, &sig, 1001));

@@ -1,9 +1,9 @@
 //! Client subcommands: each turns its arguments into AWS Batch API calls.
 
-use crate::client::Client;
 use crate::Endpoint;
 use anyhow::{bail, Context, Result};
-use serde_json::{json, Value};
+use shoal_client::Client;
+use shoal_model as m;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -56,14 +56,12 @@ pub fn scheduler(config: shoal_scheduler::Config) -> Result<()> {
 pub fn register(ep: &Endpoint, file: &Path) -> Result<i32> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read the job definition {}", file.display()))?;
-    let body: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid JSON", file.display()))?;
-    let resp: Value = ep.client()?.aws("registerjobdefinition", &body)?;
+    let req: m::RegisterJobDefinitionRequest = m::parse_request(text.as_bytes())
+        .with_context(|| format!("{} is not a job definition", file.display()))?;
+    let resp = ep.client()?.call(&req)?;
     println!(
         "registered {}:{} ({})",
-        resp["jobDefinitionName"].as_str().unwrap_or("?"),
-        resp["revision"],
-        resp["jobDefinitionArn"].as_str().unwrap_or("?")
+        resp.job_definition_name, resp.revision, resp.job_definition_arn
     );
     Ok(0)
 }
@@ -94,13 +92,13 @@ pub struct SubmitArgs {
     depends_on: Vec<String>,
     /// Attempt timeout in seconds (≥ 60).
     #[arg(long)]
-    timeout: Option<i64>,
+    timeout: Option<i32>,
     /// Scheduling priority override (0–9999, higher first).
     #[arg(long)]
-    priority: Option<i64>,
+    priority: Option<i32>,
     /// Total attempts (1–10).
     #[arg(long)]
-    attempts: Option<i64>,
+    attempts: Option<i32>,
     /// Wait until the job ends; exit 0 only if it SUCCEEDED.
     #[arg(long)]
     wait: bool,
@@ -117,85 +115,78 @@ fn job_name_from(definition: &str) -> String {
     base.to_string()
 }
 
-/// Build the SubmitJob body from CLI arguments.
-pub fn submit_body(a: &SubmitArgs) -> Result<Value> {
-    let mut body = json!({
-        "jobName": a.name.clone().unwrap_or_else(|| job_name_from(&a.definition)),
-        "jobQueue": a.queue,
-        "jobDefinition": a.definition,
-    });
-    if !a.params.is_empty() {
-        let mut p = serde_json::Map::new();
-        for kv in &a.params {
-            let Some((k, v)) = kv.split_once('=') else {
-                bail!("--param {kv:?}: expected key=value");
-            };
-            p.insert(k.to_string(), Value::String(v.to_string()));
-        }
-        body["parameters"] = Value::Object(p);
+/// The SubmitJob request of CLI arguments.
+pub fn submit_request(a: &SubmitArgs) -> Result<m::SubmitJobRequest> {
+    let mut parameters = BTreeMap::new();
+    for kv in &a.params {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--param {kv:?}: expected key=value");
+        };
+        parameters.insert(k.to_string(), v.to_string());
     }
-    if let Some(n) = a.nodes {
-        body["nodeOverrides"] = json!({ "numNodes": n });
-    }
-    if let Some(n) = a.array {
-        body["arrayProperties"] = json!({ "size": n });
-    }
-    if !a.depends_on.is_empty() {
-        body["dependsOn"] = a
+    let count =
+        |flag: &str, n: u32| i32::try_from(n).with_context(|| format!("{flag} {n}: too large"));
+    Ok(m::SubmitJobRequest {
+        job_name: a
+            .name
+            .clone()
+            .unwrap_or_else(|| job_name_from(&a.definition)),
+        job_queue: a.queue.clone(),
+        job_definition: a.definition.clone(),
+        parameters,
+        node_overrides: match a.nodes {
+            Some(n) => Some(m::NodeOverrides {
+                num_nodes: Some(count("--nodes", n)?),
+                ..Default::default()
+            }),
+            None => None,
+        },
+        array_properties: match a.array {
+            Some(n) => Some(m::ArrayProperties {
+                size: Some(count("--array", n)?),
+            }),
+            None => None,
+        },
+        depends_on: a
             .depends_on
             .iter()
-            .map(|id| json!({ "jobId": id }))
-            .collect();
-    }
-    if let Some(t) = a.timeout {
-        body["timeout"] = json!({ "attemptDurationSeconds": t });
-    }
-    if let Some(p) = a.priority {
-        body["schedulingPriorityOverride"] = json!(p);
-    }
-    if let Some(n) = a.attempts {
-        body["retryStrategy"] = json!({ "attempts": n });
-    }
-    Ok(body)
+            .map(|id| m::JobDependency {
+                job_id: Some(id.clone()),
+                kind: None,
+            })
+            .collect(),
+        timeout: a.timeout.map(|t| m::JobTimeout {
+            attempt_duration_seconds: Some(t),
+        }),
+        scheduling_priority_override: a.priority,
+        retry_strategy: a.attempts.map(|n| m::RetryStrategy {
+            attempts: Some(n),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
 /// `shoal submit`.
 pub fn submit(a: SubmitArgs) -> Result<i32> {
     let client = a.endpoint.client()?;
-    let body = submit_body(&a)?;
-    let resp: Value = client.aws("submitjob", &body)?;
-    let id = resp["jobId"].as_str().unwrap_or_default().to_string();
+    let resp = client.call(&submit_request(&a)?)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&resp)?);
     } else {
-        println!("{id}");
+        println!("{}", resp.job_id);
     }
     if !a.wait {
         return Ok(0);
     }
-    let job = wait_for(&client, &id)?;
-    let status = job["status"].as_str().unwrap_or("?");
+    let id = resp.job_id;
+    let job = client.wait_for(&id)?;
     eprintln!(
-        "{id}: {status} {}",
-        job["statusReason"].as_str().unwrap_or("")
+        "{id}: {} {}",
+        job.status,
+        job.status_reason.as_deref().unwrap_or("")
     );
-    Ok(if status == "SUCCEEDED" { 0 } else { 1 })
-}
-
-/// Poll DescribeJobs until the job is SUCCEEDED or FAILED.
-pub fn wait_for(client: &Client, id: &str) -> Result<Value> {
-    let mut delay = Duration::from_millis(20);
-    loop {
-        let resp: Value = client.aws("describejobs", &json!({ "jobs": [id] }))?;
-        let Some(job) = resp["jobs"].get(0) else {
-            bail!("job {id} is not known to the scheduler");
-        };
-        if matches!(job["status"].as_str(), Some("SUCCEEDED" | "FAILED")) {
-            return Ok(job.clone());
-        }
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(Duration::from_secs(1));
-    }
+    Ok(if job.status == "SUCCEEDED" { 0 } else { 1 })
 }
 
 /// `shoal jobs` arguments.
@@ -227,42 +218,22 @@ pub struct JobsArgs {
 }
 
 const UNFINISHED: [&str; 5] = ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"];
-const STATES: [&str; 7] = [
-    "SUBMITTED",
-    "PENDING",
-    "RUNNABLE",
-    "STARTING",
-    "RUNNING",
-    "SUCCEEDED",
-    "FAILED",
-];
+const STATES: [&str; 7] = m::JOB_STATES;
 
-/// Every page of a ListJobs call.
-fn list_all(client: &Client, mut body: Value) -> Result<Vec<Value>> {
-    let mut out = Vec::new();
-    body["maxResults"] = json!(1000);
-    loop {
-        let resp: Value = client.aws("listjobs", &body)?;
-        if let Some(list) = resp["jobSummaryList"].as_array() {
-            out.extend(list.iter().cloned());
-        }
-        match resp["nextToken"].as_str() {
-            Some(t) if !t.is_empty() => body["nextToken"] = json!(t),
-            _ => return Ok(out),
-        }
-    }
+/// ListJobs of an array job's children.
+fn children_of(client: &Client, array_job_id: &str) -> Result<Vec<m::JobSummary>> {
+    Ok(client.list_all(m::ListJobsRequest {
+        array_job_id: Some(array_job_id.to_string()),
+        ..Default::default()
+    })?)
 }
 
 fn queue_names(client: &Client) -> Result<Vec<String>> {
-    let resp: Value = client.aws("describejobqueues", &json!({}))?;
-    Ok(resp["jobQueues"]
-        .as_array()
-        .map(|qs| {
-            qs.iter()
-                .filter_map(|q| q["jobQueueName"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default())
+    Ok(client
+        .queues()?
+        .into_iter()
+        .map(|q| q.job_queue_name)
+        .collect())
 }
 
 /// The states `shoal jobs` shows: `-s` (repeatable, `ALL`), `--all`, or
@@ -310,10 +281,9 @@ fn index_ranges(mut ix: Vec<u64>) -> String {
 }
 
 /// Local time of an epoch-ms field, `MM-DD HH:MM:SS`; blank when absent.
-fn local_time(v: &Value) -> String {
+fn local_time(v: Option<i64>) -> String {
     use chrono::TimeZone;
-    v.as_i64()
-        .and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
+    v.and_then(|ms| chrono::Local.timestamp_millis_opt(ms).single())
         .map(|t| t.format("%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
 }
@@ -324,24 +294,35 @@ struct JobRow {
     queue: String,
     /// The summary (for an array's group of children: the first child's,
     /// with the group's times).
-    job: Value,
+    job: m::JobSummary,
+}
+
+/// The size of an array parent's summary (None for a child or any other job).
+fn summary_array_size(job: &m::JobSummary) -> Option<i32> {
+    let a = job.array_properties.as_ref()?;
+    a.size.filter(|_| a.index.is_none())
+}
+
+/// The exit code in a summary.
+fn summary_exit(job: &m::JobSummary) -> Option<i32> {
+    job.container.as_ref().and_then(|c| c.exit_code)
 }
 
 /// The rows of one array job: its children in the wanted states, one row
 /// each (`expand`) or one row per state.
 fn array_rows(
     client: &Client,
-    parent: &Value,
+    parent: &m::JobSummary,
     queue: &str,
     wanted: &[&str],
     expand: bool,
-) -> Result<(Vec<JobRow>, Value)> {
-    let id = parent["jobId"].as_str().unwrap_or("?");
-    let children = list_all(client, json!({ "arrayJobId": id }))?;
-    let mut summary: BTreeMap<&str, u64> = STATES.iter().map(|s| (*s, 0)).collect();
-    let mut groups: BTreeMap<usize, Vec<&Value>> = BTreeMap::new();
+) -> Result<(Vec<JobRow>, BTreeMap<String, i64>)> {
+    let id = &parent.job_id;
+    let children = children_of(client, id)?;
+    let mut summary: BTreeMap<String, i64> = STATES.iter().map(|s| (s.to_string(), 0)).collect();
+    let mut groups: BTreeMap<usize, Vec<&m::JobSummary>> = BTreeMap::new();
     for c in &children {
-        let st = c["status"].as_str().unwrap_or("?");
+        let st = c.status.as_deref().unwrap_or("?");
         if let Some(n) = summary.get_mut(st) {
             *n += 1;
         }
@@ -356,7 +337,7 @@ fn array_rows(
         if expand {
             for c in group {
                 rows.push(JobRow {
-                    id: c["jobId"].as_str().unwrap_or("?").to_string(),
+                    id: c.job_id.clone(),
                     queue: queue.to_string(),
                     job: c.clone(),
                 });
@@ -365,35 +346,39 @@ fn array_rows(
         }
         let ix: Vec<u64> = group
             .iter()
-            .filter_map(|c| c["arrayProperties"]["index"].as_u64())
+            .filter_map(|c| c.array_properties.as_ref()?.index)
+            .map(|i| i as u64)
             .collect();
         let mut job = group[0].clone();
-        job["createdAt"] = parent["createdAt"].clone();
-        job["jobName"] = parent["jobName"].clone();
-        job["startedAt"] = json!(group.iter().filter_map(|c| c["startedAt"].as_i64()).min());
-        let stopped: Vec<i64> = group
-            .iter()
-            .filter_map(|c| c["stoppedAt"].as_i64())
-            .collect();
-        job["stoppedAt"] = if stopped.len() == group.len() {
-            json!(stopped.into_iter().max())
+        job.created_at = parent.created_at;
+        job.job_name = parent.job_name.clone();
+        job.started_at = group.iter().filter_map(|c| c.started_at).min();
+        let stopped: Vec<i64> = group.iter().filter_map(|c| c.stopped_at).collect();
+        job.stopped_at = if stopped.len() == group.len() {
+            stopped.into_iter().max()
         } else {
-            Value::Null
+            None
         };
-        let same = |f: &dyn Fn(&Value) -> Value| {
-            let first = f(group[0]);
-            group.iter().all(|c| f(c) == first).then_some(first)
-        };
-        job["container"]["exitCode"] =
-            same(&|c| c["container"]["exitCode"].clone()).unwrap_or(Value::Null);
-        job["statusReason"] = same(&|c| c["statusReason"].clone()).unwrap_or(Value::Null);
+        // The group's exit code and reason where all its children share one.
+        let exit = summary_exit(group[0]);
+        let exit = group
+            .iter()
+            .all(|c| summary_exit(c) == exit)
+            .then_some(exit);
+        job.container.get_or_insert_with(Default::default).exit_code = exit.flatten();
+        let reason = &group[0].status_reason;
+        job.status_reason = group
+            .iter()
+            .all(|c| &c.status_reason == reason)
+            .then(|| reason.clone())
+            .flatten();
         rows.push(JobRow {
             id: format!("{id}:[{}]", index_ranges(ix)),
             queue: queue.to_string(),
             job,
         });
     }
-    Ok((rows, json!(summary)))
+    Ok((rows, summary))
 }
 
 /// `shoal jobs`.
@@ -415,36 +400,44 @@ pub fn jobs(a: JobsArgs) -> Result<i32> {
         .unwrap_or(0)
         .max(0);
     let mut rows: Vec<JobRow> = Vec::new();
-    let mut summaries: Vec<Value> = Vec::new();
+    let mut summaries: Vec<m::JobSummary> = Vec::new();
     for q in &queues {
-        let body = json!({ "jobQueue": q,
-            "filters": [{ "name": "AFTER_CREATED_AT", "values": [after.to_string()] }] });
-        for j in list_all(&client, body)? {
-            if array_size(&j).is_some() {
+        let req = m::ListJobsRequest {
+            job_queue: Some(q.clone()),
+            filters: vec![m::KeyValuesPair {
+                name: Some("AFTER_CREATED_AT".into()),
+                values: vec![after.to_string()],
+            }],
+            ..Default::default()
+        };
+        for j in client.list_all(req)? {
+            if summary_array_size(&j).is_some() {
                 let (mut r, status) = array_rows(&client, &j, q, &wanted, a.expand)?;
                 if r.is_empty() {
                     continue;
                 }
                 let mut s = j.clone();
-                s["arrayProperties"]["statusSummary"] = status;
+                if let Some(p) = s.array_properties.as_mut() {
+                    p.status_summary = Some(status);
+                }
                 summaries.push(s);
                 if a.expand {
                     summaries.extend(r.iter().map(|row| row.job.clone()));
                 }
                 rows.append(&mut r);
-            } else if wanted.contains(&j["status"].as_str().unwrap_or("")) {
+            } else if wanted.contains(&j.status.as_deref().unwrap_or("")) {
                 summaries.push(j.clone());
                 rows.push(JobRow {
-                    id: j["jobId"].as_str().unwrap_or("?").to_string(),
+                    id: j.job_id.clone(),
                     queue: q.clone(),
                     job: j,
                 });
             }
         }
     }
-    rows.sort_by_key(|r| r.job["createdAt"].as_i64().unwrap_or(0));
+    rows.sort_by_key(|r| r.job.created_at.unwrap_or(0));
     if a.json {
-        summaries.sort_by_key(|j| j["createdAt"].as_i64().unwrap_or(0));
+        summaries.sort_by_key(|j| j.created_at.unwrap_or(0));
         println!("{}", serde_json::to_string_pretty(&summaries)?);
         return Ok(0);
     }
@@ -456,29 +449,27 @@ pub fn jobs(a: JobsArgs) -> Result<i32> {
     .to_vec()];
     for r in &rows {
         let j = &r.job;
-        let elapsed = match (j["startedAt"].as_i64(), j["stoppedAt"].as_i64()) {
+        let elapsed = match (j.started_at, j.stopped_at) {
             (Some(s), Some(e)) => format_duration(e - s),
             (Some(s), None) => format_duration(now - s),
             _ => String::new(),
         };
         table.push(vec![
             r.id.clone(),
-            truncate(j["jobName"].as_str().unwrap_or("?"), 20),
+            truncate(&j.job_name, 20),
             truncate(&r.queue, 12),
-            j["status"].as_str().unwrap_or("?").to_string(),
-            j["nodeProperties"]["numNodes"]
-                .as_u64()
+            j.status.as_deref().unwrap_or("?").to_string(),
+            j.node_properties
+                .as_ref()
+                .and_then(|n| n.num_nodes)
                 .unwrap_or(1)
                 .to_string(),
-            j["container"]["exitCode"]
-                .as_i64()
-                .map(|c| c.to_string())
-                .unwrap_or_default(),
-            local_time(&j["createdAt"]),
-            local_time(&j["startedAt"]),
-            local_time(&j["stoppedAt"]),
+            summary_exit(j).map(|c| c.to_string()).unwrap_or_default(),
+            local_time(j.created_at),
+            local_time(j.started_at),
+            local_time(j.stopped_at),
             elapsed,
-            j["statusReason"].as_str().unwrap_or("").to_string(),
+            j.status_reason.clone().unwrap_or_default(),
         ]);
     }
     print_table(&table);
@@ -535,9 +526,11 @@ pub fn format_duration(ms: i64) -> String {
 
 /// `shoal describe`.
 pub fn describe(ep: &Endpoint, jobs: &[String]) -> Result<i32> {
-    let resp: Value = ep.client()?.aws("describejobs", &json!({ "jobs": jobs }))?;
+    let resp = ep.client()?.call(&m::DescribeJobsRequest {
+        jobs: jobs.to_vec(),
+    })?;
     println!("{}", serde_json::to_string_pretty(&resp)?);
-    let found = resp["jobs"].as_array().map(|a| a.len()).unwrap_or(0);
+    let found = resp.jobs.len();
     if found < jobs.len() {
         eprintln!("{} of {} jobs not found", jobs.len() - found, jobs.len());
         return Ok(1);
@@ -546,23 +539,18 @@ pub fn describe(ep: &Endpoint, jobs: &[String]) -> Result<i32> {
 }
 
 /// The size of an array job (its parent; None for a child or any other job).
-fn array_size(job: &Value) -> Option<u64> {
-    let a = &job["arrayProperties"];
-    a["size"].as_u64().filter(|_| a["index"].is_null())
+fn array_size(job: &m::JobDetail) -> Option<i32> {
+    let a = job.array_properties.as_ref()?;
+    a.size.filter(|_| a.index.is_none())
 }
 
-/// DescribeJobs for `ids` (in pages of 100): id → job.
-fn describe_all(client: &Client, ids: &[String]) -> Result<BTreeMap<String, Value>> {
-    let mut out = BTreeMap::new();
-    for chunk in ids.chunks(100) {
-        let resp: Value = client.aws("describejobs", &json!({ "jobs": chunk }))?;
-        for j in resp["jobs"].as_array().into_iter().flatten() {
-            if let Some(id) = j["jobId"].as_str() {
-                out.insert(id.to_string(), j.clone());
-            }
-        }
-    }
-    Ok(out)
+/// [`describe_all`] by job id.
+fn describe_by_id(client: &Client, ids: &[String]) -> Result<BTreeMap<String, m::JobDetail>> {
+    Ok(client
+        .describe_all(ids)?
+        .into_iter()
+        .map(|j| (j.job_id.clone(), j))
+        .collect())
 }
 
 /// `shoal cancel` / `shoal terminate`: says what happened to each job, and
@@ -570,12 +558,12 @@ fn describe_all(client: &Client, ids: &[String]) -> Result<BTreeMap<String, Valu
 /// or, for cancel, already started).
 pub fn cancel(ep: &Endpoint, terminate: bool, ids: &[String], reason: &str) -> Result<i32> {
     let client = ep.client()?;
-    let (op, verb, done) = if terminate {
-        ("terminatejob", "terminate", "terminated")
+    let (verb, done) = if terminate {
+        ("terminate", "terminated")
     } else {
-        ("canceljob", "cancel", "cancelled")
+        ("cancel", "cancelled")
     };
-    let before = describe_all(&client, ids)?;
+    let before = describe_by_id(&client, ids)?;
     let mut not_stopped = 0;
     for id in ids {
         let Some(job) = before.get(id) else {
@@ -583,7 +571,7 @@ pub fn cancel(ep: &Endpoint, terminate: bool, ids: &[String], reason: &str) -> R
             not_stopped += 1;
             continue;
         };
-        let state = job["status"].as_str().unwrap_or("?");
+        let state = job.status.as_str();
         let array_size = array_size(job);
         match state {
             "SUCCEEDED" | "FAILED" => {
@@ -601,13 +589,21 @@ pub fn cancel(ep: &Endpoint, terminate: bool, ids: &[String], reason: &str) -> R
             }
             _ => {}
         }
-        let _: Value = client.aws(op, &json!({ "jobId": id, "reason": reason }))?;
-        let after = describe_all(&client, std::slice::from_ref(id))?;
-        let now = after.get(id).unwrap_or(job);
+        let (job_id, reason) = (id.clone(), reason.to_string());
+        if terminate {
+            client.call(&m::TerminateJobRequest { job_id, reason })?;
+        } else {
+            client.call(&m::CancelJobRequest { job_id, reason })?;
+        }
+        let after = client.describe_one(id)?;
+        let now = after.as_ref().unwrap_or(job);
         match array_size {
             Some(size) => {
-                let s = &now["arrayProperties"]["statusSummary"];
-                let n = |k: &str| s[k].as_u64().unwrap_or(0);
+                let s = now
+                    .array_properties
+                    .as_ref()
+                    .and_then(|a| a.status_summary.as_ref());
+                let n = |k: &str| s.and_then(|s| s.get(k)).copied().unwrap_or(0);
                 let running = n("STARTING") + n("RUNNING");
                 if terminate || running == 0 {
                     println!("{id}: {done}, with every unfinished child of its {size}");
@@ -630,9 +626,9 @@ pub fn cancel(ep: &Endpoint, terminate: bool, ids: &[String], reason: &str) -> R
 
 /// `shoal queues`.
 pub fn queues(ep: &Endpoint, as_json: bool) -> Result<i32> {
-    let resp: Value = ep.client()?.aws("describejobqueues", &json!({}))?;
+    let queues = ep.client()?.queues()?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&resp["jobQueues"])?);
+        println!("{}", serde_json::to_string_pretty(&queues)?);
         return Ok(0);
     }
     let mut table = vec![[
@@ -644,21 +640,20 @@ pub fn queues(ep: &Endpoint, as_json: bool) -> Result<i32> {
     ]
     .map(String::from)
     .to_vec()];
-    for q in resp["jobQueues"].as_array().into_iter().flatten() {
-        let ces: Vec<String> = q["computeEnvironmentOrder"]
-            .as_array()
-            .into_iter()
-            .flatten()
+    for q in &queues {
+        let ces: Vec<&str> = q
+            .compute_environment_order
+            .iter()
             .map(|c| {
-                let arn = c["computeEnvironment"].as_str().unwrap_or("?");
-                arn.rsplit('/').next().unwrap_or(arn).to_string()
+                let arn = c.compute_environment.as_str();
+                arn.rsplit('/').next().unwrap_or(arn)
             })
             .collect();
         table.push(vec![
-            q["jobQueueName"].as_str().unwrap_or("?").to_string(),
-            q["priority"].to_string(),
-            q["state"].as_str().unwrap_or("?").to_string(),
-            q["status"].as_str().unwrap_or("?").to_string(),
+            q.job_queue_name.clone(),
+            q.priority.to_string(),
+            q.state.clone(),
+            q.status.clone().unwrap_or_else(|| "?".into()),
             ces.join(","),
         ]);
     }
@@ -668,12 +663,11 @@ pub fn queues(ep: &Endpoint, as_json: bool) -> Result<i32> {
 
 /// `shoal nodes`, like sinfo.
 pub fn nodes(ep: &Endpoint, as_json: bool) -> Result<i32> {
-    let resp: Value = ep.client()?.shoal("listnodes", &json!({}))?;
+    let nodes = ep.client()?.call(&m::ListNodesRequest {})?.nodes;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&resp["nodes"])?);
+        println!("{}", serde_json::to_string_pretty(&nodes)?);
         return Ok(0);
     }
-    let nodes = resp["nodes"].as_array().cloned().unwrap_or_default();
     let mut table = vec![[
         "NODE",
         "STATE",
@@ -686,25 +680,19 @@ pub fn nodes(ep: &Endpoint, as_json: bool) -> Result<i32> {
     .map(String::from)
     .to_vec()];
     for n in &nodes {
-        let drained = n["drainReason"].as_str().map(|r| format!("drained: {r}"));
+        let drained = n.drain_reason.as_ref().map(|r| format!("drained: {r}"));
         let notes: Vec<&str> = drained
             .as_deref()
             .into_iter()
-            .chain(
-                n["notes"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str),
-            )
+            .chain(n.notes.iter().map(String::as_str))
             .collect();
         table.push(vec![
-            n["name"].as_str().unwrap_or("?").to_string(),
-            n["state"].as_str().unwrap_or("?").to_string(),
-            format!("{}/{}", n["vcpusAllocated"], n["vcpus"]),
-            n["memoryFreeMiB"].to_string(),
-            n["shmFreeMiB"].to_string(),
-            n["address"].as_str().unwrap_or("").to_string(),
+            n.name.clone(),
+            n.state.clone(),
+            format!("{}/{}", n.vcpus_allocated, n.vcpus),
+            n.memory_free_mib.to_string(),
+            n.shm_free_mib.to_string(),
+            n.address.clone(),
             notes.join("; "),
         ]);
     }
@@ -715,74 +703,38 @@ pub fn nodes(ep: &Endpoint, as_json: bool) -> Result<i32> {
     Ok(0)
 }
 
+/// What `shoal drain`, `resume` and `remove-node` do.
+pub enum NodeOp {
+    /// `shoal drain NODE --reason R`.
+    Drain(String),
+    /// `shoal resume NODE`.
+    Resume,
+    /// `shoal remove-node NODE`.
+    Remove,
+}
+
 /// `shoal drain` / `resume` / `remove-node`: says what it did.
-pub fn node_op(ep: &Endpoint, op: &str, node: &str, reason: Option<&str>) -> Result<i32> {
-    let mut body = json!({ "name": node });
-    if let Some(r) = reason {
-        body["reason"] = json!(r);
-    }
-    let _: Value = ep.client()?.shoal(op, &body)?;
+pub fn node_op(ep: &Endpoint, op: NodeOp, node: &str) -> Result<i32> {
+    let client = ep.client()?;
+    let name = node.to_string();
     match op {
-        "drainnode" => println!(
-            "{node}: drained ({}); what runs there goes on",
-            reason.unwrap_or("")
-        ),
-        "resumenode" => println!("{node}: resumed; it takes jobs again"),
-        _ => println!("{node}: removed"),
+        NodeOp::Drain(reason) => {
+            client.call(&m::DrainNodeRequest {
+                name,
+                reason: Some(reason.clone()),
+            })?;
+            println!("{node}: drained ({reason}); what runs there goes on");
+        }
+        NodeOp::Resume => {
+            client.call(&m::ResumeNodeRequest { name })?;
+            println!("{node}: resumed; it takes jobs again");
+        }
+        NodeOp::Remove => {
+            client.call(&m::RemoveNodeRequest { name })?;
+            println!("{node}: removed");
+        }
     }
     Ok(0)
-}
-
-/// A client of workers' own servers over TLS: it trusts only the cluster
-/// CA `ca_pem` (no built-in roots) and presents no certificate.
-fn tls_client(ca_pem: &str, timeout: Option<Duration>) -> Result<reqwest::blocking::Client> {
-    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())
-        .context("the cluster CA certificate is not PEM")?;
-    Ok(reqwest::blocking::Client::builder()
-        .timeout(timeout)
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(ca)
-        .https_only(true)
-        .build()?)
-}
-
-/// Read a task's output from `offset` on, through the worker that ran it.
-pub fn fetch_log(client: &Client, job: &str, offset: u64) -> Result<Vec<u8>> {
-    let loc: Value = client.shoal("logs", &json!({ "jobId": job }))?;
-    let task: shoal_model::wire::TaskRef = serde_json::from_value(loc["task"].clone())
-        .context("the scheduler's reply names no task")?;
-    let mut url = format!(
-        "{}/{}?offset={offset}",
-        loc["url"].as_str().unwrap_or_default(),
-        shoal_worker::task::task_dir_name(&task)
-    );
-    if let Some(grant) = loc["grant"].as_str() {
-        url = format!("{url}&{grant}");
-    }
-    let http = if url.starts_with("https://") {
-        let ca = loc["ca"]
-            .as_str()
-            .context("the worker speaks TLS, but the scheduler's reply holds no CA to verify it")?;
-        tls_client(ca, Some(Duration::from_secs(60)))?
-    } else {
-        reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()?
-    };
-    let resp = http
-        .get(&url)
-        .send()
-        .with_context(|| format!("cannot reach worker {} for the log", loc["node"]))?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        bail!(
-            "worker {} has no log for {job} ({status}: {})",
-            loc["node"],
-            resp.text().unwrap_or_default()
-        );
-    }
-    Ok(resp.bytes()?.to_vec())
 }
 
 /// `shoal logs JOB[#NODE] [--follow]`. With --follow, a job that has not
@@ -793,48 +745,43 @@ pub fn logs(ep: &Endpoint, job: &str, follow: bool) -> Result<i32> {
     let client = ep.client()?;
     let r: shoal_model::JobRef = job.parse().with_context(|| format!("shoal logs {job}"))?;
     let base = r.job.as_str();
-    let describe = |id: &str| -> Result<Value> {
-        describe_all(&client, &[id.to_string()])?
-            .remove(id)
+    let describe = |id: &str| -> Result<m::JobDetail> {
+        client
+            .describe_one(id)?
             .with_context(|| format!("no job with id {id}"))
     };
     let j = describe(base)?;
-    if array_size(&j).is_some() {
-        let children = list_all(&client, json!({ "arrayJobId": base }))?;
+    if let Some(size) = array_size(&j) {
+        let children = children_of(&client, base)?;
         println!(
-            "{base} is an array job of {} children; each has its own log (shoal logs {base}:INDEX):",
-            j["arrayProperties"]["size"]
+            "{base} is an array job of {size} children; each has its own log (shoal logs {base}:INDEX):"
         );
         let mut table = vec![vec!["CHILD".to_string(), "STATE".into(), "REASON".into()]];
         for c in &children {
             table.push(vec![
-                c["jobId"].as_str().unwrap_or("?").to_string(),
-                c["status"].as_str().unwrap_or("?").to_string(),
-                c["statusReason"].as_str().unwrap_or("").to_string(),
+                c.job_id.clone(),
+                c.status.clone().unwrap_or_else(|| "?".into()),
+                c.status_reason.clone().unwrap_or_default(),
             ]);
         }
         print_table(&table);
         return Ok(0);
     }
-    let started = |j: &Value| {
+    let started = |j: &m::JobDetail| {
         matches!(
-            j["status"].as_str(),
-            Some("STARTING" | "RUNNING" | "SUCCEEDED" | "FAILED")
-        ) && (j["startedAt"].is_i64() || !j["attempts"].as_array().is_none_or(|a| a.is_empty()))
+            j.status.as_str(),
+            "STARTING" | "RUNNING" | "SUCCEEDED" | "FAILED"
+        ) && (j.started_at.is_some() || !j.attempts.is_empty())
     };
     if follow && !started(&j) {
         let mut said = String::new();
         let mut delay = Duration::from_millis(50);
         loop {
             let j = describe(base)?;
-            if started(&j) || j["status"] == "FAILED" {
+            if started(&j) || j.status == "FAILED" {
                 break;
             }
-            let now = format!(
-                "{} {}",
-                j["status"].as_str().unwrap_or("?"),
-                j["statusReason"].as_str().unwrap_or("")
-            );
+            let now = format!("{} {}", j.status, j.status_reason.as_deref().unwrap_or(""));
             if now != said {
                 eprintln!("shoal logs: waiting for {job} to start ({})", now.trim());
                 said = now;
@@ -846,17 +793,14 @@ pub fn logs(ep: &Endpoint, job: &str, follow: bool) -> Result<i32> {
     let mut offset = 0u64;
     let mut delay = Duration::from_millis(50);
     loop {
-        let bytes = fetch_log(&client, job, offset)?;
+        let bytes = client.log(job, offset)?;
         offset += bytes.len() as u64;
         std::io::stdout().write_all(&bytes)?;
         std::io::stdout().flush()?;
         if !follow {
             return Ok(0);
         }
-        let done = matches!(
-            describe(base)?["status"].as_str(),
-            Some("SUCCEEDED" | "FAILED")
-        );
+        let done = m::is_finished(&describe(base)?.status);
         if done && bytes.is_empty() {
             return Ok(0);
         }
@@ -888,15 +832,7 @@ pub fn cluster_up(config: shoal_worker::cluster::ClusterConfig) -> Result<i32> {
     std::thread::spawn(move || {
         let mut delay = Duration::from_millis(10);
         for _ in 0..200 {
-            let up = client
-                .shoal::<Value>("listnodes", &json!({}))
-                .map(|v| {
-                    v["nodes"]
-                        .as_array()
-                        .map(|a| a.iter().filter(|n| n["state"] != "DOWN").count())
-                        .unwrap_or(0)
-                })
-                .unwrap_or(0);
+            let up = client.nodes_up().unwrap_or(0);
             if up >= nodes as usize {
                 say!("ready: {up} nodes");
                 return;
@@ -923,7 +859,9 @@ pub fn launch_agent(host: &str, command: &[String]) -> Result<i32> {
             .with_context(|| format!("{k} is not set: launch-agent runs inside a Shoal job"))
     };
     let workers = env("SHOAL_NODE_WORKERS")?;
-    let job_id = env("AWS_BATCH_JOB_ID")?;
+    let job_id: m::JobRef = env("AWS_BATCH_JOB_ID")?
+        .parse()
+        .context("AWS_BATCH_JOB_ID is not a job id")?;
     let attempt: u32 = env("AWS_BATCH_JOB_ATTEMPT")?
         .parse()
         .context("AWS_BATCH_JOB_ATTEMPT is not a number")?;
@@ -938,37 +876,20 @@ pub fn launch_agent(host: &str, command: &[String]) -> Result<i32> {
                 .is_some_and(|(a, _)| a == host)
         })
         .with_context(|| format!("{host} is not a node of this job (nodes: {workers})"))?;
-    let (url, http) = match entry.strip_prefix("https://") {
-        Some(url) => {
-            let ca =
-                env("SHOAL_CA_PEM").with_context(|| format!("the worker at {entry} speaks TLS"))?;
-            (url, tls_client(&ca, None)?)
+    let ca = match entry.starts_with("https://") {
+        true => {
+            Some(env("SHOAL_CA_PEM").with_context(|| format!("the worker at {entry} speaks TLS"))?)
         }
-        None => (
-            entry,
-            reqwest::blocking::Client::builder().timeout(None).build()?,
-        ),
+        false => None,
     };
-    let scheme = if entry.starts_with("https://") {
-        "https"
-    } else {
-        "http"
-    };
-    let resp = http
-        .post(format!("{scheme}://{url}/exec"))
-        .json(
-            &json!({ "jobId": job_id, "attempt": attempt.saturating_sub(1),
-                       "command": command.join(" "), "token": token }),
-        )
-        .send()
-        .with_context(|| format!("cannot reach the worker at {url}"))?;
-    let status = resp.status();
-    let v: Value = resp.json().unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!(
-            "worker {url}: {}",
-            v["message"].as_str().unwrap_or("refused")
-        );
-    }
-    Ok(v["exitCode"].as_i64().unwrap_or(1) as i32)
+    let worker = Client::worker(entry, ca.as_deref())?;
+    let reply = worker
+        .exec(&m::ExecRequest {
+            job_id,
+            attempt: attempt.saturating_sub(1),
+            command: command.join(" "),
+            token,
+        })
+        .with_context(|| format!("worker {entry}"))?;
+    Ok(reply.exit_code)
 }

@@ -20,14 +20,8 @@ macro_rules! say_err {
     }};
 }
 
-mod bench;
-mod client;
 mod commands;
 mod export;
-mod local_cluster;
-mod md_bench;
-mod osu_bench;
-mod pass_bench;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -48,23 +42,23 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 pub struct Endpoint {
     /// The scheduler's URL.
-    #[arg(long, env = "SHOAL_ENDPOINT", default_value = client::DEFAULT_ENDPOINT, global = true)]
+    #[arg(long, env = "SHOAL_ENDPOINT", default_value = shoal_client::DEFAULT_ENDPOINT, global = true)]
     pub endpoint: String,
     /// Sign requests with the first key of this file (lines `ACCESS_KEY_ID
     /// SECRET`). Without it, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
     /// (and AWS_SESSION_TOKEN) are used if set; with neither, requests go
     /// unsigned, which only a scheduler without credentials accepts.
-    #[arg(long, env = client::CREDENTIALS_ENV, value_name = "FILE")]
+    #[arg(long, env = shoal_client::CREDENTIALS_ENV, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
 }
 
 impl Endpoint {
     /// A client for this endpoint, with these keys.
-    pub fn client(&self) -> Result<client::Client> {
-        client::Client::with_credentials(
+    pub fn client(&self) -> Result<shoal_client::Client> {
+        Ok(shoal_client::Client::with_credentials(
             &self.endpoint,
-            client::credentials(self.credentials.as_deref())?,
-        )
+            shoal_client::credentials(self.credentials.as_deref())?,
+        )?)
     }
 }
 
@@ -217,7 +211,7 @@ enum Command {
     Plan(shoal_planner::PlanArgs),
     /// Benchmarks that print figures.
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(shoal_benches::BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -284,7 +278,7 @@ enum CaCommand {
 #[derive(clap::Args)]
 struct WorkerArgs {
     /// The scheduler's URL.
-    #[arg(long, env = "SHOAL_ENDPOINT", default_value = client::DEFAULT_ENDPOINT)]
+    #[arg(long, env = "SHOAL_ENDPOINT", default_value = shoal_client::DEFAULT_ENDPOINT)]
     scheduler: String,
     /// This node's name (unique in the cluster).
     #[arg(long)]
@@ -407,10 +401,8 @@ struct SchedulerArgs {
 
 /// The scheduler's keys: `--credentials FILE`, else AWS_ACCESS_KEY_ID and
 /// AWS_SECRET_ACCESS_KEY, else none.
-fn scheduler_keys(
-    file: Option<&std::path::Path>,
-) -> Result<Option<shoal_scheduler::sigv4::KeyStore>> {
-    use shoal_scheduler::sigv4::KeyStore;
+fn scheduler_keys(file: Option<&std::path::Path>) -> Result<Option<shoal_sigv4::KeyStore>> {
+    use shoal_sigv4::KeyStore;
     if let Some(f) = file {
         return Ok(Some(KeyStore::from_file(f)?));
     }
@@ -473,8 +465,8 @@ impl Command {
 fn main() {
     use std::io::IsTerminal;
     // An empty SHOAL_CREDENTIALS= means no keys (not a file named "").
-    if std::env::var_os(client::CREDENTIALS_ENV).is_some_and(|v| v.is_empty()) {
-        std::env::remove_var(client::CREDENTIALS_ENV);
+    if std::env::var_os(shoal_client::CREDENTIALS_ENV).is_some_and(|v| v.is_empty()) {
+        std::env::remove_var(shoal_client::CREDENTIALS_ENV);
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -560,14 +552,14 @@ fn run(cli: Cli) -> Result<i32> {
             node,
             reason,
             endpoint,
-        } => commands::node_op(&endpoint, "drainnode", &node, Some(&reason)),
+        } => commands::node_op(&endpoint, commands::NodeOp::Drain(reason), &node),
         Command::Resume { node, endpoint } => {
-            commands::node_op(&endpoint, "resumenode", &node, None)
+            commands::node_op(&endpoint, commands::NodeOp::Resume, &node)
         }
         Command::RemoveNode { node, endpoint } => {
-            commands::node_op(&endpoint, "removenode", &node, None)
+            commands::node_op(&endpoint, commands::NodeOp::Remove, &node)
         }
-        Command::Bench(b) => bench::run(b),
+        Command::Bench(b) => shoal_benches::run(b),
         Command::WorkerWatchdog { lease, cgroups } => {
             shoal_worker::fence::watchdog(&lease, &cgroups)?;
             Ok(0)

@@ -155,14 +155,14 @@ fn with_credentials_every_client_op_needs_a_valid_signature() {
     // A body changed after signing, a stale date, a malformed header: 403,
     // never a 500.
     let signed_headers = |time: i64, body: &[u8]| {
-        let creds = shoal_scheduler::sigv4::Credentials {
+        let creds = shoal_sigv4::Credentials {
             access_key_id: KEY.into(),
             secret_access_key: SECRET.into(),
             session_token: None,
         };
         let host = endpoint.trim_start_matches("http://").to_string();
-        let mut h = shoal_scheduler::sigv4::sign(
-            &shoal_scheduler::sigv4::SigningParams {
+        let mut h = shoal_sigv4::sign(
+            &shoal_sigv4::SigningParams {
                 credentials: &creds,
                 region: "us-east-1",
                 service: "batch",
@@ -188,7 +188,7 @@ fn with_credentials_every_client_op_needs_a_valid_signature() {
             r.json::<Value>().unwrap_or(Value::Null),
         )
     };
-    let now = shoal_scheduler::sigv4::now_secs();
+    let now = shoal_sigv4::now_secs();
     let (s, v) = send(signed_headers(now, b"{}"), b"{}");
     assert_eq!(s, 200, "{v}");
     let (s, v) = send(signed_headers(now, b"{}"), b"{\"jobQueues\":[\"x\"]}");

@@ -29,8 +29,3 @@ pub use crate::core::{
 };
 pub use error::CoreError;
 pub use types::*;
-
-#[doc(hidden)]
-#[allow(missing_docs)]
-#[allow(clippy::should_implement_trait)]
-pub mod bench_fixture;

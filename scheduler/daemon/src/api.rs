@@ -30,9 +30,9 @@ pub enum ApiError {
     AccessDenied(String),
 }
 
-impl From<crate::sigv4::AuthError> for ApiError {
-    fn from(e: crate::sigv4::AuthError) -> Self {
-        use crate::sigv4::AuthError as A;
+impl From<shoal_sigv4::AuthError> for ApiError {
+    fn from(e: shoal_sigv4::AuthError) -> Self {
+        use shoal_sigv4::AuthError as A;
         match e {
             A::Unrecognized(m) => ApiError::UnrecognizedClient(format!(
                 "The security token included in the request is invalid: {m}. \
@@ -127,11 +127,7 @@ impl Request {
     /// Parse `POST /v1/{op}`. An empty body counts as `{}` (aws-cli sends
     /// none for calls without arguments).
     pub fn parse_aws(op: &str, body: &[u8]) -> Result<Request, ApiError> {
-        let body: &[u8] = if body.iter().all(|b| b.is_ascii_whitespace()) {
-            b"{}"
-        } else {
-            body
-        };
+        let body = or_empty(body);
         use Request as R;
         Ok(match op.to_ascii_lowercase().as_str() {
             "registerjobdefinition" => {
@@ -161,45 +157,54 @@ impl Request {
     /// Parse `POST /shoal/v1/{op}`.
     pub fn parse_shoal(op: &str, body: &[u8]) -> Result<Request, ApiError> {
         match op {
-            "listnodes" => Ok(Request::ListNodes),
-            "drainnode" | "resumenode" | "removenode" => {
-                #[derive(serde::Deserialize)]
-                #[serde(rename_all = "camelCase", deny_unknown_fields)]
-                struct Node {
-                    name: String,
-                    #[serde(default)]
-                    reason: Option<String>,
-                }
-                let n: Node = shoal_model::parse_request(body)?;
-                if n.name.trim().is_empty() {
-                    return Err(ApiError::field(
-                        "name",
-                        "give the node's name (shoal nodes lists them)",
-                    ));
-                }
-                Ok(match op {
-                    "drainnode" => Request::DrainNode(
-                        n.name,
-                        n.reason
-                            .filter(|r| !r.trim().is_empty())
-                            .unwrap_or_else(|| "drained by an operator".into()),
-                    ),
-                    "resumenode" => Request::ResumeNode(n.name),
-                    _ => Request::RemoveNode(n.name),
-                })
+            "listnodes" => {
+                let _: m::ListNodesRequest = shoal_model::parse_request(or_empty(body))?;
+                Ok(Request::ListNodes)
+            }
+            "drainnode" => {
+                let r: m::DrainNodeRequest = shoal_model::parse_request(body)?;
+                let reason = r
+                    .reason
+                    .filter(|r| !r.trim().is_empty())
+                    .unwrap_or_else(|| "drained by an operator".into());
+                Ok(Request::DrainNode(node_name(r.name)?, reason))
+            }
+            "resumenode" => {
+                let r: m::ResumeNodeRequest = shoal_model::parse_request(body)?;
+                Ok(Request::ResumeNode(node_name(r.name)?))
+            }
+            "removenode" => {
+                let r: m::RemoveNodeRequest = shoal_model::parse_request(body)?;
+                Ok(Request::RemoveNode(node_name(r.name)?))
             }
             "registerworker" => Ok(Request::RegisterWorker(shoal_model::parse_request(body)?)),
             "poll" => Ok(Request::WorkerPoll(shoal_model::parse_request(body)?)),
             "logs" => {
-                #[derive(serde::Deserialize)]
-                #[serde(rename_all = "camelCase", deny_unknown_fields)]
-                struct Logs {
-                    job_id: String,
-                }
-                let l: Logs = shoal_model::parse_request(body)?;
-                Ok(Request::LogLocation(l.job_id))
+                let r: m::LogsRequest = shoal_model::parse_request(body)?;
+                Ok(Request::LogLocation(r.job_id))
             }
             other => Err(ApiError::UnknownOperation(other.to_string())),
         }
+    }
+}
+
+/// A node name given to drainnode, resumenode or removenode.
+fn node_name(name: String) -> Result<String, ApiError> {
+    if name.trim().is_empty() {
+        return Err(ApiError::field(
+            "name",
+            "give the node's name (shoal nodes lists them)",
+        ));
+    }
+    Ok(name)
+}
+
+/// An empty body counts as `{}` (aws-cli sends none for calls without
+/// arguments).
+fn or_empty(body: &[u8]) -> &[u8] {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        b"{}"
+    } else {
+        body
     }
 }

@@ -1,5 +1,5 @@
 //! Who may call the API: the route layer that checks AWS Signature Version 4
-//! ([`crate::sigv4`]) on every request when the scheduler has access keys.
+//! ([`shoal_sigv4`]) on every request when the scheduler has access keys.
 //!
 //! Every operation needs a valid signature except the worker protocol's
 //! (`/shoal/v1/registerworker`, `/shoal/v1/poll`), which workers call and
@@ -9,11 +9,11 @@
 
 use crate::api::ApiError;
 use crate::body::MAX_BODY_BYTES;
-use crate::sigv4::{HttpRequest, KeyStore};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use shoal_sigv4::{HttpRequest, KeyStore};
 use std::sync::Arc;
 
 /// Paths that are not SigV4-authenticated: the worker protocol.
@@ -63,7 +63,7 @@ pub async fn require_signature(
             headers: &headers,
             body: &bytes,
         },
-        crate::sigv4::now_secs(),
+        shoal_sigv4::now_secs(),
     );
     match verdict {
         Ok(_) => {

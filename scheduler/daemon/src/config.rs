@@ -23,7 +23,7 @@ pub struct Config {
     /// SigV4 signature by one of them (worker protocol ops excepted). None:
     /// protected mode, any request is accepted and `listen` must be a
     /// loopback address unless `insecure_no_auth`.
-    pub credentials: Option<crate::sigv4::KeyStore>,
+    pub credentials: Option<shoal_sigv4::KeyStore>,
     /// Allow a non-loopback `listen` without credentials.
     pub insecure_no_auth: bool,
     /// Start a new, empty state where the state directory's database is

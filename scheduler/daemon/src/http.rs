@@ -81,7 +81,7 @@ pub struct AppState {
     pub mail: Mailboxes,
     /// The access keys requests must be signed with (None: any request is
     /// accepted; see [`crate::auth`]).
-    pub keys: Option<std::sync::Arc<crate::sigv4::KeyStore>>,
+    pub keys: Option<std::sync::Arc<shoal_sigv4::KeyStore>>,
 }
 
 /// Longest a worker's poll is held open.

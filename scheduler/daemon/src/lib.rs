@@ -5,8 +5,9 @@
 //!   group-commits every change to SQLite before replying.
 //! - [`state`]: the state machine behind every API operation.
 //! - [`store`]: the SQLite database in the state directory.
-//! - [`sigv4`]: AWS Signature Version 4, verified by [`auth`] on every
-//!   client request when the scheduler has access keys.
+//! - [`auth`]: AWS Signature Version 4 (the `shoal-sigv4` crate, shared
+//!   with the client) on every client request when the scheduler has
+//!   access keys.
 //! - [`tls`]: the worker listener (mutual TLS) for the worker protocol.
 #![warn(missing_docs)]
 
@@ -18,7 +19,6 @@ pub mod config;
 pub mod http;
 pub mod mailbox;
 mod serve;
-pub mod sigv4;
 pub mod state;
 pub mod store;
 pub mod tls;
@@ -78,7 +78,7 @@ impl Running {
 
 /// Protected mode: without access keys the scheduler listens only on a
 /// loopback address, unless `insecure_no_auth`. Logs which mode it runs in.
-fn check_auth(config: &Config) -> Result<Option<std::sync::Arc<sigv4::KeyStore>>, Error> {
+fn check_auth(config: &Config) -> Result<Option<std::sync::Arc<shoal_sigv4::KeyStore>>, Error> {
     let listen = config.listen;
     match &config.credentials {
         Some(keys) if !keys.is_empty() => {

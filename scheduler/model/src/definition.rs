@@ -416,7 +416,7 @@ impl JobTimeout {
 // ---------------------------------------------------------------- register
 
 /// `RegisterJobDefinition` request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterJobDefinitionRequest {
     pub job_definition_name: String,

@@ -29,6 +29,11 @@ pub const JOB_STATES: [&str; 7] = [
     "FAILED",
 ];
 
+/// Whether a job in state `status` has ended (SUCCEEDED or FAILED).
+pub fn is_finished(status: &str) -> bool {
+    matches!(status, "SUCCEEDED" | "FAILED")
+}
+
 // ---------------------------------------------------------------- submit
 
 /// `containerOverrides` of SubmitJob (and of each node property override).
@@ -741,6 +746,10 @@ pub struct ArrayPropertiesSummary {
     pub size: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<i32>,
+    /// Shoal: an array parent's children by state, added by `shoal jobs
+    /// --json` (ListJobs itself leaves it out, as AWS does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_summary: Option<BTreeMap<String, i64>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

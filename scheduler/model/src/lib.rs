@@ -3,10 +3,13 @@
 //! validation, ARNs, and the job semantics the scheduler needs (parameter
 //! substitution, overrides, per-node resource demand).
 //!
-//! Requests reject unknown fields; [`parse_request`] turns every JSON or
+//! [`Operation`] ties each request type to its path and its reply's type
+//! (the client sends these, the scheduler parses them). Requests reject
+//! unknown fields; [`parse_request`] turns every JSON or
 //! type error into a [`ClientError`] naming the field path, and each
 //! request's [`Validate::validate`] enforces the AWS rules.
 
+pub mod api;
 pub mod arn;
 pub mod compute;
 pub mod container;
@@ -20,6 +23,7 @@ pub mod semantics;
 mod util;
 pub mod wire;
 
+pub use api::*;
 pub use arn::{
     job_id_from_ref, parse_arn, parse_job_definition_ref, resource_name_from_ref, ArnScope,
     DefinitionRef, ParsedArn, ResourceKind,

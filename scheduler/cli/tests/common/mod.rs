@@ -122,7 +122,7 @@ pub fn try_signed_call(
     (key, secret): (&str, &str),
     headers: &[(&str, &str)],
 ) -> Result<(u16, Value), reqwest::Error> {
-    use shoal_scheduler::sigv4;
+    use shoal_sigv4 as sigv4;
     let u = reqwest::Url::parse(url).expect("a URL");
     let host = format!(
         "{}:{}",

@@ -272,7 +272,7 @@ pub struct StateMachine {
     outbox: Vec<(String, shoal_model::wire::Order)>,
     timing: Timing,
     /// The key of the per-job tokens (see [`StateMachine::job_token`]).
-    job_key: ring::hmac::Key,
+    job_key: Vec<u8>,
     /// The cluster CA's certificate (PEM) with a worker listener: handed
     /// to clients of TLS workers (`logs`).
     cluster_ca: Option<String>,
@@ -390,7 +390,7 @@ impl StateMachine {
             mail,
             outbox: Vec::new(),
             timing: config.timing,
-            job_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &job_key),
+            job_key: job_key.clone(),
             cluster_ca,
         };
         if new_key {
@@ -483,7 +483,7 @@ impl StateMachine {
     /// restart and different for every job and attempt.
     pub fn job_token(&self, job_id: &str, attempt: u32) -> String {
         let msg = format!("shoal job token\n{job_id}\n{attempt}");
-        hex::encode(ring::hmac::sign(&self.job_key, msg.as_bytes()).as_ref())
+        shoal_sigv4::hmac_sha256_hex(&self.job_key, msg.as_bytes())
     }
 
     fn create_defaults(&mut self, now: u64) -> Result<(), crate::Error> {

@@ -782,7 +782,7 @@ impl StateMachine {
     }
 
     pub(super) fn list_nodes(&self) -> Result<Vec<u8>, ApiError> {
-        let nodes: Vec<serde_json::Value> = self
+        let nodes: Vec<shoal_model::NodeInfo> = self
             .nodes
             .values()
             .map(|n| {
@@ -793,7 +793,11 @@ impl StateMachine {
                 };
                 let down = n.state == NodeState::Down;
                 let state = if n.state == NodeState::Up && n.drain.is_some() {
-                    if used == 0 { "DRAINED" } else { "DRAINING" }
+                    if used == 0 {
+                        "DRAINED"
+                    } else {
+                        "DRAINING"
+                    }
                 } else if n.state != NodeState::Up || used == 0 {
                     n.state.name()
                 } else if free.vcpus == 0 {
@@ -801,18 +805,24 @@ impl StateMachine {
                 } else {
                     "MIXED"
                 };
-                json!({
-                    "name": n.name, "state": state, "address": n.address, "port": n.port,
-                    "vcpus": n.capacity.vcpus, "vcpusAllocated": used,
-                    "memoryMiB": n.capacity.memory_mib, "memoryFreeMiB": if down { 0 } else { free.memory_mib },
-                    "shmMiB": n.capacity.shm_mib, "shmFreeMiB": if down { 0 } else { free.shm_mib },
-                    "labels": n.labels,
-                    "notes": n.notes,
-                    "drainReason": n.drain,
-                })
+                shoal_model::NodeInfo {
+                    name: n.name.clone(),
+                    state: state.to_string(),
+                    address: n.address.clone(),
+                    port: n.port,
+                    vcpus: n.capacity.vcpus,
+                    vcpus_allocated: used,
+                    memory_mib: n.capacity.memory_mib,
+                    memory_free_mib: if down { 0 } else { free.memory_mib },
+                    shm_mib: n.capacity.shm_mib,
+                    shm_free_mib: if down { 0 } else { free.shm_mib },
+                    labels: n.labels.clone(),
+                    notes: n.notes.clone(),
+                    drain_reason: n.drain.clone(),
+                }
             })
             .collect();
-        reply(&json!({ "nodes": nodes }))
+        reply(&shoal_model::ListNodesResponse { nodes })
     }
 
     /// Where a task's logs are: the worker's base URL, and a grant (query
@@ -858,26 +868,25 @@ impl StateMachine {
             .and_then(|h| hex::decode(h).ok())
             .map(|key| {
                 let expires = now + LOG_GRANT_MS;
-                let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
                 let msg = shoal_model::wire::log_grant_message(&task.dir_name(), expires);
                 format!(
                     "expires={expires}&sig={}",
-                    hex::encode(ring::hmac::sign(&key, msg.as_bytes()).as_ref())
+                    shoal_sigv4::hmac_sha256_hex(&key, msg.as_bytes())
                 )
             });
-        reply(&json!({
-            "url": format!(
+        reply(&shoal_model::LogLocation {
+            url: format!(
                 "{}://{}:{}/logs",
                 if n.tls { "https" } else { "http" },
                 n.address,
                 n.port
             ),
-            "task": task,
-            "node": n.name,
-            "grant": grant,
+            task,
+            node: n.name.clone(),
+            grant,
             // The cluster CA (public), against which the client verifies
             // a TLS worker: users need no file of their own.
-            "ca": if n.tls { self.cluster_ca.clone() } else { None },
-        }))
+            ca: if n.tls { self.cluster_ca.clone() } else { None },
+        })
     }
 }

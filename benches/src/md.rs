@@ -2,21 +2,19 @@
 //! MPI jobs through the scheduler, shared memory against TCP, performance
 //! against ranks (like the seed's GROMACS ns/day chart).
 
-use crate::client::Client;
-use crate::commands::{fetch_log, wait_for};
-use crate::local_cluster::with_cluster;
-use crate::osu_bench::fmt;
+use crate::local_cluster::{run_job, shipped_definition, with_cluster};
+use crate::osu::fmt;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
+use shoal_client::Client;
+use shoal_jobs::{definitions, inputs};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const DEFINITIONS: [&str; 2] = [
-    include_str!("../../../jobs/definitions/md-shm-1node.json"),
-    include_str!("../../../jobs/definitions/md-tcp-1node.json"),
-];
-const CASE_LJ: &str = include_str!("../../../jobs/md/inputs/bench.lj");
-const CASE_RF: &str = include_str!("../../../jobs/md/inputs/bench.rf");
+const DEFINITIONS: [&str; 2] = [definitions::MD_SHM_1NODE, definitions::MD_TCP_1NODE];
+const CASE_LJ: &str = inputs::MD_BENCH_LJ;
+const CASE_RF: &str = inputs::MD_BENCH_RF;
 const MARKER: &str = "--- shoal-md json ---";
 
 /// `shoal bench md` arguments.
@@ -126,10 +124,15 @@ fn run_on(
     vcpus: u32,
 ) -> Result<Vec<Value>> {
     for def in DEFINITIONS {
-        let mut body: Value = serde_json::from_str(def)?;
-        body["containerProperties"]["resourceRequirements"][0]["value"] = json!(vcpus.to_string());
-        crate::local_cluster::run_as_me(&mut body);
-        let _: Value = client.aws("registerjobdefinition", &body)?;
+        let mut d = shipped_definition(def)?;
+        let requirements = d
+            .container_properties
+            .iter_mut()
+            .flat_map(|c| c.resource_requirements.iter_mut());
+        for r in requirements.filter(|r| r.kind == "VCPU") {
+            r.value = vcpus.to_string();
+        }
+        client.call(&d)?;
     }
     // Serial once; each transport for 2+ ranks. One job at a time.
     let mut runs: Vec<(String, u32)> = Vec::new();
@@ -154,20 +157,19 @@ fn run_on(
         } else {
             "md-shm-1node"
         };
-        let params = json!({ "md": md.display().to_string(), "input": input.display().to_string(),
-                             "vars": vars, "ranks": ranks.to_string() });
-        let v: Value = client.aws(
-            "submitjob",
-            &json!({ "jobName": format!("md-{t}-{ranks}"), "jobQueue": "default", "jobDefinition": def, "parameters": params }),
-        )?;
-        let id = v["jobId"].as_str().unwrap_or_default().to_string();
-        let job = wait_for(client, &id)?;
-        let log = String::from_utf8_lossy(&fetch_log(client, &id, 0)?).to_string();
-        if job["status"] != "SUCCEEDED" {
+        let params = BTreeMap::from([
+            ("md".to_string(), md.display().to_string()),
+            ("input".to_string(), input.display().to_string()),
+            ("vars".to_string(), vars.to_string()),
+            ("ranks".to_string(), ranks.to_string()),
+        ]);
+        let (id, job) = run_job(client, def, format!("md-{t}-{ranks}"), params)?;
+        let log = String::from_utf8_lossy(&client.log(&id, 0)?).to_string();
+        if job.status != "SUCCEEDED" {
             bar.finish_and_clear();
             bail!(
                 "the {t} run on {ranks} ranks failed: {}\n{log}",
-                job["statusReason"].as_str().unwrap_or("")
+                job.status_reason.as_deref().unwrap_or("")
             );
         }
         let text = log
@@ -177,7 +179,7 @@ fn run_on(
         let mut r: Value = serde_json::from_str(text.trim()).context("the results are not JSON")?;
         r["transport"] = json!(t);
         r["ranks"] = json!(ranks);
-        r["shmPeakMiB"] = job["shmPeakMiB"].clone();
+        r["shmPeakMiB"] = json!(job.shm_peak_mib);
         out.push(r);
         bar.inc(1);
     }

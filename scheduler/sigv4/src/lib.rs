@@ -1,6 +1,9 @@
 //! AWS Signature Version 4 (`AWS4-HMAC-SHA256`), both sides: the scheduler
-//! verifies requests with [`KeyStore::verify`], and the `shoal` CLI signs
-//! them with [`sign`]. Both build the canonical request with the same code,
+//! verifies requests with [`KeyStore::verify`], and the client
+//! (`shoal-client`, used by the CLI and the benchmarks) signs them with
+//! [`sign`]. The one HMAC-SHA256 of Shoal ([`hmac_sha256`], on `ring`) lives
+//! here too: the scheduler's job tokens and log grants use it, and the
+//! workers check them with it. Both build the canonical request with the same code,
 //! the way AWS does for non-S3 services:
 //!
 //! ```text
@@ -22,12 +25,9 @@
 //! accepted; boto3 signs Batch calls as service `batch`). The key is the HMAC
 //! chain `"AWS4" + secret → date → region → service → "aws4_request"`.
 
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use ring::{digest, hmac};
 use std::collections::HashMap;
 use std::path::Path;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// The only algorithm there is.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -263,7 +263,7 @@ impl KeyStore {
                 "SignedHeaders must include host".into(),
             ));
         }
-        let body_hash = hex::encode(Sha256::digest(req.body));
+        let body_hash = sha256_hex(req.body);
         if let Some(claimed) = req.header("x-amz-content-sha256") {
             if claimed.trim_ascii() != body_hash.as_bytes() {
                 return Err(AuthError::InvalidSignature(
@@ -308,10 +308,9 @@ impl KeyStore {
                 "Signature is not hexadecimal".into(),
             ));
         };
-        let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC takes keys of any size");
-        mac.update(sts.as_bytes());
-        // Constant time (the `subtle` crate underneath).
-        if mac.verify_slice(&provided).is_err() {
+        // Constant time (ring's verify).
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &key);
+        if hmac::verify(&key, sts.as_bytes(), &provided).is_err() {
             return Err(AuthError::InvalidSignature(
                 "The request signature we calculated does not match the signature you provided. \
                  Check your secret access key and signing method"
@@ -566,23 +565,37 @@ pub fn canonical_query(query: &str) -> String {
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
     format!(
         "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        hex::encode(Sha256::digest(canonical_request.as_bytes()))
+        sha256_hex(canonical_request.as_bytes())
     )
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any size");
-    mac.update(data);
-    mac.finalize().into_bytes().into()
+/// HMAC-SHA256 of `data` under `key`: the one HMAC of the scheduler, its
+/// workers and its clients (SigV4's key chain and signature, the job tokens,
+/// the log grants).
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// [`hmac_sha256`] in lowercase hexadecimal.
+pub fn hmac_sha256_hex(key: &[u8], data: &[u8]) -> String {
+    hex::encode(hmac_sha256(key, data))
+}
+
+/// SHA-256 of `data` in lowercase hexadecimal.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(digest::digest(&digest::SHA256, data).as_ref())
 }
 
 /// The signing key: `"AWS4" + secret → date → region → service →
 /// "aws4_request"`.
 pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8; 32] {
-    let k = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
-    let k = hmac(&k, region.as_bytes());
-    let k = hmac(&k, service.as_bytes());
-    hmac(&k, b"aws4_request")
+    let k = hmac_sha256(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    let k = hmac_sha256(&k, region.as_bytes());
+    let k = hmac_sha256(&k, service.as_bytes());
+    hmac_sha256(&k, b"aws4_request")
 }
 
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian).
@@ -670,7 +683,7 @@ pub fn sign(
     body: &[u8],
 ) -> Vec<(String, String)> {
     let date = amz_date(p.time);
-    let body_hash = hex::encode(Sha256::digest(body));
+    let body_hash = sha256_hex(body);
     let mut added = vec![
         ("x-amz-date".to_string(), date.clone()),
         ("x-amz-content-sha256".to_string(), body_hash.clone()),
@@ -715,7 +728,10 @@ pub fn sign(
     let day = &date[..8];
     let scope = format!("{day}/{}/{}/aws4_request", p.region, p.service);
     let key = signing_key(&p.credentials.secret_access_key, day, p.region, p.service);
-    let sig = hex::encode(hmac(&key, string_to_sign(&date, &scope, &creq).as_bytes()));
+    let sig = hex::encode(hmac_sha256(
+        &key,
+        string_to_sign(&date, &scope, &creq).as_bytes(),
+    ));
     added.push((
         "authorization".to_string(),
         format!(
@@ -742,7 +758,7 @@ mod tests {
             canonical_query("Version=2010-05-08&Action=ListUsers")
         );
         assert_eq!(
-            hex::encode(Sha256::digest(creq.as_bytes())),
+            sha256_hex(creq.as_bytes()),
             "f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59"
         );
         let sts = string_to_sign(
@@ -760,7 +776,7 @@ mod tests {
             "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86da6ed3c154a4b9"
         );
         assert_eq!(
-            hex::encode(hmac(&key, sts.as_bytes())),
+            hex::encode(hmac_sha256(&key, sts.as_bytes())),
             "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
         );
     }

@@ -1,21 +1,16 @@
 //! Running a benchmark on a cluster: the one given with `--endpoint`, or a
 //! local one started for the run and removed after it.
 
-use crate::client::Client;
 use anyhow::{bail, Result};
-use serde_json::{json, Value};
+use shoal_client::Client;
+use shoal_model as m;
 use std::path::Path;
 
 /// Wait (bounded) until `n` workers are registered and not DOWN.
 pub fn wait_nodes(client: &Client, n: usize) -> Result<()> {
     let mut delay = std::time::Duration::from_millis(10);
     for _ in 0..300 {
-        let v: Value = client.shoal("listnodes", &json!({}))?;
-        let up = v["nodes"]
-            .as_array()
-            .map(|a| a.iter().filter(|x| x["state"] != "DOWN").count())
-            .unwrap_or(0);
-        if up >= n {
+        if client.nodes_up()? >= n {
             return Ok(());
         }
         std::thread::sleep(delay);
@@ -37,7 +32,7 @@ pub fn with_cluster<T>(
 ) -> Result<T> {
     let mut cluster = None;
     let client = match endpoint {
-        Some(e) => Client::new(e),
+        Some(e) => Client::new(e).map_err(anyhow::Error::from),
         None => {
             eprintln!("starting a local {nodes}-node cluster ({cpus} vCPUs per node) …");
             let c = shoal_worker::cluster::Cluster::up(&shoal_worker::cluster::ClusterConfig {
@@ -48,7 +43,8 @@ pub fn with_cluster<T>(
                 subnet: None,
                 shoal: std::env::current_exe()?,
             })?;
-            let client = Client::with_credentials_file(&c.endpoint, &c.credentials);
+            let client = Client::with_credentials_file(&c.endpoint, &c.credentials)
+                .map_err(anyhow::Error::from);
             cluster = Some(c);
             client
         }
@@ -68,22 +64,48 @@ pub fn with_cluster<T>(
 /// (its binaries are that user's build): `user` goes into every container.
 /// Workers refuse root unless the definition asks, so a root benchmark asks,
 /// and a local cluster (`--allow-root-jobs`) lets it.
-pub fn run_as_me(definition: &mut Value) {
+pub fn run_as_me(definition: &mut m::RegisterJobDefinitionRequest) {
     let uid = nix::unistd::getuid();
     let me = nix::unistd::User::from_uid(uid)
         .ok()
         .flatten()
         .map(|u| u.name)
         .unwrap_or_else(|| uid.to_string());
-    if let Some(c) = definition.get_mut("containerProperties") {
-        c["user"] = json!(me);
+    let ranges = definition
+        .node_properties
+        .iter_mut()
+        .flat_map(|n| n.node_range_properties.iter_mut())
+        .filter_map(|r| r.container.as_mut());
+    for c in definition.container_properties.iter_mut().chain(ranges) {
+        c.user = Some(me.clone());
     }
-    if let Some(ranges) = definition
-        .pointer_mut("/nodeProperties/nodeRangeProperties")
-        .and_then(Value::as_array_mut)
-    {
-        for r in ranges {
-            r["container"]["user"] = json!(me);
-        }
-    }
+}
+
+/// A shipped job definition (`shoal_jobs::definitions`), to run as the
+/// benchmark's user (see [`run_as_me`]).
+pub fn shipped_definition(json: &str) -> Result<m::RegisterJobDefinitionRequest> {
+    let mut d: m::RegisterJobDefinitionRequest = m::parse_request(json.as_bytes())?;
+    run_as_me(&mut d);
+    Ok(d)
+}
+
+/// Submit definition `definition` as `name` with these `Ref::` parameters
+/// and wait until it ends; its id and last description.
+pub fn run_job(
+    client: &Client,
+    definition: &str,
+    name: String,
+    parameters: std::collections::BTreeMap<String, String>,
+) -> Result<(String, m::JobDetail)> {
+    let id = client
+        .call(&m::SubmitJobRequest {
+            job_name: name,
+            job_queue: "default".into(),
+            job_definition: definition.to_string(),
+            parameters,
+            ..Default::default()
+        })?
+        .job_id;
+    let job = client.wait_for(&id)?;
+    Ok((id, job))
 }

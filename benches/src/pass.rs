@@ -1,9 +1,9 @@
 //! The scheduling-pass benchmark: one `Core::schedule` pass over a large,
-//! mostly full cluster with a deep queue. The fixture is the core's own
-//! (`shoal_core::bench_fixture`), shared with `cargo bench -p shoal-core`.
+//! mostly full cluster with a deep queue, over [`crate::fixture`] (which
+//! `cargo bench -p shoal-benches` times too).
 
+use crate::fixture::Bench;
 use hdrhistogram::Histogram;
-use shoal_core::bench_fixture::Bench;
 use shoal_core::Backfill;
 use std::time::Instant;
 

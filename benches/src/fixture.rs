@@ -3,10 +3,10 @@
 //! shapes (single-node and gang) waiting behind the running ones.
 //!
 //! Shared by `benches/schedule_pass.rs`, `examples/pass_latency.rs` and
-//! `shoal bench scheduler`. Not part of the scheduling API.
-#![allow(dead_code)]
+//! `shoal bench scheduler`. It drives the core through its public API only.
+#![allow(clippy::should_implement_trait)]
 
-use crate::*;
+use shoal_core::*;
 
 /// Deterministic pseudo-random numbers (xorshift64*).
 pub struct Rng(pub u64);

@@ -2,31 +2,21 @@
 //! MPI jobs through Shoal's scheduler and workers, shared memory against
 //! TCP, next to the physical floor; a table, JSON rows and an SVG plot.
 
-use crate::client::Client;
-use crate::commands::{fetch_log, wait_for};
-use crate::local_cluster::with_cluster;
+use crate::local_cluster::{run_job, shipped_definition, with_cluster};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use serde_json::{json, Value};
+use shoal_client::Client;
+use shoal_jobs::definitions;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The job definitions, as shipped in `jobs/definitions/`.
-const DEFINITIONS: [(&str, &str); 3] = [
-    (
-        "osu-shm-1node",
-        include_str!("../../../jobs/definitions/osu-shm-1node.json"),
-    ),
-    (
-        "osu-tcp-1node",
-        include_str!("../../../jobs/definitions/osu-tcp-1node.json"),
-    ),
-    (
-        "osu-tcp-2node",
-        include_str!("../../../jobs/definitions/osu-tcp-2node.json"),
-    ),
+const DEFINITIONS: [&str; 3] = [
+    definitions::OSU_SHM_1NODE,
+    definitions::OSU_TCP_1NODE,
+    definitions::OSU_TCP_2NODE,
 ];
 
 /// `shoal bench osu` arguments.
@@ -173,10 +163,8 @@ fn run_on(
     transports: &[String],
     nodes: u32,
 ) -> Result<Vec<Row>> {
-    for (_, def) in DEFINITIONS {
-        let mut body: Value = serde_json::from_str(def)?;
-        crate::local_cluster::run_as_me(&mut body);
-        let _: Value = client.aws("registerjobdefinition", &body)?;
+    for def in DEFINITIONS {
+        client.call(&shipped_definition(def)?)?;
     }
     let sizes = if b.sizes.is_empty() {
         String::new()
@@ -211,10 +199,13 @@ fn run_on(
         let def = format!("osu-{t}-{nodes}node");
         for bench in &benches {
             let args = args_for(bench);
-            let mut params =
-                json!({ "osu": osu.display().to_string(), "bench": bench, "args": args.trim() });
+            let mut params = BTreeMap::from([
+                ("osu".to_string(), osu.display().to_string()),
+                ("bench".to_string(), bench.to_string()),
+                ("args".to_string(), args.trim().to_string()),
+            ]);
             if t == "shm" {
-                params["singlecopy"] = json!(b.single_copy);
+                params.insert("singlecopy".into(), b.single_copy.to_string());
             }
             jobs.push((t.clone(), bench.to_string(), def.clone(), params));
         }
@@ -229,27 +220,22 @@ fn run_on(
     // One job at a time: the benchmarks must not share the machine's cores.
     for (t, bench, def, params) in &jobs {
         bar.set_message(format!("{t} {bench}"));
-        let v: Value = client.aws(
-            "submitjob",
-            &json!({ "jobName": format!("{def}-{bench}"), "jobQueue": "default", "jobDefinition": def, "parameters": params }),
-        )?;
-        let id = v["jobId"].as_str().unwrap_or_default().to_string();
-        let job = wait_for(client, &id)?;
+        let (id, job) = run_job(client, def, format!("{def}-{bench}"), params.clone())?;
         let log_id = if nodes == 2 {
             format!("{id}#0")
         } else {
             id.clone()
         };
-        let text = String::from_utf8_lossy(&fetch_log(client, &log_id, 0)?).to_string();
-        if job["status"] != "SUCCEEDED" {
+        let text = String::from_utf8_lossy(&client.log(&log_id, 0)?).to_string();
+        if job.status != "SUCCEEDED" {
             bar.finish_and_clear();
             bail!(
                 "the {t} {bench} job {id} failed: {}\n{text}",
-                job["statusReason"].as_str().unwrap_or("")
+                job.status_reason.as_deref().unwrap_or("")
             );
         }
         if t == "shm" && bench == "latency" {
-            let peak = job["shmPeakMiB"].as_u64().unwrap_or(0);
+            let peak = job.shm_peak_mib.unwrap_or(0);
             eprintln!("shm: Open MPI vader (btl self,vader; single copy: {}); the job's /dev/shm peaked at {peak} MiB", b.single_copy);
         }
         let parsed = parse_osu(&text);

@@ -2,7 +2,7 @@
 //! mostly full cluster. Each measured pass follows a small change (one job
 //! ends, one arrives), which is not measured.
 
-use shoal_core::bench_fixture as setup;
+use shoal_benches::fixture as setup;
 
 use std::time::{Duration, Instant};
 

@@ -1,11 +1,11 @@
 //! Prints the latency of one scheduling pass on a big, mostly full cluster:
-//! 10,000 nodes and 100,000 RUNNABLE jobs (see `src/bench_fixture.rs`).
+//! 10,000 nodes and 100,000 RUNNABLE jobs (see `src/fixture.rs`).
 //! Each of the measured passes follows a small change (one job ends, one
 //! arrives), like the live scheduler sees.
 //!
-//! `cargo run --release -p shoal-core --example pass_latency [passes] [fcfs|easy|conservative]`
+//! `cargo run --release -p shoal-benches --example pass_latency [passes] [fcfs|easy|conservative]`
 
-use shoal_core::bench_fixture as setup;
+use shoal_benches::fixture as setup;
 
 use std::time::Instant;
 

@@ -1,0 +1,95 @@
+//! Shoal's benchmarks: commands that print figures (`shoal bench …` calls
+//! [`run`]), never tests.
+//!
+//! - [`osu`]: OSU-style latency and bandwidth as MPI jobs, shared memory
+//!   against TCP, next to the physical floor;
+//! - [`md`]: the molecular-dynamics benchmark as MPI jobs;
+//! - `throughput`: trivial jobs end to end through a local cluster;
+//! - `scheduler`: HTTP submit throughput and one scheduling pass
+//!   ([`pass`], over the [`fixture`] that `cargo bench` times too);
+//! - [`local_cluster`]: the cluster a benchmark runs on (given, or started
+//!   for the run).
+//!
+//! The job definitions and inputs they submit come from `jobs/` through
+//! the `shoal-jobs` crate. These are drivers of the `shoal` binary, so their
+//! errors are `anyhow`'s.
+
+pub mod fixture;
+pub mod local_cluster;
+pub mod md;
+pub mod osu;
+pub mod pass;
+mod scheduler;
+mod throughput;
+
+use anyhow::Result;
+
+/// Benchmarks.
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// The control plane: HTTP submit throughput and one scheduling pass.
+    Scheduler(SchedulerBench),
+    /// The molecular-dynamics benchmark as MPI jobs: shared memory vs TCP.
+    Md(md::MdBench),
+    /// OSU-style latency and bandwidth as MPI jobs: shared memory vs TCP.
+    Osu(osu::OsuBench),
+    /// End to end: trivial jobs (with their /dev/shm mount) through a local
+    /// cluster; jobs/s and submit → start latency.
+    Throughput(ThroughputBench),
+}
+
+/// `shoal bench throughput` arguments.
+#[derive(clap::Args)]
+pub struct ThroughputBench {
+    /// Jobs to run.
+    #[arg(long, default_value_t = 1000)]
+    jobs: u64,
+    /// Nodes of the local cluster started for the run.
+    #[arg(long, default_value_t = 2)]
+    nodes: u32,
+    /// Use a running cluster instead of starting one.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Jobs run one at a time afterwards, for the idle submit → start latency.
+    #[arg(long, default_value_t = 50)]
+    idle_samples: u64,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `shoal bench scheduler` arguments.
+#[derive(clap::Args)]
+pub struct SchedulerBench {
+    /// Submissions in total.
+    #[arg(long, default_value_t = 20_000)]
+    submits: u64,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 8)]
+    clients: u64,
+    /// Nodes in the scheduling-pass benchmark.
+    #[arg(long, default_value_t = 10_000)]
+    nodes: u32,
+    /// Pending jobs in the scheduling-pass benchmark.
+    #[arg(long, default_value_t = 100_000)]
+    jobs: u64,
+    /// Passes to time.
+    #[arg(long, default_value_t = 200)]
+    passes: u32,
+    /// Use a running scheduler instead of starting one in a temporary directory.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Run a benchmark.
+pub fn run(cmd: BenchCommand) -> Result<i32> {
+    match cmd {
+        BenchCommand::Scheduler(b) => scheduler::run(b),
+        BenchCommand::Throughput(b) => throughput::run(b),
+        BenchCommand::Osu(b) => osu::run(b),
+        BenchCommand::Md(b) => md::run(b),
+    }
+}

@@ -1,0 +1,174 @@
+//! `shoal bench throughput`: trivial jobs (each with its /dev/shm mount)
+//! end to end through a cluster; jobs/s and submit → start latency.
+
+use crate::ThroughputBench;
+use anyhow::Result;
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use shoal_client::Client;
+use shoal_model as m;
+use std::time::Instant;
+
+/// `bench-true`: `true` with 1 vCPU, 64 MiB and a 64 MiB /dev/shm.
+fn definition(shm_mib: Option<i32>) -> m::RegisterJobDefinitionRequest {
+    let mut container = m::ContainerProperties {
+        command: vec!["true".into()],
+        resource_requirements: vec![
+            m::ResourceRequirement::new("VCPU", "1"),
+            m::ResourceRequirement::new("MEMORY", "64"),
+        ],
+        ..Default::default()
+    };
+    if let Some(shm) = shm_mib {
+        container.linux_parameters = Some(m::LinuxParameters {
+            shared_memory_size: Some(shm),
+            ..Default::default()
+        });
+    }
+    m::RegisterJobDefinitionRequest {
+        job_definition_name: "bench-true".into(),
+        kind: "container".into(),
+        container_properties: Some(container),
+        ..Default::default()
+    }
+}
+
+/// SubmitJob of `bench-true` named `name`.
+fn submit(name: String) -> m::SubmitJobRequest {
+    m::SubmitJobRequest {
+        job_name: name,
+        job_queue: "default".into(),
+        job_definition: "bench-true".into(),
+        ..Default::default()
+    }
+}
+
+/// Run it.
+pub(crate) fn run(b: ThroughputBench) -> Result<i32> {
+    let dir = std::env::temp_dir().join(format!("shoal-throughput-{}", std::process::id()));
+    let mut cluster = None;
+    let client = match &b.endpoint {
+        Some(e) => Client::new(e)?,
+        None => {
+            let c = shoal_worker::cluster::Cluster::up(&shoal_worker::cluster::ClusterConfig {
+                nodes: b.nodes,
+                cpus_per_node: 1,
+                memory_mib: None,
+                dir: dir.clone(),
+                subnet: None,
+                shoal: std::env::current_exe()?,
+            })?;
+            let client = Client::with_credentials_file(&c.endpoint, &c.credentials)?;
+            cluster = Some(c);
+            client
+        }
+    };
+    // Every node of a cluster we started; at least one of a given cluster.
+    let want = if b.endpoint.is_some() {
+        1
+    } else {
+        b.nodes as usize
+    };
+    crate::local_cluster::wait_nodes(&client, want)?;
+    client.call(&definition(Some(64)))?;
+    let bar = ProgressBar::new(b.jobs);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:10} {bar:40} {pos}/{len} {per_sec}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message("submitted");
+    let start = Instant::now();
+    let mut ids = Vec::with_capacity(b.jobs as usize);
+    for i in 0..b.jobs {
+        ids.push(client.call(&submit(format!("t{i}")))?.job_id);
+        bar.inc(1);
+    }
+    bar.set_position(0);
+    bar.set_message("succeeded");
+    let mut done = 0u64;
+    let mut failed = 0u64;
+    let mut details = Vec::new();
+    let mut pending: Vec<String> = ids.clone();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for j in client.describe_all(&pending)? {
+            match j.status.as_str() {
+                "SUCCEEDED" => {
+                    done += 1;
+                    details.push(j);
+                }
+                "FAILED" => {
+                    failed += 1;
+                    details.push(j);
+                }
+                _ => still.push(j.job_id),
+            }
+        }
+        bar.set_position(done + failed);
+        pending = still;
+        if !pending.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let mut hist = Histogram::<u64>::new(3)?;
+    for j in &details {
+        if let Some(ms) = submit_to_start(j) {
+            hist.record(ms)?;
+        }
+    }
+    // Idle latency: one job at a time on an empty cluster.
+    let mut idle = Histogram::<u64>::new(3)?;
+    for i in 0..b.idle_samples {
+        let id = client.call(&submit(format!("idle{i}")))?.job_id;
+        if let Some(ms) = submit_to_start(&client.wait_for(&id)?) {
+            idle.record(ms)?;
+        }
+    }
+    if let Some(mut c) = cluster {
+        c.down();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let out = serde_json::json!({
+        "idle_submit_to_start_p50_ms": idle.value_at_quantile(0.5),
+        "idle_submit_to_start_p99_ms": idle.value_at_quantile(0.99),
+        "jobs": b.jobs, "succeeded": done, "failed": failed, "seconds": secs,
+        "jobs_per_s": b.jobs as f64 / secs,
+        "submit_to_start_p50_ms": hist.value_at_quantile(0.5),
+        "submit_to_start_p99_ms": hist.value_at_quantile(0.99),
+        "nodes": b.nodes,
+    });
+    if b.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{} jobs ({} succeeded, {} failed) in {:.2} s on {} nodes: {:.1} jobs/s end to end; submit → start p50 {} ms, p99 {} ms",
+            b.jobs, done, failed, secs, b.nodes, b.jobs as f64 / secs,
+            hist.value_at_quantile(0.5), hist.value_at_quantile(0.99)
+        );
+        println!(
+            "idle cluster, one job at a time ({} jobs): submit → start p50 {} ms, p99 {} ms",
+            b.idle_samples,
+            idle.value_at_quantile(0.5),
+            idle.value_at_quantile(0.99)
+        );
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// A job's submit → start time in ms.
+fn submit_to_start(j: &m::JobDetail) -> Option<u64> {
+    let (c, s) = (j.created_at?, j.started_at?);
+    Some(s.saturating_sub(c).max(0) as u64)
+}
+
+/// The definition `shoal bench scheduler` registers: no /dev/shm.
+pub(crate) fn definition_without_shm() -> m::RegisterJobDefinitionRequest {
+    definition(None)
+}
+
+/// SubmitJob of the benchmark's definition.
+pub(crate) fn submit_request(name: String) -> m::SubmitJobRequest {
+    submit(name)
+}

@@ -1,0 +1,29 @@
+//! The job definitions and inputs that ship with Shoal, as the files in
+//! this folder hold them: `definitions/*.json` (AWS Batch job definitions)
+//! and `md/inputs/` (the MD benchmark's inputs). The benchmarks
+//! (`shoal-benches`) submit these, so a `shoal` binary carries them and
+//! needs no checkout at run time.
+
+/// Job definitions (`RegisterJobDefinition` JSON), by file name.
+pub mod definitions {
+    /// `osu-shm-1node.json`: OSU ping-pong between two ranks on one node,
+    /// over shared memory.
+    pub const OSU_SHM_1NODE: &str = include_str!("../definitions/osu-shm-1node.json");
+    /// `osu-tcp-1node.json`: the same, over TCP.
+    pub const OSU_TCP_1NODE: &str = include_str!("../definitions/osu-tcp-1node.json");
+    /// `osu-tcp-2node.json`: one rank on each of two nodes, over TCP.
+    pub const OSU_TCP_2NODE: &str = include_str!("../definitions/osu-tcp-2node.json");
+    /// `md-shm-1node.json`: the MD benchmark's ranks on one node, over
+    /// shared memory.
+    pub const MD_SHM_1NODE: &str = include_str!("../definitions/md-shm-1node.json");
+    /// `md-tcp-1node.json`: the same, over TCP.
+    pub const MD_TCP_1NODE: &str = include_str!("../definitions/md-tcp-1node.json");
+}
+
+/// Inputs of the MD benchmark (`jobs/md`), in LAMMPS's input language.
+pub mod inputs {
+    /// `md/inputs/bench.lj`: Lennard-Jones melt.
+    pub const MD_BENCH_LJ: &str = include_str!("../md/inputs/bench.lj");
+    /// `md/inputs/bench.rf`: the reaction-field case.
+    pub const MD_BENCH_RF: &str = include_str!("../md/inputs/bench.rf");
+}
