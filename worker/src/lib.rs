@@ -19,11 +19,15 @@ macro_rules! say_err {
 pub mod capacity;
 pub mod cgroup;
 pub mod cluster;
+pub mod connection;
 pub mod fence;
 pub mod isolate;
 pub use shoal_pki as pki;
 pub mod policy;
+pub mod poll;
+pub mod server;
 pub mod task;
+pub mod tls;
 pub mod worker;
 
 pub use worker::{run, WorkerConfig};

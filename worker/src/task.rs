@@ -277,6 +277,36 @@ pub struct NodeSettings {
     pub ca_pem: Option<String>,
 }
 
+/// A task ready to start: what [`Tasks::prepare`] made for it.
+struct Prepared {
+    /// The task directory (the worker's).
+    dir: PathBuf,
+    /// `work/` in it: the job's working directory.
+    work: PathBuf,
+    /// The Open MPI hostfile in it.
+    hostfile: PathBuf,
+    /// The uid and gid the task runs as (None: the worker's).
+    user: Option<(u32, u32)>,
+    /// Whether the worker runs as root.
+    root: bool,
+    /// The CPUs it was given.
+    cpus: Vec<u32>,
+    /// Its cgroup.
+    cgroup: TaskCgroup,
+    /// Its mounts, user and limits; taken when the command starts.
+    isolation: Option<Isolation>,
+}
+
+/// How a task's main process ended.
+struct Ended {
+    /// Its status.
+    status: std::io::Result<std::process::ExitStatus>,
+    /// Whether the kernel's OOM killer ended it.
+    oom: bool,
+    /// Peak /dev/shm use, MiB.
+    shm_peak_mib: u64,
+}
+
 impl Tasks {
     /// A task runner using `dir`, `cgroups` and the worker's `cpus`.
     pub fn new(
@@ -696,62 +726,78 @@ impl Tasks {
         }
     }
 
+    /// Run one task to its end: prepare its directory, user, CPUs, cgroup
+    /// and isolation; build its command; start it; supervise it until it
+    /// ends; report how it ended.
     fn run(self: Arc<Self>, order: StartTask) {
         let task = order.task.clone();
         if let Some(why) = self.wait_for_earlier_attempts(&task) {
             return self.fail(&task, format!("ended before it started: {why}"));
         }
-        let dir = self.dir.join(task_dir_name(&task));
+        let (mut prepared, log) = match self.prepare(&order) {
+            Ok(p) => p,
+            Err(reason) => return self.fail(&task, reason),
+        };
+        let started = self
+            .command(&order, &prepared, log)
+            .and_then(|cmd| self.launch(&order, &mut prepared, cmd));
+        let child = match started {
+            Ok(c) => c,
+            Err(reason) => return self.fail(&task, reason),
+        };
+        let ended = self.supervise(&order, prepared, child);
+        let event = self.exit_event(&task, ended, order.alloc.memory_mib);
+        self.report(&task, event);
+    }
+
+    /// A path in the task directory `dir` as the task sees it.
+    fn seen(&self, dir: &Path, p: &Path) -> PathBuf {
+        match (&self.view, p.strip_prefix(dir)) {
+            (Some(view), Ok(rest)) => view.join(rest),
+            _ => p.to_path_buf(),
+        }
+    }
+
+    /// Everything a task needs before its command is built: its directory
+    /// (the worker's) with `work/` (the job's), the hostfile and the log;
+    /// the user it runs as and the policy's checks of its mounts and
+    /// devices; its CPUs and cgroup; its isolation, checked. Errors are the
+    /// task's reason, also written to its log where it is open.
+    fn prepare(&self, order: &StartTask) -> Result<(Prepared, std::fs::File), String> {
+        let task = &order.task;
+        let dir = self.dir.join(task_dir_name(task));
         // The task directory and what the worker writes there (log,
         // hostfile) stay the worker's: a job that could swap them for
         // symlinks would have the worker write or serve any file. The job
         // gets `work/`, its own, as working directory.
         let work = work_dir(&dir);
-        // A path in the task directory as the task sees it.
-        let seen = |p: &Path| match (&self.view, p.strip_prefix(&dir)) {
-            (Some(view), Ok(rest)) => view.join(rest),
-            _ => p.to_path_buf(),
-        };
-        let prepared = (|| -> std::io::Result<(std::fs::File, PathBuf)> {
+        let files = (|| -> std::io::Result<(std::fs::File, PathBuf)> {
             std::fs::create_dir_all(&work)?;
             let hostfile = dir.join("hostfile");
             std::fs::write(&hostfile, &order.hostfile)?;
             let log = open_log(&dir)?;
             Ok((log, hostfile))
         })();
-        let (mut log, hostfile) = match prepared {
-            Ok(x) => x,
-            Err(e) => {
-                return self.fail(
-                    &task,
-                    format!("cannot prepare the task directory {}: {e}", dir.display()),
-                )
-            }
-        };
+        let (mut log, hostfile) = files
+            .map_err(|e| format!("cannot prepare the task directory {}: {e}", dir.display()))?;
         let launch = &order.launch;
-        let Some((program, args)) = launch.argv.split_first() else {
-            return self.fail(
-                &task,
-                "the job has no command; set containerProperties.command".into(),
-            );
-        };
+        if launch.argv.is_empty() {
+            return Err("the job has no command; set containerProperties.command".into());
+        }
         let root = nix::unistd::geteuid().is_root();
-        let user = match self
+        let user = self
             .policy
-            .run_as(launch.user.as_deref(), &uid_key(&task), root, &self.node)
+            .run_as(launch.user.as_deref(), &uid_key(task), root, &self.node)
             .and_then(|u| {
                 let volumes = launch.binds.iter().map(|b| b.source.as_str());
                 self.policy.check_volumes(volumes, &self.node)?;
                 let devices = launch.devices.iter().map(|d| d.host_path.as_str());
                 self.policy.check_devices(devices, &self.node)?;
                 Ok(u)
-            }) {
-            Ok(u) => u,
-            Err(e) => {
+            })
+            .inspect_err(|e| {
                 let _ = writeln!(log, "shoal: {e}");
-                return self.fail(&task, e);
-            }
-        };
+            })?;
         if let Some((uid, gid)) = user {
             let _ = nix::unistd::chown(
                 &work,
@@ -760,9 +806,8 @@ impl Tasks {
             );
         }
         let cpus = self.take_cpus(order.alloc.vcpus);
-        let cg_name = task_dir_name(&task);
         let mut cgroup = match self.cgroups.create(
-            &cg_name,
+            &task_dir_name(task),
             order.alloc.memory_mib,
             &cpu_list(&cpus),
             self.policy.max_processes,
@@ -797,7 +842,7 @@ impl Tasks {
             cwd: self
                 .view
                 .as_ref()
-                .map(|_| seen(&work).to_string_lossy().into_owned()),
+                .map(|_| self.seen(&dir, &work).to_string_lossy().into_owned()),
             userns_hint: self.userns_hint.clone(),
         };
         let checked = check_mount_points(
@@ -820,8 +865,38 @@ impl Tasks {
             self.give_cpus(&cpus);
             cgroup.kill_and_remove();
             let _ = writeln!(log, "shoal: {reason}");
-            return self.fail(&task, reason);
+            return Err(reason);
         }
+        let prepared = Prepared {
+            dir,
+            work,
+            hostfile,
+            user,
+            root,
+            cpus,
+            cgroup,
+            isolation: Some(isolation),
+        };
+        Ok((prepared, log))
+    }
+
+    /// The task's command: its argv, a clean environment with the user's
+    /// home and shell, Open MPI's settings for a gang (the launch agent
+    /// instead of ssh, no binding, the node's interface), the job's own
+    /// variables, then the launch agent's credential and CA; output to
+    /// `log`, in `work/`.
+    fn command(
+        &self,
+        order: &StartTask,
+        p: &Prepared,
+        log: std::fs::File,
+    ) -> Result<Command, String> {
+        let launch = &order.launch;
+        let (program, args) = launch
+            .argv
+            .split_first()
+            .ok_or_else(|| "the job has no command; set containerProperties.command".to_string())?;
+        let seen = |path: &Path| self.seen(&p.dir, path);
         let mut cmd = Command::new(program);
         cmd.args(args).env_clear();
         for k in ["PATH", "LANG", "TERM"] {
@@ -829,22 +904,22 @@ impl Tasks {
                 cmd.env(k, v);
             }
         }
-        let home = match user {
+        let home = match p.user {
             Some((uid, _)) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
                 .ok()
                 .flatten()
                 .map(|u| u.dir.to_string_lossy().into_owned())
                 // A transient uid has no home: its working directory.
-                .or_else(|| Some(seen(&work).to_string_lossy().into_owned())),
+                .or_else(|| Some(seen(&p.work).to_string_lossy().into_owned())),
             None => std::env::var("HOME").ok(),
         };
         cmd.env("HOME", home.unwrap_or_else(|| "/".into()));
-        cmd.env("SHELL", job_shell(user.map(|(uid, _)| uid)));
-        if user.is_some_and(|(uid, _)| uid == 0) || (user.is_none() && root) {
+        cmd.env("SHELL", job_shell(p.user.map(|(uid, _)| uid)));
+        if p.user.is_some_and(|(uid, _)| uid == 0) || (p.user.is_none() && p.root) {
             cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
                 .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
         }
-        cmd.env("SHOAL_HOSTFILE", seen(&hostfile));
+        cmd.env("SHOAL_HOSTFILE", seen(&p.hostfile));
         // MPI across the gang: Open MPI starts remote daemons through
         // Shoal's launch agent instead of ssh, and ranks keep the CPUs
         // Shoal pinned the task to (binding off: every simulated node would
@@ -861,7 +936,7 @@ impl Tasks {
             cmd.env("OMPI_MCA_oob_tcp_if_include", iface)
                 .env("OMPI_MCA_btl_tcp_if_include", iface);
         }
-        cmd.env("SHOAL_TASK_DIR", seen(&dir));
+        cmd.env("SHOAL_TASK_DIR", seen(&p.dir));
         for kv in &launch.environment {
             cmd.env(&kv.name, &kv.value);
         }
@@ -874,40 +949,64 @@ impl Tasks {
         if let Some(ca) = &self.ca_pem {
             cmd.env("SHOAL_CA_PEM", ca);
         }
-        let err_log = match log.try_clone() {
-            Ok(l) => l,
-            Err(e) => return self.fail(&task, format!("cannot open the log: {e}")),
-        };
+        let err_log = log
+            .try_clone()
+            .map_err(|e| format!("cannot open the log: {e}"))?;
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err_log));
-        cmd.current_dir(&work);
-        let start_error = isolation.apply(&mut cmd);
-        let spawned = cmd.spawn();
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                self.give_cpus(&cpus);
-                cgroup.kill_and_remove();
-                // What went wrong between fork and exec, in the child's
-                // words (std only passes its errno).
-                let reason = match start_error.take() {
-                    Some(why) => format!("cannot start {program:?}: {why}"),
-                    None => format!("cannot start {program:?}: {e}"),
-                };
-                if let Ok(mut log) = open_log(&dir) {
-                    let _ = writeln!(log, "shoal: {reason}");
-                }
-                return self.fail(&task, reason);
-            }
+        cmd.current_dir(&p.work);
+        Ok(cmd)
+    }
+
+    /// Start `cmd` in the task's isolation. On failure the CPUs and the
+    /// cgroup go back, and the reason (in the child's words when it failed
+    /// between fork and exec) goes to the log.
+    fn launch(
+        &self,
+        order: &StartTask,
+        p: &mut Prepared,
+        mut cmd: Command,
+    ) -> Result<std::process::Child, String> {
+        let Some(isolation) = p.isolation.take() else {
+            return Err("the task's isolation was applied once already".into());
         };
+        let start_error = isolation.apply(&mut cmd);
+        cmd.spawn().map_err(|e| {
+            self.give_cpus(&p.cpus);
+            p.cgroup.kill_and_remove();
+            let program = order.launch.argv.first().cloned().unwrap_or_default();
+            // What went wrong between fork and exec, in the child's
+            // words (std only passes its errno).
+            let reason = match start_error.take() {
+                Some(why) => format!("cannot start {program:?}: {why}"),
+                None => format!("cannot start {program:?}: {e}"),
+            };
+            if let Ok(mut log) = open_log(&p.dir) {
+                let _ = writeln!(log, "shoal: {reason}");
+            }
+            reason
+        })
+    }
+
+    /// Watch a started task until it ends: it is known as running (so the
+    /// launch agent and kills find it) and reported STARTED, its /dev/shm
+    /// use is sampled; when its main process ends, its whole session and
+    /// cgroup are killed and its CPUs go back.
+    fn supervise(
+        self: &Arc<Self>,
+        order: &StartTask,
+        mut p: Prepared,
+        mut child: std::process::Child,
+    ) -> Ended {
+        let task = &order.task;
         let pid = child.id() as i32;
         let entry = Running {
             pid,
-            cgroup_procs: cgroup.procs_files(),
-            cpus: cpus.clone(),
-            dir: dir.clone(),
-            user,
+            cgroup_procs: p.cgroup.procs_files(),
+            cpus: p.cpus.clone(),
+            dir: p.dir.clone(),
+            user: p.user,
             token: order.job_token.clone(),
             gang: hostfile_addresses(&order.hostfile),
         };
@@ -916,14 +1015,13 @@ impl Tasks {
             .unwrap_or_else(|e| e.into_inner())
             .insert(task.clone(), entry);
         self.started.notify_all();
-        self.report(&task, TaskEvent::Started);
+        self.report(task, TaskEvent::Started);
         // Told to end while it was being set up.
-        if self.book().doomed.contains_key(&task) {
-            self.signal_then_kill(&task, KILL_GRACE);
+        if self.book().doomed.contains_key(task) {
+            self.signal_then_kill(task, KILL_GRACE);
         }
-
         // Sample /dev/shm use through the task's own view of the filesystem.
-        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let sampler = {
             let (done, peak) = (done.clone(), peak.clone());
@@ -947,25 +1045,36 @@ impl Tasks {
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
         );
-        let oom = cgroup.oom_killed();
-        cgroup.kill_and_remove();
+        let oom = p.cgroup.oom_killed();
+        p.cgroup.kill_and_remove();
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&task);
-        self.give_cpus(&cpus);
-        let peak_mib = peak
-            .load(std::sync::atomic::Ordering::Relaxed)
-            .div_ceil(1024 * 1024);
+            .remove(task);
+        self.give_cpus(&p.cpus);
+        Ended {
+            status,
+            oom,
+            shm_peak_mib: peak
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .div_ceil(1024 * 1024),
+        }
+    }
+
+    /// How a task ended, as its report says it: the exit code, or the
+    /// signal (an OOM kill at `memory_mib` named as such); a task ended by
+    /// the fence or by the worker's stop gets that reason (the host's, as
+    /// AWS Batch gives for a terminated instance, so `onStatusReason:
+    /// "Host*"` retries it) and no success.
+    fn exit_event(&self, task: &TaskRef, ended: Ended, memory_mib: u64) -> TaskEvent {
         use std::os::unix::process::ExitStatusExt;
-        let (exit_code, reason) = match status {
+        let (exit_code, reason) = match ended.status {
             Ok(s) => match (s.code(), s.signal()) {
                 (Some(c), _) => (Some(c), "Essential container in task exited".to_string()),
-                (None, Some(sig)) if oom => (
+                (None, Some(sig)) if ended.oom => (
                     Some(128 + sig),
                     format!(
-                        "OutOfMemoryError: killed by signal {sig} at the {} MiB memory limit",
-                        order.alloc.memory_mib
+                        "OutOfMemoryError: killed by signal {sig} at the {memory_mib} MiB memory limit"
                     ),
                 ),
                 (None, Some(sig)) => (Some(128 + sig), format!("killed by signal {sig}")),
@@ -973,10 +1082,7 @@ impl Tasks {
             },
             Err(e) => (None, format!("cannot wait for the task: {e}")),
         };
-        // Ended by the worker's stop: the host's reason (as AWS Batch
-        // gives for a terminated instance, so `onStatusReason: "Host*"`
-        // retries it), and no success for a job stopped before its end.
-        let fenced = self.book().fenced.get(&task).cloned();
+        let fenced = self.book().fenced.get(task).cloned();
         let (exit_code, reason) = if let Some(why) = fenced {
             (exit_code.filter(|&c| c != 0), format!("{why} ({reason})"))
         } else if self.stopping.load(SeqCst) {
@@ -991,14 +1097,11 @@ impl Tasks {
         } else {
             (exit_code, reason)
         };
-        self.report(
-            &task,
-            TaskEvent::Exited {
-                exit_code,
-                reason,
-                shm_peak_mib: peak_mib,
-            },
-        );
+        TaskEvent::Exited {
+            exit_code,
+            reason,
+            shm_peak_mib: ended.shm_peak_mib,
+        }
     }
 }
 

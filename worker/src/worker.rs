@@ -1,17 +1,19 @@
-//! The worker process: register, long-poll for orders, run tasks, report.
+//! The worker process: its configuration, and [`run`], which sets the
+//! node up (CPUs, memory, cgroups, the lease and its watchdog, the
+//! worker's own server) and starts its threads: signals, the fence, the
+//! reporter and the poll loop ([`crate::poll`]) over the connection to the
+//! scheduler ([`crate::connection`]).
 
 use crate::capacity::{self, CpuSet};
 use crate::cgroup::Cgroups;
-use crate::task::{task_dir_name, Tasks};
+use crate::connection::{HttpScheduler, Scheduler};
+use crate::poll::{Taken, Timing};
+use crate::task::Tasks;
 use crate::Error;
-use shoal_model::wire::{
-    Order, OrderSeq, PollRequest, PollResponse, RegisterWorkerRequest, RegisterWorkerResponse,
-    Resources, TaskReport, WorkerPhase,
-};
-use shoal_pki::TlsListener;
+use shoal_model::wire::{RegisterWorkerRequest, Resources, TaskReport};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,201 +52,6 @@ pub struct WorkerConfig {
     pub stop_grace: Duration,
 }
 
-impl WorkerConfig {
-    /// The HTTP client for the scheduler: with TLS, it trusts only the
-    /// cluster CA and presents this node's certificate.
-    fn http_client(&self) -> Result<reqwest::blocking::Client, Error> {
-        // Each request sets its own timeout (below the lost-node timeout);
-        // a connection that cannot be made in half a second is tried anew.
-        let builder = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .connect_timeout(CONNECT_TIMEOUT);
-        let https = self.scheduler.starts_with("https://");
-        let builder = match &self.tls {
-            None if https => {
-                return Err(Error::Config(format!(
-                    "--scheduler {} is https: give this worker its certificate with --tls-dir DIR (or --ca, --cert and --key)",
-                    self.scheduler
-                )))
-            }
-            None => builder,
-            Some(_) if !https => {
-                return Err(Error::Config(format!(
-                    "--scheduler {}: with a certificate, give the scheduler's worker listener as https://ADDRESS:PORT",
-                    self.scheduler
-                )))
-            }
-            Some(t) => {
-                let read = |p: &std::path::Path| {
-                    std::fs::read(p).map_err(crate::io(format!("cannot read {}", p.display())))
-                };
-                let bad = |what: &str, p: &std::path::Path, e: reqwest::Error| {
-                    Error::Config(format!("{what} {}: {e}", p.display()))
-                };
-                let ca = reqwest::Certificate::from_pem(&read(&t.ca)?)
-                    .map_err(|e| bad("not a CA certificate:", &t.ca, e))?;
-                let mut pem = read(&t.cert)?;
-                pem.push(b'\n');
-                pem.extend(read(&t.key)?);
-                let id = reqwest::Identity::from_pem(&pem)
-                    .map_err(|e| bad("not a certificate and key:", &t.cert, e))?;
-                builder
-                    .use_rustls_tls()
-                    .tls_built_in_root_certs(false)
-                    .add_root_certificate(ca)
-                    .identity(id)
-                    .https_only(true)
-            }
-        };
-        builder
-            .build()
-            .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
-    }
-}
-
-/// How long a connection to the scheduler may take to open.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-
-/// The longest wait between two tries to reach the scheduler.
-const RETRY_CAP: Duration = Duration::from_millis(250);
-
-struct Conn {
-    endpoint: String,
-    config: WorkerConfig,
-    /// Replaced after a failure, so that no request waits on a connection
-    /// that died with a cut link.
-    http: std::sync::Mutex<reqwest::blocking::Client>,
-    /// Every answer renews it.
-    lease: Arc<crate::fence::Lease>,
-}
-
-impl Conn {
-    fn client(&self) -> reqwest::blocking::Client {
-        self.http.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Drop the pooled connections (they may be dead).
-    fn reset(&self) {
-        if let Ok(c) = self.config.http_client() {
-            *self.http.lock().unwrap_or_else(|e| e.into_inner()) = c;
-        }
-    }
-
-    /// POST to the scheduler, giving up after `timeout`. An answer renews
-    /// the lease from the moment the request left; a failure to reach the
-    /// scheduler drops the pooled connections.
-    fn post_within<T: serde::de::DeserializeOwned>(
-        &self,
-        op: &str,
-        body: &impl serde::Serialize,
-        timeout: Duration,
-    ) -> Result<T, Error> {
-        let err = |message: String| Error::Scheduler {
-            endpoint: self.endpoint.clone(),
-            message,
-        };
-        let sent_at = crate::fence::clock_ms();
-        let resp = self
-            .client()
-            .post(format!("{}/shoal/v1/{op}", self.endpoint))
-            .json(body)
-            .timeout(timeout)
-            .send()
-            .and_then(|r| {
-                let status = r.status();
-                r.text().map(|t| (status, t))
-            });
-        let (status, text) = match resp {
-            Ok(x) => x,
-            Err(e) => {
-                if connection_refused(&e) {
-                    // Nothing listens there: no scheduler runs that could
-                    // give these tasks away (a restarted one gives every
-                    // node a full timeout from its start), so the tasks
-                    // keep running, as through a restart of the scheduler.
-                    self.lease.renew(sent_at);
-                }
-                self.reset();
-                return Err(err(format!("cannot reach it: {e}")));
-            }
-        };
-        if status.is_server_error() {
-            return Err(err(format!("{status}: {text}")));
-        }
-        // The scheduler answered (even to refuse): it is there.
-        self.lease.renew(sent_at);
-        if !status.is_success() {
-            return Err(Error::Refused {
-                endpoint: self.endpoint.clone(),
-                message: format!("{status}: {text}"),
-            });
-        }
-        serde_json::from_str(&text).map_err(|e| err(format!("bad reply to {op}: {e}")))
-    }
-}
-
-/// Whether a request failed because nothing listened at the scheduler's
-/// address (the host answered with a reset).
-fn connection_refused(e: &reqwest::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cause {
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return true;
-            }
-        }
-        cause = c.source();
-    }
-    false
-}
-
-/// The position of the last order this worker took, so that an order sent
-/// again (its first reply lost) is taken once.
-#[derive(Default)]
-struct Taken(std::sync::Mutex<OrderSeq>);
-
-impl Taken {
-    fn ack(&self) -> Option<OrderSeq> {
-        let t = *self.0.lock().unwrap_or_else(|e| e.into_inner());
-        (t.epoch != 0).then_some(t)
-    }
-
-    /// Carry out the orders of a reply not taken before.
-    fn obey(&self, tasks: &Arc<Tasks>, resp: PollResponse) {
-        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if resp.first.epoch != t.epoch {
-            // A new scheduler process: a new stream of orders.
-            *t = OrderSeq {
-                epoch: resp.first.epoch,
-                seq: 0,
-            };
-        }
-        for (i, o) in resp.orders.into_iter().enumerate() {
-            let seq = resp.first.seq + i as u64;
-            if seq <= t.seq && resp.first.epoch != 0 {
-                continue;
-            }
-            match o {
-                Order::Start(s) => {
-                    tracing::info!("starting {} ({})", s.task, task_dir_name(&s.task));
-                    tasks.start(*s);
-                }
-                Order::Kill { task, reason } => tasks.kill(&task, &reason),
-            }
-            t.seq = seq;
-        }
-    }
-}
-
-/// The wait before the next try after `failures` failed tries in a row: at
-/// once, then doubling from 25 ms up to [`RETRY_CAP`].
-fn retry_wait(failures: u32) -> Duration {
-    match failures {
-        0 | 1 => Duration::ZERO,
-        n => (Duration::from_millis(25) * 2u32.saturating_pow(n - 2)).min(RETRY_CAP),
-    }
-}
-
 /// The network interface that holds `address`.
 fn interface_of(address: &str) -> Option<String> {
     let want: std::net::IpAddr = address.parse().ok()?;
@@ -253,214 +60,6 @@ fn interface_of(address: &str) -> Option<String> {
         let ip = a.as_sockaddr_in().map(|s| std::net::IpAddr::V4(s.ip()))?;
         (ip == want).then_some(i.interface_name)
     })
-}
-
-/// The address of a client of the worker's own server.
-#[derive(Debug, Clone, Copy)]
-struct Peer(std::net::SocketAddr);
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for Peer
-{
-    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        Peer(*s.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(s: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        Peer(s.remote_addr().addr)
-    }
-}
-
-/// The TLS configuration of the worker's own server: this node's
-/// certificate, which must be valid, under the cluster CA, for `address`
-/// (the address the scheduler hands to clients). No client certificates:
-/// `/exec` checks the job's token and `/logs` the scheduler's grant.
-fn server_tls(t: &crate::pki::TlsFiles, address: &str) -> Result<Arc<rustls::ServerConfig>, Error> {
-    use rustls::client::danger::ServerCertVerifier;
-    use rustls::pki_types::{ServerName, UnixTime};
-    let bad = |what: String| Error::Config(what);
-    let pki = |e: crate::pki::PkiError| Error::Config(e.to_string());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain = crate::pki::load_certs(&t.cert).map_err(pki)?;
-    // Fail at start, with the fix, rather than at every client's handshake.
-    let roots = crate::pki::root_store(&t.ca).map_err(pki)?;
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()
-    .map_err(|e| bad(format!("cannot verify against {}: {e}", t.ca.display())))?;
-    let name = ServerName::try_from(address.to_string())
-        .map_err(|e| bad(format!("--address {address}: {e}")))?;
-    verifier
-        .verify_server_cert(&chain[0], &chain[1..], &name, &[], UnixTime::now())
-        .map_err(|e| {
-            bad(format!(
-                "{} is not valid for this node's address {address} under the CA {}: {e}; \
-                 issue it with `shoal ca issue DIR NAME --ip {address} --force`",
-                t.cert.display(),
-                t.ca.display()
-            ))
-        })?;
-    let key = crate::pki::load_key(&t.key).map_err(pki)?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| {
-            bad(format!(
-                "{} and {} do not make a usable certificate: {e}",
-                t.cert.display(),
-                t.key.display()
-            ))
-        })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-/// Whether `sig` (hex) is the scheduler's grant to read the log in
-/// `dir_name` until `expires` (epoch ms), under this worker's log key.
-pub fn log_grant_ok(key: &[u8], dir_name: &str, expires: u64, sig: &str, now_ms: u64) -> bool {
-    let msg = shoal_model::wire::log_grant_message(dir_name, expires);
-    let want = shoal_sigv4::hmac_sha256_hex(key, msg.as_bytes());
-    now_ms <= expires && crate::task::same_secret(&want, sig)
-}
-
-/// The worker's own HTTP server: `GET /logs/{task-dir}?offset=N&expires=E&sig=S`
-/// serves a task's output to a holder of the scheduler's grant, `POST
-/// /exec` runs a launch-agent command in a task.
-fn serve(
-    tasks: Arc<Tasks>,
-    dir: PathBuf,
-    address: &str,
-    port: u16,
-    log_key: Vec<u8>,
-    tls: Option<Arc<rustls::ServerConfig>>,
-) -> Result<u16, Error> {
-    use axum::extract::{Path, Query, State};
-    use axum::routing::get;
-    let listener = std::net::TcpListener::bind((address, port))
-        .map_err(crate::io(format!("cannot listen on {address}:{port}")))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(crate::io("cannot set up the log server"))?;
-    let port = listener
-        .local_addr()
-        .map_err(crate::io("cannot read the log server's address"))?
-        .port();
-    #[derive(serde::Deserialize)]
-    struct Q {
-        offset: Option<u64>,
-        expires: Option<u64>,
-        sig: Option<String>,
-    }
-    async fn logs(
-        State((dir, key)): State<(Arc<PathBuf>, Arc<Vec<u8>>)>,
-        Path(name): Path<String>,
-        Query(q): Query<Q>,
-    ) -> (axum::http::StatusCode, Vec<u8>) {
-        if name.contains('/') || name.starts_with('.') {
-            return (
-                axum::http::StatusCode::BAD_REQUEST,
-                b"bad task name".to_vec(),
-            );
-        }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(u64::MAX);
-        let granted = match (q.expires, q.sig.as_deref()) {
-            (Some(e), Some(s)) => log_grant_ok(&key, &name, e, s, now),
-            _ => false,
-        };
-        if !granted {
-            return (
-                axum::http::StatusCode::FORBIDDEN,
-                b"reading a log needs a current grant from the scheduler (expires, sig): use `shoal logs`".to_vec(),
-            );
-        }
-        match std::fs::read(dir.join(&name).join("output.log")) {
-            Ok(bytes) => {
-                let from = (q.offset.unwrap_or(0) as usize).min(bytes.len());
-                (axum::http::StatusCode::OK, bytes[from..].to_vec())
-            }
-            Err(_) => (axum::http::StatusCode::NOT_FOUND, b"no such log".to_vec()),
-        }
-    }
-    async fn exec(
-        State(tasks): State<Arc<Tasks>>,
-        axum::extract::ConnectInfo(Peer(peer)): axum::extract::ConnectInfo<Peer>,
-        axum::Json(r): axum::Json<shoal_model::ExecRequest>,
-    ) -> (axum::http::StatusCode, String) {
-        let run = tokio::task::spawn_blocking(move || {
-            let caller = crate::task::ExecCaller {
-                job_id: &r.job_id,
-                attempt: r.attempt,
-                token: &r.token,
-                peer: peer.ip(),
-            };
-            let out = tasks.exec_in(&caller, &r.command);
-            if let Err(crate::task::ExecError::Refused(why)) = &out {
-                tracing::warn!("refused a launch-agent request from {peer}: {why}");
-            }
-            out
-        })
-        .await;
-        use axum::http::StatusCode;
-        let error = |status, message: String| {
-            let body = shoal_model::ErrorBody {
-                kind: None,
-                message,
-            };
-            (status, serde_json::to_string(&body).unwrap_or_default())
-        };
-        match run {
-            Ok(Ok(exit_code)) => (
-                StatusCode::OK,
-                serde_json::to_string(&shoal_model::ExecResponse { exit_code }).unwrap_or_default(),
-            ),
-            Ok(Err(crate::task::ExecError::Refused(e))) => error(StatusCode::FORBIDDEN, e),
-            Ok(Err(crate::task::ExecError::Failed(e))) => error(StatusCode::CONFLICT, e),
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        }
-    }
-    let app = axum::Router::new()
-        .route("/logs/{name}", get(logs))
-        .with_state((Arc::new(dir), Arc::new(log_key)))
-        .merge(
-            axum::Router::new()
-                .route("/exec", axum::routing::post(exec))
-                .with_state(tasks),
-        );
-    std::thread::Builder::new()
-        .name("log-server".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => return tracing::error!("log server: {e}"),
-            };
-            rt.block_on(async move {
-                let app = app.into_make_service_with_connect_info::<Peer>();
-                match (tokio::net::TcpListener::from_std(listener), tls) {
-                    (Ok(l), None) => {
-                        let _ = axum::serve(l, app).await;
-                    }
-                    (Ok(l), Some(config)) => {
-                        let _ = axum::serve(TlsListener::start(l, config, "log server"), app).await;
-                    }
-                    (Err(e), _) => tracing::error!("log server: {e}"),
-                }
-            });
-        })
-        .map_err(crate::io("cannot start the log server"))?;
-    Ok(port)
 }
 
 /// Run the worker until the process is stopped.
@@ -488,9 +87,9 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         .thread_block()
         .map_err(|e| Error::Config(format!("cannot block SIGTERM: {e}")))?;
     // Certificates are checked before anything starts.
-    let http = config.http_client()?;
+    crate::tls::scheduler_client(&config.scheduler, config.tls.as_ref())?;
     let server_tls = match &config.tls {
-        Some(t) => Some(server_tls(t, &config.address)?),
+        Some(t) => Some(crate::tls::server_config(t, &config.address)?),
         None => None,
     };
     let ca_pem = match &config.tls {
@@ -588,12 +187,11 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
             &bases,
         )?)
     };
-    let conn = Arc::new(Conn {
-        endpoint: config.scheduler.trim_end_matches('/').to_string(),
-        config: config.clone(),
-        http: std::sync::Mutex::new(http),
-        lease: lease.clone(),
-    });
+    let sched: Arc<dyn Scheduler> = Arc::new(HttpScheduler::new(
+        &config.scheduler,
+        config.tls.clone(),
+        lease.clone(),
+    )?);
     let (tx, rx) = mpsc::channel::<TaskReport>();
     let interface = interface_of(&config.address);
     let tasks = Tasks::new(
@@ -611,7 +209,7 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
     );
     let log_key = crate::pki::random_bytes(32)?;
     let log_key_hex = hex::encode(&log_key);
-    let port = serve(
+    let port = crate::server::serve(
         tasks.clone(),
         tasks_dir,
         &config.address,
@@ -620,20 +218,25 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         server_tls,
     )?;
     let taken = Arc::new(Taken::default());
-    // Timing from the scheduler (registration); until then the defaults.
-    let hb = Arc::new(AtomicU64::new(1000));
-    let lost_after = Arc::new(AtomicU64::new(10_000));
+    let timing = Arc::new(Timing::default());
     {
-        let (tasks, conn, name) = (tasks.clone(), conn.clone(), config.name.clone());
-        let (grace, hb) = (config.stop_grace, hb.clone());
+        let (tasks, sched, name) = (tasks.clone(), sched.clone(), config.name.clone());
+        let (grace, timing) = (config.stop_grace, timing.clone());
         std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
                 if let Ok(sig) = stop_signals.wait() {
                     tracing::info!("{sig:?}: stopping (tasks get {grace:?} after their SIGTERM)");
                 }
-                let every = Duration::from_millis(hb.load(SeqCst));
-                stop(&tasks, &conn, &name, grace, every);
+                let every = Duration::from_millis(timing.heartbeat_ms.load(SeqCst));
+                tasks.refuse_new();
+                crate::poll::stop(
+                    sched,
+                    &name,
+                    every,
+                    || tasks.stop_all(grace),
+                    || tasks.unreported(),
+                );
                 std::process::exit(0);
             })
             .map_err(crate::io("cannot start the signal thread"))?;
@@ -670,226 +273,27 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
     // Reports go out at once, on their own connection, so a task's end
     // never waits for the long poll to return.
     {
-        let (conn, tasks, name) = (conn.clone(), tasks.clone(), config.name.clone());
-        let (taken, lost_after) = (taken.clone(), lost_after.clone());
+        let (sched, tasks, name) = (sched.clone(), tasks.clone(), config.name.clone());
+        let (taken, timing) = (taken.clone(), timing.clone());
         std::thread::Builder::new()
             .name("reporter".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut reports = vec![first];
-                    reports.extend(rx.try_iter());
-                    let mut failures = 0;
-                    loop {
-                        let body = PollRequest {
-                            name: name.clone(),
-                            reports: reports.clone(),
-                            wait_ms: 0,
-                            phase: Default::default(),
-                            ack: taken.ack(),
-                            tasks: None,
-                        };
-                        let within = poll_timeout(0, lost_after.load(SeqCst));
-                        match conn.post_within::<PollResponse>("poll", &body, within) {
-                            Ok(resp) => {
-                                tasks.delivered(&reports);
-                                taken.obey(&tasks, resp);
-                                break;
-                            }
-                            Err(e) => {
-                                failures += 1;
-                                if failures == 1 {
-                                    tracing::warn!("cannot report, retrying: {e}");
-                                }
-                                // Refused: the node must register again
-                                // first (the main loop does).
-                                let wait = match e {
-                                    Error::Refused { .. } => RETRY_CAP,
-                                    _ => retry_wait(failures),
-                                };
-                                std::thread::sleep(wait);
-                            }
-                        }
-                    }
-                }
-            })
+            .spawn(move || crate::poll::report(sched.as_ref(), &tasks, &name, rx, &taken, &timing))
             .map_err(crate::io("cannot start the reporter"))?;
     }
-
-    let mut failures = 0u32;
+    let node = RegisterWorkerRequest {
+        name: config.name.clone(),
+        address: config.address.clone(),
+        port,
+        capacity,
+        labels: config.labels.clone(),
+        running: Vec::new(),
+        log_key: Some(log_key_hex),
+        tls: config.tls.is_some(),
+        notes,
+    };
+    crate::poll::run(sched.as_ref(), &tasks, &node, &taken, &timing);
+    // Stopping: the signal thread ends the process.
     loop {
-        // A stopping worker neither registers nor polls again: the signal
-        // thread ends the process.
-        while tasks.is_stopping() {
-            std::thread::park();
-        }
-        let reg = RegisterWorkerRequest {
-            name: config.name.clone(),
-            address: config.address.clone(),
-            port,
-            capacity,
-            labels: config.labels.clone(),
-            running: tasks.known(),
-            log_key: Some(log_key_hex.clone()),
-            tls: config.tls.is_some(),
-            notes: notes.clone(),
-        };
-        let within = poll_timeout(0, lost_after.load(SeqCst));
-        match conn.post_within::<RegisterWorkerResponse>("registerworker", &reg, within) {
-            Ok(r) => {
-                failures = 0;
-                tracing::info!("registered with {}", conn.endpoint);
-                hb.store(r.heartbeat_ms, SeqCst);
-                lost_after.store(r.lost_after_ms, SeqCst);
-                lease.set_timing(
-                    if r.lease_ms > 0 {
-                        r.lease_ms
-                    } else {
-                        r.lost_after_ms
-                    },
-                    r.fence_grace_ms,
-                );
-            }
-            Err(e) => {
-                failures += 1;
-                // Quick at first (a link back, a scheduler restarted), then
-                // once a second.
-                let wait = retry_wait(failures).max(Duration::from_millis(if failures > 20 {
-                    1000
-                } else {
-                    0
-                }));
-                if failures == 1 || failures.is_multiple_of(20) {
-                    tracing::warn!("cannot register, retrying: {e}");
-                }
-                std::thread::sleep(wait);
-                continue;
-            }
-        }
-        let mut poll_failures = 0u32;
-        while !tasks.is_stopping() {
-            let wait_ms = hb.load(SeqCst);
-            let body = PollRequest {
-                name: config.name.clone(),
-                reports: Vec::new(),
-                wait_ms,
-                phase: Default::default(),
-                ack: taken.ack(),
-                tasks: Some(tasks.known()),
-            };
-            let within = poll_timeout(wait_ms, lost_after.load(SeqCst));
-            match conn.post_within::<PollResponse>("poll", &body, within) {
-                Ok(resp) => {
-                    if poll_failures > 0 {
-                        tracing::info!("reached the scheduler again");
-                    }
-                    poll_failures = 0;
-                    taken.obey(&tasks, resp);
-                }
-                Err(_) if tasks.is_stopping() => {}
-                Err(e @ Error::Refused { .. }) => {
-                    tracing::warn!("the scheduler refused the poll, registering again: {e}");
-                    break;
-                }
-                Err(e) => {
-                    // Not reached (a cut link, a restart): try again at
-                    // once, then with a short capped backoff, on fresh
-                    // connections; the tasks keep running under their lease.
-                    poll_failures += 1;
-                    if poll_failures == 1 {
-                        tracing::warn!("poll failed, retrying: {e}");
-                    }
-                    std::thread::sleep(retry_wait(poll_failures));
-                }
-            }
-        }
-    }
-}
-
-/// How long a poll that waits `wait_ms` for orders may take in all: the
-/// wait, plus a second for the answer (less with a short lost-node
-/// timeout), so that a dead connection is given up well before the node
-/// would be declared lost.
-fn poll_timeout(wait_ms: u64, lost_after_ms: u64) -> Duration {
-    let slack = (lost_after_ms / 4).clamp(250, 1000);
-    Duration::from_millis(wait_ms + slack)
-}
-
-/// A graceful stop: tell the scheduler (nothing new is placed here and the
-/// orders not yet taken go back), end every task (SIGTERM, `grace`,
-/// SIGKILL), let their reports go out, and tell the scheduler the node is
-/// down. The scheduler may be unreachable: each step is bounded. Meanwhile
-/// the worker keeps telling the scheduler it is stopping, every `every`,
-/// which renews the tasks' lease.
-fn stop(tasks: &Arc<Tasks>, conn: &Arc<Conn>, name: &str, grace: Duration, every: Duration) {
-    let tell = |conn: &Conn, phase: WorkerPhase| {
-        let body = PollRequest {
-            name: name.to_string(),
-            reports: Vec::new(),
-            wait_ms: 0,
-            phase,
-            ack: None,
-            tasks: None,
-        };
-        // Bounded: a worker cut off from its scheduler still stops its
-        // tasks at once.
-        let within = Duration::from_secs(2);
-        if let Err(e) = conn.post_within::<PollResponse>("poll", &body, within) {
-            tracing::warn!("cannot tell the scheduler this worker is {phase:?}: {e}");
-            return false;
-        }
-        true
-    };
-    tasks.refuse_new();
-    tell(conn, WorkerPhase::Stopping);
-    let done = Arc::new(AtomicBool::new(false));
-    let keep = {
-        let (done, conn, name) = (done.clone(), conn.clone(), name.to_string());
-        std::thread::spawn(move || {
-            while !done.load(SeqCst) {
-                std::thread::sleep(every);
-                let body = PollRequest {
-                    name: name.clone(),
-                    reports: Vec::new(),
-                    wait_ms: 0,
-                    phase: WorkerPhase::Stopping,
-                    ack: None,
-                    tasks: None,
-                };
-                let _ = conn.post_within::<PollResponse>("poll", &body, Duration::from_secs(2));
-            }
-        })
-    };
-    tasks.stop_all(grace);
-    // The reporter sends what the tasks' ends produced; wait for it, briefly.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while tasks.unreported() > 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    done.store(true, SeqCst);
-    let _ = keep.join();
-    tell(conn, WorkerPhase::Stopped);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_log_grant_is_for_one_task_one_key_and_until_it_expires() {
-        let key = [7u8; 32];
-        let msg = shoal_model::wire::log_grant_message("t.node0.attempt1", 1000);
-        let sig = shoal_sigv4::hmac_sha256_hex(&key, msg.as_bytes());
-        assert!(log_grant_ok(&key, "t.node0.attempt1", 1000, &sig, 999));
-        assert!(log_grant_ok(&key, "t.node0.attempt1", 1000, &sig, 1000));
-        assert!(!log_grant_ok(&key, "t.node0.attempt1", 1000, &sig, 1001));
-        assert!(!log_grant_ok(&key, "t.node1.attempt1", 1000, &sig, 999));
-        assert!(!log_grant_ok(&key, "t.node0.attempt1", 2000, &sig, 999));
-        assert!(!log_grant_ok(
-            &[8u8; 32],
-            "t.node0.attempt1",
-            1000,
-            &sig,
-            999
-        ));
+        std::thread::park();
     }
 }
