@@ -15,37 +15,10 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
-use crate::placement::{assign, fits, fits_used, res_add, res_sub};
-use crate::state::{Cluster, Demand, Job, NodeHot, NodeMeta, NONE};
+use crate::matching::assign;
+use crate::resources::{fits, fits_used, res_sub};
+use crate::state::{Cluster, Demand, Job, NodeHot, NodeMeta, SimNode, NONE};
 use crate::types::{JobKey, Millis, Resources};
-
-/// Estimated usage of one node at some time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct SimNode {
-    pub used: Resources,
-    pub users: u32,
-    pub excl: u32,
-}
-
-impl SimNode {
-    fn of(h: &NodeHot) -> SimNode {
-        SimNode {
-            used: h.used,
-            users: h.users,
-            excl: h.excl,
-        }
-    }
-    pub fn take(&mut self, alloc: Resources, gang: bool) {
-        self.used = res_add(self.used, alloc);
-        self.users += 1;
-        self.excl += gang as u32;
-    }
-    pub fn give(&mut self, alloc: Resources, gang: bool) {
-        self.used = res_sub(self.used, alloc);
-        self.users = self.users.saturating_sub(1);
-        self.excl = self.excl.saturating_sub(gang as u32);
-    }
-}
 
 /// A sparse per-node overlay over the live node state, reused between
 /// passes (no allocation per pass). Nodes not in the overlay read as their

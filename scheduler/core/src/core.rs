@@ -5,15 +5,14 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BTreeSet as Set, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::backfill::{
-    easy_reservation, extra_ok_gang, extra_ok_single, FreshStart, Overlay, Profile, RunningSet,
-    SimNode,
-};
+use crate::backfill::{easy_reservation, Overlay, Profile, RunningSet};
 use crate::error::CoreError;
-use crate::placement::{assign, find_gang, find_single, fits, give, res_max, take};
+use crate::pass::{Candidate, Conservative, Easy, Fcfs, Pass, Policy};
+use crate::placement::{give, take};
 use crate::runq::{Pos, RunQueue};
 use crate::state::{
-    Attempt, Class, Cluster, Demand, Job, NodeHot, NodeMeta, Pool, Queue, RunEntry, RunKey, NONE,
+    Attempt, Class, Cluster, Demand, Job, NodeHot, NodeMeta, Pool, Queue, RunEntry, RunKey,
+    SimNode, NONE,
 };
 use crate::types::{
     Backfill, CoreConfig, Decision, Event, JobKey, JobSpec, JobState, Millis, NodeId, NodeSpec,
@@ -29,10 +28,6 @@ pub const DEPENDENCY_FAILED_REASON: &str = "Dependent Job failed";
 pub const DEFAULT_EXIT_REASON: &str = "Essential container in task exited";
 /// Reason of the Kill sent to a gang's other nodes when its main node exits.
 pub const MAIN_EXITED_REASON: &str = "main node exited";
-/// Conservative backfilling reserves for at most this many blocked jobs per
-/// pass; later blocked jobs get no reservation (they may still start when
-/// that delays no reservation).
-pub const CONSERVATIVE_MAX_RESERVATIONS: usize = 256;
 
 /// Shoal's scheduling core. Feed it events with [`Core::apply`], run
 /// scheduling passes with [`Core::schedule`], and take the resulting
@@ -1121,135 +1116,66 @@ impl Core {
         }
         self.ensure_classes();
         self.advance_overdue(now);
-        let mode = self.config.backfill;
+        let actions = match self.config.backfill {
+            Backfill::Fcfs => self.walk(now, epoch, Fcfs::default()),
+            Backfill::Easy => self.walk(now, epoch, Easy::default()),
+            Backfill::Conservative => {
+                self.profile.reset(self.cluster.hot.len(), now);
+                self.walk(now, epoch, Conservative::default())
+            }
+        };
+        self.apply_actions(now, actions);
+    }
+
+    /// One walk over the runnable jobs in priority order: for each, the
+    /// policy says where it starts (or reserves for it); the jobs that do
+    /// not start get their shape's status reason. Changes nothing but the
+    /// cluster's allocations and the policies' reservations: the actions are
+    /// applied after.
+    fn walk<P: Policy>(&mut self, now: Millis, epoch: u64, mut policy: P) -> Vec<Action> {
         let Core {
             jobs,
             runnable,
             cluster,
             running,
-            deadlines,
             overlay,
             profile,
             last_head,
-            out,
             ..
         } = self;
-        let jobs_ro: &[Job] = jobs;
+        let mut pass = Pass {
+            now,
+            epoch,
+            cluster,
+            jobs,
+            running,
+            overlay,
+            profile,
+            last_head,
+        };
         let mut actions: Vec<Action> = Vec::new();
-        // EASY: the head's shadow time once a head is blocked.
-        let mut shadow: Option<Millis> = None;
-        // FCFS: a job was blocked; nothing after it starts.
-        let mut blocked = false;
-        let mut reservations = 0usize;
-        // Attempts started in this pass before the head was found.
-        let mut fresh: Vec<FreshStart> = Vec::new();
-        if mode == Backfill::Conservative {
-            profile.reset(cluster.hot.len(), now);
-        }
         let mut walk = runnable.walk();
         while let Some((pos, entry)) = runnable.next(&mut walk) {
             let sid = entry.shape;
-            if !cluster.shapes[sid as usize].memo(epoch).ready {
-                // First job of this shape in this pass.
-                let q = &cluster.queues[cluster.shapes[sid as usize].qslot as usize];
-                let (dead, rid) = if !q.spec.enabled {
-                    (true, q.disabled_reason)
-                } else {
-                    match cluster.never_fit(sid) {
-                        NONE => (false, cluster.waiting_reason(sid)),
-                        never => (true, never),
-                    }
-                };
-                let memo = &mut cluster.shapes[sid as usize].memo;
-                memo.ready = true;
-                memo.dead = dead;
-                memo.rid = rid;
-            }
-            let memo = cluster.shapes[sid as usize].memo;
-            if !(memo.dead || blocked) {
+            let memo = pass.cluster.shape_memo(sid, epoch);
+            if !(memo.dead || policy.stopped()) {
                 let est = match entry.timeout_s {
                     u32::MAX => {
-                        let q = &cluster.queues[cluster.shapes[sid as usize].qslot as usize];
+                        let shape = &pass.cluster.shapes[sid as usize];
+                        let q = &pass.cluster.queues[shape.qslot as usize];
                         q.spec.default_estimate_s.saturating_mul(1000)
                     }
                     t => t as u64 * 1000,
                 };
-                let placed = match mode {
-                    Backfill::Fcfs | Backfill::Easy => match shadow {
-                        None => match cluster.place_now(sid, epoch) {
-                            Some(nodes) => Some(nodes),
-                            None => {
-                                if mode == Backfill::Fcfs {
-                                    blocked = true;
-                                } else {
-                                    fresh.sort_by_key(|f| (f.0, f.1));
-                                    let sh = easy_reservation(
-                                        cluster, jobs_ro, running, &fresh, now, sid, overlay,
-                                    )
-                                    .map_or(Millis::MAX, |r| r.shadow);
-                                    shadow = Some(sh);
-                                    *last_head = Some((jobs_ro[entry.slot as usize].spec.key, sh));
-                                }
-                                None
-                            }
-                        },
-                        Some(sh) if now.saturating_add(est) <= sh => {
-                            // Ends by the shadow time: needs only to fit now.
-                            let nodes = cluster.place_now(sid, epoch);
-                            for &n in nodes.iter().flatten() {
-                                overlay.entry(n, &cluster.hot);
-                            }
-                            nodes
-                        }
-                        Some(_) if memo.nofit_extra => None,
-                        Some(_) => {
-                            // Runs past the shadow time: must fit in the extra.
-                            let nodes = cluster.place_extra(sid, epoch, overlay);
-                            if let Some(nodes) = &nodes {
-                                let shape = &cluster.shapes[sid as usize];
-                                for (i, &n) in nodes.iter().enumerate() {
-                                    let (alloc, gang) = shape.alloc(i);
-                                    overlay.entry(n, &cluster.hot).take(alloc, gang);
-                                }
-                            }
-                            nodes
-                        }
-                    },
-                    Backfill::Conservative => {
-                        let nodes = if memo.nofit_now || est >= memo.cons_fail_est {
-                            None
-                        } else {
-                            cluster.place_conservative(sid, epoch, est, profile, jobs_ro)
-                        };
-                        let shape = &cluster.shapes[sid as usize];
-                        let view = (&cluster.hot[..], &cluster.meta[..], jobs_ro);
-                        if let Some(nodes) = &nodes {
-                            for (i, &n) in nodes.iter().enumerate() {
-                                let (alloc, gang) = shape.alloc(i);
-                                profile.reserve(view, n, now, est, alloc, gang);
-                            }
-                        } else if reservations < CONSERVATIVE_MAX_RESERVATIONS {
-                            if let Some((t, at)) = profile.earliest(cluster, jobs_ro, sid, est) {
-                                let shape = &cluster.shapes[sid as usize];
-                                let view = (&cluster.hot[..], &cluster.meta[..], jobs_ro);
-                                for (i, &n) in at.iter().enumerate() {
-                                    let (alloc, gang) = shape.alloc(i);
-                                    profile.reserve(view, n, t, est, alloc, gang);
-                                }
-                                reservations += 1;
-                                let key = jobs_ro[entry.slot as usize].spec.key;
-                                last_head.get_or_insert((key, t));
-                            }
-                        }
-                        nodes
-                    }
+                let job = Candidate {
+                    slot: entry.slot,
+                    sid,
+                    memo,
+                    est,
                 };
-                if let Some(nodes) = placed {
-                    cluster.commit(sid, &nodes);
-                    if shadow.is_none() && mode == Backfill::Easy {
-                        let key = jobs_ro[entry.slot as usize].spec.key;
-                        fresh.push((now.saturating_add(est), key, sid, nodes.clone()));
-                    }
+                if let Some(nodes) = policy.place(&mut pass, &job) {
+                    pass.cluster.commit(sid, &nodes);
+                    policy.started(&pass, &job, &nodes);
                     actions.push(Action::Start {
                         pos,
                         slot: entry.slot,
@@ -1261,10 +1187,8 @@ impl Core {
                 // Within a pass nothing is freed: once a shape does not fit
                 // now, none of its later jobs will (but under Conservative
                 // they may still get reservations).
-                let m = &mut cluster.shapes[sid as usize].memo;
-                m.dead |= m.nofit_now
-                    && (mode != Backfill::Conservative
-                        || reservations >= CONSERVATIVE_MAX_RESERVATIONS);
+                let m = &mut pass.cluster.shapes[sid as usize].memo;
+                m.dead |= m.nofit_now && policy.gives_up();
             }
             if entry.reason != memo.rid {
                 entry.reason = memo.rid;
@@ -1274,6 +1198,22 @@ impl Core {
                 });
             }
         }
+        actions
+    }
+
+    /// Apply a pass's actions: new status reasons, and the starts (the
+    /// attempt, its placement, deadline and estimated end; the Start and
+    /// STARTING decisions).
+    fn apply_actions(&mut self, now: Millis, actions: Vec<Action>) {
+        let Core {
+            jobs,
+            runnable,
+            cluster,
+            running,
+            deadlines,
+            out,
+            ..
+        } = self;
         for action in actions {
             match action {
                 Action::Reason { slot, rid } => {
@@ -1356,190 +1296,6 @@ impl Core {
                     });
                 }
             }
-        }
-    }
-}
-
-impl crate::state::Shape {
-    /// Allocation of node index `i`, and whether the shape is a gang.
-    pub(crate) fn alloc(&self, i: usize) -> (Resources, bool) {
-        match &self.demand {
-            Demand::Single(r) => (*r, false),
-            Demand::Gang(v) => (v[i], true),
-        }
-    }
-}
-
-impl Cluster {
-    /// Where a job of shape `sid` fits now (node slot per node index), using
-    /// and advancing the pass memo. Takes nothing.
-    /// Quick reject: false when the shape surely does not fit now (checked
-    /// against per-queue bounds computed once per pass).
-    fn may_fit(&mut self, sid: u32, epoch: u64) -> bool {
-        let qslot = self.shapes[sid as usize].qslot as usize;
-        let q = &mut self.queues[qslot];
-        if q.bounds_epoch != epoch {
-            let mut max_free = Resources::default();
-            let mut idle = 0;
-            for &n in &q.class.order {
-                let h = &self.hot[n as usize];
-                if h.alive && h.excl == 0 {
-                    max_free = res_max(max_free, h.free());
-                    idle += (h.users == 0) as u32;
-                }
-            }
-            q.bounds_epoch = epoch;
-            q.max_free = max_free;
-            q.idle = idle;
-        }
-        let shape = &self.shapes[sid as usize];
-        match &shape.demand {
-            Demand::Single(need) => fits(q.max_free, *need),
-            Demand::Gang(v) => q.idle as usize >= v.len(),
-        }
-    }
-
-    pub(crate) fn place_now(&mut self, sid: u32, epoch: u64) -> Option<Vec<u32>> {
-        if !self.may_fit(sid, epoch) {
-            self.shapes[sid as usize].memo(epoch).nofit_now = true;
-            return None;
-        }
-        let Cluster {
-            shapes,
-            queues,
-            hot,
-            ..
-        } = self;
-        let shape = &mut shapes[sid as usize];
-        let class = &queues[shape.qslot as usize].class;
-        let mut cursor = shape.memo(epoch).cursor;
-        let found = match &shape.demand {
-            Demand::Single(need) => find_single(&class.order, &mut cursor, |s| {
-                hot[s as usize].fits_single(*need)
-            })
-            .map(|s| vec![s]),
-            Demand::Gang(_) => find_gang(hot, &class.order, &mut cursor, shape, |_| true),
-        };
-        let memo = shape.memo(epoch);
-        memo.cursor = cursor;
-        memo.nofit_now |= found.is_none();
-        found
-    }
-
-    /// Where a job of shape `sid` fits now and within EASY's extra.
-    fn place_extra(&mut self, sid: u32, epoch: u64, ov: &Overlay) -> Option<Vec<u32>> {
-        if !self.may_fit(sid, epoch) {
-            let memo = self.shapes[sid as usize].memo(epoch);
-            memo.nofit_now = true;
-            memo.nofit_extra = true;
-            return None;
-        }
-        let Cluster {
-            shapes,
-            queues,
-            hot,
-            ..
-        } = self;
-        let shape = &mut shapes[sid as usize];
-        let class = &queues[shape.qslot as usize].class;
-        let mut cursor = shape.memo(epoch).extra_cursor;
-        let found = match &shape.demand {
-            Demand::Single(need) => find_single(&class.order, &mut cursor, |s| {
-                hot[s as usize].fits_single(*need) && extra_ok_single(ov, hot, s, *need)
-            })
-            .map(|s| vec![s]),
-            Demand::Gang(_) => find_gang(hot, &class.order, &mut cursor, shape, |s| {
-                extra_ok_gang(ov, s)
-            }),
-        };
-        let memo = shape.memo(epoch);
-        memo.extra_cursor = cursor;
-        memo.nofit_extra |= found.is_none();
-        found
-    }
-
-    /// Conservative: where a job of shape `sid` with estimate `est` fits now
-    /// without colliding with the profile.
-    fn place_conservative(
-        &mut self,
-        sid: u32,
-        epoch: u64,
-        est: Millis,
-        profile: &mut Profile,
-        jobs: &[Job],
-    ) -> Option<Vec<u32>> {
-        if !self.may_fit(sid, epoch) {
-            self.shapes[sid as usize].memo(epoch).nofit_now = true;
-            return None;
-        }
-        let Cluster {
-            shapes,
-            queues,
-            hot,
-            meta,
-            ..
-        } = self;
-        let view = (&hot[..], &meta[..], jobs);
-        let shape = &mut shapes[sid as usize];
-        let class = &queues[shape.qslot as usize].class;
-        let mut cursor = shape.memo(epoch).cursor;
-        let (found, fits_now) = match &shape.demand {
-            Demand::Single(need) => {
-                let first = find_single(&class.order, &mut cursor, |s| {
-                    hot[s as usize].fits_single(*need)
-                });
-                let found = first.and_then(|_| {
-                    class.order[cursor as usize..].iter().copied().find(|&s| {
-                        hot[s as usize].fits_single(*need)
-                            && profile.ok_now(view, s, est, *need, false)
-                    })
-                });
-                (found.map(|s| vec![s]), first.is_some())
-            }
-            Demand::Gang(demands) => {
-                let actual: Vec<u32> = class.order[cursor as usize..]
-                    .iter()
-                    .copied()
-                    .filter(|&s| hot[s as usize].fits_gang(shape.min))
-                    .collect();
-                if let Some(&first) = actual.first() {
-                    cursor = class.pos[first as usize];
-                } else {
-                    cursor = class.order.len() as u32;
-                }
-                let ok: Vec<u32> = actual
-                    .iter()
-                    .copied()
-                    .filter(|&s| profile.ok_now(view, s, est, shape.min, true))
-                    .collect();
-                let cap = |s: u32| hot[s as usize].cap;
-                match assign(&shape.gang_order, demands, &ok, cap) {
-                    Some(a) => (Some(a), true),
-                    None => {
-                        let fits_now = assign(&shape.gang_order, demands, &actual, cap).is_some();
-                        (None, fits_now)
-                    }
-                }
-            }
-        };
-        let memo = shape.memo(epoch);
-        memo.cursor = cursor;
-        if found.is_none() {
-            if fits_now {
-                memo.cons_fail_est = memo.cons_fail_est.min(est);
-            } else {
-                memo.nofit_now = true;
-            }
-        }
-        found
-    }
-
-    /// Takes a placement's resources on its nodes.
-    fn commit(&mut self, sid: u32, nodes: &[u32]) {
-        let shape = &self.shapes[sid as usize];
-        for (i, &n) in nodes.iter().enumerate() {
-            let (alloc, gang) = shape.alloc(i);
-            take(&mut self.hot[n as usize], alloc, gang);
         }
     }
 }

@@ -9,8 +9,13 @@
 //! Modules:
 //! - `core`: [`Core`], the job lifecycle and the scheduling pass;
 //! - `state`: internal bookkeeping (jobs, nodes, queues, shapes);
-//! - `placement`: fitting jobs on nodes, gang assignment, status reasons;
-//! - `backfill`: EASY and Conservative reservations.
+//! - `pass`: the three backfilling policies of a pass (FCFS, EASY,
+//!   Conservative), each a `Policy` of its own over one shared walk;
+//! - `placement`: fitting jobs on nodes (every `impl Cluster` placement),
+//!   status reasons;
+//! - `backfill`: EASY's shadow time and Conservative's reservation profile;
+//! - `matching`: gang assignment (a bipartite matching);
+//! - `resources`: resource arithmetic.
 //!
 //! See `docs/ARCHITECTURE.md` for how the daemon drives it.
 #![warn(missing_docs)]
@@ -18,14 +23,17 @@
 mod backfill;
 mod core;
 mod error;
+mod matching;
+mod pass;
 mod placement;
+mod resources;
 mod runq;
 mod state;
 mod types;
 
 pub use crate::core::{
-    Core, CONSERVATIVE_MAX_RESERVATIONS, DEFAULT_EXIT_REASON, DEPENDENCY_FAILED_REASON,
-    MAIN_EXITED_REASON, TIMEOUT_REASON,
+    Core, DEFAULT_EXIT_REASON, DEPENDENCY_FAILED_REASON, MAIN_EXITED_REASON, TIMEOUT_REASON,
 };
+pub use crate::pass::CONSERVATIVE_MAX_RESERVATIONS;
 pub use error::CoreError;
 pub use types::*;

@@ -2,58 +2,11 @@
 //! queue's eligible nodes, gang assignment, and the status reasons that
 //! explain why a job does not fit.
 
-use crate::state::{Cluster, Demand, NodeHot, Shape, NONE};
-use crate::types::Resources;
-
-/// Component-wise minimum.
-pub(crate) fn res_min(a: Resources, b: Resources) -> Resources {
-    Resources {
-        vcpus: a.vcpus.min(b.vcpus),
-        memory_mib: a.memory_mib.min(b.memory_mib),
-        shm_mib: a.shm_mib.min(b.shm_mib),
-    }
-}
-
-/// Component-wise maximum.
-pub(crate) fn res_max(a: Resources, b: Resources) -> Resources {
-    Resources {
-        vcpus: a.vcpus.max(b.vcpus),
-        memory_mib: a.memory_mib.max(b.memory_mib),
-        shm_mib: a.shm_mib.max(b.shm_mib),
-    }
-}
-
-/// `a + b`, saturating.
-pub(crate) fn res_add(a: Resources, b: Resources) -> Resources {
-    Resources {
-        vcpus: a.vcpus.saturating_add(b.vcpus),
-        memory_mib: a.memory_mib.saturating_add(b.memory_mib),
-        shm_mib: a.shm_mib.saturating_add(b.shm_mib),
-    }
-}
-
-/// `a - b`, saturating at zero.
-pub(crate) fn res_sub(a: Resources, b: Resources) -> Resources {
-    Resources {
-        vcpus: a.vcpus.saturating_sub(b.vcpus),
-        memory_mib: a.memory_mib.saturating_sub(b.memory_mib),
-        shm_mib: a.shm_mib.saturating_sub(b.shm_mib),
-    }
-}
-
-/// Does `need` fit in `free` (all three dimensions)?
-#[inline]
-pub(crate) fn fits(free: Resources, need: Resources) -> bool {
-    need.vcpus <= free.vcpus && need.memory_mib <= free.memory_mib && need.shm_mib <= free.shm_mib
-}
-
-/// Does `need` fit in `cap - used`?
-#[inline]
-pub(crate) fn fits_used(cap: Resources, used: Resources, need: Resources) -> bool {
-    need.vcpus as u64 + used.vcpus as u64 <= cap.vcpus as u64
-        && need.memory_mib.saturating_add(used.memory_mib) <= cap.memory_mib
-        && need.shm_mib.saturating_add(used.shm_mib) <= cap.shm_mib
-}
+use crate::backfill::{extra_ok_gang, extra_ok_single, Overlay, Profile};
+use crate::matching::assign;
+use crate::resources::{fits, fits_used, res_add, res_max, res_sub};
+use crate::state::{Cluster, Demand, Job, Memo, NodeHot, Shape, NONE};
+use crate::types::{Millis, Resources};
 
 impl NodeHot {
     /// Free resources (capacity minus allocations, at least zero).
@@ -154,72 +107,6 @@ pub(crate) fn find_gang(
     assign(&shape.gang_order, demands, &cands, cap)
 }
 
-/// Assigns every node index (taken in `index_order`) a distinct candidate
-/// node whose capacity `cap` covers its demand; candidates are in
-/// preference order. Greedy first, then augmenting paths (a maximum
-/// bipartite matching), so it finds an assignment whenever one exists.
-/// Returns the node slot per node index.
-pub(crate) fn assign(
-    index_order: &[u32],
-    demands: &[Resources],
-    cands: &[u32],
-    cap: impl Fn(u32) -> Resources,
-) -> Option<Vec<u32>> {
-    let (k, m) = (demands.len(), cands.len());
-    if m < k {
-        return None;
-    }
-    let mut owner = vec![NONE; m];
-    let mut assigned = vec![NONE; k];
-    let mut first_free = 0;
-    for &i in index_order {
-        for j in first_free..m {
-            if owner[j] == NONE && fits(cap(cands[j]), demands[i as usize]) {
-                owner[j] = i;
-                assigned[i as usize] = j as u32;
-                break;
-            }
-        }
-        while first_free < m && owner[first_free] != NONE {
-            first_free += 1;
-        }
-    }
-    if assigned.contains(&NONE) {
-        let ok = |i: u32, j: usize| fits(cap(cands[j]), demands[i as usize]);
-        for &i in index_order {
-            if assigned[i as usize] != NONE {
-                continue;
-            }
-            let mut seen = vec![false; m];
-            if !augment(i, &ok, &mut seen, &mut owner, &mut assigned) {
-                return None;
-            }
-        }
-    }
-    Some(assigned.iter().map(|&j| cands[j as usize]).collect())
-}
-
-fn augment(
-    i: u32,
-    ok: &impl Fn(u32, usize) -> bool,
-    seen: &mut [bool],
-    owner: &mut [u32],
-    assigned: &mut [u32],
-) -> bool {
-    for j in 0..owner.len() {
-        if seen[j] || !ok(i, j) {
-            continue;
-        }
-        seen[j] = true;
-        if owner[j] == NONE || augment(owner[j], ok, seen, owner, assigned) {
-            owner[j] = i;
-            assigned[i as usize] = j as u32;
-            return true;
-        }
-    }
-    false
-}
-
 /// "12 vCPUs, 4096 MiB[, 512 MiB shared memory]".
 pub(crate) fn describe(r: Resources) -> String {
     let mut s = format!("{} vCPUs, {} MiB", r.vcpus, r.memory_mib);
@@ -234,6 +121,30 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 impl Cluster {
+    /// The memo of shape `sid` in pass `epoch`, set up by the shape's
+    /// first job in the pass: whether it can start at all (its queue
+    /// enabled, some node ever big enough) and the status reason of its
+    /// jobs that do not start.
+    pub(crate) fn shape_memo(&mut self, sid: u32, epoch: u64) -> Memo {
+        if !self.shapes[sid as usize].memo(epoch).ready {
+            let q = &self.queues[self.shapes[sid as usize].qslot as usize];
+            let (enabled, disabled_reason) = (q.spec.enabled, q.disabled_reason);
+            let (dead, rid) = if !enabled {
+                (true, disabled_reason)
+            } else {
+                match self.never_fit(sid) {
+                    NONE => (false, self.waiting_reason(sid)),
+                    never => (true, never),
+                }
+            };
+            let memo = &mut self.shapes[sid as usize].memo;
+            memo.ready = true;
+            memo.dead = dead;
+            memo.rid = rid;
+        }
+        self.shapes[sid as usize].memo
+    }
+
     /// Can the shape never fit the cluster, even empty? Returns the reason
     /// id, or [`NONE`] when it can fit. Cached until the topology changes.
     /// The queue's class must be current.
@@ -414,5 +325,190 @@ impl Cluster {
         let id = self.reasons.intern(text);
         self.shapes[sid as usize].waiting = id;
         id
+    }
+}
+
+impl Shape {
+    /// Allocation of node index `i`, and whether the shape is a gang.
+    #[inline]
+    pub(crate) fn alloc(&self, i: usize) -> (Resources, bool) {
+        match &self.demand {
+            Demand::Single(r) => (*r, false),
+            Demand::Gang(v) => (v[i], true),
+        }
+    }
+}
+
+impl Cluster {
+    /// Where a job of shape `sid` fits now (node slot per node index), using
+    /// and advancing the pass memo. Takes nothing.
+    /// Quick reject: false when the shape surely does not fit now (checked
+    /// against per-queue bounds computed once per pass).
+    fn may_fit(&mut self, sid: u32, epoch: u64) -> bool {
+        let qslot = self.shapes[sid as usize].qslot as usize;
+        let q = &mut self.queues[qslot];
+        if q.bounds_epoch != epoch {
+            let mut max_free = Resources::default();
+            let mut idle = 0;
+            for &n in &q.class.order {
+                let h = &self.hot[n as usize];
+                if h.alive && h.excl == 0 {
+                    max_free = res_max(max_free, h.free());
+                    idle += (h.users == 0) as u32;
+                }
+            }
+            q.bounds_epoch = epoch;
+            q.max_free = max_free;
+            q.idle = idle;
+        }
+        let shape = &self.shapes[sid as usize];
+        match &shape.demand {
+            Demand::Single(need) => fits(q.max_free, *need),
+            Demand::Gang(v) => q.idle as usize >= v.len(),
+        }
+    }
+
+    pub(crate) fn place_now(&mut self, sid: u32, epoch: u64) -> Option<Vec<u32>> {
+        if !self.may_fit(sid, epoch) {
+            self.shapes[sid as usize].memo(epoch).nofit_now = true;
+            return None;
+        }
+        let Cluster {
+            shapes,
+            queues,
+            hot,
+            ..
+        } = self;
+        let shape = &mut shapes[sid as usize];
+        let class = &queues[shape.qslot as usize].class;
+        let mut cursor = shape.memo(epoch).cursor;
+        let found = match &shape.demand {
+            Demand::Single(need) => find_single(&class.order, &mut cursor, |s| {
+                hot[s as usize].fits_single(*need)
+            })
+            .map(|s| vec![s]),
+            Demand::Gang(_) => find_gang(hot, &class.order, &mut cursor, shape, |_| true),
+        };
+        let memo = shape.memo(epoch);
+        memo.cursor = cursor;
+        memo.nofit_now |= found.is_none();
+        found
+    }
+
+    /// Where a job of shape `sid` fits now and within EASY's extra.
+    pub(crate) fn place_extra(&mut self, sid: u32, epoch: u64, ov: &Overlay) -> Option<Vec<u32>> {
+        if !self.may_fit(sid, epoch) {
+            let memo = self.shapes[sid as usize].memo(epoch);
+            memo.nofit_now = true;
+            memo.nofit_extra = true;
+            return None;
+        }
+        let Cluster {
+            shapes,
+            queues,
+            hot,
+            ..
+        } = self;
+        let shape = &mut shapes[sid as usize];
+        let class = &queues[shape.qslot as usize].class;
+        let mut cursor = shape.memo(epoch).extra_cursor;
+        let found = match &shape.demand {
+            Demand::Single(need) => find_single(&class.order, &mut cursor, |s| {
+                hot[s as usize].fits_single(*need) && extra_ok_single(ov, hot, s, *need)
+            })
+            .map(|s| vec![s]),
+            Demand::Gang(_) => find_gang(hot, &class.order, &mut cursor, shape, |s| {
+                extra_ok_gang(ov, s)
+            }),
+        };
+        let memo = shape.memo(epoch);
+        memo.extra_cursor = cursor;
+        memo.nofit_extra |= found.is_none();
+        found
+    }
+
+    /// Conservative: where a job of shape `sid` with estimate `est` fits now
+    /// without colliding with the profile.
+    pub(crate) fn place_conservative(
+        &mut self,
+        sid: u32,
+        epoch: u64,
+        est: Millis,
+        profile: &mut Profile,
+        jobs: &[Job],
+    ) -> Option<Vec<u32>> {
+        if !self.may_fit(sid, epoch) {
+            self.shapes[sid as usize].memo(epoch).nofit_now = true;
+            return None;
+        }
+        let Cluster {
+            shapes,
+            queues,
+            hot,
+            meta,
+            ..
+        } = self;
+        let view = (&hot[..], &meta[..], jobs);
+        let shape = &mut shapes[sid as usize];
+        let class = &queues[shape.qslot as usize].class;
+        let mut cursor = shape.memo(epoch).cursor;
+        let (found, fits_now) = match &shape.demand {
+            Demand::Single(need) => {
+                let first = find_single(&class.order, &mut cursor, |s| {
+                    hot[s as usize].fits_single(*need)
+                });
+                let found = first.and_then(|_| {
+                    class.order[cursor as usize..].iter().copied().find(|&s| {
+                        hot[s as usize].fits_single(*need)
+                            && profile.ok_now(view, s, est, *need, false)
+                    })
+                });
+                (found.map(|s| vec![s]), first.is_some())
+            }
+            Demand::Gang(demands) => {
+                let actual: Vec<u32> = class.order[cursor as usize..]
+                    .iter()
+                    .copied()
+                    .filter(|&s| hot[s as usize].fits_gang(shape.min))
+                    .collect();
+                if let Some(&first) = actual.first() {
+                    cursor = class.pos[first as usize];
+                } else {
+                    cursor = class.order.len() as u32;
+                }
+                let ok: Vec<u32> = actual
+                    .iter()
+                    .copied()
+                    .filter(|&s| profile.ok_now(view, s, est, shape.min, true))
+                    .collect();
+                let cap = |s: u32| hot[s as usize].cap;
+                match assign(&shape.gang_order, demands, &ok, cap) {
+                    Some(a) => (Some(a), true),
+                    None => {
+                        let fits_now = assign(&shape.gang_order, demands, &actual, cap).is_some();
+                        (None, fits_now)
+                    }
+                }
+            }
+        };
+        let memo = shape.memo(epoch);
+        memo.cursor = cursor;
+        if found.is_none() {
+            if fits_now {
+                memo.cons_fail_est = memo.cons_fail_est.min(est);
+            } else {
+                memo.nofit_now = true;
+            }
+        }
+        found
+    }
+
+    /// Takes a placement's resources on its nodes.
+    pub(crate) fn commit(&mut self, sid: u32, nodes: &[u32]) {
+        let shape = &self.shapes[sid as usize];
+        for (i, &n) in nodes.iter().enumerate() {
+            let (alloc, gang) = shape.alloc(i);
+            take(&mut self.hot[n as usize], alloc, gang);
+        }
     }
 }

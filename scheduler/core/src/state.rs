@@ -7,6 +7,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::resources::{res_add, res_min, res_sub};
 use crate::types::{
     JobKey, JobSpec, JobState, Millis, NodeId, NodeSpec, Placement, PoolId, PoolSpec, QueueId,
     QueueSpec, Resources,
@@ -211,6 +212,7 @@ pub(crate) struct Memo {
 }
 
 impl Shape {
+    #[inline]
     pub fn memo(&mut self, epoch: u64) -> &mut Memo {
         if self.memo.epoch != epoch {
             self.memo = Memo {
@@ -260,7 +262,7 @@ pub(crate) struct Cluster {
     /// Per node: allocations, attempts and gang attempts of the attempts in
     /// flight whose estimated end is at or before `overdue_at` (EASY counts
     /// them as ending now).
-    pub overdue: Vec<crate::backfill::SimNode>,
+    pub overdue: Vec<SimNode>,
     /// See `overdue`.
     pub overdue_at: Millis,
     pub reasons: Reasons,
@@ -317,7 +319,7 @@ impl Cluster {
             Demand::Gang(v) => {
                 let mut min = v[0];
                 for r in v {
-                    min = crate::placement::res_min(min, *r);
+                    min = res_min(min, *r);
                 }
                 let mut order: Vec<u32> = (0..v.len() as u32).collect();
                 order.sort_by_key(|&i| {
@@ -344,5 +346,36 @@ impl Cluster {
         });
         self.shape_index.insert((qslot, demand), id);
         id
+    }
+}
+
+/// Estimated usage of one node at some time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct SimNode {
+    pub used: Resources,
+    pub users: u32,
+    pub excl: u32,
+}
+
+impl SimNode {
+    #[inline]
+    pub(crate) fn of(h: &NodeHot) -> SimNode {
+        SimNode {
+            used: h.used,
+            users: h.users,
+            excl: h.excl,
+        }
+    }
+    #[inline]
+    pub fn take(&mut self, alloc: Resources, gang: bool) {
+        self.used = res_add(self.used, alloc);
+        self.users += 1;
+        self.excl += gang as u32;
+    }
+    #[inline]
+    pub fn give(&mut self, alloc: Resources, gang: bool) {
+        self.used = res_sub(self.used, alloc);
+        self.users = self.users.saturating_sub(1);
+        self.excl = self.excl.saturating_sub(gang as u32);
     }
 }
