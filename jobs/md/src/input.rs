@@ -67,6 +67,24 @@ struct Parser {
 }
 
 impl Parser {
+    /// `variable NAME index|equal …`.
+    fn variable(&mut self, args: &[&str]) -> Result<(), InputError> {
+        need(self, args, 3)?;
+        let name = args[0].to_string();
+        match args[1] {
+            "index" => {
+                self.vars
+                    .entry(name)
+                    .or_insert_with(|| Var::Index(args[2].to_string()));
+            }
+            "equal" => {
+                self.vars.insert(name, Var::Equal(args[2..].join(" ")));
+            }
+            s => return Err(self.bad(format!("variable style `{s}` is not supported"))),
+        }
+        Ok(())
+    }
+
     fn bad(&self, msg: impl Into<String>) -> InputError {
         InputError::Bad {
             line: self.line,
@@ -280,26 +298,27 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
     for (k, v) in cli_vars {
         p.vars.insert(k.clone(), Var::Index(v.clone()));
     }
-    let mut rho = None;
-    let mut region = None;
-    let mut ntypes = 0usize;
-    let mut created = None;
-    let mut mass: Vec<Option<f64>> = Vec::new();
-    let mut velocity = None;
-    let mut cut_global = None;
-    let mut charge_style = false;
-    let mut basis_types = [0usize; 4];
-    let mut charges: Vec<f64> = Vec::new();
-    let mut coul_dsf = None;
-    let mut coul_rf = None;
-    let mut coeff: Vec<Option<[f64; 3]>> = Vec::new();
-    let mut skin: f64 = 0.3;
-    let (mut every, mut delay, mut check) = (1u64, 0u64, true);
-    let mut fix_nve = false;
-    let mut dt: f64 = 0.005;
-    let mut thermo = 0u64;
-    let mut run = None;
+    let mut draft = Draft::default();
+    for (line, joined) in logical_lines(text) {
+        p.line = line;
+        p.command = joined.split_whitespace().next().unwrap_or("").to_string();
+        if p.command.is_empty() {
+            continue;
+        }
+        // `variable` lines are stored unsubstituted for `equal` (LAMMPS
+        // substitutes `$x` immediately, which we do too, but `v_` later).
+        let line = p.substitute(&joined, 0)?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        draft.command(&mut p, words[0], &words[1..])?;
+    }
+    draft.finish()
+}
 
+/// The input's commands, each with the number of the line it starts on:
+/// comments (`#` to the end of the line) removed, a line ending in `&`
+/// joined with the next.
+fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
     let mut pending = String::new();
     let mut start_line = 0;
     for (n, raw) in text.lines().enumerate() {
@@ -317,376 +336,506 @@ pub fn parse(text: &str, cli_vars: &[(String, String)]) -> Result<Input, InputEr
             continue;
         }
         pending.push_str(t);
-        let joined = std::mem::take(&mut pending);
-        p.line = start_line;
-        p.command = joined.split_whitespace().next().unwrap_or("").to_string();
-        if p.command.is_empty() {
-            continue;
+        out.push((start_line, std::mem::take(&mut pending)));
+    }
+    out
+}
+
+/// `args` has at least `k` words.
+fn need(p: &Parser, args: &[&str], k: usize) -> Result<(), InputError> {
+    if args.len() < k {
+        Err(p.bad(format!("needs {k} arguments, got {}", args.len())))
+    } else {
+        Ok(())
+    }
+}
+
+/// What the commands so far have set, in LJ reduced units;
+/// [`Draft::finish`] checks that it is complete and makes the [`Input`].
+struct Draft {
+    rho: Option<f64>,
+    region: Option<[f64; 6]>,
+    ntypes: usize,
+    /// `create_atoms`' type.
+    created: Option<usize>,
+    mass: Vec<Option<f64>>,
+    /// `velocity`: temperature, seed, `loop geom`.
+    velocity: Option<(f64, i32, bool)>,
+    cut_global: Option<f64>,
+    charge_style: bool,
+    basis_types: [usize; 4],
+    charges: Vec<f64>,
+    coul_dsf: Option<(f64, f64)>,
+    coul_rf: Option<(f64, f64)>,
+    coeff: Vec<Option<[f64; 3]>>,
+    skin: f64,
+    every: u64,
+    delay: u64,
+    check: bool,
+    fix_nve: bool,
+    dt: f64,
+    thermo: u64,
+    run: Option<u64>,
+}
+
+impl Default for Draft {
+    /// LAMMPS' defaults for `lj` units.
+    fn default() -> Self {
+        Draft {
+            rho: None,
+            region: None,
+            ntypes: 0,
+            created: None,
+            mass: Vec::new(),
+            velocity: None,
+            cut_global: None,
+            charge_style: false,
+            basis_types: [0; 4],
+            charges: Vec::new(),
+            coul_dsf: None,
+            coul_rf: None,
+            coeff: Vec::new(),
+            skin: 0.3,
+            every: 1,
+            delay: 0,
+            check: true,
+            fix_nve: false,
+            dt: 0.005,
+            thermo: 0,
+            run: None,
         }
-        // `variable` lines are stored unsubstituted for `equal` (LAMMPS
-        // substitutes `$x` immediately, which we do too, but `v_` later).
-        let line = p.substitute(&joined, 0)?;
-        let w: Vec<&str> = line.split_whitespace().collect();
-        let cmd = w[0];
-        let args = &w[1..];
-        let argn = |k: usize| -> Result<(), InputError> {
-            if args.len() < k {
-                Err(p.bad(format!("needs {k} arguments, got {}", args.len())))
-            } else {
-                Ok(())
-            }
-        };
+    }
+}
+
+impl Draft {
+    /// One command, by its name.
+    fn command(&mut self, p: &mut Parser, cmd: &str, args: &[&str]) -> Result<(), InputError> {
         match cmd {
-            "variable" => {
-                argn(3)?;
-                let name = args[0].to_string();
-                match args[1] {
-                    "index" => {
-                        p.vars
-                            .entry(name)
-                            .or_insert_with(|| Var::Index(args[2].to_string()));
-                    }
-                    "equal" => {
-                        p.vars.insert(name, Var::Equal(args[2..].join(" ")));
-                    }
-                    s => return Err(p.bad(format!("variable style `{s}` is not supported"))),
-                }
-            }
-            "units" => {
-                argn(1)?;
-                if args[0] != "lj" {
-                    return Err(p.bad("only `units lj` is supported"));
-                }
-            }
-            "atom_style" => {
-                argn(1)?;
-                charge_style = match args[0] {
-                    "atomic" => false,
-                    "charge" => true,
-                    _ => return Err(p.bad("only `atom_style atomic` or `charge` is supported")),
-                };
-            }
-            "dimension" => {
-                if args != ["3"] {
-                    return Err(p.bad("only `dimension 3` is supported"));
-                }
-            }
-            "boundary" => {
-                if args != ["p", "p", "p"] {
-                    return Err(p.bad("only `boundary p p p` is supported"));
-                }
-            }
-            "newton" => {
-                if !args.iter().all(|a| *a == "on") {
-                    return Err(p.bad("only `newton on` is supported"));
-                }
-            }
-            "lattice" => {
-                argn(2)?;
-                if args[0] != "fcc" || args.len() != 2 {
-                    return Err(p.bad("only `lattice fcc RHO` is supported"));
-                }
-                let r: f64 = num(&p, args, 1, "density")?;
-                if r.is_nan() || r <= 0.0 || r.is_infinite() {
-                    return Err(p.bad("density must be positive"));
-                }
-                rho = Some(r);
-            }
-            "region" => {
-                argn(8)?;
-                if args[1] != "block" || args.len() != 8 {
-                    return Err(
-                        p.bad("only `region ID block xlo xhi ylo yhi zlo zhi` is supported")
-                    );
-                }
-                let mut r = [0.0; 6];
-                for (k, v) in r.iter_mut().enumerate() {
-                    *v = num(&p, args, 2 + k, "bound")?;
-                }
-                if r[1] <= r[0] || r[3] <= r[2] || r[5] <= r[4] {
-                    return Err(p.bad("region bounds must have lo < hi"));
-                }
-                region = Some(r);
-            }
-            "create_box" => {
-                argn(2)?;
-                if region.is_none() {
-                    return Err(p.bad("no region defined"));
-                }
-                ntypes = num(&p, args, 0, "number of types")?;
-                if ntypes == 0 || ntypes > 64 {
-                    return Err(p.bad("number of types must be 1..64"));
-                }
-                mass = vec![None; ntypes];
-                charges = vec![0.0; ntypes];
-                coeff = vec![None; ntypes * ntypes];
-            }
-            "create_atoms" => {
-                argn(2)?;
-                if args[1] != "box" {
-                    return Err(p.bad("only `create_atoms TYPE box [basis I T]...` is supported"));
-                }
-                let t: usize = num(&p, args, 0, "type")?;
-                if t == 0 || t > ntypes {
-                    return Err(p.bad(format!("atom type {t} out of range (create_box first)")));
-                }
-                basis_types = [t; 4];
-                let mut k = 2;
-                while k < args.len() {
-                    if args[k] != "basis" {
-                        return Err(p.bad(format!("unsupported keyword `{}`", args[k])));
-                    }
-                    let b: usize = num(&p, args, k + 1, "basis index")?;
-                    let bt: usize = num(&p, args, k + 2, "basis type")?;
-                    if b == 0 || b > 4 || bt == 0 || bt > ntypes {
-                        return Err(p.bad(format!("basis {b} type {bt} out of range")));
-                    }
-                    basis_types[b - 1] = bt;
-                    k += 3;
-                }
-                if rho.is_none() {
-                    return Err(p.bad("no lattice defined"));
-                }
-                created = Some(t);
-            }
-            "mass" => {
-                argn(2)?;
-                let m: f64 = num(&p, args, 1, "mass")?;
-                if m.is_nan() || m <= 0.0 {
-                    return Err(p.bad("mass must be positive"));
-                }
-                for t in type_range(&p, args[0], ntypes)? {
-                    mass[t] = Some(m);
-                }
-            }
-            "velocity" => {
-                argn(4)?;
-                if args[0] != "all" || args[1] != "create" {
-                    return Err(p.bad("only `velocity all create T SEED [loop geom]` is supported"));
-                }
-                let t: f64 = num(&p, args, 2, "temperature")?;
-                if t.is_nan() || t < 0.0 || t.is_infinite() {
-                    return Err(p.bad("temperature must be finite and non-negative"));
-                }
-                let s: i32 = num(&p, args, 3, "seed")?;
-                if s <= 0 {
-                    return Err(p.bad("seed must be positive"));
-                }
-                let mut geom = false;
-                let mut k = 4;
-                while k < args.len() {
-                    match (args[k], args.get(k + 1)) {
-                        ("loop", Some(&"geom")) => geom = true,
-                        ("loop", Some(&"all")) => geom = false,
-                        ("mom", Some(&"yes"))
-                        | ("rot", Some(&"no"))
-                        | ("dist", Some(&"uniform")) => {}
-                        _ => return Err(p.bad(format!("unsupported keyword `{}`", args[k]))),
-                    }
-                    k += 2;
-                }
-                if !geom {
-                    return Err(p.bad("only `loop geom` velocities are supported"));
-                }
-                velocity = Some((t, s, geom));
-            }
-            "set" => {
-                argn(4)?;
-                if args[0] != "type" || args[2] != "charge" || args.len() != 4 {
-                    return Err(p.bad("only `set type T charge Q` is supported"));
-                }
-                if !charge_style {
-                    return Err(p.bad("charges need `atom_style charge`"));
-                }
-                let q: f64 = num(&p, args, 3, "charge")?;
-                for t in type_range(&p, args[1], ntypes)? {
-                    charges[t] = q;
-                }
-            }
+            "variable" => p.variable(args),
+            "units" => self.units(p, args),
+            "atom_style" => self.atom_style(p, args),
+            "dimension" => self.dimension(p, args),
+            "boundary" => self.boundary(p, args),
+            "newton" => self.newton(p, args),
+            "lattice" => self.lattice(p, args),
+            "region" => self.region(p, args),
+            "create_box" => self.create_box(p, args),
+            "create_atoms" => self.create_atoms(p, args),
+            "mass" => self.mass(p, args),
+            "velocity" => self.velocity(p, args),
+            "set" => self.set(p, args),
             "pair_style" if args.first() == Some(&"lj/cut/coul/dsf") => {
-                argn(3)?;
-                if args.len() > 4 {
-                    return Err(p.bad("usage: pair_style lj/cut/coul/dsf ALPHA CUT_LJ [CUT_COUL]"));
-                }
-                if !charge_style {
-                    return Err(p.bad("lj/cut/coul/dsf needs `atom_style charge`"));
-                }
-                let alpha: f64 = num(&p, args, 1, "alpha")?;
-                let rc: f64 = num(&p, args, 2, "LJ cutoff")?;
-                let rcc: f64 = if args.len() > 3 {
-                    num(&p, args, 3, "Coulomb cutoff")?
-                } else {
-                    rc
-                };
-                if rc.is_nan()
-                    || rc <= 0.0
-                    || rcc.is_nan()
-                    || rcc <= 0.0
-                    || alpha.is_nan()
-                    || alpha < 0.0
-                {
-                    return Err(p.bad("cutoffs must be positive and alpha non-negative"));
-                }
-                cut_global = Some(rc);
-                coul_dsf = Some((alpha, rcc));
+                self.pair_style_dsf(p, args)
             }
-            "pair_style" if args.first() == Some(&"lj/cut/coul/rf") => {
-                argn(3)?;
-                if args.len() != 3 {
-                    return Err(p.bad("usage: pair_style lj/cut/coul/rf RC EPS_RF"));
-                }
-                if !charge_style {
-                    return Err(p.bad("lj/cut/coul/rf needs `atom_style charge`"));
-                }
-                let rc: f64 = num(&p, args, 1, "cutoff")?;
-                let eps: f64 = num(&p, args, 2, "epsilon_rf")?;
-                if rc.is_nan() || rc <= 0.0 || eps.is_nan() || (eps != 0.0 && eps < 1.0) {
-                    return Err(p.bad("cutoff must be positive and EPS_RF 0 (infinite) or ≥ 1"));
-                }
-                cut_global = Some(rc);
-                coul_rf = Some((rc, eps));
-            }
-            "pair_style" => {
-                argn(2)?;
-                if args[0] != "lj/cut" || args.len() != 2 {
-                    return Err(p.bad("only `pair_style lj/cut RC` or `lj/cut/coul/dsf ALPHA RC [RCC]` is supported"));
-                }
-                let rc: f64 = num(&p, args, 1, "cutoff")?;
-                if rc.is_nan() || rc <= 0.0 {
-                    return Err(p.bad("cutoff must be positive"));
-                }
-                cut_global = Some(rc);
-            }
-            "pair_coeff" => {
-                argn(4)?;
-                let rc = cut_global.ok_or_else(|| p.bad("pair_style must come first"))?;
-                let eps: f64 = num(&p, args, 2, "epsilon")?;
-                let sig: f64 = num(&p, args, 3, "sigma")?;
-                let cut: f64 = if args.len() > 4 {
-                    num(&p, args, 4, "cutoff")?
-                } else {
-                    rc
-                };
-                if args.len() > 5 {
-                    return Err(p.bad("too many arguments"));
-                }
-                let ti = type_range(&p, args[0], ntypes)?;
-                let tj = type_range(&p, args[1], ntypes)?;
-                for i in ti.clone() {
-                    for j in tj.clone() {
-                        if j >= i {
-                            coeff[i * ntypes + j] = Some([eps, sig, cut]);
-                            coeff[j * ntypes + i] = Some([eps, sig, cut]);
-                        }
-                    }
-                }
-            }
-            "neighbor" => {
-                argn(2)?;
-                if args[1] != "bin" {
-                    return Err(p.bad("only `neighbor SKIN bin` is supported"));
-                }
-                skin = num(&p, args, 0, "skin")?;
-                if skin.is_nan() || skin < 0.0 {
-                    return Err(p.bad("skin must be non-negative"));
-                }
-            }
-            "neigh_modify" => {
-                let mut k = 0;
-                while k < args.len() {
-                    match args[k] {
-                        "every" => every = num(&p, args, k + 1, "every")?,
-                        "delay" => delay = num(&p, args, k + 1, "delay")?,
-                        "check" => {
-                            check = match args.get(k + 1) {
-                                Some(&"yes") => true,
-                                Some(&"no") => false,
-                                _ => return Err(p.bad("check must be yes or no")),
-                            }
-                        }
-                        s => return Err(p.bad(format!("unsupported keyword `{s}`"))),
-                    }
-                    k += 2;
-                }
-                if every == 0 {
-                    return Err(p.bad("every must be positive"));
-                }
-            }
-            "fix" => {
-                argn(3)?;
-                if args[1] != "all" || args[2] != "nve" || args.len() != 3 {
-                    return Err(p.bad("only `fix ID all nve` is supported"));
-                }
-                fix_nve = true;
-            }
-            "timestep" => {
-                argn(1)?;
-                dt = num(&p, args, 0, "timestep")?;
-                if dt.is_nan() || dt <= 0.0 || dt.is_infinite() {
-                    return Err(p.bad("timestep must be positive"));
-                }
-            }
-            "thermo" => {
-                argn(1)?;
-                thermo = num(&p, args, 0, "thermo interval")?;
-            }
-            "run" => {
-                argn(1)?;
-                if run.is_some() {
-                    return Err(p.bad("only one `run` is supported"));
-                }
-                run = Some(num::<u64>(&p, args, 0, "step count")?);
-            }
-            other => {
-                return Err(InputError::Unknown {
-                    line: p.line,
-                    command: other.to_string(),
-                })
-            }
+            "pair_style" if args.first() == Some(&"lj/cut/coul/rf") => self.pair_style_rf(p, args),
+            "pair_style" => self.pair_style_lj_cut(p, args),
+            "pair_coeff" => self.pair_coeff(p, args),
+            "neighbor" => self.neighbor(p, args),
+            "neigh_modify" => self.neigh_modify(p, args),
+            "fix" => self.fix(p, args),
+            "timestep" => self.timestep(p, args),
+            "thermo" => self.thermo(p, args),
+            "run" => self.run(p, args),
+            other => Err(InputError::Unknown {
+                line: p.line,
+                command: other.to_string(),
+            }),
         }
     }
-    let missing = |w: &str| InputError::Missing(format!("no `{w}` command"));
-    let region = region.ok_or_else(|| missing("region"))?;
-    let create_type = created.ok_or_else(|| missing("create_atoms"))?;
-    let (temp, seed, loop_geom) = velocity.ok_or_else(|| missing("velocity"))?;
-    let cut_global = cut_global.ok_or_else(|| missing("pair_style"))?;
-    if !fix_nve {
-        return Err(missing("fix nve"));
+
+    /// `units`.
+    fn units(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 1)?;
+        if args[0] != "lj" {
+            return Err(p.bad("only `units lj` is supported"));
+        }
+        Ok(())
     }
-    let mass = mass
-        .iter()
-        .enumerate()
-        .map(|(t, m)| m.ok_or_else(|| InputError::Missing(format!("no mass for type {}", t + 1))))
-        .collect::<Result<Vec<_>, _>>()?;
-    if coeff.iter().any(|c| c.is_none()) {
-        return Err(InputError::Missing(
-            "pair_coeff missing for some type pair".into(),
-        ));
+
+    /// `atom_style`.
+    fn atom_style(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 1)?;
+        self.charge_style = match args[0] {
+            "atomic" => false,
+            "charge" => true,
+            _ => return Err(p.bad("only `atom_style atomic` or `charge` is supported")),
+        };
+        Ok(())
     }
-    Ok(Input {
-        rho: rho.ok_or_else(|| missing("lattice"))?,
-        region,
-        ntypes,
-        create_type,
-        basis_types,
-        charge_style,
-        charges,
-        coul_dsf,
-        coul_rf,
-        mass,
-        temp,
-        seed,
-        loop_geom,
-        cut_global,
-        coeff,
-        skin,
-        neigh_every: every,
-        neigh_delay: delay,
-        neigh_check: check,
-        dt,
-        thermo,
-        run: run.ok_or_else(|| missing("run"))?,
-    })
+
+    /// `dimension`.
+    fn dimension(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        if args != ["3"] {
+            return Err(p.bad("only `dimension 3` is supported"));
+        }
+        Ok(())
+    }
+
+    /// `boundary`.
+    fn boundary(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        if args != ["p", "p", "p"] {
+            return Err(p.bad("only `boundary p p p` is supported"));
+        }
+        Ok(())
+    }
+
+    /// `newton`.
+    fn newton(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        if !args.iter().all(|a| *a == "on") {
+            return Err(p.bad("only `newton on` is supported"));
+        }
+        Ok(())
+    }
+
+    /// `lattice`.
+    fn lattice(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 2)?;
+        if args[0] != "fcc" || args.len() != 2 {
+            return Err(p.bad("only `lattice fcc RHO` is supported"));
+        }
+        let r: f64 = num(p, args, 1, "density")?;
+        if r.is_nan() || r <= 0.0 || r.is_infinite() {
+            return Err(p.bad("density must be positive"));
+        }
+        self.rho = Some(r);
+        Ok(())
+    }
+
+    /// `region`.
+    fn region(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 8)?;
+        if args[1] != "block" || args.len() != 8 {
+            return Err(p.bad("only `region ID block xlo xhi ylo yhi zlo zhi` is supported"));
+        }
+        let mut r = [0.0; 6];
+        for (k, v) in r.iter_mut().enumerate() {
+            *v = num(p, args, 2 + k, "bound")?;
+        }
+        if r[1] <= r[0] || r[3] <= r[2] || r[5] <= r[4] {
+            return Err(p.bad("region bounds must have lo < hi"));
+        }
+        self.region = Some(r);
+        Ok(())
+    }
+
+    /// `create_box`.
+    fn create_box(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 2)?;
+        if self.region.is_none() {
+            return Err(p.bad("no region defined"));
+        }
+        self.ntypes = num(p, args, 0, "number of types")?;
+        if self.ntypes == 0 || self.ntypes > 64 {
+            return Err(p.bad("number of types must be 1..64"));
+        }
+        self.mass = vec![None; self.ntypes];
+        self.charges = vec![0.0; self.ntypes];
+        self.coeff = vec![None; self.ntypes * self.ntypes];
+        Ok(())
+    }
+
+    /// `create_atoms`.
+    fn create_atoms(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 2)?;
+        if args[1] != "box" {
+            return Err(p.bad("only `create_atoms TYPE box [basis I T]...` is supported"));
+        }
+        let t: usize = num(p, args, 0, "type")?;
+        if t == 0 || t > self.ntypes {
+            return Err(p.bad(format!("atom type {t} out of range (create_box first)")));
+        }
+        self.basis_types = [t; 4];
+        let mut k = 2;
+        while k < args.len() {
+            if args[k] != "basis" {
+                return Err(p.bad(format!("unsupported keyword `{}`", args[k])));
+            }
+            let b: usize = num(p, args, k + 1, "basis index")?;
+            let bt: usize = num(p, args, k + 2, "basis type")?;
+            if b == 0 || b > 4 || bt == 0 || bt > self.ntypes {
+                return Err(p.bad(format!("basis {b} type {bt} out of range")));
+            }
+            self.basis_types[b - 1] = bt;
+            k += 3;
+        }
+        if self.rho.is_none() {
+            return Err(p.bad("no lattice defined"));
+        }
+        self.created = Some(t);
+        Ok(())
+    }
+
+    /// `mass`.
+    fn mass(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 2)?;
+        let m: f64 = num(p, args, 1, "mass")?;
+        if m.is_nan() || m <= 0.0 {
+            return Err(p.bad("mass must be positive"));
+        }
+        for t in type_range(p, args[0], self.ntypes)? {
+            self.mass[t] = Some(m);
+        }
+        Ok(())
+    }
+
+    /// `velocity`.
+    fn velocity(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 4)?;
+        if args[0] != "all" || args[1] != "create" {
+            return Err(p.bad("only `velocity all create T SEED [loop geom]` is supported"));
+        }
+        let t: f64 = num(p, args, 2, "temperature")?;
+        if t.is_nan() || t < 0.0 || t.is_infinite() {
+            return Err(p.bad("temperature must be finite and non-negative"));
+        }
+        let s: i32 = num(p, args, 3, "seed")?;
+        if s <= 0 {
+            return Err(p.bad("seed must be positive"));
+        }
+        let mut geom = false;
+        let mut k = 4;
+        while k < args.len() {
+            match (args[k], args.get(k + 1)) {
+                ("loop", Some(&"geom")) => geom = true,
+                ("loop", Some(&"all")) => geom = false,
+                ("mom", Some(&"yes")) | ("rot", Some(&"no")) | ("dist", Some(&"uniform")) => {}
+                _ => return Err(p.bad(format!("unsupported keyword `{}`", args[k]))),
+            }
+            k += 2;
+        }
+        if !geom {
+            return Err(p.bad("only `loop geom` velocities are supported"));
+        }
+        self.velocity = Some((t, s, geom));
+        Ok(())
+    }
+
+    /// `set`.
+    fn set(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 4)?;
+        if args[0] != "type" || args[2] != "charge" || args.len() != 4 {
+            return Err(p.bad("only `set type T charge Q` is supported"));
+        }
+        if !self.charge_style {
+            return Err(p.bad("charges need `atom_style charge`"));
+        }
+        let q: f64 = num(p, args, 3, "charge")?;
+        for t in type_range(p, args[1], self.ntypes)? {
+            self.charges[t] = q;
+        }
+        Ok(())
+    }
+
+    /// `pair_style` (dsf).
+    fn pair_style_dsf(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 3)?;
+        if args.len() > 4 {
+            return Err(p.bad("usage: pair_style lj/cut/coul/dsf ALPHA CUT_LJ [CUT_COUL]"));
+        }
+        if !self.charge_style {
+            return Err(p.bad("lj/cut/coul/dsf needs `atom_style charge`"));
+        }
+        let alpha: f64 = num(p, args, 1, "alpha")?;
+        let rc: f64 = num(p, args, 2, "LJ cutoff")?;
+        let rcc: f64 = if args.len() > 3 {
+            num(p, args, 3, "Coulomb cutoff")?
+        } else {
+            rc
+        };
+        if rc.is_nan() || rc <= 0.0 || rcc.is_nan() || rcc <= 0.0 || alpha.is_nan() || alpha < 0.0 {
+            return Err(p.bad("cutoffs must be positive and alpha non-negative"));
+        }
+        self.cut_global = Some(rc);
+        self.coul_dsf = Some((alpha, rcc));
+        Ok(())
+    }
+
+    /// `pair_style` (rf).
+    fn pair_style_rf(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 3)?;
+        if args.len() != 3 {
+            return Err(p.bad("usage: pair_style lj/cut/coul/rf RC EPS_RF"));
+        }
+        if !self.charge_style {
+            return Err(p.bad("lj/cut/coul/rf needs `atom_style charge`"));
+        }
+        let rc: f64 = num(p, args, 1, "cutoff")?;
+        let eps: f64 = num(p, args, 2, "epsilon_rf")?;
+        if rc.is_nan() || rc <= 0.0 || eps.is_nan() || (eps != 0.0 && eps < 1.0) {
+            return Err(p.bad("cutoff must be positive and EPS_RF 0 (infinite) or ≥ 1"));
+        }
+        self.cut_global = Some(rc);
+        self.coul_rf = Some((rc, eps));
+        Ok(())
+    }
+
+    /// `pair_style` (lj_cut).
+    fn pair_style_lj_cut(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 2)?;
+        if args[0] != "lj/cut" || args.len() != 2 {
+            return Err(p.bad(
+                "only `pair_style lj/cut RC` or `lj/cut/coul/dsf ALPHA RC [RCC]` is supported",
+            ));
+        }
+        let rc: f64 = num(p, args, 1, "cutoff")?;
+        if rc.is_nan() || rc <= 0.0 {
+            return Err(p.bad("cutoff must be positive"));
+        }
+        self.cut_global = Some(rc);
+        Ok(())
+    }
+
+    /// `pair_coeff`.
+    fn pair_coeff(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 4)?;
+        let rc = self
+            .cut_global
+            .ok_or_else(|| p.bad("pair_style must come first"))?;
+        let eps: f64 = num(p, args, 2, "epsilon")?;
+        let sig: f64 = num(p, args, 3, "sigma")?;
+        let cut: f64 = if args.len() > 4 {
+            num(p, args, 4, "cutoff")?
+        } else {
+            rc
+        };
+        if args.len() > 5 {
+            return Err(p.bad("too many arguments"));
+        }
+        let ti = type_range(p, args[0], self.ntypes)?;
+        let tj = type_range(p, args[1], self.ntypes)?;
+        for i in ti.clone() {
+            for j in tj.clone() {
+                if j >= i {
+                    self.coeff[i * self.ntypes + j] = Some([eps, sig, cut]);
+                    self.coeff[j * self.ntypes + i] = Some([eps, sig, cut]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `neighbor`.
+    fn neighbor(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 2)?;
+        if args[1] != "bin" {
+            return Err(p.bad("only `neighbor SKIN bin` is supported"));
+        }
+        self.skin = num(p, args, 0, "skin")?;
+        if self.skin.is_nan() || self.skin < 0.0 {
+            return Err(p.bad("skin must be non-negative"));
+        }
+        Ok(())
+    }
+
+    /// `neigh_modify`.
+    fn neigh_modify(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        let mut k = 0;
+        while k < args.len() {
+            match args[k] {
+                "every" => self.every = num(p, args, k + 1, "every")?,
+                "delay" => self.delay = num(p, args, k + 1, "delay")?,
+                "check" => {
+                    self.check = match args.get(k + 1) {
+                        Some(&"yes") => true,
+                        Some(&"no") => false,
+                        _ => return Err(p.bad("check must be yes or no")),
+                    }
+                }
+                s => return Err(p.bad(format!("unsupported keyword `{s}`"))),
+            }
+            k += 2;
+        }
+        if self.every == 0 {
+            return Err(p.bad("every must be positive"));
+        }
+        Ok(())
+    }
+
+    /// `fix`.
+    fn fix(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 3)?;
+        if args[1] != "all" || args[2] != "nve" || args.len() != 3 {
+            return Err(p.bad("only `fix ID all nve` is supported"));
+        }
+        self.fix_nve = true;
+        Ok(())
+    }
+
+    /// `timestep`.
+    fn timestep(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 1)?;
+        self.dt = num(p, args, 0, "timestep")?;
+        if self.dt.is_nan() || self.dt <= 0.0 || self.dt.is_infinite() {
+            return Err(p.bad("timestep must be positive"));
+        }
+        Ok(())
+    }
+
+    /// `thermo`.
+    fn thermo(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 1)?;
+        self.thermo = num(p, args, 0, "thermo interval")?;
+        Ok(())
+    }
+
+    /// `run`.
+    fn run(&mut self, p: &Parser, args: &[&str]) -> Result<(), InputError> {
+        need(p, args, 1)?;
+        if self.run.is_some() {
+            return Err(p.bad("only one `run` is supported"));
+        }
+        self.run = Some(num::<u64>(p, args, 0, "step count")?);
+        Ok(())
+    }
+
+    /// The [`Input`], once every command it needs was given.
+    fn finish(self) -> Result<Input, InputError> {
+        let missing = |w: &str| InputError::Missing(format!("no `{w}` command"));
+        let region = self.region.ok_or_else(|| missing("region"))?;
+        let create_type = self.created.ok_or_else(|| missing("create_atoms"))?;
+        let (temp, seed, loop_geom) = self.velocity.ok_or_else(|| missing("velocity"))?;
+        let cut_global = self.cut_global.ok_or_else(|| missing("pair_style"))?;
+        if !self.fix_nve {
+            return Err(missing("fix nve"));
+        }
+        let mass = self
+            .mass
+            .iter()
+            .enumerate()
+            .map(|(t, m)| {
+                m.ok_or_else(|| InputError::Missing(format!("no mass for type {}", t + 1)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.coeff.iter().any(|c| c.is_none()) {
+            return Err(InputError::Missing(
+                "pair_coeff missing for some type pair".into(),
+            ));
+        }
+        Ok(Input {
+            rho: self.rho.ok_or_else(|| missing("lattice"))?,
+            region,
+            ntypes: self.ntypes,
+            create_type,
+            basis_types: self.basis_types,
+            charge_style: self.charge_style,
+            charges: self.charges,
+            coul_dsf: self.coul_dsf,
+            coul_rf: self.coul_rf,
+            mass,
+            temp,
+            seed,
+            loop_geom,
+            cut_global,
+            coeff: self.coeff,
+            skin: self.skin,
+            neigh_every: self.every,
+            neigh_delay: self.delay,
+            neigh_check: self.check,
+            dt: self.dt,
+            thermo: self.thermo,
+            run: self.run.ok_or_else(|| missing("run"))?,
+        })
+    }
 }
 
 fn type_range(p: &Parser, s: &str, n: usize) -> Result<std::ops::Range<usize>, InputError> {
