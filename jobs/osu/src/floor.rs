@@ -16,8 +16,10 @@
 //! child dies with the parent (PR_SET_PDEATHSIG) and the parent notices a
 //! dead child instead of spinning for ever.
 
+use crate::loops::{loops, Kind};
 use crate::{
-    env_meta, latency_row, report, write_meta, Common, PageBuf, PingClock, Row, Transport,
+    allowed_cpus, env_meta, latency_row, report, write_meta, Common, PageBuf, PingClock, Row,
+    Transport,
 };
 use anyhow::{bail, Context};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -31,16 +33,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// payload areas follow.
 const FLAG_GAP: usize = 128;
 const AREA: usize = 4096;
-
-/// CPUs this process may run on.
-pub fn allowed_cpus() -> Vec<usize> {
-    match nix::sched::sched_getaffinity(Pid::from_raw(0)) {
-        Ok(set) => (0..nix::sched::CpuSet::count())
-            .filter(|&c| set.is_set(c).unwrap_or(false))
-            .collect(),
-        Err(_) => vec![],
-    }
-}
 
 /// The two CPUs to pin to: the wanted ones when both are allowed, else the
 /// first two allowed; None when fewer than two are allowed.
@@ -69,7 +61,7 @@ fn pin(cpu: Option<usize>) {
 
 /// (timed iterations, warm-up) for one size, as osu_latency.
 fn iters_for(size: usize, given: Option<usize>) -> (usize, usize) {
-    crate::mpi_bench::loops(crate::mpi_bench::Kind::Latency, size, given)
+    loops(Kind::Latency, size, given)
 }
 
 /// Run the floor benchmark; returns the exit code.

@@ -6,6 +6,7 @@
 //! Run it like the C suite: `mpirun -np 2 shoal-osu latency`.
 
 mod floor;
+mod loops;
 mod mpi_bench;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -351,10 +352,10 @@ fn main() {
             transport,
             cpus,
         } => floor::run(&common, transport, &cpus),
-        Bench::Latency(c) => mpi_bench::run(mpi_bench::Kind::Latency, &c),
-        Bench::Bw(c) => mpi_bench::run(mpi_bench::Kind::Bw, &c),
-        Bench::Bibw(c) => mpi_bench::run(mpi_bench::Kind::Bibw, &c),
-        Bench::MultiLat(c) => mpi_bench::run(mpi_bench::Kind::MultiLat, &c),
+        Bench::Latency(c) => mpi_bench::run(loops::Kind::Latency, &c),
+        Bench::Bw(c) => mpi_bench::run(loops::Kind::Bw, &c),
+        Bench::Bibw(c) => mpi_bench::run(loops::Kind::Bibw, &c),
+        Bench::MultiLat(c) => mpi_bench::run(loops::Kind::MultiLat, &c),
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -362,6 +363,16 @@ fn main() {
             eprintln!("shoal-osu: {e:#}");
             std::process::exit(1);
         }
+    }
+}
+
+/// CPUs this process may run on.
+pub(crate) fn allowed_cpus() -> Vec<usize> {
+    match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..nix::sched::CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect(),
+        Err(_) => vec![],
     }
 }
 

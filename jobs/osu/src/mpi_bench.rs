@@ -4,6 +4,7 @@
 //! measured. Like OSU, every pending receive of a window lands in the same
 //! buffer (passed to C as a raw pointer; no Rust reference aliases it).
 
+use crate::loops::{loops, Kind};
 use crate::{env_meta, latency_row, report, write_meta, Common, PageBuf, PingClock, Row};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
@@ -13,61 +14,12 @@ use serde_json::json;
 use std::os::raw::{c_int, c_void};
 use std::time::Instant;
 
-/// Which benchmark.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Kind {
-    /// osu_latency.
-    Latency,
-    /// osu_bw.
-    Bw,
-    /// osu_bibw.
-    Bibw,
-    /// osu_multi_lat.
-    MultiLat,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Latency => "latency",
-            Kind::Bw => "bw",
-            Kind::Bibw => "bibw",
-            Kind::MultiLat => "multi-lat",
-        }
-    }
-    fn title(self) -> &'static str {
-        match self {
-            Kind::Latency => "OSU MPI Latency Test",
-            Kind::Bw => "OSU MPI Bandwidth Test",
-            Kind::Bibw => "OSU MPI Bi-Directional Bandwidth Test",
-            Kind::MultiLat => "OSU MPI Multi Latency Test",
-        }
-    }
-}
-
-/// OSU's threshold between small and large messages.
-const LARGE: usize = 8192;
 /// osu_bw's window.
 const WINDOW: usize = 64;
 const TAG_PING: c_int = 1;
 const TAG_FWD: c_int = 100;
 const TAG_BACK: c_int = 10;
 const TAG_ACK: c_int = 101;
-
-/// (timed iterations, warm-up iterations) for one size: OSU's, or the given
-/// count with at most a tenth of it (and no more than OSU's) as warm-up.
-pub fn loops(kind: Kind, size: usize, given: Option<usize>) -> (usize, usize) {
-    let (iters, skip) = match (kind, size > LARGE) {
-        (Kind::Latency | Kind::MultiLat, false) => (10_000, 100),
-        (Kind::Latency | Kind::MultiLat, true) => (1_000, 10),
-        (Kind::Bw | Kind::Bibw, false) => (100, 10),
-        (Kind::Bw | Kind::Bibw, true) => (20, 2),
-    };
-    match given {
-        Some(n) => (n.max(1), skip.min(n / 10)),
-        None => (iters, skip),
-    }
-}
 
 fn send(buf: *const u8, len: usize, dest: i32, tag: c_int) {
     // SAFETY: `buf` is valid for `len` bytes for the whole blocking call.
@@ -141,7 +93,7 @@ fn waitall(reqs: &mut [ffi::MPI_Request]) {
 
 /// CPUs this process may run on, as a list like `0-3,8`.
 fn allowed_cpus() -> String {
-    cpu_list(&crate::floor::allowed_cpus())
+    cpu_list(&crate::allowed_cpus())
 }
 
 /// `0-3,8` from `[0, 1, 2, 3, 8]`.
