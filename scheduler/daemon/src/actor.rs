@@ -10,15 +10,13 @@
 
 use crate::api::{ApiError, Request};
 use crate::config::Config;
+use crate::limits::MAX_BATCH;
 use crate::mailbox::Mailboxes;
 use crate::state::{Clock, StateMachine, CLOCK_KEY};
 use crate::store::Store;
 use std::sync::mpsc;
 use std::time::Duration;
 use tokio::sync::oneshot;
-
-/// Most requests handled in one transaction.
-pub const MAX_BATCH: usize = 2048;
 
 /// The longest the actor sleeps without looking at timers.
 const IDLE_WAKE: Duration = Duration::from_millis(500);

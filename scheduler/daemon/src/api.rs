@@ -103,9 +103,6 @@ pub enum Request {
     Noop,
 }
 
-/// Header carrying an idempotency token for SubmitJob (a Shoal extension).
-pub const CLIENT_TOKEN_HEADER: &str = "x-shoal-client-token";
-
 impl Request {
     /// Attach the request's client token (SubmitJob only; at most 64
     /// printable ASCII characters, like AWS's clientToken).

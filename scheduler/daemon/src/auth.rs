@@ -8,16 +8,13 @@
 //! not.
 
 use crate::api::ApiError;
-use crate::body::MAX_BODY_BYTES;
+use crate::limits::{MAX_BODY_BYTES, WORKER_PATHS};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use shoal_sigv4::{HttpRequest, KeyStore};
 use std::sync::Arc;
-
-/// Paths that are not SigV4-authenticated: the worker protocol.
-pub const WORKER_PATHS: [&str; 2] = ["/shoal/v1/registerworker", "/shoal/v1/poll"];
 
 /// Does a request to `path` need a signature (when keys are configured)?
 pub fn needs_signature(path: &str) -> bool {

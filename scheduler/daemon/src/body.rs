@@ -18,18 +18,8 @@ use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
-use std::time::Duration;
 
-/// Largest accepted request body. AWS Batch's own limit for a job
-/// definition is far smaller; 1 MiB leaves room for big parameter maps.
-pub const MAX_BODY_BYTES: usize = 1 << 20;
-
-/// The most of an oversized body read (and dropped) so that its client
-/// can read the refusal.
-pub const DRAIN_MAX_BYTES: usize = 64 << 20;
-
-/// How long a request body may take to arrive, from the end of its headers.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::limits::{BODY_TIMEOUT, DRAIN_MAX_BYTES, MAX_BODY_BYTES};
 
 /// What reading a body came to.
 enum Read {

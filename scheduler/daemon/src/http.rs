@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 
-pub use crate::body::MAX_BODY_BYTES;
+use crate::limits::{
+    AWS_ROUTE, CLIENT_TOKEN_HEADER, MAX_BODY_BYTES, MAX_POLL_WAIT_MS, SHOAL_ROUTE,
+};
 
 /// An error reply in AWS's shape: `{"__type": KIND, "message": …}` with
 /// `x-amzn-errortype`.
@@ -84,14 +86,11 @@ pub struct AppState {
     pub keys: Option<std::sync::Arc<shoal_sigv4::KeyStore>>,
 }
 
-/// Longest a worker's poll is held open.
-pub const MAX_POLL_WAIT_MS: u64 = 30_000;
-
 /// Build the router.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/{op}", post(aws_op))
-        .route("/shoal/v1/{op}", post(shoal_op))
+        .route(AWS_ROUTE, post(aws_op))
+        .route(SHOAL_ROUTE, post(shoal_op))
         .route_layer(axum::middleware::from_fn_with_state(
             state.keys.clone(),
             crate::auth::require_signature,
@@ -115,7 +114,7 @@ async fn aws_op(
     // A configured scheduler has verified the SigV4 signature already
     // (crate::auth, a route layer).
     let token = headers
-        .get(crate::api::CLIENT_TOKEN_HEADER)
+        .get(CLIENT_TOKEN_HEADER)
         .map(|v| v.to_str().unwrap_or("\u{1}"));
     let req = Request::parse_aws(&op, &body).and_then(|r| r.with_client_token(token));
     run(actor, req).await

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod http;
+pub mod limits;
 pub mod mailbox;
 mod serve;
 pub mod state;

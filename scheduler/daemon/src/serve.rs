@@ -4,14 +4,11 @@
 //! its connection, and a task, for ever.) The body is bounded by
 //! [`crate::body`].
 
+use crate::limits::HEADER_TIMEOUT;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::time::Duration;
 use tower_service::Service;
-
-/// How long a client may take to send a request's headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serve `app` on `listener` until `stop` changes, then let the requests in
 /// flight finish. Each request carries `ConnectInfo(peer(address))`.

@@ -6,6 +6,7 @@
 //! With a worker listener configured, the plain API listener refuses the
 //! worker operations (403), so that the CA is the only way in.
 
+use crate::limits::WORKER_PATHS;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
@@ -15,10 +16,6 @@ pub use shoal_pki::TlsListener;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// The worker operations, which only the worker listener serves when TLS
-/// is on.
-pub const WORKER_OPS: [&str; 2] = ["/shoal/v1/registerworker", "/shoal/v1/poll"];
 
 /// Where the worker listener listens, and its certificates.
 #[derive(Debug, Clone)]
@@ -156,7 +153,7 @@ async fn worker_ops_only(
     req: Request,
     next: Next,
 ) -> Response {
-    if !WORKER_OPS.contains(&req.uri().path()) {
+    if !WORKER_PATHS.contains(&req.uri().path()) {
         return access_denied(format!(
             "{} is not served on the worker listener; use the scheduler's API endpoint",
             req.uri().path()
@@ -166,7 +163,7 @@ async fn worker_ops_only(
         return access_denied("the client certificate has no common name (CN)".into());
     };
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, crate::body::MAX_BODY_BYTES).await {
+    let bytes = match axum::body::to_bytes(body, crate::limits::MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(e) => {
             return crate::api::ApiError::Client(format!("cannot read the request body: {e}"))
@@ -219,7 +216,7 @@ pub fn refuse_worker_ops(worker_addr: Option<SocketAddr>) -> Router {
         async move { access_denied(message) }
     };
     let mut r = Router::new();
-    for op in WORKER_OPS {
+    for op in WORKER_PATHS {
         r = r.route(op, axum::routing::post(refuse.clone()));
     }
     r

@@ -100,41 +100,94 @@ impl StateMachine {
                 job_id: rec.id.clone(),
             });
         }
-        let queue = self.queue_name("jobQueue", &r.job_queue)?;
+        let (queue, queue_id) = self.open_queue(&r.job_queue)?;
+        let def = self.find_definition(&r.job_definition)?.clone();
+        let job = m::validate_submit(&def, &r)?;
+        let array_size = job.array_size;
+        let deps = self.dependencies(&job.depends_on, array_size)?;
+        let timeout_s = job.attempt_duration_seconds.map(u64::from);
+        let resolved = Resolved::new(job, &def);
+        if resolved.nodes.is_empty() {
+            return Err(ApiError::Server("resolved job has no nodes".into()));
+        }
+        let base = JobSpec {
+            key: JobKey(0),
+            queue: queue_id,
+            priority: resolved.scheduling_priority,
+            submitted_at: now,
+            shape: shape(&resolved),
+            parent: None,
+            depends_on: deps
+                .plain
+                .iter()
+                .map(|s| Dependency { on: JobKey(*s) })
+                .collect(),
+            timeout_s,
+            retry: retry_policy(resolved.retry_strategy.as_ref()),
+        };
+        let (parent, children) = self.specs(base, array_size, &deps);
+        // Tell the core first: if it refuses, nothing is recorded.
+        for spec in std::iter::once(&parent).chain(children.iter().map(|(_, s)| s)) {
+            let ev = Event::JobSubmitted {
+                spec: spec.clone(),
+                restored: None,
+            };
+            self.core.apply(now, ev).map_err(super::core_err)?;
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let new = NewJob {
+            now,
+            name: &r.job_name,
+            queue: &queue,
+            definition_arn: &def.job_definition_arn,
+            depends_on: depends_json(&r.depends_on),
+            resolved: &resolved,
+        };
+        self.record_submitted(&new, &id, parent, children, array_size, token);
+        self.needs_pass = true;
+        reply(&m::SubmitJobResponse {
+            job_arn: self.scope.job_arn(&id),
+            job_name: r.job_name,
+            job_id: id,
+        })
+    }
+
+    /// The queue named by `jobQueue` (name or ARN), if it takes jobs.
+    fn open_queue(&self, given: &str) -> Result<(String, QueueId), ApiError> {
+        let queue = self.queue_name("jobQueue", given)?;
         if self.queues[&queue].detail.state == "DISABLED" {
             return Err(ApiError::field(
                 "jobQueue",
                 format!("job queue {queue} is DISABLED and accepts no new jobs; enable it (UpdateJobQueue state=ENABLED) or use another queue"),
             ));
         }
-        let queue_id = QueueId(self.queues[&queue].id);
-        let def = self.find_definition(&r.job_definition)?.clone();
-        let resolved = Resolved::new(m::validate_submit(&def, &r)?, &def);
-        if resolved.nodes.is_empty() {
-            return Err(ApiError::Server("resolved job has no nodes".into()));
-        }
-        let array_size = r.array_size();
+        let id = QueueId(self.queues[&queue].id);
+        Ok((queue, id))
+    }
 
-        // Dependencies: plain ones apply to the job (and to each child of an
-        // array); N_TO_N pairs child i with child i of another array;
-        // SEQUENTIAL chains the children.
-        let mut plain = Vec::new();
-        let mut n_to_n = Vec::new();
-        let mut sequential = false;
-        for (i, d) in r.dependencies()?.into_iter().enumerate() {
+    /// A submission's dependencies as jobs: plain ones apply to the job
+    /// (and to each child of an array); N_TO_N pairs child i with child i
+    /// of another array of the same size; SEQUENTIAL chains the children.
+    fn dependencies(
+        &self,
+        given: &[m::Dependency],
+        array_size: Option<u32>,
+    ) -> Result<Deps, ApiError> {
+        let mut deps = Deps::default();
+        for (i, d) in given.iter().enumerate() {
             let field = format!("dependsOn[{i}].jobId");
             match d {
-                m::Dependency::Sequential => sequential = true,
-                m::Dependency::Job(id) => plain.push(self.job_seq(&field, &id)?),
+                m::Dependency::Sequential => deps.sequential = true,
+                m::Dependency::Job(id) => deps.plain.push(self.job_seq(&field, id)?),
                 m::Dependency::NToN(id) => {
-                    let seq = self.job_seq(&field, &id)?;
+                    let seq = self.job_seq(&field, id)?;
                     let other = self.jobs[&seq]
                         .array
                         .as_ref()
                         .filter(|a| a.index.is_none())
                         .map(|a| a.size);
                     match (array_size, other) {
-                        (Some(mine), Some(theirs)) if mine == theirs => n_to_n.push(seq),
+                        (Some(mine), Some(theirs)) if mine == theirs => deps.n_to_n.push(seq),
                         (Some(mine), Some(theirs)) => {
                             return Err(ApiError::field(
                                 &field,
@@ -151,134 +204,79 @@ impl StateMachine {
                 }
             }
         }
+        Ok(deps)
+    }
 
-        let id = uuid::Uuid::new_v4().to_string();
-        let job_name = r.job_name.clone();
-        let depends_json: Vec<Value> = r
-            .depends_on
-            .iter()
-            .map(|d| {
-                let mut o = Map::new();
-                if let Some(j) = &d.job_id {
-                    o.insert("jobId".into(), json!(j));
-                }
-                if let Some(t) = &d.kind {
-                    o.insert("type".into(), json!(t));
-                }
-                Value::Object(o)
-            })
-            .collect();
-        let base = JobSpec {
-            key: JobKey(0),
-            queue: queue_id,
-            priority: resolved.scheduling_priority,
-            submitted_at: now,
-            shape: shape(&resolved),
-            parent: None,
-            depends_on: plain
-                .iter()
-                .map(|s| Dependency { on: JobKey(*s) })
-                .collect(),
-            timeout_s: resolved
-                .timeout
-                .as_ref()
-                .and_then(|t| t.attempt_duration_seconds)
-                .map(|s| s as u64),
-            retry: retry_policy(resolved.retry_strategy.as_ref()),
-        };
-        let record = |id: String, spec: JobSpec, array: Option<ArrayInfo>| {
-            let seq = spec.key.0;
-            JobRecord {
-                seq,
-                id,
-                name: job_name.clone(),
-                queue: queue.clone(),
-                definition_arn: def.job_definition_arn.clone(),
-                status: JobState::Submitted,
-                status_reason: String::new(),
-                created_at: now,
-                started_at: None,
-                stopped_at: None,
-                spec,
-                depends_on: depends_json.clone(),
-                array,
-                resolved: resolved.clone(),
-                attempts: Vec::new(),
-                current: None,
-                shm_peak_mib: None,
-                last_placement: None,
-                client_token: None,
-            }
-        };
-
+    /// The core's specs of a new job (keys taken from `next_seq`): the job,
+    /// and for an array its children by index with their N_TO_N and
+    /// SEQUENTIAL dependencies.
+    fn specs(
+        &mut self,
+        base: JobSpec,
+        array_size: Option<u32>,
+        deps: &Deps,
+    ) -> (JobSpec, Vec<(u32, JobSpec)>) {
         let parent_seq = self.next_seq;
         self.next_seq += 1;
-        let mut parent_spec = base.clone();
-        parent_spec.key = JobKey(parent_seq);
-        let mut children_specs = Vec::new();
+        let mut parent = base.clone();
+        parent.key = JobKey(parent_seq);
+        let mut children = Vec::new();
         if let Some(size) = array_size {
-            parent_spec.shape = Shape::ArrayParent { size };
+            parent.shape = Shape::ArrayParent { size };
             for i in 0..size {
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 let mut spec = base.clone();
                 spec.key = JobKey(seq);
                 spec.parent = Some(JobKey(parent_seq));
-                for dep in &n_to_n {
+                for dep in &deps.n_to_n {
                     if let Some(c) = self.children.get(dep).and_then(|c| c.get(i as usize)) {
                         spec.depends_on.push(Dependency { on: JobKey(*c) });
                     }
                 }
-                if sequential && i > 0 {
+                if deps.sequential && i > 0 {
                     spec.depends_on.push(Dependency {
                         on: JobKey(seq - 1),
                     });
                 }
-                children_specs.push((i, spec));
+                children.push((i, spec));
             }
         }
-        // Tell the core first: if it refuses, nothing is recorded.
-        self.core
-            .apply(
-                now,
-                Event::JobSubmitted {
-                    spec: parent_spec.clone(),
-                    restored: None,
-                },
-            )
-            .map_err(super::core_err)?;
-        for (_, spec) in &children_specs {
-            self.core
-                .apply(
-                    now,
-                    Event::JobSubmitted {
-                        spec: spec.clone(),
-                        restored: None,
-                    },
-                )
-                .map_err(super::core_err)?;
-        }
+        (parent, children)
+    }
+
+    /// Record a job the core took (and its children, `ID:INDEX`), with its
+    /// client token.
+    fn record_submitted(
+        &mut self,
+        new: &NewJob,
+        id: &str,
+        parent: JobSpec,
+        children: Vec<(u32, JobSpec)>,
+        array_size: Option<u32>,
+        token: Option<String>,
+    ) {
+        let parent_seq = parent.key.0;
         let parent_array = array_size.map(|size| ArrayInfo {
             size,
             index: None,
             parent: None,
         });
-        let mut rec = record(id.clone(), parent_spec, parent_array);
+        let mut rec = new.record(id.to_string(), parent, parent_array);
         if let Some(t) = token {
             self.tokens.insert(t.clone(), rec.seq);
             rec.client_token = Some(t);
         }
         self.insert_job(rec);
         let mut kids = Vec::new();
-        for (i, spec) in children_specs {
-            let size = array_size.unwrap_or(0);
-            let child = record(
-                m::JobId::new(id.clone()).child(i).to_string(),
+        for (i, spec) in children {
+            let child = new.record(
+                m::JobId::new(id.to_string()).child(i).to_string(),
                 spec,
                 Some(ArrayInfo {
-                    size,
+                    size: array_size.unwrap_or(0),
                     index: Some(i),
-                    parent: Some(id.clone()),
+                    parent: Some(id.to_string()),
                 }),
             );
             kids.push(child.seq);
@@ -287,12 +285,6 @@ impl StateMachine {
         if !kids.is_empty() {
             self.children.insert(parent_seq, kids);
         }
-        self.needs_pass = true;
-        reply(&m::SubmitJobResponse {
-            job_arn: self.scope.job_arn(&id),
-            job_name: r.job_name,
-            job_id: id,
-        })
     }
 
     fn insert_job(&mut self, rec: JobRecord) {
@@ -596,4 +588,70 @@ impl StateMachine {
         let list: Vec<Value> = list.into_iter().map(|(j, n)| self.summary(j, n)).collect();
         reply(&json!({ "jobSummaryList": list, "nextToken": next_token }))
     }
+}
+
+/// A submission's dependencies, resolved to jobs (see
+/// `StateMachine::dependencies`).
+#[derive(Default)]
+struct Deps {
+    /// On the job, and on each child of an array.
+    plain: Vec<u64>,
+    /// Arrays whose child i each child i waits for.
+    n_to_n: Vec<u64>,
+    /// Each child waits for the one before.
+    sequential: bool,
+}
+
+/// What every record of one submission shares.
+struct NewJob<'a> {
+    now: u64,
+    name: &'a str,
+    queue: &'a str,
+    definition_arn: &'a str,
+    depends_on: Vec<Value>,
+    resolved: &'a Resolved,
+}
+
+impl NewJob<'_> {
+    /// A SUBMITTED record of the job (or of one of its children).
+    fn record(&self, id: String, spec: JobSpec, array: Option<ArrayInfo>) -> JobRecord {
+        JobRecord {
+            seq: spec.key.0,
+            id,
+            name: self.name.to_string(),
+            queue: self.queue.to_string(),
+            definition_arn: self.definition_arn.to_string(),
+            status: JobState::Submitted,
+            status_reason: String::new(),
+            created_at: self.now,
+            started_at: None,
+            stopped_at: None,
+            spec,
+            depends_on: self.depends_on.clone(),
+            array,
+            resolved: self.resolved.clone(),
+            attempts: Vec::new(),
+            current: None,
+            shm_peak_mib: None,
+            last_placement: None,
+            client_token: None,
+        }
+    }
+}
+
+/// `dependsOn` as DescribeJobs shows it: as given.
+fn depends_json(given: &[m::JobDependency]) -> Vec<Value> {
+    given
+        .iter()
+        .map(|d| {
+            let mut o = Map::new();
+            if let Some(j) = &d.job_id {
+                o.insert("jobId".into(), json!(j));
+            }
+            if let Some(t) = &d.kind {
+                o.insert("type".into(), json!(t));
+            }
+            Value::Object(o)
+        })
+        .collect()
 }
