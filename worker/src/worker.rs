@@ -68,24 +68,8 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         .policy
         .check(nix::unistd::geteuid().is_root())
         .map_err(Error::Config)?;
-    if let Some(ns) = &config.netns {
-        // Before any thread exists: threads inherit the namespace. Unlike
-        // `ip netns exec`, this keeps the host's /sys (and its cgroups).
-        let f = std::fs::File::open(format!("/run/netns/{ns}"))
-            .map_err(crate::io(format!("cannot open network namespace {ns}")))?;
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|e| Error::Config(format!("cannot join network namespace {ns}: {e}")))?;
-    }
-    // SIGTERM and SIGINT are taken by one thread (below), which ends every
-    // task before the worker exits. Block them before any thread starts so
-    // that every thread inherits the mask.
-    use nix::sys::signal::{SigSet, Signal};
-    let mut stop_signals = SigSet::empty();
-    stop_signals.add(Signal::SIGTERM);
-    stop_signals.add(Signal::SIGINT);
-    stop_signals
-        .thread_block()
-        .map_err(|e| Error::Config(format!("cannot block SIGTERM: {e}")))?;
+    join_netns(&config)?;
+    let stop_signals = block_stop_signals()?;
     // Certificates are checked before anything starts.
     crate::tls::scheduler_client(&config.scheduler, config.tls.as_ref())?;
     let server_tls = match &config.tls {
@@ -99,6 +83,170 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         ),
         None => None,
     };
+    let cpus = node_cpus(&config)?;
+    let capacity = node_capacity(&config, &cpus);
+    let tasks_dir = tasks_dir(&config)?;
+    let (cgroups, notes) = cgroups_and_notes(&config);
+    let lease = Arc::new(crate::fence::Lease::new(&config.state_dir.join("lease"))?);
+    let _watchdog = watchdog(&config, &cgroups)?;
+    let sched: Arc<dyn Scheduler> = Arc::new(HttpScheduler::new(
+        &config.scheduler,
+        config.tls.clone(),
+        lease.clone(),
+    )?);
+    let (tx, rx) = mpsc::channel::<TaskReport>();
+    let tasks = Tasks::new(
+        tasks_dir.clone(),
+        cgroups,
+        &cpus,
+        tx,
+        interface_of(&config.address),
+        crate::task::NodeSettings {
+            node: config.name.clone(),
+            policy: config.policy.clone(),
+            exec_wait: config.exec_wait,
+            ca_pem,
+        },
+    );
+    let log_key = crate::pki::random_bytes(32)?;
+    let log_key_hex = hex::encode(&log_key);
+    let port = crate::server::serve(
+        tasks.clone(),
+        tasks_dir,
+        &config.address,
+        config.port,
+        log_key,
+        server_tls,
+    )?;
+    let taken = Arc::new(Taken::default());
+    let timing = Arc::new(Timing::default());
+    spawn_signals(&config, stop_signals, &tasks, &sched, &timing)?;
+    spawn_fence(&config, &tasks, &lease)?;
+    tracing::info!(
+        "worker {} at {}: {} vCPUs ({}), {} MiB memory, {} MiB /dev/shm",
+        config.name,
+        config.address,
+        capacity.vcpus,
+        CpuSet(cpus.clone()).to_list(),
+        capacity.memory_mib,
+        capacity.shm_mib
+    );
+    // Reports go out at once, on their own connection, so a task's end
+    // never waits for the long poll to return.
+    {
+        let (sched, tasks, name) = (sched.clone(), tasks.clone(), config.name.clone());
+        let (taken, timing) = (taken.clone(), timing.clone());
+        std::thread::Builder::new()
+            .name("reporter".into())
+            .spawn(move || crate::poll::report(sched.as_ref(), &tasks, &name, rx, &taken, &timing))
+            .map_err(crate::io("cannot start the reporter"))?;
+    }
+    let node = RegisterWorkerRequest {
+        name: config.name.clone(),
+        address: config.address.clone(),
+        port,
+        capacity,
+        labels: config.labels.clone(),
+        running: Vec::new(),
+        log_key: Some(log_key_hex),
+        tls: config.tls.is_some(),
+        notes,
+    };
+    crate::poll::run(sched.as_ref(), &tasks, &node, &taken, &timing);
+    // Stopping: the signal thread ends the process.
+    loop {
+        std::thread::park();
+    }
+}
+
+/// The thread that takes SIGTERM or SIGINT, stops the worker gracefully
+/// ([`crate::poll::stop`]: tasks get `--stop-grace` after their SIGTERM)
+/// and ends the process.
+fn spawn_signals(
+    config: &WorkerConfig,
+    stop_signals: nix::sys::signal::SigSet,
+    tasks: &Arc<Tasks>,
+    sched: &Arc<dyn Scheduler>,
+    timing: &Arc<Timing>,
+) -> Result<(), Error> {
+    let (tasks, sched, name) = (tasks.clone(), sched.clone(), config.name.clone());
+    let (grace, timing) = (config.stop_grace, timing.clone());
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Ok(sig) = stop_signals.wait() {
+                tracing::info!("{sig:?}: stopping (tasks get {grace:?} after their SIGTERM)");
+            }
+            let every = Duration::from_millis(timing.heartbeat_ms.load(SeqCst));
+            tasks.refuse_new();
+            crate::poll::stop(
+                sched,
+                &name,
+                every,
+                || tasks.stop_all(grace),
+                || tasks.unreported(),
+            );
+            std::process::exit(0);
+        })
+        .map_err(crate::io("cannot start the signal thread"))?;
+    Ok(())
+}
+
+/// The worker's own fence: when the lease runs out, its tasks end.
+fn spawn_fence(
+    config: &WorkerConfig,
+    tasks: &Arc<Tasks>,
+    lease: &Arc<crate::fence::Lease>,
+) -> Result<(), Error> {
+    let (tasks, lease, name) = (tasks.clone(), lease.clone(), config.name.clone());
+    std::thread::Builder::new()
+        .name("fence".into())
+        .spawn(move || loop {
+            std::thread::sleep(crate::fence::CHECK_EVERY);
+            let now = crate::fence::clock_ms();
+            if lease.overdue(now).is_some() && tasks.any_alive() {
+                let (length, grace) = lease.timing();
+                let why = format!(
+                    "node {name} lost contact with the scheduler for over {} ms: its lease ran out and the worker ended the task",
+                    length.as_millis()
+                );
+                tasks.fence(&why, grace);
+            }
+        })
+        .map_err(crate::io("cannot start the fence thread"))?;
+    Ok(())
+}
+
+/// Join the network namespace `--netns` names, before any thread exists:
+/// threads inherit it. Unlike `ip netns exec`, this keeps the host's /sys
+/// (and its cgroups).
+fn join_netns(config: &WorkerConfig) -> Result<(), Error> {
+    if let Some(ns) = &config.netns {
+        let f = std::fs::File::open(format!("/run/netns/{ns}"))
+            .map_err(crate::io(format!("cannot open network namespace {ns}")))?;
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| Error::Config(format!("cannot join network namespace {ns}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// SIGTERM and SIGINT, blocked in every thread (so block them before any
+/// starts): one thread takes them and ends every task before the worker
+/// exits.
+fn block_stop_signals() -> Result<nix::sys::signal::SigSet, Error> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut stop_signals = SigSet::empty();
+    stop_signals.add(Signal::SIGTERM);
+    stop_signals.add(Signal::SIGINT);
+    stop_signals
+        .thread_block()
+        .map_err(|e| Error::Config(format!("cannot block SIGTERM: {e}")))?;
+    Ok(stop_signals)
+}
+
+/// The CPUs this node offers: `--cpuset` (within what this process may
+/// use), the first `--cpus` of them.
+fn node_cpus(config: &WorkerConfig) -> Result<Vec<u32>, Error> {
     let mine = CpuSet::current();
     let mut cpus = match &config.cpuset {
         Some(set) => {
@@ -131,24 +279,41 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         }
         cpus.truncate(n as usize);
     }
+    Ok(cpus)
+}
+
+/// What this node offers: its CPUs, `--memory` or the machine's, and no
+/// more shared memory than memory (a job's /dev/shm pages count against
+/// its memory).
+fn node_capacity(config: &WorkerConfig, cpus: &[u32]) -> Resources {
     let memory_mib = config.memory_mib.unwrap_or_else(capacity::memory_mib);
-    let capacity = Resources {
+    Resources {
         vcpus: cpus.len() as u32,
         memory_mib,
         // A job's /dev/shm pages count against its memory: a node offers
         // no more shared memory than memory.
         shm_mib: capacity::shm_mib().min(memory_mib),
-    };
+    }
+}
+
+/// `STATE/tasks`, created, as an absolute path: a task's mounts and paths
+/// are resolved from its own working directory, not the worker's
+/// (`--state ./w` must work too).
+fn tasks_dir(config: &WorkerConfig) -> Result<PathBuf, Error> {
     let tasks_dir = config.state_dir.join("tasks");
     std::fs::create_dir_all(&tasks_dir)
         .map_err(crate::io(format!("cannot create {}", tasks_dir.display())))?;
-    // Absolute: a task's mounts and paths are resolved from its own
-    // working directory, not the worker's (`--state ./w` must work too).
     let tasks_dir = std::fs::canonicalize(&tasks_dir)
         .map_err(crate::io(format!("cannot resolve {}", tasks_dir.display())))?;
-    // One cgroup directory per worker identity (name and state directory),
-    // so that workers of different clusters on one machine never touch
-    // each other's tasks.
+    Ok(tasks_dir)
+}
+
+/// The node's task cgroups (one directory per worker identity, its name
+/// and state directory, so that workers of different clusters on one
+/// machine never touch each other's tasks; leftovers of an earlier run
+/// killed), and what this worker cannot enforce, found once at start:
+/// logged here and shown on its node, not in every job's log.
+fn cgroups_and_notes(config: &WorkerConfig) -> (Cgroups, Vec<String>) {
     let state =
         std::fs::canonicalize(&config.state_dir).unwrap_or_else(|_| config.state_dir.clone());
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -159,8 +324,6 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         std::hash::Hasher::finish(&h) as u32
     );
     let cgroups = Cgroups::detect(&leaf);
-    // What this worker cannot enforce, found once at start: logged here and
-    // shown on its node, not in every job's log.
     let mut notes = cgroups.notes();
     if let Err(e) = crate::isolate::probe_isolation() {
         notes.push(format!("jobs cannot get a private /dev/shm: {e}"));
@@ -172,128 +335,25 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
     if stale > 0 {
         tracing::warn!("killed the leftovers of {stale} tasks from an earlier run of this worker");
     }
-    // The lease of this worker's tasks, and the watchdog that fences them
-    // even if this process hangs.
-    let lease = Arc::new(crate::fence::Lease::new(&config.state_dir.join("lease"))?);
+    (cgroups, notes)
+}
+
+/// The watchdog process that fences this worker's tasks when their lease
+/// runs out, even if this process hangs; none without task cgroups.
+fn watchdog(
+    config: &WorkerConfig,
+    cgroups: &Cgroups,
+) -> Result<Option<std::process::Child>, Error> {
     let bases: Vec<PathBuf> = cgroups.bases().into_iter().cloned().collect();
-    let _watchdog = if bases.is_empty() {
+    Ok(if bases.is_empty() {
         tracing::warn!(
-            "no task cgroups: if this worker hangs, nothing ends its tasks when their lease runs out"
-        );
+        "no task cgroups: if this worker hangs, nothing ends its tasks when their lease runs out"
+    );
         None
     } else {
         Some(crate::fence::spawn_watchdog(
             &config.state_dir.join("lease"),
             &bases,
         )?)
-    };
-    let sched: Arc<dyn Scheduler> = Arc::new(HttpScheduler::new(
-        &config.scheduler,
-        config.tls.clone(),
-        lease.clone(),
-    )?);
-    let (tx, rx) = mpsc::channel::<TaskReport>();
-    let interface = interface_of(&config.address);
-    let tasks = Tasks::new(
-        tasks_dir.clone(),
-        cgroups,
-        &cpus,
-        tx,
-        interface,
-        crate::task::NodeSettings {
-            node: config.name.clone(),
-            policy: config.policy.clone(),
-            exec_wait: config.exec_wait,
-            ca_pem,
-        },
-    );
-    let log_key = crate::pki::random_bytes(32)?;
-    let log_key_hex = hex::encode(&log_key);
-    let port = crate::server::serve(
-        tasks.clone(),
-        tasks_dir,
-        &config.address,
-        config.port,
-        log_key,
-        server_tls,
-    )?;
-    let taken = Arc::new(Taken::default());
-    let timing = Arc::new(Timing::default());
-    {
-        let (tasks, sched, name) = (tasks.clone(), sched.clone(), config.name.clone());
-        let (grace, timing) = (config.stop_grace, timing.clone());
-        std::thread::Builder::new()
-            .name("signals".into())
-            .spawn(move || {
-                if let Ok(sig) = stop_signals.wait() {
-                    tracing::info!("{sig:?}: stopping (tasks get {grace:?} after their SIGTERM)");
-                }
-                let every = Duration::from_millis(timing.heartbeat_ms.load(SeqCst));
-                tasks.refuse_new();
-                crate::poll::stop(
-                    sched,
-                    &name,
-                    every,
-                    || tasks.stop_all(grace),
-                    || tasks.unreported(),
-                );
-                std::process::exit(0);
-            })
-            .map_err(crate::io("cannot start the signal thread"))?;
-    }
-    // The worker's own fence: when the lease runs out, its tasks end.
-    {
-        let (tasks, lease, name) = (tasks.clone(), lease.clone(), config.name.clone());
-        std::thread::Builder::new()
-            .name("fence".into())
-            .spawn(move || loop {
-                std::thread::sleep(crate::fence::CHECK_EVERY);
-                let now = crate::fence::clock_ms();
-                if lease.overdue(now).is_some() && tasks.any_alive() {
-                    let (length, grace) = lease.timing();
-                    let why = format!(
-                        "node {name} lost contact with the scheduler for over {} ms: its lease ran out and the worker ended the task",
-                        length.as_millis()
-                    );
-                    tasks.fence(&why, grace);
-                }
-            })
-            .map_err(crate::io("cannot start the fence thread"))?;
-    }
-    tracing::info!(
-        "worker {} at {}: {} vCPUs ({}), {} MiB memory, {} MiB /dev/shm",
-        config.name,
-        config.address,
-        capacity.vcpus,
-        CpuSet(cpus.clone()).to_list(),
-        capacity.memory_mib,
-        capacity.shm_mib
-    );
-
-    // Reports go out at once, on their own connection, so a task's end
-    // never waits for the long poll to return.
-    {
-        let (sched, tasks, name) = (sched.clone(), tasks.clone(), config.name.clone());
-        let (taken, timing) = (taken.clone(), timing.clone());
-        std::thread::Builder::new()
-            .name("reporter".into())
-            .spawn(move || crate::poll::report(sched.as_ref(), &tasks, &name, rx, &taken, &timing))
-            .map_err(crate::io("cannot start the reporter"))?;
-    }
-    let node = RegisterWorkerRequest {
-        name: config.name.clone(),
-        address: config.address.clone(),
-        port,
-        capacity,
-        labels: config.labels.clone(),
-        running: Vec::new(),
-        log_key: Some(log_key_hex),
-        tls: config.tls.is_some(),
-        notes,
-    };
-    crate::poll::run(sched.as_ref(), &tasks, &node, &taken, &timing);
-    // Stopping: the signal thread ends the process.
-    loop {
-        std::thread::park();
-    }
+    })
 }
