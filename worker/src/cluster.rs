@@ -202,31 +202,10 @@ fn supervise(
 impl Cluster {
     /// Build the cluster and start the scheduler and workers.
     pub fn up(c: &ClusterConfig) -> Result<Cluster, Error> {
-        if c.nodes == 0 || c.nodes > 200 {
-            return Err(Error::Config(format!("--nodes {}: give 1 to 200", c.nodes)));
-        }
-        if c.cpus_per_node == 0 {
-            return Err(Error::Config("--cpus-per-node must be at least 1".into()));
-        }
+        let cpus = check(c)?;
         std::fs::create_dir_all(&c.dir)
             .map_err(crate::io(format!("cannot create {}", c.dir.display())))?;
-        if let Ok(old) = std::fs::read_to_string(record_path(&c.dir)) {
-            if let Ok(r) = serde_json::from_str::<Record>(&old) {
-                if nix::sys::signal::kill(nix::unistd::Pid::from_raw(r.pid as i32), None).is_ok()
-                    && r.pid != std::process::id()
-                {
-                    return Err(Error::Config(format!(
-                        "a cluster (pid {pid}) is already running in {dir}; stop it with `shoal cluster down --dir {dir}`",
-                        pid = r.pid,
-                        dir = c.dir.display()
-                    )));
-                }
-                teardown(&r);
-            }
-        }
-        let root = nix::unistd::geteuid().is_root();
-        let id = std::process::id() % 10000;
-        let octet = c.subnet.unwrap_or(((std::process::id() % 200) + 20) as u8);
+        remove_stale(&c.dir)?;
         let mut cluster = Cluster {
             endpoint: String::new(),
             credentials: write_credentials(&c.dir)?,
@@ -239,214 +218,208 @@ impl Cluster {
             stopping: Arc::new(AtomicBool::new(false)),
             supervisors: Vec::new(),
         };
-        let cpus = CpuSet::current().0;
-        if c.cpus_per_node as usize > cpus.len() {
-            return Err(Error::Config(format!(
-                "--cpus-per-node {}: this machine has {} CPUs ({}); give 1..={}",
-                c.cpus_per_node,
-                cpus.len(),
-                CpuSet(cpus.clone()).to_list(),
-                cpus.len()
-            )));
-        }
-        // Unless told, the nodes share the machine's memory: each offers
-        // its part, not the whole.
-        let memory_mib = c
-            .memory_mib
-            .unwrap_or_else(|| (crate::capacity::memory_mib() / u64::from(c.nodes)).max(1));
-        let want = (c.nodes * c.cpus_per_node) as usize;
-        if want > cpus.len() {
-            say_err!(
-                "warning: {} nodes × {} vCPUs = {want} > the {} CPUs here; nodes share CPUs (oversubscribed)",
-                c.nodes,
-                c.cpus_per_node,
-                cpus.len()
-            );
-        }
-        let record = cluster.record.clone();
-        let update = |f: &mut dyn FnMut(&mut Record)| -> Result<(), Error> {
-            let mut r = record.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut r);
-            save(&c.dir, &r)
-        };
         let result = (|| -> Result<(), Error> {
-            let (sched_addr, addr_of): (String, Box<dyn Fn(u32) -> String>) = if root {
-                let bridge = format!("shb{id}");
-                update(&mut |r| r.bridge = Some(bridge.clone()))?;
-                ip(&["link", "add", &bridge, "type", "bridge"])?;
-                ip(&[
-                    "addr",
-                    "add",
-                    &format!("10.201.{octet}.254/24"),
-                    "dev",
-                    &bridge,
-                ])?;
-                ip(&["link", "set", &bridge, "up"])?;
-                for i in 1..=c.nodes {
-                    let ns = format!("shoal{id}n{i}");
-                    let veth = format!("shv{id}n{i}");
-                    update(&mut |r| {
-                        r.namespaces.push(ns.clone());
-                        r.veths.push(veth.clone());
-                    })?;
-                    ip(&["netns", "add", &ns])?;
-                    ip(&[
-                        "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
-                    ])?;
-                    ip(&["link", "set", &veth, "master", &bridge, "up"])?;
-                    ip(&[
-                        "-n",
-                        &ns,
-                        "addr",
-                        "add",
-                        &format!("10.201.{octet}.{i}/24"),
-                        "dev",
-                        "eth0",
-                    ])?;
-                    ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
-                    ip(&["-n", &ns, "link", "set", "lo", "up"])?;
-                }
-                (
-                    format!("10.201.{octet}.254"),
-                    Box::new(move |i| format!("10.201.{octet}.{i}")),
-                )
-            } else {
-                say_err!("warning: not root: nodes are plain local workers on 127.0.0.1 (no network namespaces)");
-                (
-                    "127.0.0.1".to_string(),
-                    Box::new(|_| "127.0.0.1".to_string()),
-                )
-            };
-            // The cluster's CA (made once, kept with the cluster's
-            // directory) and fresh certificates for this run's addresses.
-            let tls = c.dir.join("tls");
-            if !crate::pki::has_ca(&tls) {
-                crate::pki::init_ca(&tls, false)?;
-            }
-            let ip = |a: &str| -> Result<std::net::IpAddr, Error> {
-                a.parse()
-                    .map_err(|_| Error::Config(format!("{a} is not an IP address")))
-            };
-            let mut sched_ips = vec![ip(&sched_addr)?];
-            if sched_addr != "127.0.0.1" {
-                sched_ips.push(ip("127.0.0.1")?);
-            }
-            crate::pki::issue(
-                &tls,
-                crate::pki::SCHEDULER_NAME,
-                &sched_ips,
-                &[crate::pki::SCHEDULER_DNS.to_string()],
-                true,
-            )?;
-            for i in 1..=c.nodes {
-                crate::pki::issue(&tls, &format!("node{i}"), &[ip(&addr_of(i))?], &[], true)?;
-            }
-            let mut sched = Command::new(&c.shoal)
-                .args([
-                    "scheduler",
-                    "--listen",
-                    &format!("{sched_addr}:0"),
-                    "--worker-listen",
-                    &format!("{sched_addr}:0"),
-                    "--tls-dir",
-                ])
-                .arg(&tls)
-                .arg("--state")
-                .arg(c.dir.join("scheduler"))
-                .arg("--credentials")
-                .arg(&cluster.credentials)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::from(log_file(&c.dir, "scheduler.log")?))
-                .spawn()
-                .map_err(crate::io("cannot start the scheduler"))?;
-            let sched_pid = sched.id();
-            update(&mut |r| r.children.push(sched_pid))?;
-            let (mut line, mut workers_line) = (String::new(), String::new());
-            if let Some(out) = sched.stdout.take() {
-                let mut out = BufReader::new(out);
-                out.read_line(&mut line)
-                    .and_then(|_| out.read_line(&mut workers_line))
-                    .map_err(crate::io("cannot read the scheduler's endpoint"))?;
-            }
-            cluster.scheduler = Some(sched);
-            cluster.endpoint = line
-                .trim()
-                .strip_prefix("endpoint: ")
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "the scheduler did not start; see {}",
-                        c.dir.join("scheduler.log").display()
-                    ))
-                })?
-                .to_string();
-            let worker_endpoint = workers_line
-                .trim()
-                .strip_prefix("workers: ")
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "the scheduler did not start its worker listener; see {}",
-                        c.dir.join("scheduler.log").display()
-                    ))
-                })?
-                .to_string();
-            let endpoint = cluster.endpoint.clone();
-            update(&mut |r| {
-                r.endpoint = endpoint.clone();
-                r.worker_endpoint = worker_endpoint.clone();
-            })?;
-            for i in 1..=c.nodes {
-                let first = ((i - 1) * c.cpus_per_node) as usize;
-                let set: Vec<u32> = (0..c.cpus_per_node as usize)
-                    .map(|k| cpus[(first + k) % cpus.len()])
-                    .collect();
-                let (shoal, dir, endpoint, memory, tls) = (
-                    c.shoal.clone(),
-                    c.dir.clone(),
-                    worker_endpoint.clone(),
-                    memory_mib,
-                    tls.clone(),
-                );
-                let (cpuset, address) = (CpuSet(set).to_list(), addr_of(i));
-                let make = move || -> Result<Child, Error> {
-                    let mut cmd = Command::new(&shoal);
-                    cmd.arg("worker");
-                    if root {
-                        cmd.args(["--netns", &format!("shoal{id}n{i}")]);
-                    }
-                    // A personal cluster: its operator is the user who started
-                    // it, so definitions may ask for root (they still must ask).
-                    cmd.arg("--allow-root-jobs");
-                    cmd.args(["--scheduler", &endpoint, "--name", &format!("node{i}")])
-                        .args(["--cpuset", &cpuset, "--address", &address, "--state"])
-                        .arg(dir.join(format!("node{i}")))
-                        .arg("--tls-dir")
-                        .arg(&tls);
-                    cmd.args(["--memory", &memory.to_string()]);
-                    let log = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(dir.join(format!("node{i}.log")))
-                        .map_err(crate::io(format!("cannot open node{i}.log")))?;
-                    cmd.stdout(Stdio::null())
-                        .stderr(Stdio::from(log))
-                        .spawn()
-                        .map_err(crate::io("cannot start a worker"))
-                };
-                let handle = supervise(
-                    Box::new(make),
-                    cluster.record.clone(),
-                    c.dir.clone(),
-                    cluster.stopping.clone(),
-                )?;
-                cluster.supervisors.push(handle);
-            }
-            Ok(())
+            let net = cluster.network(c)?;
+            let tls = certificates(c, &net)?;
+            let worker_endpoint = cluster.start_scheduler(c, &net, &tls)?;
+            cluster.start_workers(c, &net, &tls, &worker_endpoint, &cpus)
         })();
         if let Err(e) = result {
             cluster.down();
             return Err(e);
         }
         Ok(cluster)
+    }
+
+    /// Record what was made (for `down` and for a later `up` to remove).
+    fn note(&self, f: &mut dyn FnMut(&mut Record)) -> Result<(), Error> {
+        let mut r = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut r);
+        save(&self.dir, &r)
+    }
+
+    /// As root, a bridge and one network namespace per node with a veth on
+    /// it (`10.201.OCTET.I`, the scheduler at `.254`); otherwise every node
+    /// on 127.0.0.1.
+    fn network(&self, c: &ClusterConfig) -> Result<Network, Error> {
+        let root = nix::unistd::geteuid().is_root();
+        let id = std::process::id() % 10000;
+        let octet = c.subnet.unwrap_or(((std::process::id() % 200) + 20) as u8);
+        if !root {
+            say_err!("warning: not root: nodes are plain local workers on 127.0.0.1 (no network namespaces)");
+            return Ok(Network {
+                id,
+                root,
+                octet: None,
+            });
+        }
+        let bridge = format!("shb{id}");
+        self.note(&mut |r| r.bridge = Some(bridge.clone()))?;
+        ip(&["link", "add", &bridge, "type", "bridge"])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.201.{octet}.254/24"),
+            "dev",
+            &bridge,
+        ])?;
+        ip(&["link", "set", &bridge, "up"])?;
+        for i in 1..=c.nodes {
+            let ns = format!("shoal{id}n{i}");
+            let veth = format!("shv{id}n{i}");
+            self.note(&mut |r| {
+                r.namespaces.push(ns.clone());
+                r.veths.push(veth.clone());
+            })?;
+            ip(&["netns", "add", &ns])?;
+            ip(&[
+                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ])?;
+            ip(&["link", "set", &veth, "master", &bridge, "up"])?;
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("10.201.{octet}.{i}/24"),
+                "dev",
+                "eth0",
+            ])?;
+            ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        }
+        Ok(Network {
+            id,
+            root,
+            octet: Some(octet),
+        })
+    }
+
+    /// Start the scheduler (its API and its worker listener on the
+    /// cluster's network, with the cluster's keys and certificates); the
+    /// worker listener's endpoint.
+    fn start_scheduler(
+        &mut self,
+        c: &ClusterConfig,
+        net: &Network,
+        tls: &std::path::Path,
+    ) -> Result<String, Error> {
+        let sched_addr = net.scheduler_address();
+        let mut sched = Command::new(&c.shoal)
+            .args([
+                "scheduler",
+                "--listen",
+                &format!("{sched_addr}:0"),
+                "--worker-listen",
+                &format!("{sched_addr}:0"),
+                "--tls-dir",
+            ])
+            .arg(tls)
+            .arg("--state")
+            .arg(c.dir.join("scheduler"))
+            .arg("--credentials")
+            .arg(&self.credentials)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file(&c.dir, "scheduler.log")?))
+            .spawn()
+            .map_err(crate::io("cannot start the scheduler"))?;
+        let sched_pid = sched.id();
+        self.note(&mut |r| r.children.push(sched_pid))?;
+        let (mut line, mut workers_line) = (String::new(), String::new());
+        if let Some(out) = sched.stdout.take() {
+            let mut out = BufReader::new(out);
+            out.read_line(&mut line)
+                .and_then(|_| out.read_line(&mut workers_line))
+                .map_err(crate::io("cannot read the scheduler's endpoint"))?;
+        }
+        self.scheduler = Some(sched);
+        let not_started = |what: &str| {
+            Error::Config(format!(
+                "the scheduler did not start{what}; see {}",
+                c.dir.join("scheduler.log").display()
+            ))
+        };
+        self.endpoint = line
+            .trim()
+            .strip_prefix("endpoint: ")
+            .ok_or_else(|| not_started(""))?
+            .to_string();
+        let worker_endpoint = workers_line
+            .trim()
+            .strip_prefix("workers: ")
+            .ok_or_else(|| not_started(" its worker listener"))?
+            .to_string();
+        let endpoint = self.endpoint.clone();
+        self.note(&mut |r| {
+            r.endpoint = endpoint.clone();
+            r.worker_endpoint = worker_endpoint.clone();
+        })?;
+        Ok(worker_endpoint)
+    }
+
+    /// Start one supervised worker per node, each on its own CPUs (round
+    /// robin over the machine's) with its part of the memory.
+    fn start_workers(
+        &mut self,
+        c: &ClusterConfig,
+        net: &Network,
+        tls: &std::path::Path,
+        worker_endpoint: &str,
+        cpus: &[u32],
+    ) -> Result<(), Error> {
+        // Unless told, the nodes share the machine's memory: each offers
+        // its part, not the whole.
+        let memory_mib = c
+            .memory_mib
+            .unwrap_or_else(|| (crate::capacity::memory_mib() / u64::from(c.nodes)).max(1));
+        for i in 1..=c.nodes {
+            let first = ((i - 1) * c.cpus_per_node) as usize;
+            let set: Vec<u32> = (0..c.cpus_per_node as usize)
+                .map(|k| cpus[(first + k) % cpus.len()])
+                .collect();
+            let (shoal, dir, endpoint, memory, tls) = (
+                c.shoal.clone(),
+                c.dir.clone(),
+                worker_endpoint.to_string(),
+                memory_mib,
+                tls.to_path_buf(),
+            );
+            let (cpuset, address) = (CpuSet(set).to_list(), net.node_address(i));
+            let netns = net.root.then(|| format!("shoal{}n{i}", net.id));
+            let make = move || -> Result<Child, Error> {
+                let mut cmd = Command::new(&shoal);
+                cmd.arg("worker");
+                if let Some(ns) = &netns {
+                    cmd.args(["--netns", ns]);
+                }
+                // A personal cluster: its operator is the user who started
+                // it, so definitions may ask for root (they still must ask).
+                cmd.arg("--allow-root-jobs");
+                cmd.args(["--scheduler", &endpoint, "--name", &format!("node{i}")])
+                    .args(["--cpuset", &cpuset, "--address", &address, "--state"])
+                    .arg(dir.join(format!("node{i}")))
+                    .arg("--tls-dir")
+                    .arg(&tls);
+                cmd.args(["--memory", &memory.to_string()]);
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join(format!("node{i}.log")))
+                    .map_err(crate::io(format!("cannot open node{i}.log")))?;
+                cmd.stdout(Stdio::null())
+                    .stderr(Stdio::from(log))
+                    .spawn()
+                    .map_err(crate::io("cannot start a worker"))
+            };
+            let handle = supervise(
+                Box::new(make),
+                self.record.clone(),
+                c.dir.clone(),
+                self.stopping.clone(),
+            )?;
+            self.supervisors.push(handle);
+        }
+        Ok(())
     }
 
     /// Stop everything and remove what was made.
@@ -506,4 +479,119 @@ fn write_credentials(dir: &Path) -> Result<PathBuf, Error> {
         })
         .map_err(crate::io(format!("cannot write {}", path.display())))?;
     Ok(path)
+}
+
+/// The cluster's network: namespaces on a bridge (root), or loopback.
+struct Network {
+    /// This run's id in interface and namespace names.
+    id: u32,
+    /// Whether nodes have network namespaces.
+    root: bool,
+    /// The third octet of `10.201.OCTET.0/24`, with namespaces.
+    octet: Option<u8>,
+}
+
+impl Network {
+    /// Where the scheduler listens.
+    fn scheduler_address(&self) -> String {
+        match self.octet {
+            Some(o) => format!("10.201.{o}.254"),
+            None => "127.0.0.1".into(),
+        }
+    }
+
+    /// Node `i`'s address (1-based).
+    fn node_address(&self, i: u32) -> String {
+        match self.octet {
+            Some(o) => format!("10.201.{o}.{i}"),
+            None => "127.0.0.1".into(),
+        }
+    }
+}
+
+/// The configuration's bounds; the machine's CPUs. Warns when the nodes
+/// would share CPUs.
+fn check(c: &ClusterConfig) -> Result<Vec<u32>, Error> {
+    if c.nodes == 0 || c.nodes > 200 {
+        return Err(Error::Config(format!("--nodes {}: give 1 to 200", c.nodes)));
+    }
+    if c.cpus_per_node == 0 {
+        return Err(Error::Config("--cpus-per-node must be at least 1".into()));
+    }
+    let cpus = CpuSet::current().0;
+    if c.cpus_per_node as usize > cpus.len() {
+        return Err(Error::Config(format!(
+            "--cpus-per-node {}: this machine has {} CPUs ({}); give 1..={}",
+            c.cpus_per_node,
+            cpus.len(),
+            CpuSet(cpus.clone()).to_list(),
+            cpus.len()
+        )));
+    }
+    let want = (c.nodes * c.cpus_per_node) as usize;
+    if want > cpus.len() {
+        say_err!(
+            "warning: {} nodes × {} vCPUs = {want} > the {} CPUs here; nodes share CPUs (oversubscribed)",
+            c.nodes,
+            c.cpus_per_node,
+            cpus.len()
+        );
+    }
+    Ok(cpus)
+}
+
+/// Remove what an earlier cluster in `dir` left, unless it still runs.
+fn remove_stale(dir: &std::path::Path) -> Result<(), Error> {
+    let Ok(old) = std::fs::read_to_string(record_path(dir)) else {
+        return Ok(());
+    };
+    let Ok(r) = serde_json::from_str::<Record>(&old) else {
+        return Ok(());
+    };
+    if nix::sys::signal::kill(nix::unistd::Pid::from_raw(r.pid as i32), None).is_ok()
+        && r.pid != std::process::id()
+    {
+        return Err(Error::Config(format!(
+            "a cluster (pid {pid}) is already running in {dir}; stop it with `shoal cluster down --dir {dir}`",
+            pid = r.pid,
+            dir = dir.display()
+        )));
+    }
+    teardown(&r);
+    Ok(())
+}
+
+/// The cluster's CA (made once, kept with the cluster's directory) and
+/// fresh certificates for this run's addresses; the TLS directory.
+fn certificates(c: &ClusterConfig, net: &Network) -> Result<std::path::PathBuf, Error> {
+    let tls = c.dir.join("tls");
+    if !crate::pki::has_ca(&tls) {
+        crate::pki::init_ca(&tls, false)?;
+    }
+    let ip = |a: &str| -> Result<std::net::IpAddr, Error> {
+        a.parse()
+            .map_err(|_| Error::Config(format!("{a} is not an IP address")))
+    };
+    let sched_addr = net.scheduler_address();
+    let mut sched_ips = vec![ip(&sched_addr)?];
+    if sched_addr != "127.0.0.1" {
+        sched_ips.push(ip("127.0.0.1")?);
+    }
+    crate::pki::issue(
+        &tls,
+        crate::pki::SCHEDULER_NAME,
+        &sched_ips,
+        &[crate::pki::SCHEDULER_DNS.to_string()],
+        true,
+    )?;
+    for i in 1..=c.nodes {
+        crate::pki::issue(
+            &tls,
+            &format!("node{i}"),
+            &[ip(&net.node_address(i))?],
+            &[],
+            true,
+        )?;
+    }
+    Ok(tls)
 }
