@@ -68,6 +68,31 @@ enum Action {
     },
 }
 
+/// A submission that passed [`Core::check_submit`].
+struct CheckedSubmit {
+    /// None for an array parent.
+    demand: Option<Demand>,
+    /// Its queue's slot (NONE for a finished job whose queue is gone).
+    qslot: u32,
+    /// A restored job that has finished.
+    terminal_restore: bool,
+    dep_slots: Vec<u32>,
+    /// Its array parent's slot, or NONE.
+    parent: u32,
+    /// A restored attempt's place.
+    occupy: Option<Occupy>,
+}
+
+/// Where a restored attempt runs.
+struct Occupy {
+    number: u32,
+    started_at: Millis,
+    /// One per node index, in order.
+    placement: Vec<Placement>,
+    /// The node slot of each.
+    slots: Vec<u32>,
+}
+
 /// Adds (or removes) an attempt's allocations to the per-node overdue totals.
 fn overdue_apply(overdue: &mut [SimNode], att: &Attempt, add: bool) {
     for (p, &ns) in att.placement.iter().zip(&att.slots) {
@@ -518,6 +543,64 @@ impl Core {
     }
 
     fn submit(&mut self, spec: JobSpec, restored: Option<Restored>) -> Result<(), CoreError> {
+        let mut checked = self.check_submit(&spec, restored.as_ref())?;
+        let key = spec.key;
+        let timeout_s = spec.timeout_s;
+        let (parent, is_array) = (checked.parent, checked.demand.is_none());
+        let occupy = checked.occupy.take();
+        let rstate = restored.as_ref().map(|r| r.state);
+        let (slot, unfinished, dep_failed) = self.insert_job(spec, restored.as_ref(), checked);
+        match rstate {
+            None | Some(JobState::Submitted) => self.evaluate_new(slot, dep_failed),
+            Some(JobState::Pending) => {
+                self.jobs[slot as usize].state = JobState::Pending;
+                if is_array {
+                    self.check_parent(slot);
+                } else if dep_failed {
+                    self.set_state(slot, JobState::Failed, DEPENDENCY_FAILED_REASON);
+                } else if unfinished == 0 {
+                    self.set_state(slot, JobState::Runnable, "");
+                }
+            }
+            Some(JobState::Runnable) => {
+                self.jobs[slot as usize].state = JobState::Runnable;
+                self.insert_runnable(slot);
+            }
+            Some(state @ (JobState::Starting | JobState::Running)) => {
+                self.jobs[slot as usize].state = state;
+                let occupy = occupy.expect("checked: a STARTING or RUNNING job has its attempt");
+                self.occupy_restored(key, slot, timeout_s, occupy);
+            }
+            Some(state) => {
+                // Finished: kept so that dependents and the parent see it.
+                self.jobs[slot as usize].state = state;
+                if parent != NONE {
+                    self.child_finished(parent, state == JobState::Succeeded);
+                }
+            }
+        }
+        // A child submitted after its parent was cancelled or terminated.
+        if parent != NONE {
+            if let Some((_, reason)) = self.jobs[parent as usize].kill_children.clone() {
+                if matches!(
+                    self.jobs[slot as usize].state,
+                    JobState::Submitted | JobState::Pending | JobState::Runnable
+                ) {
+                    self.set_state(slot, JobState::Failed, reason.as_str());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Everything a submission (or a restored job) must be before it is
+    /// inserted: its demand, queue, dependencies and parent known, and a
+    /// restored attempt on known nodes, one per node index.
+    fn check_submit(
+        &self,
+        spec: &JobSpec,
+        restored: Option<&Restored>,
+    ) -> Result<CheckedSubmit, CoreError> {
         let key = spec.key;
         if self.job_index.contains_key(&key) {
             return Err(CoreError::DuplicateJob(key));
@@ -548,8 +631,7 @@ impl Core {
                 None
             }
         };
-        let rstate = restored.as_ref().map(|r| r.state);
-        let terminal_restore = rstate.is_some_and(JobState::is_terminal);
+        let terminal_restore = restored.is_some_and(|r| r.state.is_terminal());
         let qslot = match self.cluster.queue_slot(spec.queue) {
             Some(s) => s,
             None if terminal_restore => NONE,
@@ -577,7 +659,7 @@ impl Core {
             None => NONE,
         };
         let mut occupy = None;
-        if let Some(r) = &restored {
+        if let Some(r) = restored {
             match r.state {
                 JobState::Starting | JobState::Running => {
                     let Some((number, started_at, placement)) = &r.running else {
@@ -610,7 +692,12 @@ impl Core {
                                 .ok_or(CoreError::UnknownNode(p.node))?,
                         );
                     }
-                    occupy = Some((*number, *started_at, placement, slots));
+                    occupy = Some(Occupy {
+                        number: *number,
+                        started_at: *started_at,
+                        placement,
+                        slots,
+                    });
                 }
                 JobState::Runnable if demand.is_none() => {
                     return Err(bad_restore("an array job is never RUNNABLE"));
@@ -618,8 +705,34 @@ impl Core {
                 _ => {}
             }
         }
+        Ok(CheckedSubmit {
+            demand,
+            qslot,
+            terminal_restore,
+            dep_slots,
+            parent,
+            occupy,
+        })
+    }
 
-        // Valid: insert.
+    /// Insert a checked job as SUBMITTED, linked to its dependencies and
+    /// parent; its slot, how many of its dependencies have not succeeded,
+    /// and whether one failed.
+    fn insert_job(
+        &mut self,
+        spec: JobSpec,
+        restored: Option<&Restored>,
+        checked: CheckedSubmit,
+    ) -> (u32, usize, bool) {
+        let CheckedSubmit {
+            demand,
+            qslot,
+            terminal_restore,
+            dep_slots,
+            parent,
+            ..
+        } = checked;
+        let key = spec.key;
         let slot = self.jobs.len() as u32;
         let unfinished = dep_slots
             .iter()
@@ -639,7 +752,6 @@ impl Core {
             Some(d) if qslot != NONE => self.cluster.intern_shape(qslot, d),
             _ => NONE,
         };
-        let timeout_s = spec.timeout_s;
         self.jobs.push(Job {
             spec,
             state: JobState::Submitted,
@@ -647,8 +759,8 @@ impl Core {
             qslot,
             shape,
             is_array,
-            attempts_done: restored.as_ref().map_or(0, |r| r.attempts_done),
-            uncounted: restored.as_ref().map_or(0, |r| r.uncounted),
+            attempts_done: restored.map_or(0, |r| r.attempts_done),
+            uncounted: restored.map_or(0, |r| r.uncounted),
             attempt: None,
             unfinished_deps: unfinished as u32,
             dependents: Vec::new(),
@@ -664,80 +776,50 @@ impl Core {
         if !terminal_restore {
             self.cluster.queues[qslot as usize].active += 1;
         }
+        (slot, unfinished, dep_failed)
+    }
 
-        match rstate {
-            None | Some(JobState::Submitted) => self.evaluate_new(slot, dep_failed),
-            Some(JobState::Pending) => {
-                self.jobs[slot as usize].state = JobState::Pending;
-                if is_array {
-                    self.check_parent(slot);
-                } else if dep_failed {
-                    self.set_state(slot, JobState::Failed, DEPENDENCY_FAILED_REASON);
-                } else if unfinished == 0 {
-                    self.set_state(slot, JobState::Runnable, "");
-                }
-            }
-            Some(JobState::Runnable) => {
-                self.jobs[slot as usize].state = JobState::Runnable;
-                self.insert_runnable(slot);
-            }
-            Some(state @ (JobState::Starting | JobState::Running)) => {
-                self.jobs[slot as usize].state = state;
-                let (number, started_at, placement, slots) = occupy.expect("validated above");
-                let gang = matches!(self.jobs[slot as usize].spec.shape, Shape::Gang { .. });
-                for (p, &ns) in placement.iter().zip(&slots) {
-                    take(&mut self.cluster.hot[ns as usize], p.alloc, gang);
-                    self.cluster.meta[ns as usize].attempts.push(slot);
-                }
-                let est_end = started_at.saturating_add(self.estimate(slot));
-                let deadline = timeout_s.map(|t| started_at.saturating_add(t.saturating_mul(1000)));
-                let job = &mut self.jobs[slot as usize];
-                let main = match job.spec.shape {
-                    Shape::Gang { main_node, .. } => main_node,
-                    _ => 0,
-                };
-                job.attempts_done = job.attempts_done.min(number);
-                job.attempt = Some(Attempt {
-                    number,
-                    est_end,
-                    deadline,
-                    exited: vec![false; placement.len()],
-                    placement,
-                    slots,
-                    gang,
-                    main,
-                });
-                self.running.insert((est_end, key, slot));
-                if est_end <= self.cluster.overdue_at {
-                    if let Some(att) = self.jobs[slot as usize].attempt.as_ref() {
-                        overdue_apply(&mut self.cluster.overdue, att, true);
-                    }
-                }
-                if let Some(d) = deadline {
-                    self.deadlines.insert((d, key, slot));
-                }
-            }
-            Some(state) => {
-                // Finished: kept so that dependents and the parent see it.
-                self.jobs[slot as usize].state = state;
-                if parent != NONE {
-                    self.child_finished(parent, state == JobState::Succeeded);
-                }
+    /// A restored STARTING or RUNNING job takes its attempt's place again:
+    /// its allocations on its nodes, its estimated end and its deadline.
+    fn occupy_restored(&mut self, key: JobKey, slot: u32, timeout_s: Option<u64>, o: Occupy) {
+        let Occupy {
+            number,
+            started_at,
+            placement,
+            slots,
+        } = o;
+        let gang = matches!(self.jobs[slot as usize].spec.shape, Shape::Gang { .. });
+        for (p, &ns) in placement.iter().zip(&slots) {
+            take(&mut self.cluster.hot[ns as usize], p.alloc, gang);
+            self.cluster.meta[ns as usize].attempts.push(slot);
+        }
+        let est_end = started_at.saturating_add(self.estimate(slot));
+        let deadline = timeout_s.map(|t| started_at.saturating_add(t.saturating_mul(1000)));
+        let job = &mut self.jobs[slot as usize];
+        let main = match job.spec.shape {
+            Shape::Gang { main_node, .. } => main_node,
+            _ => 0,
+        };
+        job.attempts_done = job.attempts_done.min(number);
+        job.attempt = Some(Attempt {
+            number,
+            est_end,
+            deadline,
+            exited: vec![false; placement.len()],
+            placement,
+            slots,
+            gang,
+            main,
+        });
+        self.running.insert((est_end, key, slot));
+        if est_end <= self.cluster.overdue_at {
+            if let Some(att) = self.jobs[slot as usize].attempt.as_ref() {
+                overdue_apply(&mut self.cluster.overdue, att, true);
             }
         }
-
-        // A child submitted after its parent was cancelled or terminated.
-        if parent != NONE {
-            if let Some((_, reason)) = self.jobs[parent as usize].kill_children.clone() {
-                if matches!(
-                    self.jobs[slot as usize].state,
-                    JobState::Submitted | JobState::Pending | JobState::Runnable
-                ) {
-                    self.set_state(slot, JobState::Failed, reason.as_str());
-                }
-            }
+        if let Some(d) = deadline {
+            self.deadlines.insert((d, key, slot));
         }
-        Ok(())
     }
 
     /// A new job leaves SUBMITTED.
