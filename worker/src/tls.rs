@@ -70,7 +70,7 @@ pub fn server_config(t: &TlsFiles, address: &str) -> Result<Arc<rustls::ServerCo
     use rustls::pki_types::{ServerName, UnixTime};
     let bad = |what: String| Error::Config(what);
     let pki = |e: crate::pki::PkiError| Error::Config(e.to_string());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::pki::provider();
     let chain = crate::pki::load_certs(&t.cert).map_err(pki)?;
     // Fail at start, with the fix, rather than at every client's handshake.
     let roots = crate::pki::root_store(&t.ca).map_err(pki)?;
@@ -92,19 +92,5 @@ pub fn server_config(t: &TlsFiles, address: &str) -> Result<Arc<rustls::ServerCo
                 t.ca.display()
             ))
         })?;
-    let key = crate::pki::load_key(&t.key).map_err(pki)?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| {
-            bad(format!(
-                "{} and {} do not make a usable certificate: {e}",
-                t.cert.display(),
-                t.key.display()
-            ))
-        })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    crate::pki::server_config(&t.cert, &t.key, None, provider).map_err(pki)
 }

@@ -39,7 +39,7 @@ fn tls_err(what: String) -> crate::Error {
 /// certificates required and verified against the CA (ring provider).
 pub fn server_config(t: &WorkerTls) -> Result<Arc<rustls::ServerConfig>, crate::Error> {
     let pki = |e: shoal_pki::PkiError| tls_err(e.to_string());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = shoal_pki::provider();
     let roots = shoal_pki::root_store(&t.ca).map_err(pki)?;
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(roots),
@@ -52,21 +52,7 @@ pub fn server_config(t: &WorkerTls) -> Result<Arc<rustls::ServerConfig>, crate::
             t.ca.display()
         ))
     })?;
-    let key = shoal_pki::load_key(&t.key).map_err(pki)?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls_err(e.to_string()))?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(shoal_pki::load_certs(&t.cert).map_err(pki)?, key)
-        .map_err(|e| {
-            tls_err(format!(
-                "{} and {} do not make a usable certificate: {e}",
-                t.cert.display(),
-                t.key.display()
-            ))
-        })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    shoal_pki::server_config(&t.cert, &t.key, Some(verifier), provider).map_err(pki)
 }
 
 /// Who is at the other end of a worker-listener connection.

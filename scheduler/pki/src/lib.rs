@@ -286,6 +286,40 @@ pub fn root_store(ca: &Path) -> Result<rustls::RootCertStore, PkiError> {
     Ok(roots)
 }
 
+/// The crypto provider of every TLS configuration here (ring).
+pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// An HTTP/1.1 TLS server configuration with the certificate chain `cert`
+/// and its key `key`, verifying client certificates with `clients` (None:
+/// no client certificates), on `provider`.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    clients: Option<std::sync::Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    provider: std::sync::Arc<rustls::crypto::CryptoProvider>,
+) -> Result<std::sync::Arc<rustls::ServerConfig>, PkiError> {
+    let chain = load_certs(cert)?;
+    let private = load_key(key)?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PkiError::Invalid(e.to_string()))?;
+    let builder = match clients {
+        Some(v) => builder.with_client_cert_verifier(v),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(chain, private).map_err(|e| {
+        PkiError::Invalid(format!(
+            "{} and {} do not make a usable certificate: {e}",
+            cert.display(),
+            key.display()
+        ))
+    })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(std::sync::Arc::new(config))
+}
+
 /// The private key of a PEM file.
 pub fn load_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, PkiError> {
     use rustls::pki_types::pem::PemObject;
