@@ -20,6 +20,11 @@ pub const KILL_GRACE: Duration = Duration::from_secs(2);
 /// How often /dev/shm use is sampled.
 pub const SHM_SAMPLE: Duration = Duration::from_millis(10);
 
+/// How long after its timeout a task still running is ended by its worker:
+/// the scheduler ends it at its timeout; this holds when the scheduler
+/// cannot (it is down, and its refused connections keep the lease).
+pub const TIMEOUT_BACKSTOP: Duration = Duration::from_secs(10);
+
 /// What every task of a worker shares.
 pub struct Tasks {
     /// Where task directories (logs, hostfiles) go.
@@ -364,23 +369,28 @@ impl Tasks {
     /// The lease ran out: end every task (`why`), SIGTERM now and SIGKILL
     /// after `grace`; tasks not yet running never start.
     pub fn fence(self: &Arc<Self>, why: &str, grace: Duration) {
-        let fresh: Vec<TaskRef> = {
-            let mut b = self.book();
-            let alive: Vec<TaskRef> = b.alive.iter().cloned().collect();
-            let mut fresh = Vec::new();
-            for t in alive {
-                if !b.fenced.contains_key(&t) {
-                    b.fenced.insert(t.clone(), why.to_string());
-                    b.doomed.entry(t.clone()).or_insert_with(|| why.to_string());
-                    fresh.push(t);
-                }
-            }
-            fresh
-        };
-        for t in fresh {
-            tracing::warn!("{t}: {why}");
-            self.signal_then_kill(&t, grace);
+        let alive: Vec<TaskRef> = self.book().alive.iter().cloned().collect();
+        for t in alive {
+            self.end_task(&t, why, grace);
         }
+    }
+
+    /// The worker ends `task` itself (`why` becomes its reason, and it
+    /// cannot succeed): SIGTERM now, SIGKILL after `grace`; not yet running,
+    /// it never starts. Once per task.
+    fn end_task(self: &Arc<Self>, task: &TaskRef, why: &str, grace: Duration) {
+        {
+            let mut b = self.book();
+            if b.fenced.contains_key(task) {
+                return;
+            }
+            b.fenced.insert(task.clone(), why.to_string());
+            b.doomed
+                .entry(task.clone())
+                .or_insert_with(|| why.to_string());
+        }
+        tracing::warn!("{task}: {why}");
+        self.signal_then_kill(task, grace);
     }
 
     /// Tasks running now.
@@ -1020,16 +1030,37 @@ impl Tasks {
         if self.book().doomed.contains_key(task) {
             self.signal_then_kill(task, KILL_GRACE);
         }
-        // Sample /dev/shm use through the task's own view of the filesystem.
+        // Sample /dev/shm use through the task's own view of the filesystem,
+        // and end the task if it outlives its timeout by the backstop.
         let done = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let backstop = order.launch.timeout_s.map(|t| {
+            let at = std::time::Instant::now() + Duration::from_secs(t) + TIMEOUT_BACKSTOP;
+            let why = format!(
+                "{}: worker {} ended it {}s after its {t}s timeout (its scheduler did not)",
+                shoal_model::wire::TIMEOUT_REASON,
+                self.node,
+                TIMEOUT_BACKSTOP.as_secs()
+            );
+            (at, why)
+        });
         let sampler = {
             let (done, peak) = (done.clone(), peak.clone());
+            let (tasks, task) = (self.clone(), task.clone());
             let path = PathBuf::from(format!("/proc/{pid}/root/dev/shm"));
             std::thread::spawn(move || {
+                let mut backstop = backstop;
                 while !done.load(std::sync::atomic::Ordering::Relaxed) {
                     if let Some(used) = shm_used_bytes(&path) {
                         peak.fetch_max(used, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if backstop
+                        .as_ref()
+                        .is_some_and(|(at, _)| std::time::Instant::now() >= *at)
+                    {
+                        if let Some((_, why)) = backstop.take() {
+                            tasks.end_task(&task, &why, KILL_GRACE);
+                        }
                     }
                     // Woken at once when the task ends.
                     std::thread::park_timeout(SHM_SAMPLE);

@@ -106,12 +106,18 @@ pub struct LaunchSpec {
     /// `ulimits`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub limits: Vec<Limit>,
+    /// The attempt's timeout, seconds (`timeout.attemptDurationSeconds`):
+    /// the scheduler ends the attempt then; the worker ends a task that is
+    /// still running a while after (its scheduler may be down).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u64>,
 }
 
 impl LaunchSpec {
     /// The launch spec of a node's effective container (validated: tmpfs
-    /// sizes are positive, mount points name volumes).
-    pub fn of(c: &ContainerProperties) -> LaunchSpec {
+    /// sizes are positive, mount points name volumes) in an attempt of
+    /// `timeout_s` seconds, if any.
+    pub fn of(c: &ContainerProperties, timeout_s: Option<u64>) -> LaunchSpec {
         let lp = c.linux_parameters.clone().unwrap_or_default();
         let host_path = |volume: &str| {
             c.volumes
@@ -165,6 +171,7 @@ impl LaunchSpec {
                     hard: u.hard_limit.into(),
                 })
                 .collect(),
+            timeout_s,
         }
     }
 
@@ -196,7 +203,7 @@ mod tests {
             "ulimits": [{ "name": "nofile", "softLimit": 1024, "hardLimit": 4096 }]
         }))
         .unwrap();
-        let s = LaunchSpec::of(&c);
+        let s = LaunchSpec::of(&c, None);
         assert_eq!(s.argv, ["run", "--in=x"]);
         assert_eq!(s.environment, [EnvVar::new("A", "1")]);
         assert_eq!(s.user.as_deref(), Some("nobody"));

@@ -388,6 +388,11 @@ pub fn validate_submit(
             ),
         );
     }
+    let timeout = req.timeout.clone().or_else(|| def.timeout.clone());
+    let attempt_duration_seconds = timeout
+        .as_ref()
+        .and_then(|t| t.attempt_duration_seconds)
+        .map(|s| s.max(0) as u32);
     let p = plan(def, req)?;
     let parameters = merged_parameters(def, req);
     let nodes = (0..p.num_nodes)
@@ -395,7 +400,8 @@ pub fn validate_submit(
             let container =
                 build_container(p.base[i as usize], p.overrides[i as usize], &parameters);
             let demand = node_demand(&container);
-            let launch = crate::launch::LaunchSpec::of(&container);
+            let timeout_s = attempt_duration_seconds.map(u64::from);
+            let launch = crate::launch::LaunchSpec::of(&container, timeout_s);
             ResolvedNode {
                 index: i,
                 container,
@@ -412,11 +418,6 @@ pub fn validate_submit(
         .as_ref()
         .map(|r| r.max_attempts())
         .unwrap_or(1);
-    let timeout = req.timeout.clone().or_else(|| def.timeout.clone());
-    let attempt_duration_seconds = timeout
-        .as_ref()
-        .and_then(|t| t.attempt_duration_seconds)
-        .map(|s| s.max(0) as u32);
     let mut tags = def.tags.clone();
     tags.extend(req.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
     Ok(ResolvedJob {

@@ -52,6 +52,10 @@ impl TaskRef {
 /// `onStatusReason: "Host*"` match it).
 pub const HOST_TERMINATED: &str = "Host terminated";
 
+/// The reason of an attempt ended by its timeout (AWS's wording; the core
+/// gives it, and a worker's timeout backstop begins with it).
+pub use shoal_core::TIMEOUT_REASON;
+
 /// What the scheduler signs (HMAC-SHA256 under the worker's `logKey`) to
 /// let a client read one task's log on a worker until `expires_ms` (epoch
 /// milliseconds): `GET /logs/DIR?expires=E&sig=HEX`.

@@ -442,7 +442,8 @@ impl StateMachine {
             for n in &mut rec.resolved.nodes {
                 if n.launch == m::LaunchSpec::default() {
                     // Stored before launch specs.
-                    n.launch = m::LaunchSpec::of(&n.container);
+                    let timeout_s = rec.spec.timeout_s;
+                    n.launch = m::LaunchSpec::of(&n.container, timeout_s);
                 }
             }
             let restored = Restored {
