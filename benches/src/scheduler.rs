@@ -2,7 +2,7 @@
 //! throughput against an in-process scheduler, and one scheduling pass
 //! over a large cluster ([`crate::pass`]).
 
-use crate::throughput::{definition_without_shm, submit_request};
+use crate::throughput::{definition, submit};
 use crate::SchedulerBench;
 use anyhow::Result;
 use hdrhistogram::Histogram;
@@ -62,7 +62,7 @@ fn submit_throughput(b: &SchedulerBench) -> Result<Value> {
         }
     };
     let client = Client::new(&endpoint)?;
-    client.call(&definition_without_shm())?;
+    client.call(&definition(None))?;
     let bar = ProgressBar::new(b.submits);
     bar.set_style(
         ProgressStyle::with_template("submitting {bar:40} {pos}/{len} {per_sec}")
@@ -85,7 +85,7 @@ fn submit_throughput(b: &SchedulerBench) -> Result<Value> {
                     return Ok(h);
                 }
                 let t = Instant::now();
-                client.call(&submit_request(format!("b{i}")))?;
+                client.call(&submit(format!("b{i}")))?;
                 h.record(t.elapsed().as_micros() as u64)?;
                 bar.inc(1);
             }

@@ -10,7 +10,7 @@ use shoal_model as m;
 use std::time::Instant;
 
 /// `bench-true`: `true` with 1 vCPU, 64 MiB and a 64 MiB /dev/shm.
-fn definition(shm_mib: Option<i32>) -> m::RegisterJobDefinitionRequest {
+pub(crate) fn definition(shm_mib: Option<i32>) -> m::RegisterJobDefinitionRequest {
     let mut container = m::ContainerProperties {
         command: vec!["true".into()],
         resource_requirements: vec![
@@ -34,7 +34,7 @@ fn definition(shm_mib: Option<i32>) -> m::RegisterJobDefinitionRequest {
 }
 
 /// SubmitJob of `bench-true` named `name`.
-fn submit(name: String) -> m::SubmitJobRequest {
+pub(crate) fn submit(name: String) -> m::SubmitJobRequest {
     m::SubmitJobRequest {
         job_name: name,
         job_queue: "default".into(),
@@ -161,14 +161,4 @@ pub(crate) fn run(b: ThroughputBench) -> Result<i32> {
 fn submit_to_start(j: &m::JobDetail) -> Option<u64> {
     let (c, s) = (j.created_at?, j.started_at?);
     Some(s.saturating_sub(c).max(0) as u64)
-}
-
-/// The definition `shoal bench scheduler` registers: no /dev/shm.
-pub(crate) fn definition_without_shm() -> m::RegisterJobDefinitionRequest {
-    definition(None)
-}
-
-/// SubmitJob of the benchmark's definition.
-pub(crate) fn submit_request(name: String) -> m::SubmitJobRequest {
-    submit(name)
 }

@@ -884,7 +884,7 @@ pub fn launch_agent(host: &str, command: &[String]) -> Result<i32> {
     };
     let worker = Client::worker(entry, ca.as_deref())?;
     let reply = worker
-        .exec(&m::ExecRequest {
+        .call(&m::ExecRequest {
             job_id,
             attempt: attempt.saturating_sub(1),
             command: command.join(" "),

@@ -10,7 +10,7 @@
 
 use serde::de::DeserializeOwned;
 use shoal_model as m;
-use shoal_model::{ErrorBody, ExecRequest, ExecResponse, LogLocation, Operation};
+use shoal_model::{ErrorBody, LogLocation, Operation};
 use shoal_sigv4::{self as sigv4, Credentials, KeyStore};
 use std::path::Path;
 use std::time::Duration;
@@ -195,11 +195,6 @@ impl Client {
         let path = O::path();
         let text = self.post(&path, req)?;
         parse(&path, &text)
-    }
-
-    /// The launch agent's request: run a command in a task on this worker.
-    pub fn exec(&self, req: &ExecRequest) -> Result<ExecResponse> {
-        self.call(req)
     }
 
     /// DescribeJobs of one job; None if the scheduler does not know it.
