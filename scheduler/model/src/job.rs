@@ -128,7 +128,7 @@ pub struct JobDependency {
 }
 
 /// A validated dependency.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Dependency {
     /// Wait for the whole job (given by id; an ARN is reduced to the id).
     Job(String),
@@ -525,7 +525,8 @@ pub struct JobDetail {
     pub share_identifier: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduling_priority: Option<i32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Always present, as AWS sends it (scripts index it).
+    #[serde(default)]
     pub attempts: Vec<AttemptDetail>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
@@ -538,11 +539,13 @@ pub struct JobDetail {
     pub started_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Always present, as AWS sends it (scripts index it).
+    #[serde(default)]
     pub depends_on: Vec<JobDependency>,
     /// Job definition ARN.
     pub job_definition: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Always present, as AWS sends it (scripts index it).
+    #[serde(default)]
     pub parameters: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerDetail>,

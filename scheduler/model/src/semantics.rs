@@ -2,9 +2,12 @@
 //! the container each node runs, and its resource demand.
 
 use crate::container::{parse_requirement, ContainerProperties, Requirement};
-use crate::definition::{check_ranges, JobDefinition, JobTimeout, RetryStrategy, TargetNodes};
+use crate::definition::{
+    check_ranges, JobDefinition, JobTimeout, NodeRangeProperty, RetryStrategy, TargetNodes,
+};
 use crate::error::{err, ClientError, Validate};
 use crate::job::{ContainerOverrides, Dependency, SubmitJobRequest};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// vCPUs of a container that sets none.
@@ -329,18 +332,23 @@ pub fn effective_container(
 }
 
 /// One node of a resolved submission.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedNode {
+    #[serde(default)]
     pub index: u32,
     /// Effective container: overrides applied, parameters substituted.
     pub container: ContainerProperties,
     pub demand: Resources,
-    /// What its worker needs to run it.
+    /// What its worker needs to run it (records stored before launch
+    /// specs have none: the scheduler resolves it when it loads them).
+    #[serde(default)]
     pub launch: crate::launch::LaunchSpec,
 }
 
-/// Everything the scheduler needs from a valid submission.
-#[derive(Debug, Clone, PartialEq)]
+/// Everything the scheduler needs from a valid submission; the scheduler
+/// stores it with the job (the fields marked `default` are missing from
+/// records of older versions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedJob {
     /// Whether the definition is `multinode`.
     pub multinode: bool,
@@ -355,10 +363,12 @@ pub struct ResolvedJob {
     /// The submission's, else the definition's.
     pub retry_strategy: Option<RetryStrategy>,
     /// Attempts allowed: `retry_strategy.attempts`, else 1.
+    #[serde(default)]
     pub max_attempts: u32,
     /// The submission's, else the definition's.
     pub timeout: Option<JobTimeout>,
     /// `timeout.attemptDurationSeconds`, if any.
+    #[serde(default)]
     pub attempt_duration_seconds: Option<u32>,
     /// `schedulingPriorityOverride`, else the definition's, else 0.
     pub scheduling_priority: i32,
@@ -367,9 +377,16 @@ pub struct ResolvedJob {
     /// The submission's, else the definition's, else false.
     pub propagate_tags: bool,
     /// `arrayProperties.size` for array jobs.
+    #[serde(default)]
     pub array_size: Option<u32>,
+    #[serde(default)]
     pub depends_on: Vec<Dependency>,
+    #[serde(default)]
     pub share_identifier: Option<String>,
+    /// The definition's `nodeProperties.nodeRangeProperties` (multinode),
+    /// as DescribeJobs shows them.
+    #[serde(default)]
+    pub node_range_properties: Option<Vec<NodeRangeProperty>>,
 }
 
 /// Validate a submission against the definition it names and resolve it.
@@ -439,5 +456,9 @@ pub fn validate_submit(
         array_size: req.array_size(),
         depends_on: req.dependencies()?,
         share_identifier: req.share_identifier.clone(),
+        node_range_properties: def
+            .node_properties
+            .as_ref()
+            .map(|p| p.node_range_properties.clone()),
     })
 }

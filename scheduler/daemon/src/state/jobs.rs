@@ -1,13 +1,14 @@
 //! SubmitJob, DescribeJobs, ListJobs, CancelJob, TerminateJob.
 
-use super::{page, pagination, reply, ArrayInfo, JobRecord, Resolved, ResolvedNode, StateMachine};
+use super::{page, pagination, reply, ArrayInfo, AttemptRecord, JobRecord, StateMachine};
 use crate::api::ApiError;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use shoal_core::{
     Dependency, Event, JobKey, JobSpec, JobState, QueueId, RetryAction, RetryPolicy, RetryRule,
     Shape,
 };
 use shoal_model as m;
+use std::collections::BTreeMap;
 
 /// Job states as AWS spells them.
 pub fn state_name(s: JobState) -> &'static str {
@@ -63,7 +64,7 @@ fn retry_policy(r: Option<&m::RetryStrategy>) -> RetryPolicy {
     }
 }
 
-fn shape(resolved: &Resolved) -> Shape {
+fn shape(resolved: &m::ResolvedJob) -> Shape {
     if resolved.multinode {
         Shape::Gang {
             nodes: resolved.nodes.iter().map(|n| n.demand).collect(),
@@ -106,7 +107,7 @@ impl StateMachine {
         let array_size = job.array_size;
         let deps = self.dependencies(&job.depends_on, array_size)?;
         let timeout_s = job.attempt_duration_seconds.map(u64::from);
-        let resolved = Resolved::new(job, &def);
+        let resolved = job;
         if resolved.nodes.is_empty() {
             return Err(ApiError::Server("resolved job has no nodes".into()));
         }
@@ -140,7 +141,7 @@ impl StateMachine {
             name: &r.job_name,
             queue: &queue,
             definition_arn: &def.job_definition_arn,
-            depends_on: depends_json(&r.depends_on),
+            depends_on: r.depends_on.clone(),
             resolved: &resolved,
         };
         self.record_submitted(&new, &id, parent, children, array_size, token);
@@ -312,181 +313,124 @@ impl StateMachine {
         reply(&json!({}))
     }
 
-    fn status_summary(&self, seq: u64) -> Value {
-        let mut counts: std::collections::BTreeMap<&str, u64> = [
-            "SUBMITTED",
-            "PENDING",
-            "RUNNABLE",
-            "STARTING",
-            "RUNNING",
-            "SUCCEEDED",
-            "FAILED",
-        ]
-        .into_iter()
-        .map(|s| (s, 0))
-        .collect();
+    /// An array parent's children by state (every state named).
+    fn status_summary(&self, seq: u64) -> BTreeMap<String, i64> {
+        let mut counts: BTreeMap<String, i64> =
+            m::JOB_STATES.iter().map(|s| (s.to_string(), 0)).collect();
         for c in self.children.get(&seq).into_iter().flatten() {
             if let Some(j) = self.jobs.get(c) {
-                *counts.entry(state_name(j.status)).or_default() += 1;
+                *counts.entry(state_name(j.status).to_string()).or_default() += 1;
             }
         }
-        json!(counts)
+        counts
     }
 
-    fn array_json(&self, rec: &JobRecord) -> Option<Value> {
+    fn array_detail(&self, rec: &JobRecord) -> Option<m::ArrayPropertiesDetail> {
         let a = rec.array.as_ref()?;
         Some(match a.index {
-            None => json!({ "size": a.size, "statusSummary": self.status_summary(rec.seq) }),
-            Some(i) => json!({ "index": i }),
+            None => m::ArrayPropertiesDetail {
+                size: Some(a.size as i32),
+                status_summary: Some(self.status_summary(rec.seq)),
+                index: None,
+            },
+            Some(i) => m::ArrayPropertiesDetail {
+                index: Some(i as i32),
+                ..Default::default()
+            },
         })
     }
 
-    fn attempts_json(rec: &JobRecord) -> Vec<Value> {
-        rec.attempts
-            .iter()
-            .map(|a| {
-                let mut container = Map::new();
-                if let Some(c) = a.exit_code {
-                    container.insert("exitCode".into(), json!(c));
-                }
-                container.insert("reason".into(), json!(a.reason));
-                json!({ "container": container, "startedAt": a.started_at, "stoppedAt": a.stopped_at, "statusReason": a.reason })
-            })
-            .collect()
-    }
-
-    fn container_json(node: &ResolvedNode, exit: Option<&super::AttemptRecord>) -> Value {
-        let mut c = serde_json::to_value(&node.container).unwrap_or_else(|_| json!({}));
-        if let (Some(obj), Some(a)) = (c.as_object_mut(), exit) {
-            if let Some(code) = a.exit_code {
-                obj.insert("exitCode".into(), json!(code));
-            }
-            obj.insert("reason".into(), json!(a.reason));
-        }
-        c
-    }
-
     /// The DescribeJobs view of a job, or of node `node` of a multinode job.
-    pub(super) fn detail(&self, rec: &JobRecord, node: Option<u32>) -> Value {
-        let id = m::JobRef {
-            job: m::JobId::new(rec.id.clone()),
-            node,
-        }
-        .to_string();
-        let mut d = Map::new();
-        d.insert("jobArn".into(), json!(self.scope.job_arn(&id)));
-        d.insert("jobName".into(), json!(rec.name));
-        d.insert("jobId".into(), json!(id));
-        d.insert(
-            "jobQueue".into(),
-            json!(self.scope.job_queue_arn(&rec.queue)),
-        );
-        d.insert("status".into(), json!(state_name(rec.status)));
-        if !rec.status_reason.is_empty() {
-            d.insert("statusReason".into(), json!(rec.status_reason));
-        }
-        d.insert("createdAt".into(), json!(rec.created_at));
-        if let Some(t) = rec.started_at {
-            d.insert("startedAt".into(), json!(t));
-        }
-        if let Some(t) = rec.stopped_at {
-            d.insert("stoppedAt".into(), json!(t));
-        }
-        d.insert("dependsOn".into(), json!(rec.depends_on));
-        d.insert("jobDefinition".into(), json!(rec.definition_arn));
-        d.insert("parameters".into(), json!(rec.resolved.parameters));
-        d.insert(
-            "schedulingPriority".into(),
-            json!(rec.resolved.scheduling_priority),
-        );
-        if let Some(r) = &rec.resolved.retry_strategy {
-            d.insert("retryStrategy".into(), json!(r));
-        }
-        if let Some(t) = &rec.resolved.timeout {
-            d.insert("timeout".into(), json!(t));
-        }
-        if !rec.resolved.tags.is_empty() {
-            d.insert("tags".into(), json!(rec.resolved.tags));
-        }
-        d.insert("propagateTags".into(), json!(rec.resolved.propagate_tags));
-        d.insert("platformCapabilities".into(), json!(["EC2"]));
-        d.insert("attempts".into(), json!(Self::attempts_json(rec)));
-        if let Some(a) = self.array_json(rec) {
-            d.insert("arrayProperties".into(), a);
-        }
-        if let Some(p) = rec.shm_peak_mib {
-            d.insert("shmPeakMiB".into(), json!(p));
-        }
+    pub(super) fn detail(&self, rec: &JobRecord, node: Option<u32>) -> m::JobDetail {
+        let r = &rec.resolved;
+        let id = job_ref(rec, node);
         let last = rec.attempts.last();
-        if rec.resolved.multinode {
-            d.insert(
-                "nodeProperties".into(),
-                json!({
-                    "numNodes": rec.resolved.num_nodes,
-                    "mainNode": rec.resolved.main_node,
-                    "nodeRangeProperties": rec.resolved.node_range_properties,
-                }),
-            );
-            if let Some(n) = node {
-                d.insert(
-                    "nodeDetails".into(),
-                    json!({ "nodeIndex": n, "isMainNode": n == rec.resolved.main_node }),
-                );
-                if let Some(rn) = rec.resolved.nodes.get(n as usize) {
-                    d.insert("container".into(), Self::container_json(rn, last));
-                }
-            }
+        let container = |n: &m::ResolvedNode| Some(container_detail(n, last));
+        let (node_properties, node_details, container) = if r.multinode {
+            let props = m::NodeProperties {
+                num_nodes: r.num_nodes as i32,
+                main_node: r.main_node as i32,
+                node_range_properties: r.node_range_properties.clone().unwrap_or_default(),
+            };
+            let details = node.map(|n| m::NodeDetails {
+                node_index: Some(n as i32),
+                is_main_node: Some(n == r.main_node),
+            });
+            let c = node
+                .and_then(|n| r.nodes.get(n as usize))
+                .and_then(container);
+            (Some(props), details, c)
         } else if rec.array.as_ref().is_none_or(|a| a.index.is_some()) {
-            d.insert(
-                "container".into(),
-                Self::container_json(&rec.resolved.nodes[0], last),
-            );
+            (None, None, r.nodes.first().and_then(container))
+        } else {
+            (None, None, None)
+        };
+        m::JobDetail {
+            job_arn: self.scope.job_arn(&id),
+            job_name: rec.name.clone(),
+            job_id: id,
+            job_queue: self.scope.job_queue_arn(&rec.queue),
+            status: state_name(rec.status).to_string(),
+            share_identifier: r.share_identifier.clone(),
+            scheduling_priority: Some(r.scheduling_priority),
+            attempts: rec.attempts.iter().map(attempt_detail).collect(),
+            status_reason: (!rec.status_reason.is_empty()).then(|| rec.status_reason.clone()),
+            created_at: Some(rec.created_at as i64),
+            retry_strategy: r.retry_strategy.clone(),
+            started_at: rec.started_at.map(|t| t as i64),
+            stopped_at: rec.stopped_at.map(|t| t as i64),
+            depends_on: rec.depends_on.clone(),
+            job_definition: rec.definition_arn.clone(),
+            parameters: r.parameters.clone(),
+            container,
+            node_details,
+            node_properties,
+            array_properties: self.array_detail(rec),
+            timeout: r.timeout.clone(),
+            tags: r.tags.clone(),
+            propagate_tags: Some(r.propagate_tags),
+            platform_capabilities: vec!["EC2".into()],
+            is_cancelled: None,
+            is_terminated: None,
+            shm_peak_mib: rec.shm_peak_mib,
         }
-        Value::Object(d)
     }
 
-    fn summary(&self, rec: &JobRecord, node: Option<u32>) -> Value {
-        let full = self.detail(rec, node);
-        let mut s = Map::new();
-        for k in [
-            "jobArn",
-            "jobId",
-            "jobName",
-            "createdAt",
-            "status",
-            "statusReason",
-            "startedAt",
-            "stoppedAt",
-            "jobDefinition",
-        ] {
-            if let Some(v) = full.get(k) {
-                s.insert(k.into(), v.clone());
-            }
+    /// The ListJobs view of a job, or of node `node` of a multinode job.
+    fn summary(&self, rec: &JobRecord, node: Option<u32>) -> m::JobSummary {
+        let r = &rec.resolved;
+        let id = job_ref(rec, node);
+        let last = rec.attempts.last();
+        let has_container = if r.multinode {
+            node.is_some()
+        } else {
+            rec.array.as_ref().is_none_or(|a| a.index.is_some())
+        };
+        m::JobSummary {
+            job_arn: self.scope.job_arn(&id),
+            job_id: id,
+            job_name: rec.name.clone(),
+            created_at: Some(rec.created_at as i64),
+            status: Some(state_name(rec.status).to_string()),
+            status_reason: (!rec.status_reason.is_empty()).then(|| rec.status_reason.clone()),
+            started_at: rec.started_at.map(|t| t as i64),
+            stopped_at: rec.stopped_at.map(|t| t as i64),
+            container: has_container.then(|| m::ContainerSummary {
+                exit_code: last.and_then(|a| a.exit_code),
+                reason: last.map(|a| a.reason.clone()),
+            }),
+            array_properties: rec.array.as_ref().map(|a| m::ArrayPropertiesSummary {
+                size: a.index.is_none().then_some(a.size as i32),
+                index: a.index.map(|i| i as i32),
+                status_summary: None,
+            }),
+            node_properties: r.multinode.then(|| m::NodePropertiesSummary {
+                num_nodes: Some(r.num_nodes as i32),
+                node_index: node.map(|n| n as i32),
+                is_main_node: node.map(|n| n == r.main_node),
+            }),
+            job_definition: Some(rec.definition_arn.clone()),
         }
-        if let Some(a) = full.get("arrayProperties") {
-            s.insert(
-                "arrayProperties".into(),
-                json!({ "size": a.get("size"), "index": a.get("index") }),
-            );
-        }
-        if rec.resolved.multinode {
-            let mut np = json!({ "numNodes": rec.resolved.num_nodes });
-            if let Some(n) = node {
-                np["nodeIndex"] = json!(n);
-                np["isMainNode"] = json!(n == rec.resolved.main_node);
-            }
-            s.insert("nodeProperties".into(), np);
-        }
-        if let Some(c) = full.get("container") {
-            let mut cs = Map::new();
-            for k in ["exitCode", "reason"] {
-                if let Some(v) = c.get(k) {
-                    cs.insert(k.into(), v.clone());
-                }
-            }
-            s.insert("container".into(), Value::Object(cs));
-        }
-        Value::Object(s)
     }
 
     /// Find `ID`, `ID:INDEX` or `ID#NODE`.
@@ -501,13 +445,13 @@ impl StateMachine {
     }
 
     pub(super) fn describe_jobs(&self, r: m::DescribeJobsRequest) -> Result<Vec<u8>, ApiError> {
-        let jobs: Vec<Value> = r
+        let jobs: Vec<m::JobDetail> = r
             .job_ids()?
             .iter()
             .filter_map(|id| self.lookup(id))
             .map(|(rec, n)| self.detail(rec, n))
             .collect();
-        reply(&json!({ "jobs": jobs }))
+        reply(&m::DescribeJobsResponse { jobs })
     }
 
     pub(super) fn list_jobs(&self, r: m::ListJobsRequest) -> Result<Vec<u8>, ApiError> {
@@ -585,8 +529,10 @@ impl StateMachine {
             }
         };
         let (list, next_token) = page(&items, start, max);
-        let list: Vec<Value> = list.into_iter().map(|(j, n)| self.summary(j, n)).collect();
-        reply(&json!({ "jobSummaryList": list, "nextToken": next_token }))
+        reply(&m::ListJobsResponse {
+            job_summary_list: list.into_iter().map(|(j, n)| self.summary(j, n)).collect(),
+            next_token,
+        })
     }
 }
 
@@ -608,8 +554,8 @@ struct NewJob<'a> {
     name: &'a str,
     queue: &'a str,
     definition_arn: &'a str,
-    depends_on: Vec<Value>,
-    resolved: &'a Resolved,
+    depends_on: Vec<m::JobDependency>,
+    resolved: &'a m::ResolvedJob,
 }
 
 impl NewJob<'_> {
@@ -639,19 +585,36 @@ impl NewJob<'_> {
     }
 }
 
-/// `dependsOn` as DescribeJobs shows it: as given.
-fn depends_json(given: &[m::JobDependency]) -> Vec<Value> {
-    given
-        .iter()
-        .map(|d| {
-            let mut o = Map::new();
-            if let Some(j) = &d.job_id {
-                o.insert("jobId".into(), json!(j));
-            }
-            if let Some(t) = &d.kind {
-                o.insert("type".into(), json!(t));
-            }
-            Value::Object(o)
-        })
-        .collect()
+/// The id of a job, or of node `node` of a multinode job (`ID#NODE`).
+fn job_ref(rec: &JobRecord, node: Option<u32>) -> String {
+    m::JobRef {
+        job: m::JobId::new(rec.id.clone()),
+        node,
+    }
+    .to_string()
+}
+
+/// A finished attempt as DescribeJobs shows it.
+fn attempt_detail(a: &AttemptRecord) -> m::AttemptDetail {
+    m::AttemptDetail {
+        container: Some(m::AttemptContainerDetail {
+            exit_code: a.exit_code,
+            reason: Some(a.reason.clone()),
+            ..Default::default()
+        }),
+        started_at: Some(a.started_at as i64),
+        stopped_at: Some(a.stopped_at as i64),
+        status_reason: Some(a.reason.clone()),
+    }
+}
+
+/// A node's effective container with the last attempt's exit code and
+/// reason.
+fn container_detail(node: &m::ResolvedNode, last: Option<&AttemptRecord>) -> m::ContainerDetail {
+    let mut c = m::ContainerDetail::from_properties(&node.container);
+    if let Some(a) = last {
+        c.exit_code = a.exit_code;
+        c.reason = Some(a.reason.clone());
+    }
+    c
 }

@@ -9,7 +9,7 @@
 use crate::api::{ApiError, Request};
 use crate::store::{Batch, Store};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use shoal_core::{Core, CoreConfig, Decision, Event, JobSpec, JobState, Placement, Restored};
 use shoal_model as m;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -143,12 +143,13 @@ pub struct JobRecord {
     /// What the core was told.
     pub spec: JobSpec,
     /// dependsOn as submitted.
-    pub depends_on: Vec<Value>,
+    pub depends_on: Vec<m::JobDependency>,
     /// Array membership.
     pub array: Option<ArrayInfo>,
-    /// The resolved job: per-node containers and settings (shared by the
-    /// children of an array, stored with each for simplicity).
-    pub resolved: Resolved,
+    /// The resolved job: per-node containers, launch specs and settings
+    /// (shared by the children of an array, stored with each for
+    /// simplicity).
+    pub resolved: m::ResolvedJob,
     /// Finished attempts.
     pub attempts: Vec<AttemptRecord>,
     /// Attempt in flight.
@@ -161,76 +162,6 @@ pub struct JobRecord {
     /// The submission's client token (`X-Shoal-Client-Token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
-}
-
-/// One node of a resolved job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ResolvedNode {
-    /// Effective container (overrides applied, parameters substituted).
-    pub container: m::ContainerProperties,
-    /// What the node needs.
-    pub demand: shoal_core::Resources,
-    /// What its worker runs (stored from the model's resolution; records
-    /// from before launch specs get theirs when loaded).
-    #[serde(default)]
-    pub launch: m::LaunchSpec,
-}
-
-/// What a valid submission resolved to, as stored with the job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Resolved {
-    /// A `multinode` definition.
-    pub multinode: bool,
-    /// 1 for single-node jobs.
-    pub num_nodes: u32,
-    /// 0 for single-node jobs.
-    pub main_node: u32,
-    /// One per node index.
-    pub nodes: Vec<ResolvedNode>,
-    /// Merged parameters.
-    pub parameters: BTreeMap<String, String>,
-    /// Effective retry strategy.
-    pub retry_strategy: Option<m::RetryStrategy>,
-    /// Effective timeout.
-    pub timeout: Option<m::JobTimeout>,
-    /// Effective scheduling priority.
-    pub scheduling_priority: i32,
-    /// Merged tags.
-    pub tags: BTreeMap<String, String>,
-    /// propagateTags.
-    pub propagate_tags: bool,
-    /// The definition's nodeRangeProperties (multinode).
-    pub node_range_properties: Option<Value>,
-}
-
-impl Resolved {
-    /// Keep what the scheduler needs of a model `ResolvedJob`.
-    pub fn new(r: m::ResolvedJob, def: &m::JobDefinition) -> Resolved {
-        Resolved {
-            multinode: r.multinode,
-            num_nodes: r.num_nodes,
-            main_node: r.main_node,
-            nodes: r
-                .nodes
-                .into_iter()
-                .map(|n| ResolvedNode {
-                    demand: n.demand,
-                    container: n.container,
-                    launch: n.launch,
-                })
-                .collect(),
-            parameters: r.parameters,
-            retry_strategy: r.retry_strategy,
-            timeout: r.timeout,
-            scheduling_priority: r.scheduling_priority,
-            tags: r.tags,
-            propagate_tags: r.propagate_tags,
-            node_range_properties: def
-                .node_properties
-                .as_ref()
-                .and_then(|p| serde_json::to_value(&p.node_range_properties).ok()),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -439,7 +370,8 @@ impl StateMachine {
         for (seq, id, body) in &loaded.jobs {
             let mut rec: JobRecord =
                 serde_json::from_str(body).map_err(|e| load_err("jobs", id, e))?;
-            for n in &mut rec.resolved.nodes {
+            for (i, n) in rec.resolved.nodes.iter_mut().enumerate() {
+                n.index = i as u32;
                 if n.launch == m::LaunchSpec::default() {
                     // Stored before launch specs.
                     let timeout_s = rec.spec.timeout_s;
