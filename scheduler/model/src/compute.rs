@@ -57,7 +57,7 @@ fn check_unmanaged_vcpus(v: Option<i32>) -> Result<(), ClientError> {
 }
 
 /// `CreateComputeEnvironment` request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateComputeEnvironmentRequest {
     pub compute_environment_name: String,

@@ -64,7 +64,7 @@ fn check_state(s: &Option<String>) -> Result<(), ClientError> {
 }
 
 /// `CreateJobQueue` request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateJobQueueRequest {
     pub job_queue_name: String,

@@ -1,12 +1,13 @@
 //! RegisterJobDefinition, DescribeJobDefinitions, DeregisterJobDefinition.
 
-use super::{page, pagination, reply, to_json, StateMachine};
+use super::{page, pagination, reply, to_json, Registry, Shared};
 use crate::api::ApiError;
 use shoal_model as m;
 
-impl StateMachine {
+impl Registry {
     pub(super) fn register(
         &mut self,
+        sh: &mut Shared,
         req: m::RegisterJobDefinitionRequest,
     ) -> Result<Vec<u8>, ApiError> {
         let revs = self
@@ -14,8 +15,8 @@ impl StateMachine {
             .entry(req.job_definition_name.clone())
             .or_default();
         let revision = revs.last().map(|d| d.revision + 1).unwrap_or(1);
-        let def = m::JobDefinition::from_request(&req, &self.scope, revision);
-        self.batch
+        let def = m::JobDefinition::from_request(&req, &sh.scope, revision);
+        sh.batch
             .put_definition(&def.job_definition_name, revision as i64, to_json(&def));
         let resp = m::RegisterJobDefinitionResponse {
             job_definition_name: def.job_definition_name.clone(),
@@ -62,6 +63,7 @@ impl StateMachine {
 
     pub(super) fn deregister(
         &mut self,
+        sh: &mut Shared,
         req: m::DeregisterJobDefinitionRequest,
     ) -> Result<Vec<u8>, ApiError> {
         let (name, rev) = req.target()?;
@@ -76,7 +78,7 @@ impl StateMachine {
                 )
             })?;
         def.status = "INACTIVE".into();
-        self.batch.put_definition(&name, rev as i64, to_json(&*def));
+        sh.batch.put_definition(&name, rev as i64, to_json(&*def));
         reply(&serde_json::json!({}))
     }
 

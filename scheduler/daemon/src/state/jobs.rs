@@ -1,14 +1,19 @@
 //! SubmitJob, DescribeJobs, ListJobs, CancelJob, TerminateJob.
 
-use super::{page, pagination, reply, ArrayInfo, AttemptRecord, JobRecord, StateMachine};
+use super::{
+    page, pagination, reply, to_json, ArrayInfo, AttemptRecord, CurrentAttempt, JobRecord,
+    Registry, Shared,
+};
 use crate::api::ApiError;
+use crate::store::Batch;
 use serde_json::json;
 use shoal_core::{
-    Dependency, Event, JobKey, JobSpec, JobState, QueueId, RetryAction, RetryPolicy, RetryRule,
-    Shape,
+    Decision, Dependency, Event, JobKey, JobSpec, JobState, Restored, RetryAction, RetryPolicy,
+    RetryRule, Shape,
 };
 use shoal_model as m;
-use std::collections::BTreeMap;
+use shoal_model::wire::{TaskEvent, TaskRef};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Job states as AWS spells them.
 pub fn state_name(s: JobState) -> &'static str {
@@ -75,7 +80,21 @@ fn shape(resolved: &m::ResolvedJob) -> Shape {
     }
 }
 
-impl StateMachine {
+/// The jobs: every record by its core key (`seq`), found by id and by
+/// client token, the children of each array, and which records changed
+/// since the last batch.
+pub(super) struct Jobs {
+    records: HashMap<u64, JobRecord>,
+    ids: HashMap<String, u64>,
+    /// Array parent seq → children seqs, in index order.
+    children: HashMap<u64, Vec<u64>>,
+    next_seq: u64,
+    /// Client token → job seq, for idempotent SubmitJob.
+    tokens: HashMap<String, u64>,
+    dirty: BTreeSet<u64>,
+}
+
+impl Jobs {
     fn job_seq(&self, field: &str, id: &str) -> Result<u64, ApiError> {
         self.ids
             .get(id)
@@ -85,6 +104,8 @@ impl StateMachine {
 
     pub(super) fn submit(
         &mut self,
+        sh: &mut Shared,
+        reg: &Registry,
         now: u64,
         r: m::SubmitJobRequest,
         token: Option<String>,
@@ -92,17 +113,17 @@ impl StateMachine {
         if let Some(rec) = token
             .as_ref()
             .and_then(|t| self.tokens.get(t))
-            .and_then(|s| self.jobs.get(s))
+            .and_then(|s| self.records.get(s))
         {
             // A retry of an acknowledged submission: the same job again.
             return reply(&m::SubmitJobResponse {
-                job_arn: self.scope.job_arn(&rec.id),
+                job_arn: sh.scope.job_arn(&rec.id),
                 job_name: rec.name.clone(),
                 job_id: rec.id.clone(),
             });
         }
-        let (queue, queue_id) = self.open_queue(&r.job_queue)?;
-        let def = self.find_definition(&r.job_definition)?.clone();
+        let (queue, queue_id) = reg.open_queue(&r.job_queue)?;
+        let def = reg.find_definition(&r.job_definition)?.clone();
         let job = m::validate_submit(&def, &r)?;
         let array_size = job.array_size;
         let deps = self.dependencies(&job.depends_on, array_size)?;
@@ -133,7 +154,7 @@ impl StateMachine {
                 spec: spec.clone(),
                 restored: None,
             };
-            self.core.apply(now, ev).map_err(super::core_err)?;
+            sh.core.apply(now, ev).map_err(super::core_err)?;
         }
         let id = uuid::Uuid::new_v4().to_string();
         let new = NewJob {
@@ -145,25 +166,12 @@ impl StateMachine {
             resolved: &resolved,
         };
         self.record_submitted(&new, &id, parent, children, array_size, token);
-        self.needs_pass = true;
+        sh.needs_pass = true;
         reply(&m::SubmitJobResponse {
-            job_arn: self.scope.job_arn(&id),
+            job_arn: sh.scope.job_arn(&id),
             job_name: r.job_name,
             job_id: id,
         })
-    }
-
-    /// The queue named by `jobQueue` (name or ARN), if it takes jobs.
-    fn open_queue(&self, given: &str) -> Result<(String, QueueId), ApiError> {
-        let queue = self.queue_name("jobQueue", given)?;
-        if self.queues[&queue].detail.state == "DISABLED" {
-            return Err(ApiError::field(
-                "jobQueue",
-                format!("job queue {queue} is DISABLED and accepts no new jobs; enable it (UpdateJobQueue state=ENABLED) or use another queue"),
-            ));
-        }
-        let id = QueueId(self.queues[&queue].id);
-        Ok((queue, id))
     }
 
     /// A submission's dependencies as jobs: plain ones apply to the job
@@ -182,7 +190,7 @@ impl StateMachine {
                 m::Dependency::Job(id) => deps.plain.push(self.job_seq(&field, id)?),
                 m::Dependency::NToN(id) => {
                     let seq = self.job_seq(&field, id)?;
-                    let other = self.jobs[&seq]
+                    let other = self.records[&seq]
                         .array
                         .as_ref()
                         .filter(|a| a.index.is_none())
@@ -291,11 +299,12 @@ impl StateMachine {
     fn insert_job(&mut self, rec: JobRecord) {
         self.ids.insert(rec.id.clone(), rec.seq);
         self.dirty.insert(rec.seq);
-        self.jobs.insert(rec.seq, rec);
+        self.records.insert(rec.seq, rec);
     }
 
     pub(super) fn cancel(
         &mut self,
+        sh: &mut Shared,
         now: u64,
         id: &str,
         reason: String,
@@ -308,8 +317,8 @@ impl StateMachine {
         } else {
             Event::JobCancelled { job, reason }
         };
-        self.core.apply(now, ev).map_err(super::core_err)?;
-        self.needs_pass = true;
+        sh.core.apply(now, ev).map_err(super::core_err)?;
+        sh.needs_pass = true;
         reply(&json!({}))
     }
 
@@ -318,7 +327,7 @@ impl StateMachine {
         let mut counts: BTreeMap<String, i64> =
             m::JOB_STATES.iter().map(|s| (s.to_string(), 0)).collect();
         for c in self.children.get(&seq).into_iter().flatten() {
-            if let Some(j) = self.jobs.get(c) {
+            if let Some(j) = self.records.get(c) {
                 *counts.entry(state_name(j.status).to_string()).or_default() += 1;
             }
         }
@@ -341,7 +350,12 @@ impl StateMachine {
     }
 
     /// The DescribeJobs view of a job, or of node `node` of a multinode job.
-    pub(super) fn detail(&self, rec: &JobRecord, node: Option<u32>) -> m::JobDetail {
+    pub(super) fn detail(
+        &self,
+        scope: &m::ArnScope,
+        rec: &JobRecord,
+        node: Option<u32>,
+    ) -> m::JobDetail {
         let r = &rec.resolved;
         let id = job_ref(rec, node);
         let last = rec.attempts.last();
@@ -366,10 +380,10 @@ impl StateMachine {
             (None, None, None)
         };
         m::JobDetail {
-            job_arn: self.scope.job_arn(&id),
+            job_arn: scope.job_arn(&id),
             job_name: rec.name.clone(),
             job_id: id,
-            job_queue: self.scope.job_queue_arn(&rec.queue),
+            job_queue: scope.job_queue_arn(&rec.queue),
             status: state_name(rec.status).to_string(),
             share_identifier: r.share_identifier.clone(),
             scheduling_priority: Some(r.scheduling_priority),
@@ -397,7 +411,7 @@ impl StateMachine {
     }
 
     /// The ListJobs view of a job, or of node `node` of a multinode job.
-    fn summary(&self, rec: &JobRecord, node: Option<u32>) -> m::JobSummary {
+    fn summary(&self, scope: &m::ArnScope, rec: &JobRecord, node: Option<u32>) -> m::JobSummary {
         let r = &rec.resolved;
         let id = job_ref(rec, node);
         let last = rec.attempts.last();
@@ -407,7 +421,7 @@ impl StateMachine {
             rec.array.as_ref().is_none_or(|a| a.index.is_some())
         };
         m::JobSummary {
-            job_arn: self.scope.job_arn(&id),
+            job_arn: scope.job_arn(&id),
             job_id: id,
             job_name: rec.name.clone(),
             created_at: Some(rec.created_at as i64),
@@ -436,25 +450,34 @@ impl StateMachine {
     /// Find `ID`, `ID:INDEX` or `ID#NODE`.
     fn lookup(&self, id: &str) -> Option<(&JobRecord, Option<u32>)> {
         if let Some(seq) = self.ids.get(id) {
-            return self.jobs.get(seq).map(|r| (r, None));
+            return self.records.get(seq).map(|r| (r, None));
         }
         let r: m::JobRef = id.parse().ok()?;
         let node = r.node?;
-        let rec = self.jobs.get(self.ids.get(r.job.as_str())?)?;
+        let rec = self.records.get(self.ids.get(r.job.as_str())?)?;
         (rec.resolved.multinode && node < rec.resolved.num_nodes).then_some((rec, Some(node)))
     }
 
-    pub(super) fn describe_jobs(&self, r: m::DescribeJobsRequest) -> Result<Vec<u8>, ApiError> {
+    pub(super) fn describe_jobs(
+        &self,
+        scope: &m::ArnScope,
+        r: m::DescribeJobsRequest,
+    ) -> Result<Vec<u8>, ApiError> {
         let jobs: Vec<m::JobDetail> = r
             .job_ids()?
             .iter()
             .filter_map(|id| self.lookup(id))
-            .map(|(rec, n)| self.detail(rec, n))
+            .map(|(rec, n)| self.detail(scope, rec, n))
             .collect();
         reply(&m::DescribeJobsResponse { jobs })
     }
 
-    pub(super) fn list_jobs(&self, r: m::ListJobsRequest) -> Result<Vec<u8>, ApiError> {
+    pub(super) fn list_jobs(
+        &self,
+        scope: &m::ArnScope,
+        reg: &Registry,
+        r: m::ListJobsRequest,
+    ) -> Result<Vec<u8>, ApiError> {
         let (start, max) = pagination(r.next_token.as_deref(), r.max_results)?;
         let filters = r.parsed_filters()?;
         // AWS: with neither a status nor filters, only RUNNING jobs are listed.
@@ -484,9 +507,9 @@ impl StateMachine {
         };
         let items: Vec<(&JobRecord, Option<u32>)> = match r.scope()? {
             m::ListJobsScope::Queue(q) => {
-                let name = self.queue_name("jobQueue", &q)?;
+                let name = reg.queue_name("jobQueue", &q)?;
                 let mut recs: Vec<&JobRecord> = self
-                    .jobs
+                    .records
                     .values()
                     .filter(|j| {
                         j.queue == name
@@ -504,14 +527,14 @@ impl StateMachine {
                     .get(&seq)
                     .into_iter()
                     .flatten()
-                    .filter_map(|c| self.jobs.get(c))
+                    .filter_map(|c| self.records.get(c))
                     .filter(|j| all || keep(j))
                     .map(|j| (j, None))
                     .collect()
             }
             m::ListJobsScope::MultiNodeJob(mn) => {
                 let seq = self.job_seq("multiNodeJobId", &mn)?;
-                let rec = &self.jobs[&seq];
+                let rec = &self.records[&seq];
                 if !rec.resolved.multinode {
                     return Err(ApiError::field(
                         "multiNodeJobId",
@@ -530,9 +553,252 @@ impl StateMachine {
         };
         let (list, next_token) = page(&items, start, max);
         reply(&m::ListJobsResponse {
-            job_summary_list: list.into_iter().map(|(j, n)| self.summary(j, n)).collect(),
+            job_summary_list: list
+                .into_iter()
+                .map(|(j, n)| self.summary(scope, j, n))
+                .collect(),
             next_token,
         })
+    }
+}
+
+impl Default for Jobs {
+    fn default() -> Jobs {
+        Jobs {
+            records: HashMap::new(),
+            ids: HashMap::new(),
+            children: HashMap::new(),
+            next_seq: 1,
+            tokens: HashMap::new(),
+            dirty: BTreeSet::new(),
+        }
+    }
+}
+
+/// The jobs' side of restoring, of the core's decisions, of batches and of
+/// the workers' reports.
+impl Jobs {
+    /// A stored job, told to the core as it was (`unseen`: the time the
+    /// scheduler did not see, which a running attempt does not count
+    /// towards its timeout).
+    pub(super) fn restore(
+        &mut self,
+        sh: &mut Shared,
+        now: u64,
+        unseen: u64,
+        seq: u64,
+        mut rec: JobRecord,
+    ) -> Result<(), shoal_core::CoreError> {
+        let timeout_s = rec.spec.timeout_s;
+        for (i, n) in rec.resolved.nodes.iter_mut().enumerate() {
+            n.index = i as u32;
+            if n.launch == m::LaunchSpec::default() {
+                // Stored before launch specs.
+                n.launch = m::LaunchSpec::of(&n.container, timeout_s);
+            }
+        }
+        let restored = Restored {
+            state: rec.status,
+            attempts_done: rec.attempts.len() as u32,
+            uncounted: rec.attempts.iter().filter(|a| !a.counted).count() as u32,
+            running: rec
+                .current
+                .as_ref()
+                .map(|c| (c.attempt, c.started_at + unseen, c.placement.clone())),
+        };
+        sh.core.apply(
+            now,
+            Event::JobSubmitted {
+                spec: rec.spec.clone(),
+                restored: Some(restored),
+            },
+        )?;
+        if let Some(parent) = rec.spec.parent {
+            self.children.entry(parent.0).or_default().push(seq);
+        }
+        self.next_seq = self.next_seq.max(seq + 1);
+        self.ids.insert(rec.id.clone(), seq);
+        if let Some(t) = &rec.client_token {
+            self.tokens.insert(t.clone(), seq);
+        }
+        self.records.insert(seq, rec);
+        Ok(())
+    }
+
+    /// Write the records changed since the last batch into `batch`.
+    pub(super) fn flush(&mut self, batch: &mut Batch) {
+        for seq in std::mem::take(&mut self.dirty) {
+            if let Some(rec) = self.records.get(&seq) {
+                batch.put_job(seq, &rec.id, to_json(rec));
+            }
+        }
+    }
+
+    /// Record what a decision of the core says of its job; true when it
+    /// makes a scheduling pass due (a job ended, or an attempt).
+    pub(super) fn record(&mut self, d: &Decision, now: u64) -> bool {
+        let job = match d {
+            Decision::State { job, .. }
+            | Decision::Start { job, .. }
+            | Decision::Kill { job, .. }
+            | Decision::AttemptEnded { job, .. } => *job,
+        };
+        let Some(rec) = self.records.get_mut(&job.0) else {
+            return matches!(d, Decision::AttemptEnded { .. });
+        };
+        match d {
+            Decision::State { state, reason, .. } => {
+                rec.status = *state;
+                rec.status_reason = reason.clone();
+                if *state == JobState::Running {
+                    // AWS: an attempt's startedAt is when it began RUNNING.
+                    if let Some(c) = rec.current.as_mut() {
+                        c.started_at = now;
+                    }
+                    rec.started_at.get_or_insert(now);
+                }
+                if state.is_terminal() {
+                    rec.stopped_at = Some(now);
+                }
+                self.dirty.insert(job.0);
+                state.is_terminal()
+            }
+            Decision::Start {
+                attempt, placement, ..
+            } => {
+                rec.current = Some(CurrentAttempt {
+                    attempt: *attempt,
+                    started_at: now,
+                    placement: placement.clone(),
+                    acked: BTreeSet::new(),
+                    exited: BTreeSet::new(),
+                });
+                self.dirty.insert(job.0);
+                false
+            }
+            Decision::Kill { .. } => false,
+            Decision::AttemptEnded {
+                exit_code,
+                reason,
+                counted,
+                ..
+            } => {
+                let current = rec.current.take();
+                let started_at = current.as_ref().map(|c| c.started_at).unwrap_or(now);
+                rec.last_placement = current.map(|c| (c.attempt, c.placement));
+                rec.attempts.push(AttemptRecord {
+                    started_at,
+                    stopped_at: now,
+                    exit_code: *exit_code,
+                    reason: reason.clone(),
+                    counted: *counted,
+                });
+                self.dirty.insert(job.0);
+                true
+            }
+        }
+    }
+
+    /// Jobs of queue `name` that have not ended.
+    pub(super) fn unfinished_in(&self, name: &str) -> usize {
+        self.records
+            .values()
+            .filter(|j| j.queue == name && !j.status.is_terminal())
+            .count()
+    }
+
+    /// A job's record by its core key.
+    pub(super) fn get(&self, seq: u64) -> Option<&JobRecord> {
+        self.records.get(&seq)
+    }
+
+    /// The job a task belongs to (`ID` of `ID#NODE`), if known.
+    pub(super) fn seq_of_task(&self, task: &TaskRef) -> Option<u64> {
+        self.ids.get(task.job_id.job.as_str()).copied()
+    }
+
+    /// A job's record by its id (`ID`, not `ID:INDEX` or `ID#NODE`
+    /// forms other than an array child's own id).
+    pub(super) fn by_id(&self, id: &str) -> Option<&JobRecord> {
+        self.ids.get(id).and_then(|s| self.records.get(s))
+    }
+
+    /// Tasks the scheduler believes run on node `node`: (job seq, task).
+    pub(super) fn tasks_on(&self, node: u32) -> Vec<(u64, TaskRef)> {
+        let mut out = Vec::new();
+        for rec in self.records.values() {
+            if let Some(c) = &rec.current {
+                for p in c.placement.iter().filter(|p| p.node.0 == node) {
+                    out.push((
+                        rec.seq,
+                        TaskRef {
+                            job_id: task_job_id(rec, p.node_index),
+                            attempt: c.attempt,
+                            node_index: p.node_index,
+                        },
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The worker of node `node` lists `tasks`: their Start orders were
+    /// taken (stored, so that a restarted scheduler does not send them
+    /// again).
+    pub(super) fn mark_taken(&mut self, node: u32, tasks: &[TaskRef]) {
+        for t in tasks {
+            let Some(seq) = self.seq_of_task(t) else {
+                continue;
+            };
+            let Some(c) = self.records.get_mut(&seq).and_then(|r| r.current.as_mut()) else {
+                continue;
+            };
+            let here = c
+                .placement
+                .iter()
+                .any(|p| p.node_index == t.node_index && p.node.0 == node);
+            if c.attempt == t.attempt && here && c.acked.insert(t.node_index) {
+                self.dirty.insert(seq);
+            }
+        }
+    }
+
+    /// What a report tells of the current attempt: its node took the Start
+    /// (Started), or its task there is gone (Exited, with the /dev/shm peak
+    /// it saw).
+    pub(super) fn note_report(&mut self, seq: u64, task: &TaskRef, event: &TaskEvent) {
+        let Some(rec) = self.records.get_mut(&seq) else {
+            return;
+        };
+        if let TaskEvent::Exited { shm_peak_mib, .. } = event {
+            rec.shm_peak_mib = Some(rec.shm_peak_mib.unwrap_or(0).max(*shm_peak_mib));
+            self.dirty.insert(seq);
+        }
+        let Some(c) = rec.current.as_mut() else {
+            return;
+        };
+        if c.attempt != task.attempt {
+            return;
+        }
+        let changed = match event {
+            TaskEvent::Started => c.acked.insert(task.node_index),
+            TaskEvent::Exited { .. } => c.exited.insert(task.node_index),
+            TaskEvent::NotStarted { .. } => false,
+        };
+        if changed {
+            self.dirty.insert(seq);
+        }
+    }
+}
+
+/// The task's job a job record and node index make (`ID` or `ID#NODE`).
+pub(super) fn task_job_id(rec: &JobRecord, node_index: u32) -> m::JobRef {
+    let id = m::JobId::new(rec.id.clone());
+    if rec.resolved.multinode {
+        m::JobRef::node(id, node_index)
+    } else {
+        m::JobRef::job(id)
     }
 }
 

@@ -10,9 +10,9 @@ use crate::api::{ApiError, Request};
 use crate::store::{Batch, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use shoal_core::{Core, CoreConfig, Decision, Event, JobSpec, JobState, Placement, Restored};
+use shoal_core::{Core, CoreConfig, Decision, Event, JobSpec, JobState, Placement};
 use shoal_model as m;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 /// Runtime estimate for backfilling when a job has no timeout and its queue
 /// sets no `shoal:default-estimate-seconds` tag: one hour.
@@ -21,7 +21,7 @@ pub const DEFAULT_ESTIMATE_S: u64 = 3600;
 /// Name of the compute environment and queue that exist out of the box.
 pub const DEFAULT_NAME: &str = "default";
 
-use crate::config::{Config, Timing};
+use crate::config::Config;
 
 /// The meta row holding the scheduler's clock at its last commit.
 pub const CLOCK_KEY: &str = "clock_ms";
@@ -164,49 +164,37 @@ pub struct JobRecord {
     pub client_token: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CeRecord {
-    pool: u32,
-    detail: m::ComputeEnvironmentDetail,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct QueueRecord {
-    id: u32,
-    detail: m::JobQueueDetail,
-}
-
-/// Everything the scheduler knows.
+/// Everything the scheduler knows, in three parts that each own their
+/// maps and their share of [`StateMachine::handle`]: the registry (job
+/// definitions, compute environments, queues), the jobs, and the nodes;
+/// and what all three use ([`Shared`]).
 pub struct StateMachine {
+    shared: Shared,
+    registry: Registry,
+    jobs: Jobs,
+    nodes: Nodes,
+}
+
+/// What every part of the state machine works with: the ARN scope, the
+/// scheduling core, the writes of the batch in progress, and whether a
+/// scheduling pass is due.
+pub(super) struct Shared {
     scope: m::ArnScope,
     core: Core,
-    definitions: BTreeMap<String, Vec<m::JobDefinition>>,
-    ces: BTreeMap<String, CeRecord>,
-    queues: BTreeMap<String, QueueRecord>,
-    jobs: HashMap<u64, JobRecord>,
-    ids: HashMap<String, u64>,
-    /// Array parent seq → children seqs, in index order.
-    children: HashMap<u64, Vec<u64>>,
-    next_seq: u64,
-    next_pool: u32,
-    next_queue: u32,
-    dirty: BTreeSet<u64>,
     batch: Batch,
     needs_pass: bool,
-    /// Client token → job seq, for idempotent SubmitJob.
-    tokens: HashMap<String, u64>,
-    nodes: BTreeMap<String, nodes::NodeRecord>,
-    node_names: HashMap<u32, String>,
-    next_node: u32,
-    mail: crate::mailbox::Mailboxes,
-    /// Orders decided in this batch, delivered only after it commits.
-    outbox: Vec<(String, shoal_model::wire::Order)>,
-    timing: Timing,
-    /// The key of the per-job tokens (see [`StateMachine::job_token`]).
+    /// The key of the per-job tokens (see [`Shared::job_token`]).
     job_key: Vec<u8>,
-    /// The cluster CA's certificate (PEM) with a worker listener: handed
-    /// to clients of TLS workers (`logs`).
-    cluster_ca: Option<String>,
+}
+
+impl Shared {
+    /// The token of a job's attempt: HMAC-SHA256 under the scheduler's
+    /// stored key over the job id and attempt, so it is the same after a
+    /// restart and different for every job and attempt.
+    fn job_token(&self, job_id: &str, attempt: u32) -> String {
+        let msg = format!("shoal job token\n{job_id}\n{attempt}");
+        shoal_sigv4::hmac_sha256_hex(&self.job_key, msg.as_bytes())
+    }
 }
 
 /// The meta row holding the key of the per-job tokens (hex).
@@ -297,67 +285,24 @@ impl StateMachine {
             })?),
             None => None,
         };
-        let mut sm = StateMachine {
+        let mut sh = Shared {
             scope: m::ArnScope::new(config.region.clone(), config.account.clone()),
             core: Core::new(CoreConfig {
                 backfill: config.backfill,
             }),
-            definitions: BTreeMap::new(),
-            ces: BTreeMap::new(),
-            queues: BTreeMap::new(),
-            jobs: HashMap::new(),
-            ids: HashMap::new(),
-            children: HashMap::new(),
-            next_seq: 1,
-            next_pool: 1,
-            next_queue: 1,
-            dirty: BTreeSet::new(),
             batch: Batch::default(),
             needs_pass: true,
-            tokens: HashMap::new(),
-            nodes: BTreeMap::new(),
-            node_names: HashMap::new(),
-            next_node: 1,
-            mail,
-            outbox: Vec::new(),
-            timing: config.timing,
             job_key: job_key.clone(),
-            cluster_ca,
         };
         if new_key {
-            sm.batch.put_meta(JOB_TOKEN_KEY, hex::encode(&job_key));
+            sh.batch.put_meta(JOB_TOKEN_KEY, hex::encode(&job_key));
         }
-        for (name, rev, body) in &loaded.definitions {
-            let def: m::JobDefinition = serde_json::from_str(body)
-                .map_err(|e| load_err("job_definitions", &format!("{name}:{rev}"), e))?;
-            sm.definitions.entry(name.clone()).or_default().push(def);
-        }
-        for (name, body) in &loaded.compute_environments {
-            let rec: CeRecord = serde_json::from_str(body)
-                .map_err(|e| load_err("compute_environments", name, e))?;
-            sm.next_pool = sm.next_pool.max(rec.pool + 1);
-            sm.core
-                .apply(now, Event::PoolUpserted(pool_spec(&rec)))
-                .map_err(|e| load_err("compute_environments", name, e))?;
-            sm.ces.insert(name.clone(), rec);
-        }
-        for (name, body) in &loaded.job_queues {
-            let rec: QueueRecord =
-                serde_json::from_str(body).map_err(|e| load_err("job_queues", name, e))?;
-            sm.next_queue = sm.next_queue.max(rec.id + 1);
-            let spec = sm.queue_spec(&rec);
-            sm.core
-                .apply(now, Event::QueueUpserted(spec))
-                .map_err(|e| load_err("job_queues", name, e))?;
-            sm.queues.insert(name.clone(), rec);
-        }
-        if sm.ces.is_empty() && sm.queues.is_empty() && !loaded.meta.contains_key("initialized") {
-            sm.create_defaults(now)?;
-        }
+        let registry = Registry::restore(&mut sh, &loaded, now)?;
+        let mut nodes = Nodes::new(mail, config.timing, cluster_ca);
         for (name, body) in &loaded.nodes {
             let n: nodes::NodeRecord =
                 serde_json::from_str(body).map_err(|e| load_err("nodes", name, e))?;
-            sm.restore_node(now, n)?;
+            nodes.restore(&mut sh, now, n)?;
         }
         // Time between the last commit and now the scheduler did not see:
         // it may be downtime or a step of the wall clock, and it does not
@@ -367,218 +312,150 @@ impl StateMachine {
             .get(CLOCK_KEY)
             .and_then(|v| v.parse::<u64>().ok())
             .map_or(0, |last| now.saturating_sub(last));
+        let mut jobs = Jobs::default();
         for (seq, id, body) in &loaded.jobs {
-            let mut rec: JobRecord =
-                serde_json::from_str(body).map_err(|e| load_err("jobs", id, e))?;
-            for (i, n) in rec.resolved.nodes.iter_mut().enumerate() {
-                n.index = i as u32;
-                if n.launch == m::LaunchSpec::default() {
-                    // Stored before launch specs.
-                    let timeout_s = rec.spec.timeout_s;
-                    n.launch = m::LaunchSpec::of(&n.container, timeout_s);
-                }
-            }
-            let restored = Restored {
-                state: rec.status,
-                attempts_done: rec.attempts.len() as u32,
-                uncounted: rec.attempts.iter().filter(|a| !a.counted).count() as u32,
-                running: rec
-                    .current
-                    .as_ref()
-                    .map(|c| (c.attempt, c.started_at + unseen, c.placement.clone())),
-            };
-            sm.core
-                .apply(
-                    now,
-                    Event::JobSubmitted {
-                        spec: rec.spec.clone(),
-                        restored: Some(restored),
-                    },
-                )
+            let rec: JobRecord = serde_json::from_str(body).map_err(|e| load_err("jobs", id, e))?;
+            jobs.restore(&mut sh, now, unseen, *seq, rec)
                 .map_err(|e| load_err("jobs", id, e))?;
-            if let Some(parent) = rec.spec.parent {
-                sm.children.entry(parent.0).or_default().push(*seq);
-            }
-            sm.next_seq = sm.next_seq.max(seq + 1);
-            sm.ids.insert(id.clone(), *seq);
-            if let Some(t) = &rec.client_token {
-                sm.tokens.insert(t.clone(), *seq);
-            }
-            sm.jobs.insert(*seq, rec);
         }
+        let mut sm = StateMachine {
+            shared: sh,
+            registry,
+            jobs,
+            nodes,
+        };
         // Restoring emits nothing of its own; drop anything it did emit.
         sm.apply_decisions(now);
         Ok(sm)
     }
 
-    /// The token of a job's attempt: HMAC-SHA256 under the scheduler's
-    /// stored key over the job id and attempt, so it is the same after a
-    /// restart and different for every job and attempt.
+    /// The token of a job's attempt (see [`Shared::job_token`]).
     pub fn job_token(&self, job_id: &str, attempt: u32) -> String {
-        let msg = format!("shoal job token\n{job_id}\n{attempt}");
-        shoal_sigv4::hmac_sha256_hex(&self.job_key, msg.as_bytes())
-    }
-
-    fn create_defaults(&mut self, now: u64) -> Result<(), crate::Error> {
-        let fail = |e: ApiError| crate::Error::Load(format!("cannot create the defaults: {e}"));
-        let ce = serde_json::from_value(json!({
-            "computeEnvironmentName": DEFAULT_NAME, "type": "UNMANAGED", "state": "ENABLED"
-        }))
-        .map_err(|e| crate::Error::Load(e.to_string()))?;
-        self.create_ce(now, ce).map_err(fail)?;
-        let q = serde_json::from_value(json!({
-            "jobQueueName": DEFAULT_NAME, "state": "ENABLED", "priority": 1,
-            "computeEnvironmentOrder": [{ "order": 1, "computeEnvironment": DEFAULT_NAME }]
-        }))
-        .map_err(|e| crate::Error::Load(e.to_string()))?;
-        self.create_queue(now, q).map_err(fail)?;
-        self.batch.put_meta("initialized", "1".into());
-        Ok(())
+        self.shared.job_token(job_id, attempt)
     }
 
     /// The writes accumulated since the last call.
     pub fn take_batch(&mut self) -> Batch {
-        for seq in std::mem::take(&mut self.dirty) {
-            if let Some(rec) = self.jobs.get(&seq) {
-                self.batch.put_job(seq, &rec.id, to_json(rec));
-            }
-        }
-        std::mem::take(&mut self.batch)
+        self.jobs.flush(&mut self.shared.batch);
+        std::mem::take(&mut self.shared.batch)
     }
 
     /// Hand the orders of a committed batch to the workers' mailboxes.
     pub fn deliver_orders(&mut self) {
-        for (node, order) in self.outbox.drain(..) {
-            self.mail.push(&node, order);
-        }
+        self.nodes.deliver_orders();
     }
 
     /// How long until something time-based must happen (attempt timeout).
     pub fn next_wake(&self, now: u64) -> Option<u64> {
-        [self.core.next_deadline(), self.next_lost_check()]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|d| d.saturating_sub(now))
+        [
+            self.shared.core.next_deadline(),
+            self.nodes.next_lost_check(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|d| d.saturating_sub(now))
     }
 
     /// Check timeouts and, when anything changed, run a scheduling pass.
     pub fn tick(&mut self, now: u64) {
-        self.check_lost(now);
-        if self.core.next_deadline().is_some_and(|d| d <= now) {
-            if let Err(e) = self.core.apply(now, Event::Tick) {
+        let StateMachine {
+            shared: sh,
+            registry: reg,
+            jobs,
+            nodes,
+        } = self;
+        nodes.check_lost(sh, reg, jobs, now);
+        if sh.core.next_deadline().is_some_and(|d| d <= now) {
+            if let Err(e) = sh.core.apply(now, Event::Tick) {
                 tracing::error!("core tick: {e}");
             }
-            self.needs_pass = true;
+            sh.needs_pass = true;
         }
         self.apply_decisions(now);
-        if self.needs_pass {
-            self.needs_pass = false;
-            self.core.schedule(now);
+        if self.shared.needs_pass {
+            self.shared.needs_pass = false;
+            self.shared.core.schedule(now);
             self.apply_decisions(now);
         }
     }
 
     fn apply_decisions(&mut self, now: u64) {
-        for d in self.core.drain() {
-            match d {
-                Decision::State { job, state, reason } => {
-                    if let Some(rec) = self.jobs.get_mut(&job.0) {
-                        rec.status = state;
-                        rec.status_reason = reason;
-                        if state == JobState::Running {
-                            // AWS: an attempt's startedAt is when it began RUNNING.
-                            if let Some(c) = rec.current.as_mut() {
-                                c.started_at = now;
-                            }
-                            rec.started_at.get_or_insert(now);
-                        }
-                        if state.is_terminal() {
-                            rec.stopped_at = Some(now);
-                            self.needs_pass = true;
-                        }
-                        self.dirty.insert(job.0);
-                    }
-                }
-                Decision::Start {
-                    job,
-                    attempt,
-                    placement,
-                } => {
-                    if let Some(rec) = self.jobs.get_mut(&job.0) {
-                        rec.current = Some(CurrentAttempt {
-                            attempt,
-                            started_at: now,
-                            placement: placement.clone(),
-                            acked: BTreeSet::new(),
-                            exited: BTreeSet::new(),
-                        });
-                        self.dirty.insert(job.0);
-                    }
-                    self.dispatch_start(job, attempt, &placement, None);
-                }
-                Decision::Kill {
-                    job,
-                    attempt,
-                    nodes,
-                    reason,
-                } => {
-                    self.dispatch_kill(job, attempt, &nodes, &reason);
-                }
-                Decision::AttemptEnded {
-                    job,
-                    attempt: _,
-                    exit_code,
-                    reason,
-                    counted,
-                } => {
-                    if let Some(rec) = self.jobs.get_mut(&job.0) {
-                        let current = rec.current.take();
-                        let started_at = current.as_ref().map(|c| c.started_at).unwrap_or(now);
-                        rec.last_placement = current.map(|c| (c.attempt, c.placement));
-                        rec.attempts.push(AttemptRecord {
-                            started_at,
-                            stopped_at: now,
-                            exit_code,
-                            reason,
-                            counted,
-                        });
-                        self.dirty.insert(job.0);
-                    }
-                    self.needs_pass = true;
-                }
-            }
-        }
+        apply_decisions(
+            &mut self.shared,
+            &self.registry,
+            &mut self.jobs,
+            &mut self.nodes,
+            now,
+        );
     }
 
-    /// Handle one API call.
+    /// Handle one API call: each part answers its own.
     pub fn handle(&mut self, now: u64, req: Request) -> Result<Vec<u8>, ApiError> {
         use Request as R;
+        let StateMachine {
+            shared: sh,
+            registry: reg,
+            jobs,
+            nodes,
+        } = self;
         match req {
-            R::RegisterJobDefinition(r) => self.register(*r),
-            R::DescribeJobDefinitions(r) => self.describe_definitions(r),
-            R::DeregisterJobDefinition(r) => self.deregister(r),
-            R::SubmitJob(r, token) => self.submit(now, *r, token),
-            R::DescribeJobs(r) => self.describe_jobs(r),
-            R::ListJobs(r) => self.list_jobs(r),
-            R::CancelJob(r) => self.cancel(now, &r.job_id, r.reason, false),
-            R::TerminateJob(r) => self.cancel(now, &r.job_id, r.reason, true),
-            R::CreateComputeEnvironment(r) => self.create_ce(now, r),
-            R::UpdateComputeEnvironment(r) => self.update_ce(now, r),
-            R::DeleteComputeEnvironment(r) => self.delete_ce(now, r),
-            R::DescribeComputeEnvironments(r) => self.describe_ces(r),
-            R::CreateJobQueue(r) => self.create_queue(now, r),
-            R::UpdateJobQueue(r) => self.update_queue(now, r),
-            R::DeleteJobQueue(r) => self.delete_queue(now, r),
-            R::DescribeJobQueues(r) => self.describe_queues(r),
-            R::ListNodes => self.list_nodes(),
-            R::DrainNode(name, reason) => self.drain_node(now, &name, Some(reason)),
-            R::ResumeNode(name) => self.drain_node(now, &name, None),
-            R::RemoveNode(name) => self.remove_node(&name),
-            R::RegisterWorker(r) => self.register_worker(now, r),
-            R::WorkerPoll(r) => self.poll(now, r),
-            R::LogLocation(id) => self.log_location(now, &id),
+            R::RegisterJobDefinition(r) => reg.register(sh, *r),
+            R::DescribeJobDefinitions(r) => reg.describe_definitions(r),
+            R::DeregisterJobDefinition(r) => reg.deregister(sh, r),
+            R::CreateComputeEnvironment(r) => reg.create_ce(sh, now, r),
+            R::UpdateComputeEnvironment(r) => reg.update_ce(sh, now, r),
+            R::DeleteComputeEnvironment(r) => reg.delete_ce(sh, now, r),
+            R::DescribeComputeEnvironments(r) => reg.describe_ces(nodes, r),
+            R::CreateJobQueue(r) => reg.create_queue(sh, now, r),
+            R::UpdateJobQueue(r) => reg.update_queue(sh, now, r),
+            R::DeleteJobQueue(r) => reg.delete_queue(sh, jobs, now, r),
+            R::DescribeJobQueues(r) => reg.describe_queues(r),
+            R::SubmitJob(r, token) => jobs.submit(sh, reg, now, *r, token),
+            R::DescribeJobs(r) => jobs.describe_jobs(&sh.scope, r),
+            R::ListJobs(r) => jobs.list_jobs(&sh.scope, reg, r),
+            R::CancelJob(r) => jobs.cancel(sh, now, &r.job_id, r.reason, false),
+            R::TerminateJob(r) => jobs.cancel(sh, now, &r.job_id, r.reason, true),
+            R::ListNodes => nodes.list_nodes(&sh.core),
+            R::DrainNode(name, reason) => nodes.drain_node(sh, now, &name, Some(reason)),
+            R::ResumeNode(name) => nodes.drain_node(sh, now, &name, None),
+            R::RemoveNode(name) => nodes.remove_node(sh, jobs, &name),
+            R::RegisterWorker(r) => nodes.register_worker(sh, reg, jobs, now, r),
+            R::WorkerPoll(r) => nodes.poll(sh, reg, jobs, now, r),
+            R::LogLocation(id) => nodes.log_location(jobs, now, &id),
             R::Noop => reply(&json!({})),
+        }
+    }
+}
+
+/// Carry out the core's decisions: the jobs record what they say, and the
+/// nodes turn Start and Kill into orders.
+fn apply_decisions(sh: &mut Shared, reg: &Registry, jobs: &mut Jobs, nodes: &mut Nodes, now: u64) {
+    for d in sh.core.drain() {
+        if jobs.record(&d, now) {
+            sh.needs_pass = true;
+        }
+        match d {
+            Decision::Start {
+                job,
+                attempt,
+                placement,
+            } => {
+                if let Some(rec) = jobs.get(job.0) {
+                    nodes.dispatch_start(sh, reg, rec, attempt, &placement, None);
+                }
+            }
+            Decision::Kill {
+                job,
+                attempt,
+                nodes: on,
+                reason,
+            } => {
+                if let Some(rec) = jobs.get(job.0) {
+                    nodes.dispatch_kill(rec, attempt, &on, &reason);
+                }
+            }
+            Decision::State { .. } | Decision::AttemptEnded { .. } => {}
         }
     }
 }
@@ -587,9 +464,12 @@ mod definitions;
 mod jobs;
 mod nodes;
 mod pools;
+mod registry;
 
 pub use jobs::state_name;
-use pools::pool_spec;
+use jobs::Jobs;
+use nodes::Nodes;
+use registry::Registry;
 
 #[cfg(test)]
 mod tests {

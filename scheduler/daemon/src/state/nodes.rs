@@ -2,8 +2,10 @@
 //! task reports), lost-node detection, and turning the core's Start / Kill
 //! decisions into orders for the workers.
 
-use super::{reply, to_json, JobRecord, StateMachine};
+use super::jobs::task_job_id;
+use super::{reply, to_json, JobRecord, Jobs, Registry, Shared};
 use crate::api::ApiError;
+use crate::config::Timing;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shoal_core::{Event, JobKey, NodeId, NodeSpec, Placement, Resources};
@@ -11,8 +13,8 @@ use shoal_model::wire::{
     Order, PollRequest, RegisterWorkerRequest, RegisterWorkerResponse, StartTask, TaskEvent,
     TaskRef, WorkerPhase, HOST_TERMINATED,
 };
-use shoal_model::{JobId, JobRef};
-use std::collections::BTreeMap;
+use shoal_model::JobRef;
+use std::collections::{BTreeMap, HashMap};
 
 /// A worker node as the scheduler keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,18 +112,54 @@ fn node_spec(n: &NodeRecord) -> NodeSpec {
     }
 }
 
-/// The task's job a job record and node index make (`ID` or `ID#NODE`).
-fn task_job_id(rec: &JobRecord, node_index: u32) -> JobRef {
-    let id = JobId::new(rec.id.clone());
-    if rec.resolved.multinode {
-        JobRef::node(id, node_index)
-    } else {
-        JobRef::job(id)
-    }
+/// The worker nodes by name, their core ids, and the orders decided for
+/// them: those of the batch in progress (the outbox) and those committed
+/// and not yet taken (the mailboxes).
+pub(super) struct Nodes {
+    records: BTreeMap<String, NodeRecord>,
+    /// Core id → name.
+    names: HashMap<u32, String>,
+    next_id: u32,
+    mail: crate::mailbox::Mailboxes,
+    /// Orders decided in this batch, delivered only after it commits.
+    outbox: Vec<(String, Order)>,
+    timing: Timing,
+    /// The cluster CA's certificate (PEM) with a worker listener: handed
+    /// to clients of TLS workers (`logs`).
+    cluster_ca: Option<String>,
 }
 
-impl StateMachine {
-    pub(super) fn restore_node(&mut self, now: u64, mut n: NodeRecord) -> Result<(), crate::Error> {
+impl Nodes {
+    pub(super) fn new(
+        mail: crate::mailbox::Mailboxes,
+        timing: Timing,
+        cluster_ca: Option<String>,
+    ) -> Nodes {
+        Nodes {
+            records: BTreeMap::new(),
+            names: HashMap::new(),
+            next_id: 1,
+            mail,
+            outbox: Vec::new(),
+            timing,
+            cluster_ca,
+        }
+    }
+
+    /// Hand the orders of a committed batch to the workers' mailboxes.
+    pub(super) fn deliver_orders(&mut self) {
+        for (node, order) in self.outbox.drain(..) {
+            self.mail.push(&node, order);
+        }
+    }
+
+    /// A node stored before a restart.
+    pub(super) fn restore(
+        &mut self,
+        sh: &mut Shared,
+        now: u64,
+        mut n: NodeRecord,
+    ) -> Result<(), crate::Error> {
         // A restarted scheduler gives every known worker a full timeout to
         // come back before declaring it lost, and places nothing on it
         // until it does: it may be gone.
@@ -129,33 +167,13 @@ impl StateMachine {
         n.state = NodeState::Unknown;
         n.reconcile = true;
         n.fence_until = None;
-        self.core
+        sh.core
             .apply(now, Event::NodeUpserted(node_spec(&n)))
             .map_err(|e| crate::Error::Load(format!("node {}: {e}", n.name)))?;
-        self.next_node = self.next_node.max(n.id + 1);
-        self.node_names.insert(n.id, n.name.clone());
-        self.nodes.insert(n.name.clone(), n);
+        self.next_id = self.next_id.max(n.id + 1);
+        self.names.insert(n.id, n.name.clone());
+        self.records.insert(n.name.clone(), n);
         Ok(())
-    }
-
-    /// Tasks the scheduler believes run on `node`: (job seq, task).
-    fn tasks_on(&self, node: u32) -> Vec<(u64, TaskRef)> {
-        let mut out = Vec::new();
-        for rec in self.jobs.values() {
-            if let Some(c) = &rec.current {
-                for p in c.placement.iter().filter(|p| p.node.0 == node) {
-                    out.push((
-                        rec.seq,
-                        TaskRef {
-                            job_id: task_job_id(rec, p.node_index),
-                            attempt: c.attempt,
-                            node_index: p.node_index,
-                        },
-                    ));
-                }
-            }
-        }
-        out
     }
 
     /// Compare what the scheduler has on node `name` with the tasks its
@@ -164,15 +182,23 @@ impl StateMachine {
     /// scheduler's mailbox) is sent again; a task it took and no longer
     /// knows was lost with its worker, and the node's attempts fail; a task
     /// only the worker knows is killed.
-    fn reconcile(&mut self, now: u64, name: &str, known: &[TaskRef]) {
-        let Some(id) = self.nodes.get(name).map(|n| n.id) else {
+    fn reconcile(
+        &mut self,
+        sh: &mut Shared,
+        reg: &Registry,
+        jobs: &mut Jobs,
+        now: u64,
+        name: &str,
+        known: &[TaskRef],
+    ) {
+        let Some(id) = self.records.get(name).map(|n| n.id) else {
             return;
         };
         let theirs: std::collections::BTreeSet<&TaskRef> = known.iter().collect();
         let mut lost = false;
         let mut resend = Vec::new();
-        for (seq, task) in self.tasks_on(id) {
-            let Some(c) = self.jobs.get(&seq).and_then(|r| r.current.as_ref()) else {
+        for (seq, task) in jobs.tasks_on(id) {
+            let Some(c) = jobs.get(seq).and_then(|r| r.current.as_ref()) else {
                 continue;
             };
             if theirs.contains(&task) || c.exited.contains(&task.node_index) {
@@ -194,18 +220,21 @@ impl StateMachine {
             tracing::warn!(
                 "worker {name} came back without some of its tasks: their attempts fail"
             );
-            if let Err(e) = self.core.apply(now, Event::NodeLost(NodeId(id))) {
+            if let Err(e) = sh.core.apply(now, Event::NodeLost(NodeId(id))) {
                 tracing::error!("core refused NodeLost for {name}: {e}");
             }
-            self.apply_decisions(now);
+            super::apply_decisions(sh, reg, jobs, self, now);
         } else {
             for (seq, task, placement) in resend {
                 tracing::info!("{task}: node {name} never took its Start order; sending it again");
-                self.dispatch_start(JobKey(seq), task.attempt, &placement, Some(task.node_index));
+                if let Some(rec) = jobs.get(seq) {
+                    let only = Some(task.node_index);
+                    self.dispatch_start(sh, reg, rec, task.attempt, &placement, only);
+                }
             }
         }
         let ours: std::collections::BTreeSet<TaskRef> =
-            self.tasks_on(id).into_iter().map(|(_, t)| t).collect();
+            jobs.tasks_on(id).into_iter().map(|(_, t)| t).collect();
         for t in known.iter().filter(|t| !ours.contains(t)) {
             let kill = Order::Kill {
                 task: t.clone(),
@@ -215,51 +244,11 @@ impl StateMachine {
         }
     }
 
-    /// The worker of node `name` lists `tasks`: their Start orders were
-    /// taken (stored, so that a restarted scheduler does not send them
-    /// again).
-    fn mark_taken(&mut self, name: &str, tasks: &[TaskRef]) {
-        let Some(id) = self.nodes.get(name).map(|n| n.id) else {
-            return;
-        };
-        for t in tasks {
-            let Some(seq) = self.job_seq_of(t) else {
-                continue;
-            };
-            let Some(c) = self.jobs.get_mut(&seq).and_then(|r| r.current.as_mut()) else {
-                continue;
-            };
-            let here = c
-                .placement
-                .iter()
-                .any(|p| p.node_index == t.node_index && p.node.0 == id);
-            if c.attempt == t.attempt && here && c.acked.insert(t.node_index) {
-                self.dirty.insert(seq);
-            }
-        }
-    }
-
-    /// What a report tells of the current attempt: its node took the Start
-    /// (Started), or its task there is gone (Exited).
-    fn note_report(&mut self, seq: u64, task: &TaskRef, event: &TaskEvent) {
-        let Some(c) = self.jobs.get_mut(&seq).and_then(|r| r.current.as_mut()) else {
-            return;
-        };
-        if c.attempt != task.attempt {
-            return;
-        }
-        let changed = match event {
-            TaskEvent::Started => c.acked.insert(task.node_index),
-            TaskEvent::Exited { .. } => c.exited.insert(task.node_index),
-            TaskEvent::NotStarted { .. } => false,
-        };
-        if changed {
-            self.dirty.insert(seq);
-        }
-    }
-
     pub(super) fn register_worker(
         &mut self,
+        sh: &mut Shared,
+        reg: &Registry,
+        jobs: &mut Jobs,
         now: u64,
         r: RegisterWorkerRequest,
     ) -> Result<Vec<u8>, ApiError> {
@@ -269,15 +258,15 @@ impl StateMachine {
                 "give a node name of 1 to 128 characters",
             ));
         }
-        let id = match self.nodes.get(&r.name) {
+        let id = match self.records.get(&r.name) {
             Some(n) => n.id,
             None => {
-                self.next_node += 1;
-                self.next_node - 1
+                self.next_id += 1;
+                self.next_id - 1
             }
         };
-        if self.nodes.contains_key(&r.name) {
-            self.reconcile(now, &r.name, &r.running);
+        if self.records.contains_key(&r.name) {
+            self.reconcile(sh, reg, jobs, now, &r.name, &r.running);
         }
         let rec = NodeRecord {
             id,
@@ -291,17 +280,17 @@ impl StateMachine {
             log_key: r.log_key.clone(),
             tls: r.tls,
             notes: r.notes.clone(),
-            drain: self.nodes.get(&r.name).and_then(|n| n.drain.clone()),
+            drain: self.records.get(&r.name).and_then(|n| n.drain.clone()),
             fence_until: None,
             reconcile: false,
         };
-        self.core
+        sh.core
             .apply(now, Event::NodeUpserted(node_spec(&rec)))
             .map_err(super::core_err)?;
-        self.batch.put_node(&rec.name, to_json(&rec));
-        self.node_names.insert(id, rec.name.clone());
-        self.nodes.insert(rec.name.clone(), rec);
-        self.needs_pass = true;
+        sh.batch.put_node(&rec.name, to_json(&rec));
+        self.names.insert(id, rec.name.clone());
+        self.records.insert(rec.name.clone(), rec);
+        sh.needs_pass = true;
         reply(&RegisterWorkerResponse {
             heartbeat_ms: self.timing.heartbeat_ms,
             lost_after_ms: self.timing.lost_after_ms,
@@ -310,8 +299,15 @@ impl StateMachine {
         })
     }
 
-    pub(super) fn poll(&mut self, now: u64, r: PollRequest) -> Result<Vec<u8>, ApiError> {
-        let Some(node) = self.nodes.get_mut(&r.name) else {
+    pub(super) fn poll(
+        &mut self,
+        sh: &mut Shared,
+        reg: &Registry,
+        jobs: &mut Jobs,
+        now: u64,
+        r: PollRequest,
+    ) -> Result<Vec<u8>, ApiError> {
+        let Some(node) = self.records.get_mut(&r.name) else {
             return Err(ApiError::field(
                 "name",
                 format!("node {:?} is not registered; register first", r.name),
@@ -329,10 +325,11 @@ impl StateMachine {
             node.fence_until = None;
             node.state = NodeState::Up;
             node.last_seen = now;
-            self.node_changed(now, &r.name).map_err(super::core_err)?;
+            self.node_changed(sh, now, &r.name)
+                .map_err(super::core_err)?;
         }
-        let Some(node) = self.nodes.get_mut(&r.name) else {
-            return Err(Self::no_such_node(&r.name));
+        let Some(node) = self.records.get_mut(&r.name) else {
+            return Err(no_such_node(&r.name));
         };
         node.last_seen = now;
         if let Some(tasks) = &r.tasks {
@@ -342,20 +339,22 @@ impl StateMachine {
                 // Heard from after a restart: jobs may go there again.
                 node.state = NodeState::Up;
             }
-            self.mark_taken(&r.name, tasks);
+            let id = node.id;
+            jobs.mark_taken(id, tasks);
             if reconcile {
-                self.reconcile(now, &r.name, tasks);
+                self.reconcile(sh, reg, jobs, now, &r.name, tasks);
             }
             if heard {
-                self.node_changed(now, &r.name).map_err(super::core_err)?;
+                self.node_changed(sh, now, &r.name)
+                    .map_err(super::core_err)?;
             }
         }
         for rep in r.reports {
-            let Some(seq) = self.job_seq_of(&rep.task) else {
+            let Some(seq) = jobs.seq_of_task(&rep.task) else {
                 continue;
             };
             let job = JobKey(seq);
-            self.note_report(seq, &rep.task, &rep.event);
+            jobs.note_report(seq, &rep.task, &rep.event);
             let ev = match rep.event {
                 TaskEvent::Started => Event::NodeStarted {
                     job,
@@ -368,33 +367,25 @@ impl StateMachine {
                     reason: format!("node {} did not start it: {reason}", r.name),
                 },
                 TaskEvent::Exited {
+                    exit_code, reason, ..
+                } => Event::NodeExited {
+                    job,
+                    attempt: rep.task.attempt,
+                    node_index: rep.task.node_index,
                     exit_code,
                     reason,
-                    shm_peak_mib,
-                } => {
-                    if let Some(rec) = self.jobs.get_mut(&seq) {
-                        rec.shm_peak_mib = Some(rec.shm_peak_mib.unwrap_or(0).max(shm_peak_mib));
-                        self.dirty.insert(seq);
-                    }
-                    Event::NodeExited {
-                        job,
-                        attempt: rep.task.attempt,
-                        node_index: rep.task.node_index,
-                        exit_code,
-                        reason,
-                    }
-                }
+                },
             };
-            self.core.apply(now, ev).map_err(super::core_err)?;
-            self.needs_pass = true;
+            sh.core.apply(now, ev).map_err(super::core_err)?;
+            sh.needs_pass = true;
         }
         match r.phase {
             WorkerPhase::Running => {}
-            WorkerPhase::Stopping => self.node_stopping(now, &r.name),
+            WorkerPhase::Stopping => self.node_stopping(sh, reg, jobs, now, &r.name),
             WorkerPhase::Stopped => {
                 tracing::info!("worker {} stopped", r.name);
                 let reason = format!("{HOST_TERMINATED}: worker {} stopped", r.name);
-                self.node_down(now, &r.name, Some(reason));
+                self.node_down(sh, reg, jobs, now, &r.name, Some(reason));
             }
         }
         reply(&json!({}))
@@ -402,8 +393,15 @@ impl StateMachine {
 
     /// The worker of `name` is stopping: nothing new goes there, and the
     /// Start orders it has not taken go back to their jobs.
-    fn node_stopping(&mut self, now: u64, name: &str) {
-        let Some(n) = self.nodes.get_mut(name) else {
+    fn node_stopping(
+        &mut self,
+        sh: &mut Shared,
+        reg: &Registry,
+        jobs: &mut Jobs,
+        now: u64,
+        name: &str,
+    ) {
+        let Some(n) = self.records.get_mut(name) else {
             return;
         };
         if n.state == NodeState::Stopping {
@@ -411,39 +409,47 @@ impl StateMachine {
         }
         tracing::info!("worker {name} is stopping: nothing new is placed there");
         n.state = NodeState::Stopping;
-        if let Err(e) = self.node_changed(now, name) {
+        if let Err(e) = self.node_changed(sh, now, name) {
             tracing::error!("core refused NodeUpserted for {name}: {e}");
         }
-        self.withdraw_starts(now, name, &format!("the worker of node {name} is stopping"));
+        self.withdraw_starts(
+            sh,
+            reg,
+            jobs,
+            now,
+            name,
+            &format!("the worker of node {name} is stopping"),
+        );
     }
 
     /// Tell the core what node `name` is now (capacity, labels, whether it
     /// takes new work: [`node_spec`]) and schedule again.
-    fn node_changed(&mut self, now: u64, name: &str) -> Result<(), shoal_core::CoreError> {
-        let Some(n) = self.nodes.get(name) else {
+    fn node_changed(
+        &mut self,
+        sh: &mut Shared,
+        now: u64,
+        name: &str,
+    ) -> Result<(), shoal_core::CoreError> {
+        let Some(n) = self.records.get(name) else {
             return Ok(());
         };
-        self.core.apply(now, Event::NodeUpserted(node_spec(n)))?;
-        self.needs_pass = true;
+        sh.core.apply(now, Event::NodeUpserted(node_spec(n)))?;
+        sh.needs_pass = true;
         Ok(())
-    }
-
-    /// The job a task belongs to (`ID` of `ID#NODE`), if known.
-    fn job_seq_of(&self, task: &TaskRef) -> Option<u64> {
-        self.ids.get(task.job_id.job.as_str()).copied()
-    }
-
-    fn no_such_node(name: &str) -> ApiError {
-        ApiError::field(
-            "name",
-            format!("no node named {name:?}; shoal nodes lists them"),
-        )
     }
 
     /// Start orders for `name` that it has not taken (in its mailbox, or
     /// decided in this batch) never reach it: their attempts end without
     /// counting and the jobs wait to start again.
-    fn withdraw_starts(&mut self, now: u64, name: &str, why: &str) {
+    fn withdraw_starts(
+        &mut self,
+        sh: &mut Shared,
+        reg: &Registry,
+        jobs: &mut Jobs,
+        now: u64,
+        name: &str,
+        why: &str,
+    ) {
         let mut starts = self.mail.withdraw_starts(name);
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.outbox)
             .into_iter()
@@ -452,7 +458,7 @@ impl StateMachine {
         starts.extend(mine.into_iter().map(|(_, o)| o));
         for o in starts {
             let Order::Start(s) = o else { continue };
-            let Some(seq) = self.job_seq_of(&s.task) else {
+            let Some(seq) = jobs.seq_of_task(&s.task) else {
                 continue;
             };
             let ev = Event::StartUndelivered {
@@ -460,7 +466,7 @@ impl StateMachine {
                 attempt: s.task.attempt,
                 reason: format!("the Start order never reached node {name} ({why})"),
             };
-            if let Err(e) = self.core.apply(now, ev) {
+            if let Err(e) = sh.core.apply(now, ev) {
                 tracing::error!("core refused StartUndelivered for {}: {e}", s.task);
             }
             // Nothing of it runs there: the job need not wait for that node.
@@ -471,34 +477,42 @@ impl StateMachine {
                 exit_code: None,
                 reason: "never started".into(),
             };
-            if let Err(e) = self.core.apply(now, gone) {
+            if let Err(e) = sh.core.apply(now, gone) {
                 tracing::error!("core refused NodeExited for {}: {e}", s.task);
             }
         }
-        self.apply_decisions(now);
+        super::apply_decisions(sh, reg, jobs, self, now);
     }
 
     /// Node `name` is down: what was still to be delivered to it goes back
     /// to its jobs, and every attempt with a node there fails with
     /// `reason` (None: "node NAME was lost").
-    fn node_down(&mut self, now: u64, name: &str, reason: Option<String>) {
-        let Some(n) = self.nodes.get_mut(name) else {
+    fn node_down(
+        &mut self,
+        sh: &mut Shared,
+        reg: &Registry,
+        jobs: &mut Jobs,
+        now: u64,
+        name: &str,
+        reason: Option<String>,
+    ) {
+        let Some(n) = self.records.get_mut(name) else {
             return;
         };
         n.state = NodeState::Down;
         n.fence_until = None;
         let id = NodeId(n.id);
         let why = reason.clone().unwrap_or_else(|| "it was lost".into());
-        self.withdraw_starts(now, name, &why);
+        self.withdraw_starts(sh, reg, jobs, now, name, &why);
         self.mail.clear(name);
         let ev = match reason {
             Some(reason) => Event::NodeDown { node: id, reason },
             None => Event::NodeLost(id),
         };
-        if let Err(e) = self.core.apply(now, ev) {
+        if let Err(e) = sh.core.apply(now, ev) {
             tracing::error!("core refused the loss of {name}: {e}");
         }
-        self.needs_pass = true;
+        sh.needs_pass = true;
     }
 
     /// Declare nodes that missed their heartbeats lost (nothing new goes
@@ -506,16 +520,22 @@ impl StateMachine {
     /// the attempts of lost nodes whose tasks are surely gone (their lease,
     /// kill grace and margin after their last contact): only then may those
     /// jobs start again elsewhere.
-    pub(super) fn check_lost(&mut self, now: u64) {
+    pub(super) fn check_lost(
+        &mut self,
+        sh: &mut Shared,
+        reg: &Registry,
+        jobs: &mut Jobs,
+        now: u64,
+    ) {
         let after = self.timing.lost_after_ms;
         let silent: Vec<String> = self
-            .nodes
+            .records
             .values()
             .filter(|n| n.state != NodeState::Down && now.saturating_sub(n.last_seen) > after)
             .map(|n| n.name.clone())
             .collect();
         for name in silent {
-            let Some(n) = self.nodes.get_mut(&name) else {
+            let Some(n) = self.records.get_mut(&name) else {
                 continue;
             };
             let fence = n.last_seen + self.timing.fence_ms();
@@ -525,47 +545,50 @@ impl StateMachine {
             );
             n.state = NodeState::Down;
             n.fence_until = Some(fence);
-            if let Err(e) = self.node_changed(now, &name) {
+            if let Err(e) = self.node_changed(sh, now, &name) {
                 tracing::error!("core refused NodeUpserted for {name}: {e}");
             }
-            self.withdraw_starts(now, &name, "it was lost");
+            self.withdraw_starts(sh, reg, jobs, now, &name, "it was lost");
         }
         let fenced: Vec<String> = self
-            .nodes
+            .records
             .values()
             .filter(|n| n.fence_until.is_some_and(|t| t <= now))
             .map(|n| n.name.clone())
             .collect();
         for name in fenced {
             tracing::warn!("worker {name}: its tasks' lease ran out; their attempts end");
-            self.node_down(now, &name, None);
+            self.node_down(sh, reg, jobs, now, &name, None);
         }
     }
 
     /// `shoal drain NODE` (`reason` Some) or `shoal resume NODE` (None).
     pub(super) fn drain_node(
         &mut self,
+        sh: &mut Shared,
         now: u64,
         name: &str,
         reason: Option<String>,
     ) -> Result<Vec<u8>, ApiError> {
         let n = self
-            .nodes
+            .records
             .get_mut(name)
-            .ok_or_else(|| Self::no_such_node(name))?;
+            .ok_or_else(|| no_such_node(name))?;
         n.drain = reason;
         let body = to_json(&*n);
-        self.node_changed(now, name).map_err(super::core_err)?;
-        self.batch.put_node(name, body);
+        self.node_changed(sh, now, name).map_err(super::core_err)?;
+        sh.batch.put_node(name, body);
         reply(&json!({}))
     }
 
     /// `shoal remove-node NODE`: forget a DOWN node with nothing on it.
-    pub(super) fn remove_node(&mut self, name: &str) -> Result<Vec<u8>, ApiError> {
-        let n = self
-            .nodes
-            .get(name)
-            .ok_or_else(|| Self::no_such_node(name))?;
+    pub(super) fn remove_node(
+        &mut self,
+        sh: &mut Shared,
+        jobs: &Jobs,
+        name: &str,
+    ) -> Result<Vec<u8>, ApiError> {
+        let n = self.records.get(name).ok_or_else(|| no_such_node(name))?;
         if n.state != NodeState::Down {
             return Err(ApiError::field(
                 "name",
@@ -576,22 +599,22 @@ impl StateMachine {
             ));
         }
         let id = n.id;
-        if !self.tasks_on(id).is_empty() {
+        if !jobs.tasks_on(id).is_empty() {
             return Err(ApiError::field(
                 "name",
                 format!("node {name} still holds attempts; wait for them to end"),
             ));
         }
-        self.nodes.remove(name);
-        self.node_names.remove(&id);
+        self.records.remove(name);
+        self.names.remove(&id);
         self.mail.clear(name);
-        self.batch.delete_node(name);
+        sh.batch.delete_node(name);
         reply(&json!({}))
     }
 
     /// Earliest time a node would be declared lost.
     pub(super) fn next_lost_check(&self) -> Option<u64> {
-        self.nodes
+        self.records
             .values()
             .filter_map(|n| match n.state {
                 NodeState::Down => n.fence_until,
@@ -604,20 +627,19 @@ impl StateMachine {
     /// node index alone).
     pub(super) fn dispatch_start(
         &mut self,
-        job: JobKey,
+        sh: &Shared,
+        reg: &Registry,
+        rec: &JobRecord,
         attempt: u32,
         placement: &[Placement],
         only: Option<u32>,
     ) {
-        let Some(rec) = self.jobs.get(&job.0) else {
-            return;
-        };
         let mut by_index: Vec<&Placement> = placement.iter().collect();
         by_index.sort_by_key(|p| p.node_index);
         let addr = |p: &Placement| {
-            self.node_names
+            self.names
                 .get(&p.node.0)
-                .and_then(|n| self.nodes.get(n))
+                .and_then(|n| self.records.get(n))
                 .map(|n| n.address.clone())
                 .unwrap_or_default()
         };
@@ -631,9 +653,9 @@ impl StateMachine {
         let workers: Vec<String> = by_index
             .iter()
             .map(|p| {
-                self.node_names
+                self.names
                     .get(&p.node.0)
-                    .and_then(|n| self.nodes.get(n))
+                    .and_then(|n| self.records.get(n))
                     .map(NodeRecord::server)
                     .unwrap_or_default()
             })
@@ -646,13 +668,13 @@ impl StateMachine {
         {
             hostfile.push_str(&format!("{} slots={}\n", addr(p), p.alloc.vcpus.max(1)));
         }
-        let ce = self.ce_for(&rec.queue);
-        let token = self.job_token(&rec.id, attempt);
+        let ce = reg.ce_for(&rec.queue);
+        let token = sh.job_token(&rec.id, attempt);
         for p in by_index
             .iter()
             .filter(|p| only.is_none_or(|i| i == p.node_index))
         {
-            let Some(node_name) = self.node_names.get(&p.node.0).cloned() else {
+            let Some(node_name) = self.names.get(&p.node.0).cloned() else {
                 continue;
             };
             let Some(rn) = rec.resolved.nodes.get(p.node_index as usize) else {
@@ -704,21 +726,18 @@ impl StateMachine {
     /// Send Kill orders for an attempt to the given nodes.
     pub(super) fn dispatch_kill(
         &mut self,
-        job: JobKey,
+        rec: &JobRecord,
         attempt: u32,
         nodes: &[NodeId],
         reason: &str,
     ) {
-        let Some(rec) = self.jobs.get(&job.0) else {
-            return;
-        };
         let placement: Vec<Placement> = match (&rec.current, &rec.last_placement) {
             (Some(c), _) if c.attempt == attempt => c.placement.clone(),
             (_, Some((a, p))) if *a == attempt => p.clone(),
             _ => Vec::new(),
         };
         for n in nodes {
-            let Some(name) = self.node_names.get(&n.0) else {
+            let Some(name) = self.names.get(&n.0) else {
                 continue;
             };
             for p in placement.iter().filter(|p| p.node == *n) {
@@ -738,26 +757,6 @@ impl StateMachine {
         }
     }
 
-    /// The compute environment of a queue (its first one), for AWS_BATCH_CE_NAME.
-    fn ce_for(&self, queue: &str) -> String {
-        self.queues
-            .get(queue)
-            .and_then(|q| {
-                q.detail
-                    .compute_environment_order
-                    .iter()
-                    .min_by_key(|o| o.order)
-            })
-            .map(|o| {
-                o.compute_environment
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .unwrap_or_default()
-    }
-
     /// Live workers whose labels match `selector`, their vCPUs, and their
     /// notes (`NODE: NOTE`).
     pub(super) fn workers_of(
@@ -765,7 +764,7 @@ impl StateMachine {
         selector: &BTreeMap<String, String>,
     ) -> (Vec<String>, u32, Vec<String>) {
         let hits: Vec<&NodeRecord> = self
-            .nodes
+            .records
             .values()
             .filter(|n| {
                 n.state != NodeState::Down
@@ -781,12 +780,12 @@ impl StateMachine {
         )
     }
 
-    pub(super) fn list_nodes(&self) -> Result<Vec<u8>, ApiError> {
+    pub(super) fn list_nodes(&self, core: &shoal_core::Core) -> Result<Vec<u8>, ApiError> {
         let nodes: Vec<shoal_model::NodeInfo> = self
-            .nodes
+            .records
             .values()
             .map(|n| {
-                let free = self.core.node_free(NodeId(n.id)).unwrap_or_default();
+                let free = core.node_free(NodeId(n.id)).unwrap_or_default();
                 let used = match n.state {
                     NodeState::Down => 0,
                     _ => n.capacity.vcpus.saturating_sub(free.vcpus),
@@ -827,16 +826,19 @@ impl StateMachine {
 
     /// Where a task's logs are: the worker's base URL, and a grant (query
     /// string) that lets the caller read this task's log there for a while.
-    pub(super) fn log_location(&self, now: u64, job_id: &str) -> Result<Vec<u8>, ApiError> {
+    pub(super) fn log_location(
+        &self,
+        jobs: &Jobs,
+        now: u64,
+        job_id: &str,
+    ) -> Result<Vec<u8>, ApiError> {
         let r: JobRef = job_id
             .parse()
             .map_err(|e: shoal_model::JobRefError| ApiError::field("jobId", e.to_string()))?;
         let (base, node_index) = (r.job.as_str(), r.node.unwrap_or(0));
-        let seq = *self
-            .ids
-            .get(base)
+        let rec = jobs
+            .by_id(base)
             .ok_or_else(|| ApiError::field("jobId", format!("no job with id {base:?}")))?;
-        let rec = &self.jobs[&seq];
         let placement = rec
             .current
             .as_ref()
@@ -853,9 +855,9 @@ impl StateMachine {
             .find(|p| p.node_index == node_index)
             .ok_or_else(|| ApiError::field("jobId", format!("{base} has no node {node_index}")))?;
         let n = self
-            .node_names
+            .names
             .get(&p.node.0)
-            .and_then(|n| self.nodes.get(n))
+            .and_then(|n| self.records.get(n))
             .ok_or_else(|| ApiError::Server("the node that ran this task is unknown".into()))?;
         let task = TaskRef {
             job_id: task_job_id(rec, node_index),
@@ -889,4 +891,11 @@ impl StateMachine {
             ca: if n.tls { self.cluster_ca.clone() } else { None },
         })
     }
+}
+
+fn no_such_node(name: &str) -> ApiError {
+    ApiError::field(
+        "name",
+        format!("no node named {name:?}; shoal nodes lists them"),
+    )
 }

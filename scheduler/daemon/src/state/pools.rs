@@ -1,9 +1,8 @@
 //! Compute environments (pools of workers, selected by labels) and job
 //! queues: Create / Update / Delete / Describe.
 
-use super::{
-    page, pagination, reply, to_json, CeRecord, QueueRecord, StateMachine, DEFAULT_ESTIMATE_S,
-};
+use super::registry::{CeRecord, QueueRecord};
+use super::{page, pagination, reply, to_json, Jobs, Nodes, Registry, Shared, DEFAULT_ESTIMATE_S};
 use crate::api::ApiError;
 use serde_json::json;
 use shoal_core::{Event, PoolId, PoolSpec, QueueId, QueueSpec};
@@ -23,7 +22,7 @@ pub(super) fn pool_spec(rec: &CeRecord) -> PoolSpec {
     }
 }
 
-impl StateMachine {
+impl Registry {
     pub(super) fn queue_spec(&self, rec: &QueueRecord) -> QueueSpec {
         let mut order: Vec<&m::ComputeEnvironmentOrder> =
             rec.detail.compute_environment_order.iter().collect();
@@ -77,32 +76,33 @@ impl StateMachine {
         Ok(name)
     }
 
-    fn put_ce(&mut self, now: u64, rec: CeRecord) -> Result<(), ApiError> {
-        self.core
+    fn put_ce(&mut self, sh: &mut Shared, now: u64, rec: CeRecord) -> Result<(), ApiError> {
+        sh.core
             .apply(now, Event::PoolUpserted(pool_spec(&rec)))
             .map_err(super::core_err)?;
-        self.batch
+        sh.batch
             .put_compute_environment(&rec.detail.compute_environment_name, to_json(&rec));
         self.ces
             .insert(rec.detail.compute_environment_name.clone(), rec);
-        self.needs_pass = true;
+        sh.needs_pass = true;
         Ok(())
     }
 
-    fn put_queue(&mut self, now: u64, rec: QueueRecord) -> Result<(), ApiError> {
+    fn put_queue(&mut self, sh: &mut Shared, now: u64, rec: QueueRecord) -> Result<(), ApiError> {
         let spec = self.queue_spec(&rec);
-        self.core
+        sh.core
             .apply(now, Event::QueueUpserted(spec))
             .map_err(super::core_err)?;
-        self.batch
+        sh.batch
             .put_job_queue(&rec.detail.job_queue_name, to_json(&rec));
         self.queues.insert(rec.detail.job_queue_name.clone(), rec);
-        self.needs_pass = true;
+        sh.needs_pass = true;
         Ok(())
     }
 
     pub(super) fn create_ce(
         &mut self,
+        sh: &mut Shared,
         now: u64,
         r: m::CreateComputeEnvironmentRequest,
     ) -> Result<Vec<u8>, ApiError> {
@@ -113,12 +113,12 @@ impl StateMachine {
                 format!("a compute environment named {name:?} already exists"),
             ));
         }
-        let arn = self.scope.compute_environment_arn(&name);
+        let arn = sh.scope.compute_environment_arn(&name);
         let detail = m::ComputeEnvironmentDetail {
             compute_environment_name: name.clone(),
             compute_environment_arn: arn.clone(),
             container_orchestration_type: Some("ECS".into()),
-            ecs_cluster_arn: Some(self.scope.ecs_cluster_arn(&name)),
+            ecs_cluster_arn: Some(sh.scope.ecs_cluster_arn(&name)),
             kind: Some(r.kind.clone()),
             state: Some(r.state.clone().unwrap_or_else(|| "ENABLED".into())),
             status: Some("VALID".into()),
@@ -131,7 +131,7 @@ impl StateMachine {
         };
         let pool = self.next_pool;
         self.next_pool += 1;
-        self.put_ce(now, CeRecord { pool, detail })?;
+        self.put_ce(sh, now, CeRecord { pool, detail })?;
         reply(&m::CreateComputeEnvironmentResponse {
             compute_environment_name: name,
             compute_environment_arn: arn,
@@ -140,6 +140,7 @@ impl StateMachine {
 
     pub(super) fn update_ce(
         &mut self,
+        sh: &mut Shared,
         now: u64,
         r: m::UpdateComputeEnvironmentRequest,
     ) -> Result<Vec<u8>, ApiError> {
@@ -158,7 +159,7 @@ impl StateMachine {
             rec.detail.service_role = r.service_role.clone();
         }
         let arn = rec.detail.compute_environment_arn.clone();
-        self.put_ce(now, rec)?;
+        self.put_ce(sh, now, rec)?;
         reply(&m::UpdateComputeEnvironmentResponse {
             compute_environment_name: name,
             compute_environment_arn: arn,
@@ -167,6 +168,7 @@ impl StateMachine {
 
     pub(super) fn delete_ce(
         &mut self,
+        sh: &mut Shared,
         now: u64,
         r: m::DeleteComputeEnvironmentRequest,
     ) -> Result<Vec<u8>, ApiError> {
@@ -198,17 +200,18 @@ impl StateMachine {
             ));
         }
         let pool = PoolId(rec.pool);
-        self.core
+        sh.core
             .apply(now, Event::PoolDeleted(pool))
             .map_err(super::core_err)?;
         self.ces.remove(&name);
-        self.batch.delete_compute_environment(&name);
+        sh.batch.delete_compute_environment(&name);
         let _ = arn;
         reply(&json!({}))
     }
 
     pub(super) fn describe_ces(
         &self,
+        nodes: &Nodes,
         r: m::DescribeComputeEnvironmentsRequest,
     ) -> Result<Vec<u8>, ApiError> {
         let (start, max) = pagination(r.next_token.as_deref(), r.max_results)?;
@@ -228,7 +231,7 @@ impl StateMachine {
             .into_iter()
             .map(|d| {
                 let mut d = d.clone();
-                let (names, vcpus, notes) = self.workers_of(&d.selector());
+                let (names, vcpus, notes) = nodes.workers_of(&d.selector());
                 let mut reason = if names.is_empty() {
                     "ComputeEnvironment Healthy; no workers registered".to_string()
                 } else {
@@ -274,6 +277,7 @@ impl StateMachine {
 
     pub(super) fn create_queue(
         &mut self,
+        sh: &mut Shared,
         now: u64,
         r: m::CreateJobQueueRequest,
     ) -> Result<Vec<u8>, ApiError> {
@@ -293,7 +297,7 @@ impl StateMachine {
             }
         }
         let order = self.check_order(&r.compute_environment_order)?;
-        let arn = self.scope.job_queue_arn(&name);
+        let arn = sh.scope.job_queue_arn(&name);
         let detail = m::JobQueueDetail {
             job_queue_name: name.clone(),
             job_queue_arn: arn.clone(),
@@ -308,7 +312,7 @@ impl StateMachine {
         };
         let id = self.next_queue;
         self.next_queue += 1;
-        self.put_queue(now, QueueRecord { id, detail })?;
+        self.put_queue(sh, now, QueueRecord { id, detail })?;
         reply(&m::CreateJobQueueResponse {
             job_queue_name: name,
             job_queue_arn: arn,
@@ -317,6 +321,7 @@ impl StateMachine {
 
     pub(super) fn update_queue(
         &mut self,
+        sh: &mut Shared,
         now: u64,
         r: m::UpdateJobQueueRequest,
     ) -> Result<Vec<u8>, ApiError> {
@@ -332,7 +337,7 @@ impl StateMachine {
             rec.detail.compute_environment_order = self.check_order(order)?;
         }
         let arn = rec.detail.job_queue_arn.clone();
-        self.put_queue(now, rec)?;
+        self.put_queue(sh, now, rec)?;
         reply(&m::UpdateJobQueueResponse {
             job_queue_name: name,
             job_queue_arn: arn,
@@ -341,6 +346,8 @@ impl StateMachine {
 
     pub(super) fn delete_queue(
         &mut self,
+        sh: &mut Shared,
+        jobs: &Jobs,
         now: u64,
         r: m::DeleteJobQueueRequest,
     ) -> Result<Vec<u8>, ApiError> {
@@ -352,22 +359,18 @@ impl StateMachine {
                 format!("{name} is ENABLED; disable it first (UpdateJobQueue state=DISABLED)"),
             ));
         }
-        let unfinished = self
-            .jobs
-            .values()
-            .filter(|j| j.queue == name && !j.status.is_terminal())
-            .count();
+        let unfinished = jobs.unfinished_in(&name);
         if unfinished > 0 {
             return Err(ApiError::field(
                 "jobQueue",
                 format!("{name} still holds {unfinished} unfinished jobs; terminate them first"),
             ));
         }
-        self.core
+        sh.core
             .apply(now, Event::QueueDeleted(QueueId(rec.id)))
             .map_err(super::core_err)?;
         self.queues.remove(&name);
-        self.batch.delete_job_queue(&name);
+        sh.batch.delete_job_queue(&name);
         reply(&json!({}))
     }
 
@@ -390,5 +393,18 @@ impl StateMachine {
             job_queues: list.into_iter().cloned().collect(),
             next_token,
         })
+    }
+
+    /// The queue named by `jobQueue` (name or ARN), if it takes jobs.
+    pub(super) fn open_queue(&self, given: &str) -> Result<(String, QueueId), ApiError> {
+        let queue = self.queue_name("jobQueue", given)?;
+        if self.queues[&queue].detail.state == "DISABLED" {
+            return Err(ApiError::field(
+                "jobQueue",
+                format!("job queue {queue} is DISABLED and accepts no new jobs; enable it (UpdateJobQueue state=ENABLED) or use another queue"),
+            ));
+        }
+        let id = QueueId(self.queues[&queue].id);
+        Ok((queue, id))
     }
 }
