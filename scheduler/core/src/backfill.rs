@@ -15,9 +15,10 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
+use crate::index::{IndexVec, JobSlot, NodeSlot, ShapeId};
 use crate::matching::assign;
 use crate::resources::{fits, fits_used, res_sub};
-use crate::state::{Cluster, Demand, Job, NodeHot, NodeMeta, SimNode, NONE};
+use crate::state::{Cluster, Demand, Job, NodeHot, NodeMeta, SimNode};
 use crate::types::{JobKey, Millis, Resources};
 
 /// A sparse per-node overlay over the live node state, reused between
@@ -26,8 +27,8 @@ use crate::types::{JobKey, Millis, Resources};
 #[derive(Debug, Default)]
 pub(crate) struct Overlay {
     epoch: u64,
-    mark: Vec<u64>,
-    val: Vec<SimNode>,
+    mark: IndexVec<NodeSlot, u64>,
+    val: IndexVec<NodeSlot, SimNode>,
 }
 
 impl Overlay {
@@ -42,14 +43,14 @@ impl Overlay {
 
     /// The overlay value of a node, if it has one.
     #[inline]
-    pub fn get(&self, slot: u32) -> Option<&SimNode> {
-        (self.mark[slot as usize] == self.epoch).then(|| &self.val[slot as usize])
+    pub fn get(&self, slot: NodeSlot) -> Option<&SimNode> {
+        (self.mark[slot] == self.epoch).then(|| &self.val[slot])
     }
 
     /// The overlay value of a node, copied from the live state first if it
     /// has none.
-    pub fn entry(&mut self, slot: u32, hot: &[NodeHot]) -> &mut SimNode {
-        let i = slot as usize;
+    pub fn entry(&mut self, slot: NodeSlot, hot: &IndexVec<NodeSlot, NodeHot>) -> &mut SimNode {
+        let i = slot;
         if self.mark[i] != self.epoch {
             self.mark[i] = self.epoch;
             self.val[i] = SimNode::of(&hot[i]);
@@ -59,7 +60,7 @@ impl Overlay {
 }
 
 /// Running attempts in order of estimated end: (estimated end, job, slot).
-pub(crate) type RunningSet = BTreeSet<(Millis, JobKey, u32)>;
+pub(crate) type RunningSet = BTreeSet<(Millis, JobKey, JobSlot)>;
 
 /// The head's reservation.
 #[derive(Debug, Clone)]
@@ -70,7 +71,7 @@ pub(crate) struct EasyReservation {
 
 /// An attempt started earlier in the running pass (not yet in the running
 /// set): (estimated end, job, shape id, node slot per node index).
-pub(crate) type FreshStart = (Millis, JobKey, u32, Vec<u32>);
+pub(crate) type FreshStart = (Millis, JobKey, ShapeId, Vec<NodeSlot>);
 
 /// Computes the EASY reservation of the head (a job of shape `sid` that does
 /// not fit anywhere now) and leaves the *extra* in `ov`: for nodes in the
@@ -88,22 +89,24 @@ pub(crate) type FreshStart = (Millis, JobKey, u32, Vec<u32>);
 /// released (over-committed capacity).
 pub(crate) fn easy_reservation(
     cluster: &Cluster,
-    jobs: &[Job],
+    jobs: &IndexVec<JobSlot, Job>,
     running: &RunningSet,
     fresh: &[FreshStart],
     now: Millis,
-    sid: u32,
+    sid: ShapeId,
     ov: &mut Overlay,
 ) -> Option<EasyReservation> {
     let hot = &cluster.hot;
     ov.reset(hot.len());
-    let shape = &cluster.shapes[sid as usize];
-    let class = &cluster.queues[shape.qslot as usize].class;
+    let shape = &cluster.shapes[sid];
+    let class = &cluster.queues[shape.qslot].class;
     // Released attempts, in order: (end, Ok(job slot) | Err(fresh index)).
     let after = cluster.overdue_at.saturating_add(1);
-    let mut old = running.range((after, JobKey(0), 0)..).peekable();
+    let mut old = running
+        .range((after, JobKey(0), JobSlot::FIRST)..)
+        .peekable();
     let mut new = fresh.iter().enumerate().peekable();
-    let mut next = move || -> Option<(Millis, Result<u32, usize>)> {
+    let mut next = move || -> Option<(Millis, Result<JobSlot, usize>)> {
         let take_old = match (old.peek(), new.peek()) {
             (None, None) => return None,
             (Some(_), None) => true,
@@ -117,38 +120,39 @@ pub(crate) fn easy_reservation(
         }
     };
     // Calls `f(node slot, what to release)` for every node of an attempt.
-    let for_nodes = |which: Result<u32, usize>, f: &mut dyn FnMut(u32, SimNode)| match which {
-        Ok(j) => {
-            if let Some(att) = jobs[j as usize].attempt.as_ref() {
-                for (p, &ns) in att.placement.iter().zip(&att.slots) {
-                    let excl = att.gang as u32;
+    let for_nodes =
+        |which: Result<JobSlot, usize>, f: &mut dyn FnMut(NodeSlot, SimNode)| match which {
+            Ok(j) => {
+                if let Some(att) = jobs[j].attempt.as_ref() {
+                    for (p, &ns) in att.placement.iter().zip(&att.slots) {
+                        let excl = att.gang as u32;
+                        f(
+                            ns,
+                            SimNode {
+                                used: p.alloc,
+                                users: 1,
+                                excl,
+                            },
+                        );
+                    }
+                }
+            }
+            Err(i) => {
+                let (_, _, fsid, nodes) = &fresh[i];
+                let fshape = &cluster.shapes[*fsid];
+                for (k, &ns) in nodes.iter().enumerate() {
+                    let (alloc, gang) = fshape.alloc(k);
                     f(
                         ns,
                         SimNode {
-                            used: p.alloc,
+                            used: alloc,
                             users: 1,
-                            excl,
+                            excl: gang as u32,
                         },
                     );
                 }
             }
-        }
-        Err(i) => {
-            let (_, _, fsid, nodes) = &fresh[i];
-            let fshape = &cluster.shapes[*fsid as usize];
-            for (k, &ns) in nodes.iter().enumerate() {
-                let (alloc, gang) = fshape.alloc(k);
-                f(
-                    ns,
-                    SimNode {
-                        used: alloc,
-                        users: 1,
-                        excl: gang as u32,
-                    },
-                );
-            }
-        }
-    };
+        };
     let demands: &[Resources] = match &shape.demand {
         Demand::Single(need) => std::slice::from_ref(need),
         Demand::Gang(v) => v,
@@ -166,18 +170,18 @@ pub(crate) fn easy_reservation(
     };
     if gang_head {
         for &ns in &class.order {
-            if hot[ns as usize].fits_gang(shape.min) {
+            if hot[ns].fits_gang(shape.min) {
                 sim.release(ns, SimNode::default(), ov);
             }
         }
     }
     // Overdue attempts end now.
-    for (ns, d) in cluster.overdue.iter().enumerate() {
+    for (ns, d) in cluster.overdue.iter_enumerated() {
         if d.users > 0 {
-            sim.release(ns as u32, *d, ov);
+            sim.release(ns, *d, ov);
         }
     }
-    let cap = |s: u32| hot[s as usize].cap;
+    let cap = |s: NodeSlot| hot[s].cap;
     let mut t = now;
     let mut pending = next();
     let found = loop {
@@ -194,7 +198,7 @@ pub(crate) fn easy_reservation(
                 sim.added = false;
                 sim.cands.sort_unstable();
                 sim.cands.dedup();
-                let list: Vec<u32> = sim.cands.iter().map(|&(_, s)| s).collect();
+                let list: Vec<NodeSlot> = sim.cands.iter().map(|&(_, s)| s).collect();
                 if let Some(a) = assign(&shape.gang_order, demands, &list, cap) {
                     break Some((t, a));
                 }
@@ -216,25 +220,25 @@ pub(crate) fn easy_reservation(
 
 /// The head's side of the shadow-time search.
 struct HeadSim<'a> {
-    hot: &'a [NodeHot],
-    class_pos: &'a [u32],
+    hot: &'a IndexVec<NodeSlot, NodeHot>,
+    class_pos: &'a IndexVec<NodeSlot, Option<u32>>,
     /// Component-wise minimum demand (gang) / the demand (single node).
     min: Resources,
     need: Resources,
     gang_head: bool,
     /// Single-node head: best node so far (preference position, slot).
-    best: Option<(u32, u32)>,
+    best: Option<(u32, NodeSlot)>,
     /// Gang head: eligible nodes idle at the time looked at (position in
     /// preference order, slot).
-    cands: Vec<(u32, u32)>,
+    cands: Vec<(u32, NodeSlot)>,
     /// A candidate was added since the last assignment try.
     added: bool,
 }
 
 impl HeadSim<'_> {
     /// Releases `d` on node `ns` and notes whether the head now fits there.
-    fn release(&mut self, ns: u32, d: SimNode, ov: &mut Overlay) {
-        let h = &self.hot[ns as usize];
+    fn release(&mut self, ns: NodeSlot, d: SimNode, ov: &mut Overlay) {
+        let h = &self.hot[ns];
         if !h.alive {
             return;
         }
@@ -242,9 +246,8 @@ impl HeadSim<'_> {
         e.used = res_sub(e.used, d.used);
         e.users = e.users.saturating_sub(d.users);
         e.excl = e.excl.saturating_sub(d.excl);
-        let pos = match self.class_pos.get(ns as usize) {
-            Some(&p) if p != NONE => p,
-            _ => return,
+        let Some(&Some(pos)) = self.class_pos.get(ns) else {
+            return;
         };
         if self.gang_head {
             if e.users == 0 && fits(h.cap, self.min) {
@@ -263,16 +266,21 @@ impl HeadSim<'_> {
 /// May a job that runs past the shadow time take `need` on node `slot`
 /// (beyond fitting now)? Single-node: it must fit in the node's extra.
 #[inline]
-pub(crate) fn extra_ok_single(ov: &Overlay, hot: &[NodeHot], slot: u32, need: Resources) -> bool {
+pub(crate) fn extra_ok_single(
+    ov: &Overlay,
+    hot: &IndexVec<NodeSlot, NodeHot>,
+    slot: NodeSlot,
+    need: Resources,
+) -> bool {
     match ov.get(slot) {
-        Some(e) => e.excl == 0 && fits_used(hot[slot as usize].cap, e.used, need),
+        Some(e) => e.excl == 0 && fits_used(hot[slot].cap, e.used, need),
         None => true,
     }
 }
 
 /// Gang node: nothing may be on the node at the shadow time.
 #[inline]
-pub(crate) fn extra_ok_gang(ov: &Overlay, slot: u32) -> bool {
+pub(crate) fn extra_ok_gang(ov: &Overlay, slot: NodeSlot) -> bool {
     !matches!(ov.get(slot), Some(e) if e.users != 0)
 }
 
@@ -290,13 +298,20 @@ struct Step {
 #[derive(Debug, Default)]
 pub(crate) struct Profile {
     epoch: u64,
-    mark: Vec<u64>,
-    steps: Vec<Vec<Step>>,
+    mark: IndexVec<NodeSlot, u64>,
+    steps: IndexVec<NodeSlot, Vec<Step>>,
     now: Millis,
 }
 
 /// Where and when a job can start.
-pub(crate) type Slot = (Millis, Vec<u32>);
+pub(crate) type Slot = (Millis, Vec<NodeSlot>);
+
+/// The node tables and the jobs, as the profile reads them.
+pub(crate) type View<'a> = (
+    &'a IndexVec<NodeSlot, NodeHot>,
+    &'a IndexVec<NodeSlot, NodeMeta>,
+    &'a IndexVec<JobSlot, Job>,
+);
 
 impl Profile {
     /// Forgets everything; the profile starts at `now`.
@@ -309,21 +324,15 @@ impl Profile {
         }
     }
 
-    fn node(
-        &mut self,
-        slot: u32,
-        hot: &[NodeHot],
-        meta: &[NodeMeta],
-        jobs: &[Job],
-    ) -> &mut Vec<Step> {
-        let i = slot as usize;
+    fn node(&mut self, slot: NodeSlot, (hot, meta, jobs): View) -> &mut Vec<Step> {
+        let i = slot;
         if self.mark[i] != self.epoch {
             self.mark[i] = self.epoch;
             let now = self.now;
             let mut base = SimNode::of(&hot[i]);
             let mut ends: Vec<(Millis, Resources, bool)> = Vec::new();
             for &j in &meta[i].attempts {
-                let Some(att) = jobs[j as usize].attempt.as_ref() else {
+                let Some(att) = jobs[j].attempt.as_ref() else {
                     continue;
                 };
                 for (p, &ns) in att.placement.iter().zip(&att.slots) {
@@ -385,30 +394,30 @@ impl Profile {
     /// with the profile?
     pub fn ok_now(
         &mut self,
-        (hot, meta, jobs): (&[NodeHot], &[NodeMeta], &[Job]),
-        slot: u32,
+        view: View,
+        slot: NodeSlot,
         d: Millis,
         need: Resources,
         gang: bool,
     ) -> bool {
         let now = self.now;
-        let cap = hot[slot as usize].cap;
-        let steps = self.node(slot, hot, meta, jobs);
+        let cap = view.0[slot].cap;
+        let steps = self.node(slot, view);
         Self::ok_over(steps, cap, now, d, need, gang)
     }
 
     /// Records `alloc` on the node over `[t, t + d)`.
     pub fn reserve(
         &mut self,
-        (hot, meta, jobs): (&[NodeHot], &[NodeMeta], &[Job]),
-        slot: u32,
+        view: View,
+        slot: NodeSlot,
         t: Millis,
         d: Millis,
         alloc: Resources,
         gang: bool,
     ) {
         let end = t.saturating_add(d.max(1));
-        let steps = self.node(slot, hot, meta, jobs);
+        let steps = self.node(slot, view);
         for at in [t, end] {
             if at == Millis::MAX {
                 continue;
@@ -434,23 +443,23 @@ impl Profile {
     pub fn earliest(
         &mut self,
         cluster: &Cluster,
-        jobs: &[Job],
-        sid: u32,
+        jobs: &IndexVec<JobSlot, Job>,
+        sid: ShapeId,
         d: Millis,
     ) -> Option<Slot> {
-        let shape = &cluster.shapes[sid as usize];
-        let class = &cluster.queues[shape.qslot as usize].class;
-        let (hot, meta) = (&cluster.hot[..], &cluster.meta[..]);
+        let shape = &cluster.shapes[sid];
+        let class = &cluster.queues[shape.qslot].class;
+        let (hot, meta) = (&cluster.hot, &cluster.meta);
         let d = d.max(1);
         match &shape.demand {
             Demand::Single(need) => {
-                let mut best: Option<(Millis, u32)> = None;
+                let mut best: Option<(Millis, NodeSlot)> = None;
                 for &ns in &class.order {
-                    let h = &hot[ns as usize];
+                    let h = &hot[ns];
                     if !h.alive || !fits(h.cap, *need) {
                         continue;
                     }
-                    let steps = self.node(ns, hot, meta, jobs);
+                    let steps = self.node(ns, (hot, meta, jobs));
                     for s in steps.iter() {
                         if best.is_some_and(|(bt, _)| s.t >= bt) {
                             break;
@@ -466,13 +475,13 @@ impl Profile {
             Demand::Gang(demands) => {
                 let k = demands.len();
                 // Windows in which each node is idle: (first start, last start).
-                let mut ranges: Vec<(Millis, Millis, u32, u32)> = Vec::new();
+                let mut ranges: Vec<(Millis, Millis, u32, NodeSlot)> = Vec::new();
                 for (pos, &ns) in class.order.iter().enumerate() {
-                    let h = &hot[ns as usize];
+                    let h = &hot[ns];
                     if !h.alive || !fits(h.cap, shape.min) {
                         continue;
                     }
-                    let steps = self.node(ns, hot, meta, jobs);
+                    let steps = self.node(ns, (hot, meta, jobs));
                     let mut start: Option<Millis> = None;
                     for (j, s) in steps.iter().enumerate() {
                         if s.u.users == 0 {
@@ -490,9 +499,9 @@ impl Profile {
                     }
                 }
                 ranges.sort();
-                let cap = |s: u32| hot[s as usize].cap;
-                let mut active: BTreeSet<(u32, u32)> = BTreeSet::new();
-                let mut expiry: BinaryHeap<Reverse<(Millis, u32, u32)>> = BinaryHeap::new();
+                let cap = |s: NodeSlot| hot[s].cap;
+                let mut active: BTreeSet<(u32, NodeSlot)> = BTreeSet::new();
+                let mut expiry: BinaryHeap<Reverse<(Millis, u32, NodeSlot)>> = BinaryHeap::new();
                 let mut i = 0;
                 while i < ranges.len() {
                     let t = ranges[i].0;
@@ -513,7 +522,7 @@ impl Profile {
                         i += 1;
                     }
                     if active.len() >= k {
-                        let list: Vec<u32> = active.iter().map(|&(_, s)| s).collect();
+                        let list: Vec<NodeSlot> = active.iter().map(|&(_, s)| s).collect();
                         if let Some(a) = assign(&shape.gang_order, demands, &list, cap) {
                             return Some((t, a));
                         }

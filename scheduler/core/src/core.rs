@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use crate::backfill::{easy_reservation, Overlay, Profile, RunningSet};
 use crate::error::CoreError;
+use crate::index::{Idx, IndexVec, JobSlot, NodeSlot, QueueSlot, ReasonId};
 use crate::pass::{Candidate, Conservative, Easy, Fcfs, Pass, Policy};
 use crate::placement::{give, take};
 use crate::runq::{Pos, RunQueue};
 use crate::state::{
-    Attempt, Class, Cluster, Demand, Job, NodeHot, NodeMeta, Pool, Queue, RunEntry, RunKey,
-    SimNode, NONE,
+    Attempt, Class, Cluster, Demand, Job, NodeHot, NodeMeta, Pool, Queue, RunEntry, RunKey, SimNode,
 };
 use crate::types::{
     Backfill, CoreConfig, Decision, Event, JobKey, JobSpec, JobState, Millis, NodeId, NodeSpec,
@@ -36,18 +36,18 @@ pub const MAIN_EXITED_REASON: &str = "main node exited";
 #[derive(Debug, Default)]
 pub struct Core {
     config: CoreConfig,
-    jobs: Vec<Job>,
-    job_index: HashMap<JobKey, u32>,
+    jobs: IndexVec<JobSlot, Job>,
+    job_index: HashMap<JobKey, JobSlot>,
     /// RUNNABLE jobs in scheduling order.
     runnable: RunQueue,
     cluster: Cluster,
     /// Attempts in flight by estimated end.
     running: RunningSet,
     /// Attempts with a timeout, by deadline.
-    deadlines: BTreeSet<(Millis, JobKey, u32)>,
+    deadlines: BTreeSet<(Millis, JobKey, JobSlot)>,
     out: Vec<Decision>,
     /// Jobs that just reached SUCCEEDED or FAILED, for dependents/parents.
-    finished: VecDeque<u32>,
+    finished: VecDeque<JobSlot>,
     pass_epoch: u64,
     overlay: Overlay,
     profile: Profile,
@@ -57,13 +57,13 @@ pub struct Core {
 /// What a pass decided for one job, applied once the walk is over.
 enum Action {
     Reason {
-        slot: u32,
-        rid: u32,
+        slot: JobSlot,
+        rid: ReasonId,
     },
     Start {
         pos: Pos,
-        slot: u32,
-        nodes: Vec<u32>,
+        slot: JobSlot,
+        nodes: Vec<NodeSlot>,
         est_end: Millis,
     },
 }
@@ -72,13 +72,13 @@ enum Action {
 struct CheckedSubmit {
     /// None for an array parent.
     demand: Option<Demand>,
-    /// Its queue's slot (NONE for a finished job whose queue is gone).
-    qslot: u32,
+    /// Its queue's slot (None for a finished job whose queue is gone).
+    qslot: Option<QueueSlot>,
     /// A restored job that has finished.
     terminal_restore: bool,
-    dep_slots: Vec<u32>,
-    /// Its array parent's slot, or NONE.
-    parent: u32,
+    dep_slots: Vec<JobSlot>,
+    /// Its array parent's slot.
+    parent: Option<JobSlot>,
     /// A restored attempt's place.
     occupy: Option<Occupy>,
 }
@@ -90,13 +90,13 @@ struct Occupy {
     /// One per node index, in order.
     placement: Vec<Placement>,
     /// The node slot of each.
-    slots: Vec<u32>,
+    slots: Vec<NodeSlot>,
 }
 
 /// Adds (or removes) an attempt's allocations to the per-node overdue totals.
-fn overdue_apply(overdue: &mut [SimNode], att: &Attempt, add: bool) {
+fn overdue_apply(overdue: &mut IndexVec<NodeSlot, SimNode>, att: &Attempt, add: bool) {
     for (p, &ns) in att.placement.iter().zip(&att.slots) {
-        if let Some(o) = overdue.get_mut(ns as usize) {
+        if let Some(o) = overdue.get_mut(ns) {
             if add {
                 o.take(p.alloc, att.gang);
             } else {
@@ -209,7 +209,7 @@ impl Core {
 
     /// Current state and status reason of a job.
     pub fn job_state(&self, job: JobKey) -> Option<(JobState, &str)> {
-        let j = &self.jobs[*self.job_index.get(&job)? as usize];
+        let j = &self.jobs[*self.job_index.get(&job)?];
         Some((j.state, &j.reason))
     }
 
@@ -224,7 +224,7 @@ impl Core {
     /// node.
     pub fn node_free(&self, node: NodeId) -> Option<Resources> {
         let slot = self.cluster.node_slot(node)?;
-        Some(self.cluster.hot[slot as usize].free())
+        Some(self.cluster.hot[slot].free())
     }
 
     /// Number of RUNNABLE jobs that may start (not waiting for the tasks
@@ -238,7 +238,7 @@ impl Core {
     pub fn lingering(&self, job: JobKey) -> usize {
         self.job_index
             .get(&job)
-            .map_or(0, |&j| self.jobs[j as usize].lingering.len())
+            .map_or(0, |&j| self.jobs[j].lingering.len())
     }
 
     /// The head job and its shadow time as computed by the last EASY pass
@@ -269,8 +269,8 @@ impl Core {
         } = self;
         for (key, entry) in runnable.entries() {
             let sid = entry.shape;
-            let qslot = cluster.shapes[sid as usize].qslot;
-            if !cluster.queues[qslot as usize].spec.enabled || cluster.never_fit(sid) != NONE {
+            let qslot = cluster.shapes[sid].qslot;
+            if !cluster.queues[qslot].spec.enabled || cluster.never_fit(sid).is_some() {
                 continue;
             }
             if cluster.place_now(sid, epoch).is_some() {
@@ -287,8 +287,8 @@ impl Core {
     #[doc(hidden)]
     pub fn check_consistency(&self) -> Result<(), String> {
         let n = self.cluster.hot.len();
-        let mut hot = vec![SimNode::default(); n];
-        let mut overdue = vec![SimNode::default(); n];
+        let mut hot: IndexVec<NodeSlot, SimNode> = IndexVec::from_elem(SimNode::default(), n);
+        let mut overdue: IndexVec<NodeSlot, SimNode> = IndexVec::from_elem(SimNode::default(), n);
         let mut runnable = 0;
         for job in &self.jobs {
             let may_start = job.state == JobState::Runnable && job.lingering.is_empty();
@@ -298,9 +298,9 @@ impl Core {
             }
             if let Some(att) = &job.attempt {
                 for (p, &ns) in att.placement.iter().zip(&att.slots) {
-                    hot[ns as usize].take(p.alloc, att.gang);
+                    hot[ns].take(p.alloc, att.gang);
                     if att.est_end <= self.cluster.overdue_at {
-                        overdue[ns as usize].take(p.alloc, att.gang);
+                        overdue[ns].take(p.alloc, att.gang);
                     }
                 }
             }
@@ -311,7 +311,7 @@ impl Core {
                 self.runnable.len()
             ));
         }
-        for i in 0..n {
+        for i in self.cluster.hot.indices() {
             let h = &self.cluster.hot[i];
             let have = SimNode {
                 used: h.used,
@@ -320,14 +320,17 @@ impl Core {
             };
             if have != hot[i] {
                 return Err(format!(
-                    "node slot {i}: usage {have:?}, attempts say {:?}",
+                    "node slot {}: usage {have:?}, attempts say {:?}",
+                    i.index(),
                     hot[i]
                 ));
             }
             if self.cluster.overdue[i] != overdue[i] {
                 return Err(format!(
-                    "node slot {i}: overdue {:?}, attempts say {:?}",
-                    self.cluster.overdue[i], overdue[i]
+                    "node slot {}: overdue {:?}, attempts say {:?}",
+                    i.index(),
+                    self.cluster.overdue[i],
+                    overdue[i]
                 ));
             }
         }
@@ -343,10 +346,10 @@ impl Core {
         if now <= c.overdue_at {
             return;
         }
-        let lo = (c.overdue_at.saturating_add(1), JobKey(0), 0);
-        let hi = (now, JobKey(u64::MAX), u32::MAX);
+        let lo = (c.overdue_at.saturating_add(1), JobKey(0), JobSlot::FIRST);
+        let hi = (now, JobKey(u64::MAX), JobSlot::LAST);
         for &(_, _, j) in self.running.range(lo..=hi) {
-            if let Some(att) = self.jobs[j as usize].attempt.as_ref() {
+            if let Some(att) = self.jobs[j].attempt.as_ref() {
                 overdue_apply(&mut c.overdue, att, true);
             }
         }
@@ -354,9 +357,9 @@ impl Core {
     }
 
     fn ensure_classes(&mut self) {
-        for q in 0..self.cluster.queues.len() {
+        for q in self.cluster.queues.indices() {
             if !self.cluster.queues[q].deleted {
-                self.cluster.ensure_class(q as u32);
+                self.cluster.ensure_class(q);
             }
         }
     }
@@ -366,7 +369,7 @@ impl Core {
         let disabled_reason = c.reasons.intern(format!("queue {} is DISABLED", spec.name));
         c.topo_epoch += 1;
         if let Some(&slot) = c.queue_index.get(&spec.id) {
-            let q = &mut c.queues[slot as usize];
+            let q = &mut c.queues[slot];
             let reprioritize = q.spec.priority != spec.priority;
             q.spec = spec;
             q.deleted = false;
@@ -375,7 +378,7 @@ impl Core {
                 self.rekey_queue(slot);
             }
         } else {
-            let slot = c.queues.len() as u32;
+            let slot = c.queues.next_index();
             c.queue_index.insert(spec.id, slot);
             c.queues.push(Queue {
                 spec,
@@ -392,13 +395,15 @@ impl Core {
     }
 
     /// Re-sorts a queue's RUNNABLE jobs after its priority changed.
-    fn rekey_queue(&mut self, qslot: u32) {
-        let prio = self.cluster.queues[qslot as usize].spec.priority;
+    fn rekey_queue(&mut self, qslot: QueueSlot) {
+        let prio = self.cluster.queues[qslot].spec.priority;
         let mut entries = self.runnable.entries();
         for (k, e) in entries.iter_mut() {
-            if self.cluster.shapes[e.shape as usize].qslot == qslot {
+            if self.cluster.shapes[e.shape].qslot == qslot {
                 k.qprio = Reverse(prio);
-                self.jobs[e.slot as usize].run_key = Some(*k);
+                if let Some(slot) = e.slot {
+                    self.jobs[slot].run_key = Some(*k);
+                }
             }
         }
         self.runnable.rebuild(entries);
@@ -409,7 +414,7 @@ impl Core {
             .cluster
             .queue_slot(id)
             .ok_or(CoreError::UnknownQueue(id))?;
-        let q = &mut self.cluster.queues[slot as usize];
+        let q = &mut self.cluster.queues[slot];
         if q.active > 0 {
             return Err(CoreError::QueueNotEmpty {
                 queue: id,
@@ -425,11 +430,8 @@ impl Core {
         let c = &mut self.cluster;
         let mut members = Set::new();
         for (id, &slot) in &c.node_index {
-            let node = &c.meta[slot as usize].spec;
-            if c.hot[slot as usize].alive
-                && node.schedulable
-                && selector_matches(&spec.selector, node)
-            {
+            let node = &c.meta[slot].spec;
+            if c.hot[slot].alive && node.schedulable && selector_matches(&spec.selector, node) {
                 members.insert(*id);
             }
         }
@@ -451,8 +453,7 @@ impl Core {
         let slot = match c.node_index.get(&spec.id) {
             Some(&s) => s,
             None => {
-                let s = c.hot.len() as u32;
-                c.hot.push(NodeHot::default());
+                let s = c.hot.push(NodeHot::default());
                 c.overdue.push(SimNode::default());
                 c.meta.push(NodeMeta {
                     spec: spec.clone(),
@@ -462,7 +463,7 @@ impl Core {
                 s
             }
         };
-        let h = &mut c.hot[slot as usize];
+        let h = &mut c.hot[slot];
         h.cap = spec.capacity;
         h.alive = true;
         for pool in c.pools.values_mut() {
@@ -472,7 +473,7 @@ impl Core {
                 pool.members.remove(&spec.id);
             }
         }
-        c.meta[slot as usize].spec = spec;
+        c.meta[slot].spec = spec;
         c.topo_epoch += 1;
     }
 
@@ -483,14 +484,10 @@ impl Core {
             .cluster
             .node_slot(id)
             .ok_or(CoreError::UnknownNode(id))?;
-        let reason = reason.unwrap_or_else(|| {
-            format!(
-                "node {} was lost",
-                self.cluster.meta[slot as usize].spec.name
-            )
-        });
-        let mut victims = self.cluster.meta[slot as usize].attempts.clone();
-        victims.sort_by_key(|&j| self.jobs[j as usize].spec.key);
+        let reason = reason
+            .unwrap_or_else(|| format!("node {} was lost", self.cluster.meta[slot].spec.name));
+        let mut victims = self.cluster.meta[slot].attempts.clone();
+        victims.sort_by_key(|&j| self.jobs[j].spec.key);
         victims.dedup();
         for j in victims {
             if let Some(number) =
@@ -500,20 +497,19 @@ impl Core {
             }
         }
         // What the node held of ended attempts is gone with it.
-        let waiting: Vec<u32> = self
+        let waiting: Vec<JobSlot> = self
             .jobs
-            .iter()
-            .enumerate()
+            .iter_enumerated()
             .filter(|(_, j)| j.lingering.iter().any(|l| l.2 == id))
-            .map(|(i, _)| i as u32)
+            .map(|(i, _)| i)
             .collect();
         for j in waiting {
             self.unlinger(j, |l| l.2 == id);
         }
         let c = &mut self.cluster;
-        c.hot[slot as usize] = NodeHot::default();
-        c.overdue[slot as usize] = SimNode::default();
-        c.meta[slot as usize].attempts.clear();
+        c.hot[slot] = NodeHot::default();
+        c.overdue[slot] = SimNode::default();
+        c.meta[slot].attempts.clear();
         for pool in c.pools.values_mut() {
             pool.members.remove(&id);
         }
@@ -523,7 +519,7 @@ impl Core {
 
     // ----- job lifecycle ----------------------------------------------------
 
-    fn slot_of(&self, job: JobKey) -> Result<u32, CoreError> {
+    fn slot_of(&self, job: JobKey) -> Result<JobSlot, CoreError> {
         self.job_index
             .get(&job)
             .copied()
@@ -531,12 +527,11 @@ impl Core {
     }
 
     /// Runtime estimate of a job in ms: its timeout, else its queue's default.
-    fn estimate(&self, j: u32) -> Millis {
-        let job = &self.jobs[j as usize];
+    fn estimate(&self, j: JobSlot) -> Millis {
+        let job = &self.jobs[j];
         let secs = job.spec.timeout_s.unwrap_or_else(|| {
-            self.cluster
-                .queues
-                .get(job.qslot as usize)
+            job.qslot
+                .and_then(|q| self.cluster.queues.get(q))
                 .map_or(0, |q| q.spec.default_estimate_s)
         });
         secs.saturating_mul(1000)
@@ -553,7 +548,7 @@ impl Core {
         match rstate {
             None | Some(JobState::Submitted) => self.evaluate_new(slot, dep_failed),
             Some(JobState::Pending) => {
-                self.jobs[slot as usize].state = JobState::Pending;
+                self.jobs[slot].state = JobState::Pending;
                 if is_array {
                     self.check_parent(slot);
                 } else if dep_failed {
@@ -563,27 +558,27 @@ impl Core {
                 }
             }
             Some(JobState::Runnable) => {
-                self.jobs[slot as usize].state = JobState::Runnable;
+                self.jobs[slot].state = JobState::Runnable;
                 self.insert_runnable(slot);
             }
             Some(state @ (JobState::Starting | JobState::Running)) => {
-                self.jobs[slot as usize].state = state;
+                self.jobs[slot].state = state;
                 let occupy = occupy.expect("checked: a STARTING or RUNNING job has its attempt");
                 self.occupy_restored(key, slot, timeout_s, occupy);
             }
             Some(state) => {
                 // Finished: kept so that dependents and the parent see it.
-                self.jobs[slot as usize].state = state;
-                if parent != NONE {
+                self.jobs[slot].state = state;
+                if let Some(parent) = parent {
                     self.child_finished(parent, state == JobState::Succeeded);
                 }
             }
         }
         // A child submitted after its parent was cancelled or terminated.
-        if parent != NONE {
-            if let Some((_, reason)) = self.jobs[parent as usize].kill_children.clone() {
+        if let Some(parent) = parent {
+            if let Some((_, reason)) = self.jobs[parent].kill_children.clone() {
                 if matches!(
-                    self.jobs[slot as usize].state,
+                    self.jobs[slot].state,
                     JobState::Submitted | JobState::Pending | JobState::Runnable
                 ) {
                     self.set_state(slot, JobState::Failed, reason.as_str());
@@ -633,8 +628,8 @@ impl Core {
         };
         let terminal_restore = restored.is_some_and(|r| r.state.is_terminal());
         let qslot = match self.cluster.queue_slot(spec.queue) {
-            Some(s) => s,
-            None if terminal_restore => NONE,
+            Some(s) => Some(s),
+            None if terminal_restore => None,
             None => return Err(CoreError::UnknownQueue(spec.queue)),
         };
         let mut dep_slots = Vec::with_capacity(spec.depends_on.len());
@@ -647,16 +642,16 @@ impl Core {
         let parent = match spec.parent {
             Some(p) => {
                 let ps = self.slot_of(p)?;
-                let pj = &self.jobs[ps as usize];
+                let pj = &self.jobs[ps];
                 let Shape::ArrayParent { size } = pj.spec.shape else {
                     return Err(invalid("its parent is not an array job"));
                 };
                 if pj.children.len() >= size as usize {
                     return Err(invalid("its array job already has all its children"));
                 }
-                ps
+                Some(ps)
             }
-            None => NONE,
+            None => None,
         };
         let mut occupy = None;
         if let Some(r) = restored {
@@ -723,7 +718,7 @@ impl Core {
         spec: JobSpec,
         restored: Option<&Restored>,
         checked: CheckedSubmit,
-    ) -> (u32, usize, bool) {
+    ) -> (JobSlot, usize, bool) {
         let CheckedSubmit {
             demand,
             qslot,
@@ -733,24 +728,24 @@ impl Core {
             ..
         } = checked;
         let key = spec.key;
-        let slot = self.jobs.len() as u32;
+        let slot = self.jobs.next_index();
         let unfinished = dep_slots
             .iter()
-            .filter(|&&d| self.jobs[d as usize].state != JobState::Succeeded)
+            .filter(|&&d| self.jobs[d].state != JobState::Succeeded)
             .count();
         let dep_failed = dep_slots
             .iter()
-            .any(|&d| self.jobs[d as usize].state == JobState::Failed);
+            .any(|&d| self.jobs[d].state == JobState::Failed);
         for &d in &dep_slots {
-            self.jobs[d as usize].dependents.push(slot);
+            self.jobs[d].dependents.push(slot);
         }
-        if parent != NONE {
-            self.jobs[parent as usize].children.push(slot);
+        if let Some(parent) = parent {
+            self.jobs[parent].children.push(slot);
         }
         let is_array = demand.is_none();
-        let shape = match demand {
-            Some(d) if qslot != NONE => self.cluster.intern_shape(qslot, d),
-            _ => NONE,
+        let shape = match (demand, qslot) {
+            (Some(d), Some(q)) => Some(self.cluster.intern_shape(q, d)),
+            _ => None,
         };
         self.jobs.push(Job {
             spec,
@@ -773,29 +768,29 @@ impl Core {
             lingering: Vec::new(),
         });
         self.job_index.insert(key, slot);
-        if !terminal_restore {
-            self.cluster.queues[qslot as usize].active += 1;
+        if let (false, Some(q)) = (terminal_restore, qslot) {
+            self.cluster.queues[q].active += 1;
         }
         (slot, unfinished, dep_failed)
     }
 
     /// A restored STARTING or RUNNING job takes its attempt's place again:
     /// its allocations on its nodes, its estimated end and its deadline.
-    fn occupy_restored(&mut self, key: JobKey, slot: u32, timeout_s: Option<u64>, o: Occupy) {
+    fn occupy_restored(&mut self, key: JobKey, slot: JobSlot, timeout_s: Option<u64>, o: Occupy) {
         let Occupy {
             number,
             started_at,
             placement,
             slots,
         } = o;
-        let gang = matches!(self.jobs[slot as usize].spec.shape, Shape::Gang { .. });
+        let gang = matches!(self.jobs[slot].spec.shape, Shape::Gang { .. });
         for (p, &ns) in placement.iter().zip(&slots) {
-            take(&mut self.cluster.hot[ns as usize], p.alloc, gang);
-            self.cluster.meta[ns as usize].attempts.push(slot);
+            take(&mut self.cluster.hot[ns], p.alloc, gang);
+            self.cluster.meta[ns].attempts.push(slot);
         }
         let est_end = started_at.saturating_add(self.estimate(slot));
         let deadline = timeout_s.map(|t| started_at.saturating_add(t.saturating_mul(1000)));
-        let job = &mut self.jobs[slot as usize];
+        let job = &mut self.jobs[slot];
         let main = match job.spec.shape {
             Shape::Gang { main_node, .. } => main_node,
             _ => 0,
@@ -813,7 +808,7 @@ impl Core {
         });
         self.running.insert((est_end, key, slot));
         if est_end <= self.cluster.overdue_at {
-            if let Some(att) = self.jobs[slot as usize].attempt.as_ref() {
+            if let Some(att) = self.jobs[slot].attempt.as_ref() {
                 overdue_apply(&mut self.cluster.overdue, att, true);
             }
         }
@@ -823,8 +818,8 @@ impl Core {
     }
 
     /// A new job leaves SUBMITTED.
-    fn evaluate_new(&mut self, slot: u32, dep_failed: bool) {
-        let job = &self.jobs[slot as usize];
+    fn evaluate_new(&mut self, slot: JobSlot, dep_failed: bool) {
+        let job = &self.jobs[slot];
         if job.is_array {
             self.set_state(slot, JobState::Pending, "");
             self.check_parent(slot);
@@ -837,9 +832,12 @@ impl Core {
         }
     }
 
-    fn insert_runnable(&mut self, slot: u32) {
-        let job = &mut self.jobs[slot as usize];
-        let q = &self.cluster.queues[job.qslot as usize];
+    fn insert_runnable(&mut self, slot: JobSlot) {
+        let job = &mut self.jobs[slot];
+        let (Some(qslot), Some(shape)) = (job.qslot, job.shape) else {
+            return; // an array parent, or a finished job of a deleted queue: never runs
+        };
+        let q = &self.cluster.queues[qslot];
         let key = RunKey {
             qprio: Reverse(q.spec.priority),
             prio: Reverse(job.spec.priority),
@@ -847,9 +845,9 @@ impl Core {
             key: job.spec.key,
         };
         let entry = RunEntry {
-            slot,
-            shape: job.shape,
-            reason: NONE,
+            slot: Some(slot),
+            shape,
+            reason: None,
             timeout_s: job
                 .spec
                 .timeout_s
@@ -860,8 +858,8 @@ impl Core {
     }
 
     /// Changes a job's state and reason and emits the change.
-    fn set_state(&mut self, slot: u32, state: JobState, reason: &str) {
-        let job = &mut self.jobs[slot as usize];
+    fn set_state(&mut self, slot: JobSlot, state: JobState, reason: &str) {
+        let job = &mut self.jobs[slot];
         let old = job.state;
         if state != JobState::Runnable {
             if let Some(k) = job.run_key.take() {
@@ -881,7 +879,7 @@ impl Core {
             reason: reason.to_string(),
         });
         if state.is_terminal() && !old.is_terminal() {
-            if let Some(q) = self.cluster.queues.get_mut(qslot as usize) {
+            if let Some(q) = qslot.and_then(|q| self.cluster.queues.get_mut(q)) {
                 q.active = q.active.saturating_sub(1);
             }
             self.finished.push_back(slot);
@@ -891,10 +889,10 @@ impl Core {
     /// Propagates finished jobs to dependents and array parents.
     fn settle(&mut self) {
         while let Some(j) = self.finished.pop_front() {
-            let ok = self.jobs[j as usize].state == JobState::Succeeded;
-            let dependents = std::mem::take(&mut self.jobs[j as usize].dependents);
+            let ok = self.jobs[j].state == JobState::Succeeded;
+            let dependents = std::mem::take(&mut self.jobs[j].dependents);
             for &d in &dependents {
-                let dj = &mut self.jobs[d as usize];
+                let dj = &mut self.jobs[d];
                 if ok {
                     dj.unfinished_deps = dj.unfinished_deps.saturating_sub(1);
                 }
@@ -907,16 +905,15 @@ impl Core {
                     self.set_state(d, JobState::Runnable, "");
                 }
             }
-            self.jobs[j as usize].dependents = dependents;
-            let parent = self.jobs[j as usize].parent;
-            if parent != NONE {
+            self.jobs[j].dependents = dependents;
+            if let Some(parent) = self.jobs[j].parent {
                 self.child_finished(parent, ok);
             }
         }
     }
 
-    fn child_finished(&mut self, parent: u32, ok: bool) {
-        let p = &mut self.jobs[parent as usize];
+    fn child_finished(&mut self, parent: JobSlot, ok: bool) {
+        let p = &mut self.jobs[parent];
         p.children_done += 1;
         if !ok {
             p.children_failed += 1;
@@ -925,8 +922,8 @@ impl Core {
     }
 
     /// Ends an array parent once all its children have ended.
-    fn check_parent(&mut self, parent: u32) {
-        let p = &self.jobs[parent as usize];
+    fn check_parent(&mut self, parent: JobSlot) {
+        let p = &self.jobs[parent];
         let Shape::ArrayParent { size } = p.spec.shape else {
             return;
         };
@@ -955,8 +952,8 @@ impl Core {
     /// CancelJob (`terminate == false`) or TerminateJob. For an array parent
     /// it applies to every unfinished child, including children submitted
     /// later.
-    fn stop(&mut self, slot: u32, reason: &str, terminate: bool) {
-        let job = &mut self.jobs[slot as usize];
+    fn stop(&mut self, slot: JobSlot, reason: &str, terminate: bool) {
+        let job = &mut self.jobs[slot];
         if job.is_array {
             if !job.state.is_terminal() {
                 job.kill_children = Some((terminate, reason.to_string()));
@@ -980,8 +977,8 @@ impl Core {
 
     /// Tasks of a job's ended attempts matching `gone` are gone; once none
     /// is left, a RUNNABLE job may start again.
-    fn unlinger(&mut self, slot: u32, gone: impl Fn(&(u32, u32, NodeId)) -> bool) {
-        let job = &mut self.jobs[slot as usize];
+    fn unlinger(&mut self, slot: JobSlot, gone: impl Fn(&(u32, u32, NodeId)) -> bool) {
+        let job = &mut self.jobs[slot];
         if job.lingering.is_empty() {
             return;
         }
@@ -992,8 +989,8 @@ impl Core {
     }
 
     /// The job's current attempt, if `attempt` names it.
-    fn current_attempt(&self, slot: u32, attempt: u32) -> Option<&Attempt> {
-        self.jobs[slot as usize]
+    fn current_attempt(&self, slot: JobSlot, attempt: u32) -> Option<&Attempt> {
+        self.jobs[slot]
             .attempt
             .as_ref()
             .filter(|a| a.number == attempt)
@@ -1010,7 +1007,7 @@ impl Core {
                 node_index: idx,
             });
         }
-        if idx == att.main && self.jobs[slot as usize].state == JobState::Starting {
+        if idx == att.main && self.jobs[slot].state == JobState::Starting {
             self.set_state(slot, JobState::Running, "");
         }
         Ok(())
@@ -1038,7 +1035,7 @@ impl Core {
         }
         let ends = !att.gang || idx == att.main;
         let gang = att.gang;
-        if let Some(a) = self.jobs[slot as usize].attempt.as_mut() {
+        if let Some(a) = self.jobs[slot].attempt.as_mut() {
             a.exited[idx as usize] = true;
         }
         if ends {
@@ -1055,9 +1052,9 @@ impl Core {
     }
 
     fn tick(&mut self, now: Millis) {
-        let due: Vec<u32> = self
+        let due: Vec<JobSlot> = self
             .deadlines
-            .range(..=(now, JobKey(u64::MAX), u32::MAX))
+            .range(..=(now, JobKey(u64::MAX), JobSlot::LAST))
             .map(|d| d.2)
             .collect();
         for j in due {
@@ -1090,14 +1087,14 @@ impl Core {
     /// attempt number, None if none was in flight.
     fn end_attempt(
         &mut self,
-        slot: u32,
+        slot: JobSlot,
         exit: Option<i32>,
         reason: &str,
         kill: Option<&str>,
-        skip: Option<u32>,
+        skip: Option<NodeSlot>,
         counted: bool,
     ) -> Option<u32> {
-        let job = &mut self.jobs[slot as usize];
+        let job = &mut self.jobs[slot];
         let att = job.attempt.take()?;
         job.attempts_done = job.attempts_done.max(att.number + 1);
         if !counted {
@@ -1111,7 +1108,7 @@ impl Core {
                 .collect();
             if !nodes.is_empty() {
                 // Until each is gone, no other attempt of the job starts.
-                self.jobs[slot as usize].lingering.extend(
+                self.jobs[slot].lingering.extend(
                     (0..att.placement.len())
                         .filter(|&i| !att.exited[i] && Some(att.slots[i]) != skip)
                         .map(|i| (att.number, i as u32, att.placement[i].node)),
@@ -1125,8 +1122,8 @@ impl Core {
             }
         }
         for (p, &ns) in att.placement.iter().zip(&att.slots) {
-            give(&mut self.cluster.hot[ns as usize], p.alloc, att.gang);
-            let list = &mut self.cluster.meta[ns as usize].attempts;
+            give(&mut self.cluster.hot[ns], p.alloc, att.gang);
+            let list = &mut self.cluster.meta[ns].attempts;
             if let Some(i) = list.iter().position(|&x| x == slot) {
                 list.swap_remove(i);
             }
@@ -1151,7 +1148,7 @@ impl Core {
     /// After an attempt ended: SUCCEEDED, retry (RUNNABLE) or FAILED.
     fn after_attempt(
         &mut self,
-        slot: u32,
+        slot: JobSlot,
         number: u32,
         exit: Option<i32>,
         reason: &str,
@@ -1161,7 +1158,7 @@ impl Core {
             self.set_state(slot, JobState::Succeeded, reason);
             return;
         }
-        let job = &self.jobs[slot as usize];
+        let job = &self.jobs[slot];
         let retry = &job.spec.retry;
         let max = retry.attempts.max(1);
         // Attempts that never reached a node do not count.
@@ -1237,20 +1234,20 @@ impl Core {
         };
         let mut actions: Vec<Action> = Vec::new();
         let mut walk = runnable.walk();
-        while let Some((pos, entry)) = runnable.next(&mut walk) {
+        while let Some((pos, slot, entry)) = runnable.next(&mut walk) {
             let sid = entry.shape;
             let memo = pass.cluster.shape_memo(sid, epoch);
             if !(memo.dead || policy.stopped()) {
                 let est = match entry.timeout_s {
                     u32::MAX => {
-                        let shape = &pass.cluster.shapes[sid as usize];
-                        let q = &pass.cluster.queues[shape.qslot as usize];
+                        let shape = &pass.cluster.shapes[sid];
+                        let q = &pass.cluster.queues[shape.qslot];
                         q.spec.default_estimate_s.saturating_mul(1000)
                     }
                     t => t as u64 * 1000,
                 };
                 let job = Candidate {
-                    slot: entry.slot,
+                    slot,
                     sid,
                     memo,
                     est,
@@ -1260,7 +1257,7 @@ impl Core {
                     policy.started(&pass, &job, &nodes);
                     actions.push(Action::Start {
                         pos,
-                        slot: entry.slot,
+                        slot,
                         nodes,
                         est_end: now.saturating_add(est),
                     });
@@ -1269,15 +1266,12 @@ impl Core {
                 // Within a pass nothing is freed: once a shape does not fit
                 // now, none of its later jobs will (but under Conservative
                 // they may still get reservations).
-                let m = &mut pass.cluster.shapes[sid as usize].memo;
+                let m = &mut pass.cluster.shapes[sid].memo;
                 m.dead |= m.nofit_now && policy.gives_up();
             }
-            if entry.reason != memo.rid {
-                entry.reason = memo.rid;
-                actions.push(Action::Reason {
-                    slot: entry.slot,
-                    rid: memo.rid,
-                });
+            if let Some(rid) = memo.rid.filter(|&r| entry.reason != Some(r)) {
+                entry.reason = Some(rid);
+                actions.push(Action::Reason { slot, rid });
             }
         }
         actions
@@ -1299,8 +1293,8 @@ impl Core {
         for action in actions {
             match action {
                 Action::Reason { slot, rid } => {
-                    let text = &cluster.reasons.texts[rid as usize];
-                    let job = &mut jobs[slot as usize];
+                    let text = &cluster.reasons.texts[rid];
+                    let job = &mut jobs[slot];
                     if job.reason != *text {
                         job.reason = text.clone();
                         out.push(Decision::State {
@@ -1317,8 +1311,11 @@ impl Core {
                     est_end,
                 } => {
                     runnable.remove_at(pos);
-                    let job = &mut jobs[slot as usize];
-                    let shape = &cluster.shapes[job.shape as usize];
+                    let job = &mut jobs[slot];
+                    let Some(sid) = job.shape else {
+                        continue; // never: only jobs with a shape are runnable
+                    };
+                    let shape = &cluster.shapes[sid];
                     let mut gang = false;
                     let placement: Vec<Placement> = nodes
                         .iter()
@@ -1326,10 +1323,10 @@ impl Core {
                         .map(|(i, &ns)| {
                             let (alloc, g) = shape.alloc(i);
                             gang = g;
-                            cluster.meta[ns as usize].attempts.push(slot);
+                            cluster.meta[ns].attempts.push(slot);
                             Placement {
                                 node_index: i as u32,
-                                node: cluster.meta[ns as usize].spec.id,
+                                node: cluster.meta[ns].spec.id,
                                 alloc,
                             }
                         })

@@ -15,7 +15,9 @@
 //!   status reasons;
 //! - `backfill`: EASY's shadow time and Conservative's reservation profile;
 //! - `matching`: gang assignment (a bipartite matching);
-//! - `resources`: resource arithmetic.
+//! - `resources`: resource arithmetic;
+//! - `index`: typed indices of the core's tables (`IndexVec`, `Option` for
+//!   "none").
 //!
 //! See `docs/ARCHITECTURE.md` for how the daemon drives it.
 #![warn(missing_docs)]
@@ -23,6 +25,7 @@
 mod backfill;
 mod core;
 mod error;
+mod index;
 mod matching;
 mod pass;
 mod placement;

@@ -1,8 +1,8 @@
 //! Gang assignment: each node index of a gang gets a distinct node that
 //! covers its demand (a maximum bipartite matching).
 
+use crate::index::NodeSlot;
 use crate::resources::fits;
-use crate::state::NONE;
 use crate::types::Resources;
 
 /// Assigns every node index (taken in `index_order`) a distinct candidate
@@ -13,32 +13,34 @@ use crate::types::Resources;
 pub(crate) fn assign(
     index_order: &[u32],
     demands: &[Resources],
-    cands: &[u32],
-    cap: impl Fn(u32) -> Resources,
-) -> Option<Vec<u32>> {
+    cands: &[NodeSlot],
+    cap: impl Fn(NodeSlot) -> Resources,
+) -> Option<Vec<NodeSlot>> {
     let (k, m) = (demands.len(), cands.len());
     if m < k {
         return None;
     }
-    let mut owner = vec![NONE; m];
-    let mut assigned = vec![NONE; k];
+    // Per candidate: the node index it serves; per node index: its
+    // candidate.
+    let mut owner: Vec<Option<u32>> = vec![None; m];
+    let mut assigned: Vec<Option<u32>> = vec![None; k];
     let mut first_free = 0;
     for &i in index_order {
         for j in first_free..m {
-            if owner[j] == NONE && fits(cap(cands[j]), demands[i as usize]) {
-                owner[j] = i;
-                assigned[i as usize] = j as u32;
+            if owner[j].is_none() && fits(cap(cands[j]), demands[i as usize]) {
+                owner[j] = Some(i);
+                assigned[i as usize] = Some(j as u32);
                 break;
             }
         }
-        while first_free < m && owner[first_free] != NONE {
+        while first_free < m && owner[first_free].is_some() {
             first_free += 1;
         }
     }
-    if assigned.contains(&NONE) {
+    if assigned.contains(&None) {
         let ok = |i: u32, j: usize| fits(cap(cands[j]), demands[i as usize]);
         for &i in index_order {
-            if assigned[i as usize] != NONE {
+            if assigned[i as usize].is_some() {
                 continue;
             }
             let mut seen = vec![false; m];
@@ -47,24 +49,31 @@ pub(crate) fn assign(
             }
         }
     }
-    Some(assigned.iter().map(|&j| cands[j as usize]).collect())
+    assigned
+        .iter()
+        .map(|j| j.map(|j| cands[j as usize]))
+        .collect()
 }
 
 fn augment(
     i: u32,
     ok: &impl Fn(u32, usize) -> bool,
     seen: &mut [bool],
-    owner: &mut [u32],
-    assigned: &mut [u32],
+    owner: &mut [Option<u32>],
+    assigned: &mut [Option<u32>],
 ) -> bool {
     for j in 0..owner.len() {
         if seen[j] || !ok(i, j) {
             continue;
         }
         seen[j] = true;
-        if owner[j] == NONE || augment(owner[j], ok, seen, owner, assigned) {
-            owner[j] = i;
-            assigned[i as usize] = j as u32;
+        let free = match owner[j] {
+            None => true,
+            Some(o) => augment(o, ok, seen, owner, assigned),
+        };
+        if free {
+            owner[j] = Some(i);
+            assigned[i as usize] = Some(j as u32);
             return true;
         }
     }

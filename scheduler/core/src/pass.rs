@@ -14,6 +14,7 @@
 //!   it delays none of them.
 
 use crate::backfill::{easy_reservation, FreshStart, Overlay, Profile, RunningSet};
+use crate::index::{IndexVec, JobSlot, NodeSlot, ShapeId};
 use crate::state::{Cluster, Job, Memo};
 use crate::types::{JobKey, Millis};
 
@@ -31,7 +32,7 @@ pub(crate) struct Pass<'a> {
     /// Nodes, queues, shapes.
     pub cluster: &'a mut Cluster,
     /// Every job, by slot.
-    pub jobs: &'a [Job],
+    pub jobs: &'a IndexVec<JobSlot, Job>,
     /// Attempts in flight, by estimated end.
     pub running: &'a RunningSet,
     /// EASY's per-node usage at the shadow time.
@@ -47,9 +48,9 @@ pub(crate) struct Candidate {
     /// The job's slot (its key is read only when needed: most jobs a pass
     /// walks neither start nor reserve, and reading every job's record would
     /// cost a pass over a deep queue dearly).
-    pub slot: u32,
+    pub slot: JobSlot,
     /// Its shape.
-    pub sid: u32,
+    pub sid: ShapeId,
     /// Its shape's memo for this pass, as it was before this job.
     pub memo: Memo,
     /// How long it is expected to run (its timeout, else its queue's
@@ -60,7 +61,7 @@ pub(crate) struct Candidate {
 impl Candidate {
     /// The job's key.
     fn key(&self, pass: &Pass) -> JobKey {
-        pass.jobs[self.slot as usize].spec.key
+        pass.jobs[self.slot].spec.key
     }
 }
 
@@ -72,9 +73,9 @@ pub(crate) trait Policy {
     }
     /// Where the job may start now (node slot per node index), if anywhere;
     /// may reserve for it when it cannot.
-    fn place(&mut self, pass: &mut Pass, job: &Candidate) -> Option<Vec<u32>>;
+    fn place(&mut self, pass: &mut Pass, job: &Candidate) -> Option<Vec<NodeSlot>>;
     /// The job was started on `nodes`.
-    fn started(&mut self, _pass: &Pass, _job: &Candidate, _nodes: &[u32]) {}
+    fn started(&mut self, _pass: &Pass, _job: &Candidate, _nodes: &[NodeSlot]) {}
     /// Whether a shape that does not fit now is given up for the rest of
     /// the pass (within a pass nothing is freed).
     fn gives_up(&self) -> bool {
@@ -94,7 +95,7 @@ impl Policy for Fcfs {
         self.blocked
     }
 
-    fn place(&mut self, pass: &mut Pass, job: &Candidate) -> Option<Vec<u32>> {
+    fn place(&mut self, pass: &mut Pass, job: &Candidate) -> Option<Vec<NodeSlot>> {
         let nodes = pass.cluster.place_now(job.sid, pass.epoch);
         self.blocked = nodes.is_none();
         nodes
@@ -111,7 +112,7 @@ pub(crate) struct Easy {
 }
 
 impl Policy for Easy {
-    fn place(&mut self, pass: &mut Pass, job: &Candidate) -> Option<Vec<u32>> {
+    fn place(&mut self, pass: &mut Pass, job: &Candidate) -> Option<Vec<NodeSlot>> {
         let (sid, epoch) = (job.sid, pass.epoch);
         match self.shadow {
             None => {
@@ -148,7 +149,7 @@ impl Policy for Easy {
                 // Runs past the shadow time: must fit in the extra.
                 let nodes = pass.cluster.place_extra(sid, epoch, pass.overlay);
                 if let Some(nodes) = &nodes {
-                    let shape = &pass.cluster.shapes[sid as usize];
+                    let shape = &pass.cluster.shapes[sid];
                     for (i, &n) in nodes.iter().enumerate() {
                         let (alloc, gang) = shape.alloc(i);
                         pass.overlay.entry(n, &pass.cluster.hot).take(alloc, gang);
@@ -159,7 +160,7 @@ impl Policy for Easy {
         }
     }
 
-    fn started(&mut self, pass: &Pass, job: &Candidate, nodes: &[u32]) {
+    fn started(&mut self, pass: &Pass, job: &Candidate, nodes: &[NodeSlot]) {
         if self.shadow.is_none() {
             let end = pass.now.saturating_add(job.est);
             self.fresh
@@ -176,7 +177,7 @@ pub(crate) struct Conservative {
 }
 
 impl Policy for Conservative {
-    fn place(&mut self, pass: &mut Pass, job: &Candidate) -> Option<Vec<u32>> {
+    fn place(&mut self, pass: &mut Pass, job: &Candidate) -> Option<Vec<NodeSlot>> {
         let (sid, est, now) = (job.sid, job.est, pass.now);
         let nodes = if job.memo.nofit_now || est >= job.memo.cons_fail_est {
             None
@@ -184,8 +185,8 @@ impl Policy for Conservative {
             pass.cluster
                 .place_conservative(sid, pass.epoch, est, pass.profile, pass.jobs)
         };
-        let shape = &pass.cluster.shapes[sid as usize];
-        let view = (&pass.cluster.hot[..], &pass.cluster.meta[..], pass.jobs);
+        let shape = &pass.cluster.shapes[sid];
+        let view = (&pass.cluster.hot, &pass.cluster.meta, pass.jobs);
         if let Some(nodes) = &nodes {
             for (i, &n) in nodes.iter().enumerate() {
                 let (alloc, gang) = shape.alloc(i);
@@ -193,8 +194,8 @@ impl Policy for Conservative {
             }
         } else if self.reservations < CONSERVATIVE_MAX_RESERVATIONS {
             if let Some((t, at)) = pass.profile.earliest(pass.cluster, pass.jobs, sid, est) {
-                let shape = &pass.cluster.shapes[sid as usize];
-                let view = (&pass.cluster.hot[..], &pass.cluster.meta[..], pass.jobs);
+                let shape = &pass.cluster.shapes[sid];
+                let view = (&pass.cluster.hot, &pass.cluster.meta, pass.jobs);
                 for (i, &n) in at.iter().enumerate() {
                     let (alloc, gang) = shape.alloc(i);
                     pass.profile.reserve(view, n, t, est, alloc, gang);

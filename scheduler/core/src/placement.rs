@@ -3,9 +3,10 @@
 //! explain why a job does not fit.
 
 use crate::backfill::{extra_ok_gang, extra_ok_single, Overlay, Profile};
+use crate::index::{IndexVec, JobSlot, NodeSlot, QueueSlot, ReasonId, ShapeId};
 use crate::matching::assign;
 use crate::resources::{fits, fits_used, res_add, res_max, res_sub};
-use crate::state::{Cluster, Demand, Job, Memo, NodeHot, Shape, NONE};
+use crate::state::{Cluster, Demand, Job, Memo, NodeHot, Shape};
 use crate::types::{Millis, Resources};
 
 impl NodeHot {
@@ -45,10 +46,10 @@ pub(crate) fn give(node: &mut NodeHot, alloc: Resources, gang: bool) {
 /// to it (or to the end), which is sound because within a pass a node that
 /// failed keeps failing.
 pub(crate) fn find_single(
-    order: &[u32],
+    order: &[NodeSlot],
     cursor: &mut u32,
-    mut ok: impl FnMut(u32) -> bool,
-) -> Option<u32> {
+    mut ok: impl FnMut(NodeSlot) -> bool,
+) -> Option<NodeSlot> {
     let mut i = *cursor as usize;
     while i < order.len() {
         let slot = order[i];
@@ -66,12 +67,12 @@ pub(crate) fn find_single(
 /// shape (node slot per index), scanning from `*cursor`; `ok` is an extra
 /// per-node condition. Prefers earlier nodes.
 pub(crate) fn find_gang(
-    hot: &[NodeHot],
-    order: &[u32],
+    hot: &IndexVec<NodeSlot, NodeHot>,
+    order: &[NodeSlot],
     cursor: &mut u32,
     shape: &Shape,
-    mut ok: impl FnMut(u32) -> bool,
-) -> Option<Vec<u32>> {
+    mut ok: impl FnMut(NodeSlot) -> bool,
+) -> Option<Vec<NodeSlot>> {
     let Demand::Gang(demands) = &shape.demand else {
         return None;
     };
@@ -81,7 +82,7 @@ pub(crate) fn find_gang(
     let mut i = *cursor as usize;
     while i < order.len() {
         let slot = order[i];
-        if hot[slot as usize].fits_gang(shape.min) && ok(slot) {
+        if hot[slot].fits_gang(shape.min) && ok(slot) {
             first.get_or_insert(i);
             cands.push(slot);
             if cands.len() == k {
@@ -94,13 +95,13 @@ pub(crate) fn find_gang(
     if cands.len() < k {
         return None;
     }
-    let cap = |s: u32| hot[s as usize].cap;
+    let cap = |s: NodeSlot| hot[s].cap;
     if let Some(a) = assign(&shape.gang_order, demands, &cands, cap) {
         return Some(a);
     }
     // Heterogeneous demands: look at every candidate.
     for &slot in &order[i + 1..] {
-        if hot[slot as usize].fits_gang(shape.min) && ok(slot) {
+        if hot[slot].fits_gang(shape.min) && ok(slot) {
             cands.push(slot);
         }
     }
@@ -125,44 +126,53 @@ impl Cluster {
     /// first job in the pass: whether it can start at all (its queue
     /// enabled, some node ever big enough) and the status reason of its
     /// jobs that do not start.
-    pub(crate) fn shape_memo(&mut self, sid: u32, epoch: u64) -> Memo {
-        if !self.shapes[sid as usize].memo(epoch).ready {
-            let q = &self.queues[self.shapes[sid as usize].qslot as usize];
-            let (enabled, disabled_reason) = (q.spec.enabled, q.disabled_reason);
-            let (dead, rid) = if !enabled {
-                (true, disabled_reason)
-            } else {
-                match self.never_fit(sid) {
-                    NONE => (false, self.waiting_reason(sid)),
-                    never => (true, never),
-                }
-            };
-            let memo = &mut self.shapes[sid as usize].memo;
-            memo.ready = true;
-            memo.dead = dead;
-            memo.rid = rid;
+    #[inline]
+    pub(crate) fn shape_memo(&mut self, sid: ShapeId, epoch: u64) -> Memo {
+        // The walk's hot path: one lookup of the shape for every job after
+        // the shape's first in the pass.
+        let memo = *self.shapes[sid].memo(epoch);
+        if memo.ready {
+            return memo;
         }
-        self.shapes[sid as usize].memo
+        self.set_up_memo(sid)
+    }
+
+    /// The first job of shape `sid` in pass `epoch` sets its memo up.
+    fn set_up_memo(&mut self, sid: ShapeId) -> Memo {
+        let q = &self.queues[self.shapes[sid].qslot];
+        let (enabled, disabled_reason) = (q.spec.enabled, q.disabled_reason);
+        let (dead, rid) = if !enabled {
+            (true, disabled_reason)
+        } else {
+            match self.never_fit(sid) {
+                None => (false, self.waiting_reason(sid)),
+                Some(never) => (true, never),
+            }
+        };
+        let memo = &mut self.shapes[sid].memo;
+        memo.ready = true;
+        memo.dead = dead;
+        memo.rid = Some(rid);
+        *memo
     }
 
     /// Can the shape never fit the cluster, even empty? Returns the reason
-    /// id, or [`NONE`] when it can fit. Cached until the topology changes.
+    /// id, or None when it can fit. Cached until the topology changes.
     /// The queue's class must be current.
-    pub fn never_fit(&mut self, sid: u32) -> u32 {
-        let shape = &self.shapes[sid as usize];
+    pub fn never_fit(&mut self, sid: ShapeId) -> Option<ReasonId> {
+        let shape = &self.shapes[sid];
         if shape.never.0 == self.topo_epoch {
             return shape.never.1;
         }
-        let id = match self.never_fit_text(sid) {
-            Some(text) => self.reasons.intern(text),
-            None => NONE,
-        };
-        self.shapes[sid as usize].never = (self.topo_epoch, id);
+        let id = self
+            .never_fit_text(sid)
+            .map(|text| self.reasons.intern(text));
+        self.shapes[sid].never = (self.topo_epoch, id);
         id
     }
 
-    fn pool_list(&self, qslot: u32, only_enabled: bool) -> String {
-        let q = &self.queues[qslot as usize];
+    fn pool_list(&self, qslot: QueueSlot, only_enabled: bool) -> String {
+        let q = &self.queues[qslot];
         let names: Vec<String> = q
             .spec
             .pools
@@ -177,9 +187,9 @@ impl Cluster {
         format!("[{}]", names.join(", "))
     }
 
-    fn never_fit_text(&self, sid: u32) -> Option<String> {
-        let shape = &self.shapes[sid as usize];
-        let q = &self.queues[shape.qslot as usize];
+    fn never_fit_text(&self, sid: ShapeId) -> Option<String> {
+        let shape = &self.shapes[sid];
+        let q = &self.queues[shape.qslot];
         let qname = &q.spec.name;
         let order = &q.class.order;
         if order.is_empty() {
@@ -202,7 +212,7 @@ impl Cluster {
                 )
             });
         }
-        let caps = || order.iter().map(|&s| self.hot[s as usize].cap);
+        let caps = || order.iter().map(|&s| self.hot[s].cap);
         let largest = caps().fold(Resources::default(), res_max);
         match &shape.demand {
             Demand::Single(need) => {
@@ -248,12 +258,12 @@ impl Cluster {
                         plural(order.len(), "worker node", "worker nodes"),
                     ));
                 }
-                let cands: Vec<u32> = order
+                let cands: Vec<NodeSlot> = order
                     .iter()
                     .copied()
-                    .filter(|&s| fits(self.hot[s as usize].cap, shape.min))
+                    .filter(|&s| fits(self.hot[s].cap, shape.min))
                     .collect();
-                let cap = |s: u32| self.hot[s as usize].cap;
+                let cap = |s: NodeSlot| self.hot[s].cap;
                 if assign(&shape.gang_order, demands, &cands, cap).is_some() {
                     return None;
                 }
@@ -308,10 +318,10 @@ impl Cluster {
     }
 
     /// The "waiting for resources" reason id of a shape.
-    pub fn waiting_reason(&mut self, sid: u32) -> u32 {
-        let shape = &self.shapes[sid as usize];
-        if shape.waiting != NONE {
-            return shape.waiting;
+    pub fn waiting_reason(&mut self, sid: ShapeId) -> ReasonId {
+        let shape = &self.shapes[sid];
+        if let Some(id) = shape.waiting {
+            return id;
         }
         let text = match &shape.demand {
             Demand::Single(r) => format!("waiting for resources ({})", describe(*r)),
@@ -323,7 +333,7 @@ impl Cluster {
             Demand::Gang(v) => format!("waiting for resources: needs {} free nodes", v.len()),
         };
         let id = self.reasons.intern(text);
-        self.shapes[sid as usize].waiting = id;
+        self.shapes[sid].waiting = Some(id);
         id
     }
 }
@@ -344,14 +354,14 @@ impl Cluster {
     /// and advancing the pass memo. Takes nothing.
     /// Quick reject: false when the shape surely does not fit now (checked
     /// against per-queue bounds computed once per pass).
-    fn may_fit(&mut self, sid: u32, epoch: u64) -> bool {
-        let qslot = self.shapes[sid as usize].qslot as usize;
+    fn may_fit(&mut self, sid: ShapeId, epoch: u64) -> bool {
+        let qslot = self.shapes[sid].qslot;
         let q = &mut self.queues[qslot];
         if q.bounds_epoch != epoch {
             let mut max_free = Resources::default();
             let mut idle = 0;
             for &n in &q.class.order {
-                let h = &self.hot[n as usize];
+                let h = &self.hot[n];
                 if h.alive && h.excl == 0 {
                     max_free = res_max(max_free, h.free());
                     idle += (h.users == 0) as u32;
@@ -361,16 +371,16 @@ impl Cluster {
             q.max_free = max_free;
             q.idle = idle;
         }
-        let shape = &self.shapes[sid as usize];
+        let shape = &self.shapes[sid];
         match &shape.demand {
             Demand::Single(need) => fits(q.max_free, *need),
             Demand::Gang(v) => q.idle as usize >= v.len(),
         }
     }
 
-    pub(crate) fn place_now(&mut self, sid: u32, epoch: u64) -> Option<Vec<u32>> {
+    pub(crate) fn place_now(&mut self, sid: ShapeId, epoch: u64) -> Option<Vec<NodeSlot>> {
         if !self.may_fit(sid, epoch) {
-            self.shapes[sid as usize].memo(epoch).nofit_now = true;
+            self.shapes[sid].memo(epoch).nofit_now = true;
             return None;
         }
         let Cluster {
@@ -379,14 +389,14 @@ impl Cluster {
             hot,
             ..
         } = self;
-        let shape = &mut shapes[sid as usize];
-        let class = &queues[shape.qslot as usize].class;
+        let shape = &mut shapes[sid];
+        let class = &queues[shape.qslot].class;
         let mut cursor = shape.memo(epoch).cursor;
         let found = match &shape.demand {
-            Demand::Single(need) => find_single(&class.order, &mut cursor, |s| {
-                hot[s as usize].fits_single(*need)
-            })
-            .map(|s| vec![s]),
+            Demand::Single(need) => {
+                find_single(&class.order, &mut cursor, |s| hot[s].fits_single(*need))
+                    .map(|s| vec![s])
+            }
             Demand::Gang(_) => find_gang(hot, &class.order, &mut cursor, shape, |_| true),
         };
         let memo = shape.memo(epoch);
@@ -396,9 +406,14 @@ impl Cluster {
     }
 
     /// Where a job of shape `sid` fits now and within EASY's extra.
-    pub(crate) fn place_extra(&mut self, sid: u32, epoch: u64, ov: &Overlay) -> Option<Vec<u32>> {
+    pub(crate) fn place_extra(
+        &mut self,
+        sid: ShapeId,
+        epoch: u64,
+        ov: &Overlay,
+    ) -> Option<Vec<NodeSlot>> {
         if !self.may_fit(sid, epoch) {
-            let memo = self.shapes[sid as usize].memo(epoch);
+            let memo = self.shapes[sid].memo(epoch);
             memo.nofit_now = true;
             memo.nofit_extra = true;
             return None;
@@ -409,12 +424,12 @@ impl Cluster {
             hot,
             ..
         } = self;
-        let shape = &mut shapes[sid as usize];
-        let class = &queues[shape.qslot as usize].class;
+        let shape = &mut shapes[sid];
+        let class = &queues[shape.qslot].class;
         let mut cursor = shape.memo(epoch).extra_cursor;
         let found = match &shape.demand {
             Demand::Single(need) => find_single(&class.order, &mut cursor, |s| {
-                hot[s as usize].fits_single(*need) && extra_ok_single(ov, hot, s, *need)
+                hot[s].fits_single(*need) && extra_ok_single(ov, hot, s, *need)
             })
             .map(|s| vec![s]),
             Demand::Gang(_) => find_gang(hot, &class.order, &mut cursor, shape, |s| {
@@ -431,14 +446,14 @@ impl Cluster {
     /// without colliding with the profile.
     pub(crate) fn place_conservative(
         &mut self,
-        sid: u32,
+        sid: ShapeId,
         epoch: u64,
         est: Millis,
         profile: &mut Profile,
-        jobs: &[Job],
-    ) -> Option<Vec<u32>> {
+        jobs: &IndexVec<JobSlot, Job>,
+    ) -> Option<Vec<NodeSlot>> {
         if !self.may_fit(sid, epoch) {
-            self.shapes[sid as usize].memo(epoch).nofit_now = true;
+            self.shapes[sid].memo(epoch).nofit_now = true;
             return None;
         }
         let Cluster {
@@ -448,40 +463,36 @@ impl Cluster {
             meta,
             ..
         } = self;
-        let view = (&hot[..], &meta[..], jobs);
-        let shape = &mut shapes[sid as usize];
-        let class = &queues[shape.qslot as usize].class;
+        let view = (&*hot, &*meta, jobs);
+        let shape = &mut shapes[sid];
+        let class = &queues[shape.qslot].class;
         let mut cursor = shape.memo(epoch).cursor;
         let (found, fits_now) = match &shape.demand {
             Demand::Single(need) => {
-                let first = find_single(&class.order, &mut cursor, |s| {
-                    hot[s as usize].fits_single(*need)
-                });
+                let first = find_single(&class.order, &mut cursor, |s| hot[s].fits_single(*need));
                 let found = first.and_then(|_| {
                     class.order[cursor as usize..].iter().copied().find(|&s| {
-                        hot[s as usize].fits_single(*need)
-                            && profile.ok_now(view, s, est, *need, false)
+                        hot[s].fits_single(*need) && profile.ok_now(view, s, est, *need, false)
                     })
                 });
                 (found.map(|s| vec![s]), first.is_some())
             }
             Demand::Gang(demands) => {
-                let actual: Vec<u32> = class.order[cursor as usize..]
+                let actual: Vec<NodeSlot> = class.order[cursor as usize..]
                     .iter()
                     .copied()
-                    .filter(|&s| hot[s as usize].fits_gang(shape.min))
+                    .filter(|&s| hot[s].fits_gang(shape.min))
                     .collect();
-                if let Some(&first) = actual.first() {
-                    cursor = class.pos[first as usize];
-                } else {
-                    cursor = class.order.len() as u32;
-                }
-                let ok: Vec<u32> = actual
+                cursor = match actual.first() {
+                    Some(&first) => class.pos[first].unwrap_or(class.order.len() as u32),
+                    None => class.order.len() as u32,
+                };
+                let ok: Vec<NodeSlot> = actual
                     .iter()
                     .copied()
                     .filter(|&s| profile.ok_now(view, s, est, shape.min, true))
                     .collect();
-                let cap = |s: u32| hot[s as usize].cap;
+                let cap = |s: NodeSlot| hot[s].cap;
                 match assign(&shape.gang_order, demands, &ok, cap) {
                     Some(a) => (Some(a), true),
                     None => {
@@ -504,11 +515,11 @@ impl Cluster {
     }
 
     /// Takes a placement's resources on its nodes.
-    pub(crate) fn commit(&mut self, sid: u32, nodes: &[u32]) {
-        let shape = &self.shapes[sid as usize];
+    pub(crate) fn commit(&mut self, sid: ShapeId, nodes: &[NodeSlot]) {
+        let shape = &self.shapes[sid];
         for (i, &n) in nodes.iter().enumerate() {
             let (alloc, gang) = shape.alloc(i);
-            take(&mut self.hot[n as usize], alloc, gang);
+            take(&mut self.hot[n], alloc, gang);
         }
     }
 }

@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::state::{RunEntry, RunKey, NONE};
+use crate::index::JobSlot;
+use crate::state::{RunEntry, RunKey};
 
 /// Pending entries above this rebuild the vector.
 const MAX_PENDING: usize = 2048;
@@ -28,7 +29,7 @@ pub(crate) enum Pos {
 pub(crate) struct RunQueue {
     keys: Vec<RunKey>,
     vals: Vec<RunEntry>,
-    /// Tombstones in `vals` (slot == NONE).
+    /// Tombstones in `vals` (slot None).
     dead: usize,
     pending: BTreeMap<RunKey, RunEntry>,
     len: usize,
@@ -80,10 +81,8 @@ impl RunQueue {
 
     fn kill(&mut self, i: usize) -> Option<RunEntry> {
         let v = self.vals[i];
-        if v.slot == NONE {
-            return None;
-        }
-        self.vals[i].slot = NONE;
+        v.slot?;
+        self.vals[i].slot = None;
         self.dead += 1;
         Some(v)
     }
@@ -103,7 +102,7 @@ impl RunQueue {
                 keys.push(pk);
                 vals.push(pv);
             }
-            if v.slot != NONE {
+            if v.slot.is_some() {
                 keys.push(*k);
                 vals.push(*v);
             }
@@ -123,7 +122,7 @@ impl RunQueue {
             .keys
             .iter()
             .zip(&self.vals)
-            .filter(|(_, v)| v.slot != NONE)
+            .filter(|(_, v)| v.slot.is_some())
             .map(|(k, v)| (*k, *v))
             .chain(self.pending.iter().map(|(k, v)| (*k, *v)))
             .collect();
@@ -150,15 +149,17 @@ impl RunQueue {
         Walk { i: 0, p: 0, plan }
     }
 
-    /// The next live entry of a walk.
+    /// The next live entry of a walk: its position, its job's slot, and
+    /// the entry.
     #[inline]
-    pub fn next<'a>(&'a mut self, w: &mut Walk) -> Option<(Pos, &'a mut RunEntry)> {
+    pub fn next<'a>(&'a mut self, w: &mut Walk) -> Option<(Pos, JobSlot, &'a mut RunEntry)> {
         loop {
             if let Some(&(at, k)) = w.plan.get(w.p) {
                 if at <= w.i {
                     w.p += 1;
-                    if self.pending.contains_key(&k) {
-                        return self.pending.get_mut(&k).map(|v| (Pos::Pending(k), v));
+                    if let Some(slot) = self.pending.get(&k).and_then(|v| v.slot) {
+                        let v = self.pending.get_mut(&k).expect("just found");
+                        return Some((Pos::Pending(k), slot, v));
                     }
                     continue;
                 }
@@ -166,8 +167,8 @@ impl RunQueue {
             let i = w.i;
             let v = self.vals.get(i)?;
             w.i += 1;
-            if v.slot != NONE {
-                return Some((Pos::Vec(i), &mut self.vals[i]));
+            if let Some(slot) = v.slot {
+                return Some((Pos::Vec(i), slot, &mut self.vals[i]));
             }
         }
     }
@@ -189,6 +190,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::index::{Idx, ShapeId};
     use crate::types::JobKey;
 
     fn key(n: u64, prio: i32) -> RunKey {
@@ -200,11 +202,10 @@ mod tests {
         }
     }
 
-    fn walk_all(q: &mut RunQueue) -> Vec<(RunKey, u32)> {
+    fn walk_all(q: &mut RunQueue) -> Vec<(RunKey, JobSlot)> {
         let mut w = q.walk();
         let mut out = Vec::new();
-        while let Some((pos, v)) = q.next(&mut w) {
-            let slot = v.slot;
+        while let Some((pos, slot, _)) = q.next(&mut w) {
             let k = match pos {
                 Pos::Vec(i) => q.keys[i],
                 Pos::Pending(k) => k,
@@ -219,7 +220,7 @@ mod tests {
     #[test]
     fn matches_a_btreemap() {
         let mut q = RunQueue::default();
-        let mut model: BTreeMap<RunKey, u32> = BTreeMap::new();
+        let mut model: BTreeMap<RunKey, JobSlot> = BTreeMap::new();
         let mut x: u64 = 88172645463325252;
         let mut rnd = move || {
             x ^= x << 13;
@@ -232,30 +233,33 @@ mod tests {
             if r % 3 != 0 || model.is_empty() {
                 let k = key(step, (r % 5) as i32);
                 let v = RunEntry {
-                    slot: step as u32,
-                    shape: 0,
-                    reason: NONE,
+                    slot: Some(JobSlot::new(step as usize)),
+                    shape: ShapeId::new(0),
+                    reason: None,
                     timeout_s: 0,
                 };
                 q.insert(k, v);
-                model.insert(k, step as u32);
+                model.insert(k, JobSlot::new(step as usize));
             } else {
                 let i = (r / 3) as usize % model.len();
                 let k = *model.keys().nth(i).expect("in range");
                 model.remove(&k);
-                assert_eq!(q.remove(&k).map(|v| v.slot), Some(k.key.0 as u32));
+                assert_eq!(
+                    q.remove(&k).and_then(|v| v.slot),
+                    Some(JobSlot::new(k.key.0 as usize))
+                );
                 assert!(q.remove(&k).is_none());
             }
             assert_eq!(q.len(), model.len());
             if step % 997 == 0 {
                 let got = walk_all(&mut q);
-                let want: Vec<(RunKey, u32)> = model.iter().map(|(k, v)| (*k, *v)).collect();
+                let want: Vec<(RunKey, JobSlot)> = model.iter().map(|(k, v)| (*k, *v)).collect();
                 assert_eq!(got, want);
                 // Removing by position, as a pass does.
                 let mut w = q.walk();
                 let mut first = None;
-                while let Some((pos, v)) = q.next(&mut w) {
-                    first = Some((pos, v.slot));
+                while let Some((pos, slot, _)) = q.next(&mut w) {
+                    first = Some((pos, slot));
                     if step % 2 == 0 {
                         break;
                     }

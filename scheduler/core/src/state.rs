@@ -7,14 +7,12 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::index::{IndexVec, JobSlot, NodeSlot, QueueSlot, ReasonId, ShapeId};
 use crate::resources::{res_add, res_min, res_sub};
 use crate::types::{
     JobKey, JobSpec, JobState, Millis, NodeId, NodeSpec, Placement, PoolId, PoolSpec, QueueId,
     QueueSpec, Resources,
 };
-
-/// "No index" marker for the `u32` slot and id fields below.
-pub(crate) const NONE: u32 = u32::MAX;
 
 /// Position of a RUNNABLE job in scheduling order: queue priority (higher
 /// first), job priority (higher first), submit time (earlier first), key.
@@ -30,13 +28,14 @@ pub(crate) struct RunKey {
 /// to its key so that a pass over 100,000 jobs stays in cache.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RunEntry {
-    /// The job's slot in `Core::jobs`.
-    pub slot: u32,
+    /// The job's slot in `Core::jobs`; None for a removed entry (a
+    /// tombstone of the run queue).
+    pub slot: Option<JobSlot>,
     /// Its shape id.
-    pub shape: u32,
+    pub shape: ShapeId,
     /// The pass-made status reason it shows (an id in [`Reasons`]), or
-    /// [`NONE`] when its reason was set otherwise (e.g. by a retry).
-    pub reason: u32,
+    /// None when its reason was set otherwise (e.g. by a retry).
+    pub reason: Option<ReasonId>,
     /// `timeout_s` (at most `u32::MAX - 1`), or `u32::MAX` when the queue
     /// default applies.
     pub timeout_s: u32,
@@ -54,7 +53,7 @@ pub(crate) struct Attempt {
     /// One entry per node index.
     pub placement: Vec<Placement>,
     /// Node slots, per node index.
-    pub slots: Vec<u32>,
+    pub slots: Vec<NodeSlot>,
     /// Per node index: has it exited (or been killed)?
     pub exited: Vec<bool>,
     /// A gang (multi-node) attempt: its nodes are held exclusively.
@@ -69,11 +68,11 @@ pub(crate) struct Job {
     pub spec: JobSpec,
     pub state: JobState,
     pub reason: Arc<str>,
-    /// Queue slot, or [`NONE`] (a restored finished job of a deleted queue).
-    pub qslot: u32,
-    /// Shape id, or [`NONE`] for array parents (and finished jobs restored
-    /// into a deleted queue).
-    pub shape: u32,
+    /// Queue slot; None for a restored finished job of a deleted queue.
+    pub qslot: Option<QueueSlot>,
+    /// Shape id; None for array parents (and finished jobs restored into a
+    /// deleted queue).
+    pub shape: Option<ShapeId>,
     /// An array parent.
     pub is_array: bool,
     /// Finished attempts.
@@ -83,12 +82,12 @@ pub(crate) struct Job {
     pub attempt: Option<Attempt>,
     /// Dependencies not yet SUCCEEDED.
     pub unfinished_deps: u32,
-    /// Jobs depending on this one (slots).
-    pub dependents: Vec<u32>,
-    /// Array parent slot, or [`NONE`].
-    pub parent: u32,
-    /// Array children (slots), for a parent.
-    pub children: Vec<u32>,
+    /// Jobs depending on this one.
+    pub dependents: Vec<JobSlot>,
+    /// Array parent.
+    pub parent: Option<JobSlot>,
+    /// Array children, for a parent.
+    pub children: Vec<JobSlot>,
     pub children_done: u32,
     pub children_failed: u32,
     /// For a parent that was cancelled (false) or terminated (true): applied
@@ -118,8 +117,8 @@ pub(crate) struct NodeHot {
 #[derive(Debug, Clone)]
 pub(crate) struct NodeMeta {
     pub spec: NodeSpec,
-    /// Job slots of the attempts placed on it.
-    pub attempts: Vec<u32>,
+    /// Jobs whose attempts are placed on it.
+    pub attempts: Vec<JobSlot>,
 }
 
 /// A compute environment.
@@ -135,9 +134,9 @@ pub(crate) struct Pool {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Class {
     /// Node slots in preference order.
-    pub order: Vec<u32>,
-    /// Position in `order` per node slot, or [`NONE`].
-    pub pos: Vec<u32>,
+    pub order: Vec<NodeSlot>,
+    /// Position in `order` per node slot (None: not eligible).
+    pub pos: IndexVec<NodeSlot, Option<u32>>,
 }
 
 /// A job queue.
@@ -151,7 +150,7 @@ pub(crate) struct Queue {
     /// Topology epoch `class` was built for.
     pub class_epoch: u64,
     /// Reason id of "queue NAME is DISABLED".
-    pub disabled_reason: u32,
+    pub disabled_reason: ReasonId,
     /// Pass for which `max_free` and `idle` were computed.
     pub bounds_epoch: u64,
     /// At the start of that pass: component-wise maximum of free resources
@@ -173,17 +172,17 @@ pub(crate) enum Demand {
 /// for placement, so one pass remembers per shape what did not fit.
 #[derive(Debug, Clone)]
 pub(crate) struct Shape {
-    pub qslot: u32,
+    pub qslot: QueueSlot,
     pub demand: Demand,
     /// Component-wise minimum over node indexes.
     pub min: Resources,
     /// Gang node indexes, largest demand first.
     pub gang_order: Vec<u32>,
-    /// (topology epoch, reason id or [`NONE`] when it can fit an empty
+    /// (topology epoch, reason id, or None when it can fit an empty
     /// cluster).
-    pub never: (u64, u32),
-    /// "waiting for resources" reason id, [`NONE`] until first needed.
-    pub waiting: u32,
+    pub never: (u64, Option<ReasonId>),
+    /// "waiting for resources" reason id, None until first needed.
+    pub waiting: Option<ReasonId>,
     /// Pass memo (valid while `epoch` is the current pass).
     pub memo: Memo,
 }
@@ -208,7 +207,7 @@ pub(crate) struct Memo {
     /// Nothing of this shape can start in this pass.
     pub dead: bool,
     /// Status reason id for its jobs that do not start in this pass.
-    pub rid: u32,
+    pub rid: Option<ReasonId>,
 }
 
 impl Shape {
@@ -229,18 +228,17 @@ impl Shape {
 /// compares ids rather than strings.
 #[derive(Debug, Default)]
 pub(crate) struct Reasons {
-    pub texts: Vec<Arc<str>>,
-    ids: HashMap<Arc<str>, u32>,
+    pub texts: IndexVec<ReasonId, Arc<str>>,
+    ids: HashMap<Arc<str>, ReasonId>,
 }
 
 impl Reasons {
-    pub fn intern(&mut self, text: String) -> u32 {
+    pub fn intern(&mut self, text: String) -> ReasonId {
         if let Some(&id) = self.ids.get(text.as_str()) {
             return id;
         }
-        let id = self.texts.len() as u32;
         let text: Arc<str> = text.into();
-        self.texts.push(text.clone());
+        let id = self.texts.push(text.clone());
         self.ids.insert(text, id);
         id
     }
@@ -249,20 +247,20 @@ impl Reasons {
 /// Everything placement looks at: nodes, pools, queues, shapes.
 #[derive(Debug, Default)]
 pub(crate) struct Cluster {
-    pub hot: Vec<NodeHot>,
-    pub meta: Vec<NodeMeta>,
-    pub node_index: HashMap<NodeId, u32>,
+    pub hot: IndexVec<NodeSlot, NodeHot>,
+    pub meta: IndexVec<NodeSlot, NodeMeta>,
+    pub node_index: HashMap<NodeId, NodeSlot>,
     pub pools: BTreeMap<PoolId, Pool>,
-    pub queues: Vec<Queue>,
-    pub queue_index: HashMap<QueueId, u32>,
-    pub shapes: Vec<Shape>,
-    pub shape_index: HashMap<(u32, Demand), u32>,
+    pub queues: IndexVec<QueueSlot, Queue>,
+    pub queue_index: HashMap<QueueId, QueueSlot>,
+    pub shapes: IndexVec<ShapeId, Shape>,
+    pub shape_index: HashMap<(QueueSlot, Demand), ShapeId>,
     /// Bumped whenever nodes, pools or queues change what is eligible.
     pub topo_epoch: u64,
     /// Per node: allocations, attempts and gang attempts of the attempts in
     /// flight whose estimated end is at or before `overdue_at` (EASY counts
     /// them as ending now).
-    pub overdue: Vec<SimNode>,
+    pub overdue: IndexVec<NodeSlot, SimNode>,
     /// See `overdue`.
     pub overdue_at: Millis,
     pub reasons: Reasons,
@@ -270,24 +268,24 @@ pub(crate) struct Cluster {
 
 impl Cluster {
     /// Alive node slot.
-    pub fn node_slot(&self, id: NodeId) -> Option<u32> {
+    pub fn node_slot(&self, id: NodeId) -> Option<NodeSlot> {
         let slot = *self.node_index.get(&id)?;
-        self.hot[slot as usize].alive.then_some(slot)
+        self.hot[slot].alive.then_some(slot)
     }
 
     /// Live (not deleted) queue slot.
-    pub fn queue_slot(&self, id: QueueId) -> Option<u32> {
+    pub fn queue_slot(&self, id: QueueId) -> Option<QueueSlot> {
         let slot = *self.queue_index.get(&id)?;
-        (!self.queues[slot as usize].deleted).then_some(slot)
+        (!self.queues[slot].deleted).then_some(slot)
     }
 
     /// Rebuilds a queue's eligible node list if the topology changed.
-    pub fn ensure_class(&mut self, qslot: u32) {
-        let q = &self.queues[qslot as usize];
+    pub fn ensure_class(&mut self, qslot: QueueSlot) {
+        let q = &self.queues[qslot];
         if q.class_epoch == self.topo_epoch {
             return;
         }
-        let mut pos = vec![NONE; self.hot.len()];
+        let mut pos = IndexVec::from_elem(None, self.hot.len());
         let mut order = Vec::new();
         for pid in &q.spec.pools {
             let Some(pool) = self.pools.get(pid) else {
@@ -298,19 +296,19 @@ impl Cluster {
             }
             for nid in &pool.members {
                 let slot = self.node_index[nid];
-                if pos[slot as usize] == NONE && self.hot[slot as usize].alive {
-                    pos[slot as usize] = order.len() as u32;
+                if pos[slot].is_none() && self.hot[slot].alive {
+                    pos[slot] = Some(order.len() as u32);
                     order.push(slot);
                 }
             }
         }
-        let q = &mut self.queues[qslot as usize];
+        let q = &mut self.queues[qslot];
         q.class = Class { order, pos };
         q.class_epoch = self.topo_epoch;
     }
 
     /// Interns a shape for a queue slot and demand.
-    pub fn intern_shape(&mut self, qslot: u32, demand: Demand) -> u32 {
+    pub fn intern_shape(&mut self, qslot: QueueSlot, demand: Demand) -> ShapeId {
         if let Some(&id) = self.shape_index.get(&(qslot, demand.clone())) {
             return id;
         }
@@ -334,14 +332,13 @@ impl Cluster {
                 (min, order)
             }
         };
-        let id = self.shapes.len() as u32;
-        self.shapes.push(Shape {
+        let id = self.shapes.push(Shape {
             qslot,
             demand: demand.clone(),
             min,
             gang_order,
-            never: (u64::MAX, NONE),
-            waiting: NONE,
+            never: (u64::MAX, None),
+            waiting: None,
             memo: Memo::default(),
         });
         self.shape_index.insert((qslot, demand), id);
