@@ -7,12 +7,9 @@ use shoal_model::wire::{PollRequest, PollResponse, RegisterWorkerRequest, Regist
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a connection to the scheduler may take to open.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-
 /// What the worker needs of its scheduler: registering and polling. The
 /// worker talks to a real one over HTTP ([`HttpScheduler`]); the poll loop
-/// ([`crate::poll`]) takes any, so that it can be tested without one.
+/// (`poll.rs`) takes any, so that it can be tested without one.
 pub trait Scheduler: Send + Sync {
     /// Where the scheduler is (for messages).
     fn endpoint(&self) -> &str;
@@ -65,19 +62,21 @@ impl Scheduler for HttpScheduler {
 
 impl HttpScheduler {
     /// A connection to the scheduler at `scheduler` (`http://` or, with
-    /// `tls`, `https://`), renewing `lease`. Checks the certificates now.
+    /// `tls`, `https://`) over `http`, the client made for it
+    /// ([`crate::tls::scheduler_client`], which checks the certificates),
+    /// renewing `lease`.
     pub fn new(
         scheduler: &str,
         tls: Option<TlsFiles>,
+        http: reqwest::blocking::Client,
         lease: Arc<crate::fence::Lease>,
-    ) -> Result<HttpScheduler, Error> {
-        let http = crate::tls::scheduler_client(scheduler, tls.as_ref())?;
-        Ok(HttpScheduler {
+    ) -> HttpScheduler {
+        HttpScheduler {
             endpoint: scheduler.trim_end_matches('/').to_string(),
             tls,
             http: std::sync::Mutex::new(http),
             lease,
-        })
+        }
     }
 
     fn client(&self) -> reqwest::blocking::Client {

@@ -8,6 +8,9 @@ use crate::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a connection to the scheduler may take to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
 /// The HTTP client for the scheduler at `scheduler`: with `tls`, it trusts
 /// only the cluster CA and presents this node's certificate.
 pub fn scheduler_client(
@@ -18,7 +21,7 @@ pub fn scheduler_client(
     // a connection that cannot be made in half a second is tried anew.
     let builder = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
-        .connect_timeout(crate::connection::CONNECT_TIMEOUT);
+        .connect_timeout(CONNECT_TIMEOUT);
     let https = scheduler.starts_with("https://");
     let builder = match tls {
         None if https => {

@@ -71,7 +71,7 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
     join_netns(&config)?;
     let stop_signals = block_stop_signals()?;
     // Certificates are checked before anything starts.
-    crate::tls::scheduler_client(&config.scheduler, config.tls.as_ref())?;
+    let http = crate::tls::scheduler_client(&config.scheduler, config.tls.as_ref())?;
     let server_tls = match &config.tls {
         Some(t) => Some(crate::tls::server_config(t, &config.address)?),
         None => None,
@@ -92,8 +92,9 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
     let sched: Arc<dyn Scheduler> = Arc::new(HttpScheduler::new(
         &config.scheduler,
         config.tls.clone(),
+        http,
         lease.clone(),
-    )?);
+    ));
     let (tx, rx) = mpsc::channel::<TaskReport>();
     let tasks = Tasks::new(
         tasks_dir.clone(),

@@ -3,7 +3,7 @@
 use shoal_model as m;
 use shoal_model::{parse_and_validate, ClientError};
 
-/// An API failure, shaped as AWS's error contract by [`crate::http`].
+/// An API failure, shaped as AWS's error contract by `http.rs`.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     /// The request is wrong: HTTP 400 `ClientException`.

@@ -6,8 +6,8 @@
 //! default (e.g. 64 MiB of `/dev/shm`) is applied once, in this crate.
 
 use crate::container::ContainerProperties;
-use crate::semantics::node_demand;
 use serde::{Deserialize, Serialize};
+use shoal_core::Resources;
 
 /// An environment variable of the job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,9 +115,10 @@ pub struct LaunchSpec {
 
 impl LaunchSpec {
     /// The launch spec of a node's effective container (validated: tmpfs
-    /// sizes are positive, mount points name volumes) in an attempt of
+    /// sizes are positive, mount points name volumes) whose resolved demand
+    /// is `demand` (its `/dev/shm` size comes from there), in an attempt of
     /// `timeout_s` seconds, if any.
-    pub fn of(c: &ContainerProperties, timeout_s: Option<u64>) -> LaunchSpec {
+    pub fn of(c: &ContainerProperties, demand: &Resources, timeout_s: Option<u64>) -> LaunchSpec {
         let lp = c.linux_parameters.clone().unwrap_or_default();
         let host_path = |volume: &str| {
             c.volumes
@@ -133,7 +134,7 @@ impl LaunchSpec {
                 .filter_map(|kv| Some(EnvVar::new(kv.name.clone()?, kv.value.clone()?)))
                 .collect(),
             user: c.user.clone(),
-            shm_mib: node_demand(c).shm_mib,
+            shm_mib: demand.shm_mib,
             tmpfs: lp
                 .tmpfs
                 .iter()
@@ -203,7 +204,7 @@ mod tests {
             "ulimits": [{ "name": "nofile", "softLimit": 1024, "hardLimit": 4096 }]
         }))
         .unwrap();
-        let s = LaunchSpec::of(&c, None);
+        let s = LaunchSpec::of(&c, &crate::semantics::node_demand(&c), None);
         assert_eq!(s.argv, ["run", "--in=x"]);
         assert_eq!(s.environment, [EnvVar::new("A", "1")]);
         assert_eq!(s.user.as_deref(), Some("nobody"));

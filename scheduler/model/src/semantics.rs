@@ -418,7 +418,7 @@ pub fn validate_submit(
                 build_container(p.base[i as usize], p.overrides[i as usize], &parameters);
             let demand = node_demand(&container);
             let timeout_s = attempt_duration_seconds.map(u64::from);
-            let launch = crate::launch::LaunchSpec::of(&container, timeout_s);
+            let launch = crate::launch::LaunchSpec::of(&container, &demand, timeout_s);
             ResolvedNode {
                 index: i,
                 container,

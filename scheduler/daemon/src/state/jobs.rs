@@ -594,7 +594,7 @@ impl Jobs {
             n.index = i as u32;
             if n.launch == m::LaunchSpec::default() {
                 // Stored before launch specs.
-                n.launch = m::LaunchSpec::of(&n.container, timeout_s);
+                n.launch = m::LaunchSpec::of(&n.container, &n.demand, timeout_s);
             }
         }
         let restored = Restored {

@@ -1,26 +1,17 @@
 //! Compute environments (pools of workers, selected by labels) and job
 //! queues: Create / Update / Delete / Describe.
 
-use super::registry::{CeRecord, QueueRecord};
+use super::registry::{pool_spec, CeRecord, QueueRecord};
 use super::{page, pagination, reply, to_json, Jobs, Nodes, Registry, Shared, DEFAULT_ESTIMATE_S};
 use crate::api::ApiError;
 use serde_json::json;
-use shoal_core::{Event, PoolId, PoolSpec, QueueId, QueueSpec};
+use shoal_core::{Event, PoolId, QueueId, QueueSpec};
 use shoal_model as m;
 use shoal_model::ResourceKind;
 
 /// Queue tag that sets the runtime estimate (seconds) used for backfilling
 /// jobs that have no timeout.
 pub const ESTIMATE_TAG: &str = "shoal:default-estimate-seconds";
-
-pub(super) fn pool_spec(rec: &CeRecord) -> PoolSpec {
-    PoolSpec {
-        id: PoolId(rec.pool),
-        name: rec.detail.compute_environment_name.clone(),
-        enabled: rec.detail.state.as_deref() != Some("DISABLED"),
-        selector: rec.detail.selector(),
-    }
-}
 
 impl Registry {
     pub(super) fn queue_spec(&self, rec: &QueueRecord) -> QueueSpec {

@@ -6,7 +6,7 @@ use super::{load_err, Shared, DEFAULT_NAME};
 use crate::api::ApiError;
 use crate::store::Loaded;
 use serde::{Deserialize, Serialize};
-use shoal_core::Event;
+use shoal_core::{Event, PoolId, PoolSpec};
 use shoal_model as m;
 use std::collections::BTreeMap;
 
@@ -22,6 +22,16 @@ pub(super) struct CeRecord {
 pub(super) struct QueueRecord {
     pub(super) id: u32,
     pub(super) detail: m::JobQueueDetail,
+}
+
+/// What the core is told of a compute environment.
+pub(super) fn pool_spec(rec: &CeRecord) -> PoolSpec {
+    PoolSpec {
+        id: PoolId(rec.pool),
+        name: rec.detail.compute_environment_name.clone(),
+        enabled: rec.detail.state.as_deref() != Some("DISABLED"),
+        selector: rec.detail.selector(),
+    }
 }
 
 /// Job definitions, compute environments and queues.
@@ -60,7 +70,7 @@ impl Registry {
                 .map_err(|e| load_err("compute_environments", name, e))?;
             reg.next_pool = reg.next_pool.max(rec.pool + 1);
             sh.core
-                .apply(now, Event::PoolUpserted(super::pools::pool_spec(&rec)))
+                .apply(now, Event::PoolUpserted(pool_spec(&rec)))
                 .map_err(|e| load_err("compute_environments", name, e))?;
             reg.ces.insert(name.clone(), rec);
         }
