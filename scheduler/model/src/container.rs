@@ -148,7 +148,9 @@ pub struct LinuxParameters {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContainerProperties {
-    /// Accepted and recorded (Shoal runs jobs on its workers' own image).
+    /// `[registry/]repository[:tag][@digest]`, checked at registration
+    /// ([`crate::ImageRef`]); recorded (Shoal runs jobs on its workers'
+    /// own system until container images are applied, issue 14).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Deprecated AWS form of a `VCPU` resource requirement.
@@ -378,6 +380,9 @@ impl ContainerProperties {
     /// path (e.g. `containerProperties` or
     /// `nodeProperties.nodeRangeProperties[0].container`).
     pub fn validate_at(&self, prefix: &str) -> Result<(), ClientError> {
+        if let Some(image) = &self.image {
+            crate::image::ImageRef::parse(&join(prefix, "image"), image)?;
+        }
         check_resources(prefix, &self.resource_requirements, self.vcpus, self.memory)?;
         check_environment(prefix, &self.environment)?;
         if let Some(lp) = &self.linux_parameters {

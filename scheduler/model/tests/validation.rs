@@ -933,3 +933,33 @@ fn arns() {
         "computeEnvironmentOrder[0]"
     );
 }
+
+// ------------------------------------------------------------ images
+
+#[test]
+fn malformed_image_names_are_refused_at_registration() {
+    let def = |image: &str| {
+        format!(
+            r#"{{"jobDefinitionName":"d","type":"container","containerProperties":{{"image":"{image}","command":["true"]}}}}"#
+        )
+    };
+    accept::<Reg>(&def("debian:bookworm"));
+    accept::<Reg>(&def("127.0.0.1:5000/shoal/test:1"));
+    assert_err(
+        &reject::<Reg>(&def("Debian")),
+        "containerProperties.image",
+        "must be lowercase",
+    );
+    assert_err(
+        &reject::<Reg>(&def("debian@sha256:beef")),
+        "containerProperties.image",
+        "64 lowercase hexadecimal",
+    );
+    let multinode = r#"{"jobDefinitionName":"m","type":"multinode","nodeProperties":{"numNodes":2,"mainNode":0,
+        "nodeRangeProperties":[{"targetNodes":"0:","container":{"image":"a//b","command":["true"]}}]}}"#;
+    assert_err(
+        &reject::<Reg>(multinode),
+        "nodeProperties.nodeRangeProperties[0].container.image",
+        "empty",
+    );
+}
