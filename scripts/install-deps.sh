@@ -10,7 +10,9 @@ pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "insta
 # Build tools (rusqlite bundles SQLite; the mpi crate runs bindgen, which
 # needs libclang), Open MPI for the MPI jobs, iproute2 for `cluster up`,
 # util-linux for setpriv in the tests, faketime for the clock-step tests.
-for p in build-essential pkg-config libclang-dev openmpi-bin libopenmpi-dev python3 python3-venv iproute2 util-linux faketime lammps; do
+# docker-registry, skopeo, umoci and busybox-static for the container-image
+# tests (a local registry, pulls, unpacking, a test image built offline).
+for p in build-essential pkg-config libclang-dev openmpi-bin libopenmpi-dev python3 python3-venv iproute2 util-linux faketime lammps docker-registry skopeo umoci busybox-static; do
     pkg_installed "$p" || need_apt+=("$p")
 done
 
@@ -21,6 +23,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
+    # Install services without starting them (docker-registry's own would
+    # take port 5000): the tests start the registry they need.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     apt-get install -y -q --no-install-recommends "${need_apt[@]}"
 fi
 

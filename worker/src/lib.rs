@@ -21,6 +21,7 @@ pub mod cgroup;
 pub mod cluster;
 pub mod connection;
 pub mod fence;
+pub mod images;
 pub mod isolate;
 pub use shoal_pki as pki;
 pub mod policy;
