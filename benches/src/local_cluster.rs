@@ -42,6 +42,7 @@ pub fn with_cluster<T>(
                 dir: dir.to_path_buf(),
                 subnet: None,
                 shoal: std::env::current_exe()?,
+                insecure_registries: Vec::new(),
             })?;
             let client = Client::with_credentials_file(&c.endpoint, &c.credentials)
                 .map_err(anyhow::Error::from);

@@ -57,6 +57,7 @@ pub(crate) fn run(b: ThroughputBench) -> Result<i32> {
                 dir: dir.clone(),
                 subnet: None,
                 shoal: std::env::current_exe()?,
+                insecure_registries: Vec::new(),
             })?;
             let client = Client::with_credentials_file(&c.endpoint, &c.credentials)?;
             cluster = Some(c);

@@ -37,6 +37,10 @@ pub struct ClusterConfig {
     pub subnet: Option<u8>,
     /// The `shoal` binary to run for the scheduler and workers.
     pub shoal: PathBuf,
+    /// Registries every worker reaches over plain HTTP (`HOST:PORT`; a
+    /// registry on this machine is reached from the nodes at the bridge
+    /// address, the scheduler's in the `endpoint:` line).
+    pub insecure_registries: Vec<String>,
 }
 
 /// What a cluster made, so that it can be removed.
@@ -386,6 +390,7 @@ impl Cluster {
             );
             let (cpuset, address) = (CpuSet(set).to_list(), net.node_address(i));
             let netns = net.root.then(|| format!("shoal{}n{i}", net.id));
+            let insecure = c.insecure_registries.clone();
             let make = move || -> Result<Child, Error> {
                 let mut cmd = Command::new(&shoal);
                 cmd.arg("worker");
@@ -401,6 +406,9 @@ impl Cluster {
                     .arg("--tls-dir")
                     .arg(&tls);
                 cmd.args(["--memory", &memory.to_string()]);
+                for r in &insecure {
+                    cmd.args(["--insecure-registry", r]);
+                }
                 let log = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)

@@ -8,8 +8,8 @@
 //! - `DIR/layouts/KEY/`: the OCI layout an image name was pulled into (its
 //!   blobs are kept while its image is, so pulling the name again fetches
 //!   only what changed);
-//! - `DIR/roots/DIGEST/rootfs`, `DIR/roots/DIGEST/config.json`: the
-//!   unpacked root filesystem and the image's configuration;
+//! - `DIR/roots/sha256-HEX/rootfs`, `DIR/roots/sha256-HEX/config.json`:
+//!   the unpacked root filesystem and the image's configuration;
 //! - `DIR/names/KEY`: the manifest digest an image name was pulled as (a
 //!   name is pulled once; it is looked up again only when it is gone from
 //!   the cache).
@@ -115,6 +115,7 @@ impl Drop for Image {
 }
 
 /// A worker's image cache.
+#[derive(Debug)]
 pub struct Images {
     dir: PathBuf,
     settings: ImageSettings,
@@ -155,7 +156,7 @@ impl Images {
             Some(d) => d,
             None => self.pull(image, &key).map_err(fail)?,
         };
-        let root = self.dir.join("roots").join(&digest);
+        let root = self.root_of(&digest);
         let config: ImageConfig = std::fs::read(root.join("config.json"))
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
@@ -181,13 +182,17 @@ impl Images {
         Ok(got)
     }
 
+    /// Where the image of `digest` is unpacked: `roots/ALG-HEX` (no `:`,
+    /// which overlayfs' options cannot hold).
+    fn root_of(&self, digest: &str) -> PathBuf {
+        self.dir.join("roots").join(digest.replace(':', "-"))
+    }
+
     /// The digest name `key` was pulled as, if its root is still here.
     fn cached(&self, key: &str) -> Option<String> {
         let digest = std::fs::read_to_string(self.dir.join("names").join(key)).ok()?;
         let digest = digest.trim().to_string();
-        self.dir
-            .join("roots")
-            .join(&digest)
+        self.root_of(&digest)
             .join("config.json")
             .exists()
             .then_some(digest)
@@ -219,7 +224,7 @@ impl Images {
             .arg(format!("oci:{}:image", layout.display()));
         run_tool(copy, "skopeo")?;
         let (digest, config) = read_layout(&layout)?;
-        let root = self.dir.join("roots").join(&digest);
+        let root = self.root_of(&digest);
         if !root.join("config.json").exists() {
             self.unpack(&layout, &root, &config)?;
         }
@@ -275,6 +280,8 @@ impl Images {
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name().into_string().ok()?;
+                // The directory of sha256:HEX is sha256-HEX.
+                let name = name.replacen('-', ":", 1);
                 let used = std::fs::metadata(e.path().join("config.json"))
                     .and_then(|m| m.modified())
                     .ok()?;
@@ -295,7 +302,7 @@ impl Images {
                 "image cache over {limit} MiB: removing {digest} ({} MiB)",
                 size >> 20
             );
-            if std::fs::remove_dir_all(roots.join(&digest)).is_ok() {
+            if std::fs::remove_dir_all(self.root_of(&digest)).is_ok() {
                 total -= size;
                 self.forget_names_of(&digest);
             }
@@ -324,6 +331,48 @@ impl Images {
             let _ = std::fs::remove_dir_all(self.dir.join("layouts").join(&key));
         }
     }
+}
+
+/// `PATH` of a task in an image whose configuration sets none (Docker's).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Look up `user` (`NAME`, `UID`, `NAME:GROUP` or `UID:GID`, as an image's
+/// `User` and a definition's `user` give it) in the image whose root is
+/// `root`: (uid, gid).
+pub fn lookup_user_in(root: &Path, user: &str) -> Result<(u32, u32), String> {
+    let (name, group) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let table =
+        |file: &str| std::fs::read_to_string(root.join("etc").join(file)).unwrap_or_default();
+    let passwd = table("passwd");
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 3 && (f[0] == name || f[2] == name));
+    let uid = match (name.parse::<u32>(), &entry) {
+        (Ok(uid), _) => uid,
+        (Err(_), Some(f)) => f[2].parse().map_err(|_| format!("user {name:?} has a bad uid in the image's /etc/passwd"))?,
+        (Err(_), None) => {
+            return Err(format!(
+                "CannotStartContainerError: user {name:?} does not exist in the image (its /etc/passwd); use a user the image has, or a numeric uid"
+            ))
+        }
+    };
+    let gid = match group {
+        Some(g) => match g.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => table("group")
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() > 2 && f[0] == g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| format!("CannotStartContainerError: group {g:?} does not exist in the image (its /etc/group)"))?,
+        },
+        None => entry.and_then(|f| f[3].parse().ok()).unwrap_or(uid),
+    };
+    Ok((uid, gid))
 }
 
 /// A file name for an image name.
@@ -443,6 +492,28 @@ mod tests {
             cache_key("127.0.0.1:5000/shoal/test:1"),
             "127.0.0.1_5000_shoal_test_1"
         );
+    }
+
+    #[test]
+    fn users_are_looked_up_in_the_image() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc")).unwrap();
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nrunner:x:1000:1001::/work:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(root.path().join("etc/group"), "root:x:0:\nstaff:x:50:\n").unwrap();
+        let at = |u: &str| lookup_user_in(root.path(), u);
+        assert_eq!(at("runner"), Ok((1000, 1001)));
+        assert_eq!(at("1000"), Ok((1000, 1001)));
+        assert_eq!(at("runner:staff"), Ok((1000, 50)));
+        assert_eq!(at("4242:7"), Ok((4242, 7)));
+        assert_eq!(at("4242"), Ok((4242, 4242)));
+        assert!(at("ghost")
+            .unwrap_err()
+            .contains("does not exist in the image"));
+        assert!(at("runner:ghosts").unwrap_err().contains("group"));
     }
 
     #[test]

@@ -37,7 +37,34 @@ pub struct Isolation {
     /// What to tell the user when an unprivileged worker cannot make a
     /// user namespace (the knobs of the running kernel, [`userns_hint`]).
     pub userns_hint: String,
+    /// The task's root filesystem from its image (None: the host's). The
+    /// mounts above are made inside it, and it becomes `/`.
+    pub root: Option<ImageRoot>,
 }
+
+/// A task's root filesystem from its container image: the image's root
+/// (read-only, shared by every task of the image) under a writable layer
+/// of the task's own (overlayfs), with a minimal `/dev`, the host's `/proc`
+/// and a read-only `/sys`, and the node's `/etc/hosts` and
+/// `/etc/resolv.conf`.
+#[derive(Debug, Clone, Default)]
+pub struct ImageRoot {
+    /// The image's unpacked root (overlayfs' lower layer).
+    pub lower: String,
+    /// The task's writable layer.
+    pub upper: String,
+    /// Overlayfs' work directory (on the same filesystem as `upper`).
+    pub work: String,
+    /// Where the overlay is mounted before it becomes `/`.
+    pub merged: String,
+    /// Host devices the policy allowed (`linuxParameters.devices`), bound
+    /// at the same path inside.
+    pub devices: Vec<String>,
+}
+
+/// The device nodes every container gets (Docker's set, less what needs
+/// a terminal of its own): bound from the host's.
+pub const CONTAINER_DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// The error of a child that failed between fork and exec, in words: std
 /// passes only an errno from the child, so the child writes its message
@@ -264,9 +291,19 @@ impl Isolation {
                     }
                     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
                         .map_err(io)?;
+                    // Inside an image, every mount below is made under its
+                    // root, which then becomes `/`.
+                    let base = match &self.root {
+                        Some(r) => {
+                            mount_image_root(r)?;
+                            r.merged.as_str()
+                        }
+                        None => "",
+                    };
+                    let at = |p: &str| format!("{base}{p}");
                     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
                     let opts = format!("size={shm}m,mode=1777");
-                    mount(Some("tmpfs"), "/dev/shm", Some("tmpfs"), flags, Some(opts.as_str()))
+                    mount(Some("tmpfs"), at("/dev/shm").as_str(), Some("tmpfs"), flags, Some(opts.as_str()))
                         .map_err(|e| std::io::Error::other(format!("cannot mount a {shm} MiB tmpfs on /dev/shm: {e}")))?;
                     for t in &self.tmpfs {
                         let mut opts = format!("size={}m", t.size_mib);
@@ -274,22 +311,23 @@ impl Isolation {
                             opts.push(',');
                             opts.push_str(o);
                         }
-                        mount(Some("tmpfs"), t.path.as_str(), Some("tmpfs"), flags, Some(opts.as_str()))
+                        let target = at(&t.path);
+                        if self.root.is_some() {
+                            std::fs::create_dir_all(&target)?;
+                        }
+                        mount(Some("tmpfs"), target.as_str(), Some("tmpfs"), flags, Some(opts.as_str()))
                             .map_err(|e| std::io::Error::other(format!("cannot mount a tmpfs on {}: {e}", t.path)))?;
                     }
                     for b in &self.binds {
-                        mount(Some(b.source.as_str()), b.target.as_str(), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                            .map_err(|e| std::io::Error::other(format!("cannot bind {} on {}: {e}", b.source, b.target)))?;
-                        if b.read_only {
-                            mount(
-                                None::<&str>,
-                                b.target.as_str(),
-                                None::<&str>,
-                                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                                None::<&str>,
-                            )
-                            .map_err(io)?;
+                        let target = at(&b.target);
+                        if self.root.is_some() {
+                            make_mount_point(&b.source, &target)?;
                         }
+                        bind(&b.source, &target, b.read_only)
+                            .map_err(|e| std::io::Error::other(format!("cannot bind {} on {}: {e}", b.source, b.target)))?;
+                    }
+                    if let Some(r) = &self.root {
+                        enter_image_root(r)?;
                     }
                 }
                 if let Some(d) = &self.cwd {
@@ -301,6 +339,119 @@ impl Isolation {
         }
         errors
     }
+}
+
+/// Bind `source` on `target` (recursively), read-only if asked.
+fn bind(source: &str, target: &str, read_only: bool) -> nix::Result<()> {
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )?;
+    if read_only {
+        mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )?;
+    }
+    Ok(())
+}
+
+/// A mount point at `target` for `source`: a directory for a directory,
+/// an empty file for anything else (in the task's writable layer).
+fn make_mount_point(source: &str, target: &str) -> std::io::Result<()> {
+    if std::path::Path::new(source).is_dir() {
+        return std::fs::create_dir_all(target);
+    }
+    if let Some(parent) = std::path::Path::new(target).parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    if !std::path::Path::new(target).exists() {
+        std::fs::File::create(target)?;
+    }
+    Ok(())
+}
+
+/// In the child: the overlay of the image's root and the task's layer at
+/// `merged`, with a minimal `/dev` (a tmpfs holding the host's null, zero,
+/// full, random, urandom, tty, its `pts` and the allowed devices, and an
+/// empty `shm`), the host's `/proc`, a read-only `/sys`, and the node's
+/// `/etc/hosts` and `/etc/resolv.conf`.
+fn mount_image_root(r: &ImageRoot) -> std::io::Result<()> {
+    let fail = |what: String| move |e: nix::Error| std::io::Error::other(format!("{what}: {e}"));
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        r.lower, r.upper, r.work
+    );
+    // No device nodes and no set-user-id files from the image (its /dev is
+    // the worker's, below).
+    mount(
+        Some("overlay"),
+        r.merged.as_str(),
+        Some("overlay"),
+        MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+        Some(opts.as_str()),
+    )
+    .map_err(fail(
+        "cannot mount the image's root filesystem (overlayfs)".into(),
+    ))?;
+    let at = |p: &str| format!("{}{p}", r.merged);
+    let dev = at("/dev");
+    std::fs::create_dir_all(&dev)?;
+    mount(
+        Some("tmpfs"),
+        dev.as_str(),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID,
+        Some("mode=755,size=64k"),
+    )
+    .map_err(fail("cannot mount /dev".into()))?;
+    for d in CONTAINER_DEVICES {
+        let target = at(&format!("/dev/{d}"));
+        std::fs::File::create(&target)?;
+        bind(&format!("/dev/{d}"), &target, false)
+            .map_err(fail(format!("cannot bind /dev/{d}")))?;
+    }
+    for d in &r.devices {
+        let target = at(d);
+        make_mount_point(d, &target)?;
+        bind(d, &target, false).map_err(fail(format!("cannot bind the device {d}")))?;
+    }
+    std::fs::create_dir_all(at("/dev/pts"))?;
+    bind("/dev/pts", &at("/dev/pts"), false).map_err(fail("cannot bind /dev/pts".into()))?;
+    std::os::unix::fs::symlink("pts/ptmx", at("/dev/ptmx"))?;
+    std::fs::create_dir_all(at("/dev/shm"))?;
+    for (source, read_only) in [("/proc", false), ("/sys", true)] {
+        let target = at(source);
+        std::fs::create_dir_all(&target)?;
+        bind(source, &target, read_only).map_err(fail(format!("cannot bind {source}")))?;
+    }
+    for f in ["/etc/hosts", "/etc/resolv.conf"] {
+        if std::path::Path::new(f).exists() {
+            let target = at(f);
+            make_mount_point(f, &target)?;
+            bind(f, &target, true).map_err(fail(format!("cannot bind {f}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// In the child, after every mount: the image's root becomes `/`, and the
+/// host's is detached (the runc way: `pivot_root(".", ".")`).
+fn enter_image_root(r: &ImageRoot) -> std::io::Result<()> {
+    let fail =
+        |what: &'static str| move |e: nix::Error| std::io::Error::other(format!("{what}: {e}"));
+    nix::unistd::chdir(r.merged.as_str()).map_err(fail("cannot enter the image's root"))?;
+    nix::unistd::pivot_root(".", ".")
+        .map_err(fail("cannot make the image's root `/` (pivot_root)"))?;
+    nix::mount::umount2(".", nix::mount::MntFlags::MNT_DETACH)
+        .map_err(fail("cannot detach the host's root"))?;
+    nix::unistd::chdir("/").map_err(fail("cannot enter /"))
 }
 
 /// The last step before a job's exec (in the child, after the mounts):

@@ -77,7 +77,26 @@ impl JobPolicy {
         worker_is_root: bool,
         node: &str,
     ) -> Result<RunAs, String> {
-        let wanted = user.map(crate::isolate::lookup_user).transpose()?;
+        self.run_as_with(
+            user,
+            task,
+            worker_is_root,
+            node,
+            crate::isolate::lookup_user,
+        )
+    }
+
+    /// [`JobPolicy::run_as`] with users looked up by `lookup` (in a
+    /// container image's `/etc/passwd`, say).
+    pub fn run_as_with(
+        &self,
+        user: Option<&str>,
+        task: &str,
+        worker_is_root: bool,
+        node: &str,
+        lookup: impl Fn(&str) -> Result<(u32, u32), String>,
+    ) -> Result<RunAs, String> {
+        let wanted = user.map(&lookup).transpose()?;
         if !worker_is_root {
             // An unprivileged worker cannot switch users: jobs run as the
             // worker's user, which is not root. Asking for another is an error
@@ -102,7 +121,7 @@ impl JobPolicy {
             )),
             Some(u) => Ok(Some(u)),
             None => match &self.job_user {
-                Some(u) => crate::isolate::lookup_user(u).map(Some),
+                Some(u) => lookup(u).map(Some),
                 None => {
                     let id = transient_uid(task);
                     Ok(Some((id, id)))

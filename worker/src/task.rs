@@ -1,7 +1,8 @@
 //! Running one task: one node of one attempt of a job.
 
 use crate::cgroup::{Cgroups, TaskCgroup};
-use crate::isolate::{BindMount, Isolation};
+use crate::images::{Image, Images};
+use crate::isolate::{BindMount, ImageRoot, Isolation};
 use crate::policy::{JobPolicy, RunAs};
 use shoal_model::wire::{StartTask, TaskEvent, TaskRef, TaskReport};
 use shoal_model::JobRef;
@@ -51,6 +52,8 @@ pub struct Tasks {
     /// The cluster CA (PEM) when this node's own server speaks TLS: jobs
     /// get it as `SHOAL_CA_PEM`, for the launch agent to verify workers.
     pub ca_pem: Option<String>,
+    /// The node's container images.
+    images: Arc<Images>,
     /// Where a task sees its own directory in its mount namespace (see
     /// [`TASK_VIEW`]); None: at its path on the host.
     view: Option<PathBuf>,
@@ -280,6 +283,8 @@ pub struct NodeSettings {
     pub exec_wait: Duration,
     /// The cluster CA (PEM) when this node's own server speaks TLS.
     pub ca_pem: Option<String>,
+    /// The node's container images.
+    pub images: Arc<Images>,
 }
 
 /// A task ready to start: what [`Tasks::prepare`] made for it.
@@ -300,6 +305,11 @@ struct Prepared {
     cgroup: TaskCgroup,
     /// Its mounts, user and limits; taken when the command starts.
     isolation: Option<Isolation>,
+    /// Its container image, held while it runs (None: it runs on the
+    /// host).
+    image: Option<Image>,
+    /// Its writable layer over the image (removed when it ends).
+    layer: Option<PathBuf>,
 }
 
 /// How a task's main process ended.
@@ -327,6 +337,7 @@ impl Tasks {
             policy,
             exec_wait,
             ca_pem,
+            images,
         } = settings;
         Arc::new(Tasks {
             dir,
@@ -340,6 +351,7 @@ impl Tasks {
             node,
             exec_wait,
             ca_pem,
+            images,
             view: task_view(),
             userns_hint: crate::isolate::userns_hint(),
             stopping: AtomicBool::new(false),
@@ -791,13 +803,29 @@ impl Tasks {
         let (mut log, hostfile) = files
             .map_err(|e| format!("cannot prepare the task directory {}: {e}", dir.display()))?;
         let launch = &order.launch;
-        if launch.argv.is_empty() {
+        let root = nix::unistd::geteuid().is_root();
+        let image = match &launch.image {
+            Some(i) => Some(self.image(i, root).inspect_err(|e| {
+                let _ = writeln!(log, "shoal: {e}");
+            })?),
+            None => None,
+        };
+        if argv(launch, image.as_ref()).is_empty() {
             return Err("the job has no command; set containerProperties.command".into());
         }
-        let root = nix::unistd::geteuid().is_root();
+        // In an image, a user is looked up in the image's /etc/passwd, and
+        // the image's own user applies when the job names none.
+        let lookup = |u: &str| match &image {
+            Some(i) => crate::images::lookup_user_in(&i.rootfs, u),
+            None => crate::isolate::lookup_user(u),
+        };
+        let wanted = launch
+            .user
+            .clone()
+            .or_else(|| image.as_ref().and_then(|i| i.config.user.clone()));
         let user = self
             .policy
-            .run_as(launch.user.as_deref(), &uid_key(task), root, &self.node)
+            .run_as_with(wanted.as_deref(), &uid_key(task), root, &self.node, lookup)
             .and_then(|u| {
                 let volumes = launch.binds.iter().map(|b| b.source.as_str());
                 self.policy.check_volumes(volumes, &self.node)?;
@@ -831,6 +859,32 @@ impl Tasks {
                 TaskCgroup::default()
             }
         };
+        let layer = image.as_ref().map(|_| dir.join("layer"));
+        let rootfs = match (&image, &layer) {
+            (Some(i), Some(l)) => Some(image_root(i, l, launch).map_err(|e| {
+                self.give_cpus(&cpus);
+                cgroup.kill_and_remove();
+                let _ = writeln!(log, "shoal: {e}");
+                e
+            })?),
+            _ => None,
+        };
+        let cwd = match &image {
+            // Where the image says, else `/` (as Docker).
+            Some(i) => Some(
+                i.config
+                    .working_dir
+                    .clone()
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or_else(|| "/".into()),
+            ),
+            // The working directory as the task sees it, so that $PWD and
+            // $HOME agree.
+            None => self
+                .view
+                .as_ref()
+                .map(|_| self.seen(&dir, &work).to_string_lossy().into_owned()),
+        };
         let isolation = Isolation {
             shm_mib: Some(launch.shm_mib),
             tmpfs: launch.tmpfs.clone(),
@@ -847,25 +901,27 @@ impl Tasks {
             cgroup_procs: cgroup.procs_files(),
             user,
             cpus: cpus.clone(),
-            // The working directory as the task sees it, so that $PWD and
-            // $HOME agree.
-            cwd: self
-                .view
-                .as_ref()
-                .map(|_| self.seen(&dir, &work).to_string_lossy().into_owned()),
+            cwd,
             userns_hint: self.userns_hint.clone(),
+            root: rootfs,
         };
-        let checked = check_mount_points(
-            isolation
-                .tmpfs
-                .iter()
-                .map(|t| t.path.as_str())
-                .chain(isolation.binds.iter().map(|b| b.target.as_str())),
-            &self.node,
-        )
-        .and_then(|()| {
+        // On the host, mount points must exist; in an image the worker
+        // makes them in the task's own layer.
+        let mount_points = if image.is_some() {
+            Ok(())
+        } else {
+            check_mount_points(
+                isolation
+                    .tmpfs
+                    .iter()
+                    .map(|t| t.path.as_str())
+                    .chain(isolation.binds.iter().map(|b| b.target.as_str())),
+                &self.node,
+            )
+        };
+        let checked = mount_points.and_then(|()| {
             check_mpi_shm(
-                &launch.argv,
+                &argv(launch, image.as_ref()),
                 launch.shm_mib,
                 &order.hostfile,
                 order.alloc.vcpus,
@@ -886,8 +942,22 @@ impl Tasks {
             cpus,
             cgroup,
             isolation: Some(isolation),
+            image,
+            layer,
         };
         Ok((prepared, log))
+    }
+
+    /// The image of a task, pulled if it is not here: only for a worker
+    /// that runs as root, for now.
+    fn image(&self, image: &shoal_model::ImageRef, root: bool) -> Result<Image, String> {
+        if !root {
+            return Err(format!(
+                "CannotStartContainerError: {image}: worker {} runs unprivileged, and runs container images only as root for now; run the job on a root worker, or remove `image` to run it on the host",
+                self.node
+            ));
+        }
+        self.images.get(image).map_err(|e| e.to_string())
     }
 
     /// The task's command: its argv, a clean environment with the user's
@@ -902,16 +972,33 @@ impl Tasks {
         log: std::fs::File,
     ) -> Result<Command, String> {
         let launch = &order.launch;
-        let (program, args) = launch
-            .argv
+        let argv = argv(launch, p.image.as_ref());
+        let (program, args) = argv
             .split_first()
             .ok_or_else(|| "the job has no command; set containerProperties.command".to_string())?;
         let seen = |path: &Path| self.seen(&p.dir, path);
         let mut cmd = Command::new(program);
         cmd.args(args).env_clear();
-        for k in ["PATH", "LANG", "TERM"] {
-            if let Ok(v) = std::env::var(k) {
-                cmd.env(k, v);
+        if let Some(image) = &p.image {
+            // The image's environment, as Docker gives it; the job's
+            // variables come after and win.
+            for kv in &image.config.env {
+                if let Some((k, v)) = kv.split_once('=') {
+                    cmd.env(k, v);
+                }
+            }
+            if !image.config.env.iter().any(|kv| kv.starts_with("PATH=")) {
+                cmd.env("PATH", crate::images::DEFAULT_PATH);
+            }
+            if !image.config.env.iter().any(|kv| kv.starts_with("HOME=")) {
+                cmd.env("HOME", "/");
+            }
+            cmd.env("SHELL", "/bin/sh");
+        } else {
+            for k in ["PATH", "LANG", "TERM"] {
+                if let Ok(v) = std::env::var(k) {
+                    cmd.env(k, v);
+                }
             }
         }
         let home = match p.user {
@@ -923,8 +1010,10 @@ impl Tasks {
                 .or_else(|| Some(seen(&p.work).to_string_lossy().into_owned())),
             None => std::env::var("HOME").ok(),
         };
-        cmd.env("HOME", home.unwrap_or_else(|| "/".into()));
-        cmd.env("SHELL", job_shell(p.user.map(|(uid, _)| uid)));
+        if p.image.is_none() {
+            cmd.env("HOME", home.unwrap_or_else(|| "/".into()));
+            cmd.env("SHELL", job_shell(p.user.map(|(uid, _)| uid)));
+        }
         if p.user.is_some_and(|(uid, _)| uid == 0) || (p.user.is_none() && p.root) {
             cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
                 .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
@@ -935,7 +1024,8 @@ impl Tasks {
         // Shoal pinned the task to (binding off: every simulated node would
         // otherwise bind to "its" core 0). The job's environment may
         // override any of these.
-        if let Ok(me) = std::env::current_exe() {
+        // (In an image, the launch agent is not there yet.)
+        if let (Ok(me), None) = (std::env::current_exe(), &p.image) {
             cmd.env(
                 "OMPI_MCA_plm_rsh_agent",
                 format!("{} launch-agent", me.display()),
@@ -985,12 +1075,21 @@ impl Tasks {
         cmd.spawn().map_err(|e| {
             self.give_cpus(&p.cpus);
             p.cgroup.kill_and_remove();
-            let program = order.launch.argv.first().cloned().unwrap_or_default();
+            remove_layer(p.layer.as_deref());
+            let program = argv(&order.launch, p.image.as_ref())
+                .first()
+                .cloned()
+                .unwrap_or_default();
             // What went wrong between fork and exec, in the child's
             // words (std only passes its errno).
             let reason = match start_error.take() {
                 Some(why) => format!("cannot start {program:?}: {why}"),
                 None => format!("cannot start {program:?}: {e}"),
+            };
+            // In an image, as AWS Batch says it.
+            let reason = match &p.image {
+                Some(_) => format!("CannotStartContainerError: {reason}"),
+                None => reason,
             };
             if let Ok(mut log) = open_log(&p.dir) {
                 let _ = writeln!(log, "shoal: {reason}");
@@ -1078,6 +1177,10 @@ impl Tasks {
         );
         let oom = p.cgroup.oom_killed();
         p.cgroup.kill_and_remove();
+        // Its mount namespace went with its processes: its layer is free,
+        // and so is its image.
+        remove_layer(p.layer.as_deref());
+        drop(p.image.take());
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -1132,6 +1235,59 @@ impl Tasks {
             exit_code,
             reason,
             shm_peak_mib: ended.shm_peak_mib,
+        }
+    }
+}
+
+/// What a task runs: its command, or in an image the image's entrypoint
+/// followed by the job's command (which replaces the image's `Cmd`, as
+/// `docker run IMAGE COMMAND` and AWS Batch do).
+fn argv(launch: &shoal_model::LaunchSpec, image: Option<&Image>) -> Vec<String> {
+    match image {
+        None => launch.argv.clone(),
+        Some(i) => {
+            let cmd = if launch.argv.is_empty() {
+                &i.config.cmd
+            } else {
+                &launch.argv
+            };
+            i.config.entrypoint.iter().chain(cmd).cloned().collect()
+        }
+    }
+}
+
+/// The root filesystem of a task in `image`: the image's root under the
+/// task's own layer in `layer` (made now), with the devices the job asked
+/// for (already allowed by the policy).
+fn image_root(
+    image: &Image,
+    layer: &Path,
+    launch: &shoal_model::LaunchSpec,
+) -> Result<ImageRoot, String> {
+    let dirs = ["upper", "work", "merged"].map(|d| layer.join(d));
+    for d in &dirs {
+        std::fs::create_dir_all(d).map_err(|e| {
+            format!(
+                "CannotStartContainerError: cannot create {}: {e}",
+                d.display()
+            )
+        })?;
+    }
+    let [upper, work, merged] = dirs.map(|d| d.to_string_lossy().into_owned());
+    Ok(ImageRoot {
+        lower: image.rootfs.to_string_lossy().into_owned(),
+        upper,
+        work,
+        merged,
+        devices: launch.devices.iter().map(|d| d.host_path.clone()).collect(),
+    })
+}
+
+/// Remove a task's layer over its image, if it has one.
+fn remove_layer(layer: Option<&Path>) {
+    if let Some(l) = layer {
+        if let Err(e) = std::fs::remove_dir_all(l) {
+            tracing::warn!("cannot remove the task layer {}: {e}", l.display());
         }
     }
 }

@@ -50,6 +50,9 @@ pub struct WorkerConfig {
     pub exec_wait: Duration,
     /// On SIGTERM: how long tasks get between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
+    /// Container images: on or off, insecure registries, credentials, the
+    /// cache's size (the cache is STATE/images).
+    pub images: crate::images::ImageSettings,
 }
 
 /// The network interface that holds `address`.
@@ -107,6 +110,10 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
             policy: config.policy.clone(),
             exec_wait: config.exec_wait,
             ca_pem,
+            images: Arc::new(crate::images::Images::new(
+                config.state_dir.join("images"),
+                config.images.clone(),
+            )),
         },
     );
     let log_key = crate::pki::random_bytes(32)?;

@@ -2,145 +2,28 @@
 //! `docker-registry`, started on loopback by each test) holding Shoal's
 //! test image (`scripts/make-test-image.sh`, built here, pushed with
 //! `skopeo`): one pull for many requests, the registry's refusals as
-//! `CannotPullContainerError`, and the cache's size limit.
+//! `CannotPullContainerError`, the cache's size limit, and a task run
+//! inside its image.
 
-use shoal_model::ImageRef;
+mod common;
+
+use common::registry::Registry;
+use shoal_model::wire::{StartTask, TaskEvent, TaskRef};
+use shoal_model::{EnvVar, ImageRef, LaunchSpec, Resources};
+use shoal_worker::cgroup::Cgroups;
 use shoal_worker::images::{ImageSettings, Images};
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use shoal_worker::task::{NodeSettings, Tasks};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A registry on 127.0.0.1 with its access log (one line per request).
-struct Registry {
-    child: Child,
-    addr: String,
-    access_log: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("registry.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:0\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let access_log = dir.path().join("access.log");
-        let mut child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(std::fs::File::create(&access_log).unwrap())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("docker-registry (scripts/install-deps.sh installs it)");
-        // The port it took is in its log: "listening on 127.0.0.1:PORT".
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let addr: String = rest
-                        .chars()
-                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-                        .collect();
-                    let _ = tx.send(addr);
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the registry says where it listens");
-        Registry {
-            child,
-            addr,
-            access_log,
-            dir,
-        }
-    }
-
-    /// Build the test image (`extra_mib` of ballast) and push it as
-    /// `repo:tag`; the digest of its layer.
-    fn push(&self, repo: &str, tag: &str, extra_mib: u32) -> String {
-        let layout = self
-            .dir
-            .path()
-            .join(format!("layout-{}-{tag}", repo.replace('/', "_")));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-test-image.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .arg(&layout)
-            .arg(tag)
-            .arg(extra_mib.to_string())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let layer = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .strip_prefix("layer ")
-            .expect("the layer's digest")
-            .to_string();
-        let push = Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:{tag}", layout.display()))
-            .arg(format!("docker://{}/{repo}:{tag}", self.addr))
-            .output()
-            .expect("skopeo (scripts/install-deps.sh installs it)");
-        assert!(
-            push.status.success(),
-            "{}",
-            String::from_utf8_lossy(&push.stderr)
-        );
-        layer
-    }
-
-    /// How many times the blob `digest` of `repo` was fetched.
-    fn blob_gets(&self, repo: &str, digest: &str) -> usize {
-        let want = format!("\"GET /v2/{repo}/blobs/{digest} ");
-        std::fs::read_to_string(&self.access_log)
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(&want))
-            .count()
-    }
-
-    fn image(&self, repo_tag: &str) -> ImageRef {
-        ImageRef::parse("image", &format!("{}/{repo_tag}", self.addr)).unwrap()
-    }
-
-    fn settings(&self) -> ImageSettings {
-        ImageSettings {
-            insecure: vec![self.addr.clone()],
-            ..Default::default()
-        }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// The digests of the unpacked images (`roots/sha256-HEX`).
 fn roots(cache: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(cache.join("roots"))
         .map(|es| {
             es.flatten()
                 .filter_map(|e| e.file_name().into_string().ok())
+                .map(|n| n.replacen('-', ":", 1))
                 .collect()
         })
         .unwrap_or_default();
@@ -248,4 +131,168 @@ fn the_cache_keeps_to_its_size_and_never_drops_an_image_in_use() {
     assert_eq!(a.digest, a_digest);
     assert!(a.rootfs.join("extra").is_file());
     assert_eq!(roots(cache.path()), [a_digest]);
+}
+
+/// Run `argv` as a task in `image` (None: on the host) on a worker of its
+/// own; its exit code, reason and log.
+fn run_task(
+    images: Arc<Images>,
+    image: Option<ImageRef>,
+    argv: &[&str],
+    environment: Vec<EnvVar>,
+) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let leaf = format!("shoal-image-test-{}", std::process::id());
+    let tasks = Tasks::new(
+        dir.path().to_path_buf(),
+        Cgroups::detect(&leaf),
+        &[0],
+        tx,
+        None,
+        NodeSettings {
+            node: "imagetest".into(),
+            policy: Default::default(),
+            exec_wait: Duration::from_secs(1),
+            ca_pem: None,
+            images,
+        },
+    );
+    let task = TaskRef {
+        job_id: "image-job".parse().unwrap(),
+        attempt: 0,
+        node_index: 0,
+    };
+    tasks.start(StartTask {
+        task: task.clone(),
+        launch: LaunchSpec {
+            image,
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            environment,
+            shm_mib: 48,
+            ..Default::default()
+        },
+        hostfile: String::new(),
+        alloc: Resources {
+            vcpus: 1,
+            memory_mib: 256,
+            shm_mib: 48,
+        },
+        job_token: None,
+    });
+    let (code, reason) = loop {
+        let r = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the task's reports");
+        match r.event {
+            TaskEvent::Exited {
+                exit_code, reason, ..
+            } => break (exit_code, reason),
+            TaskEvent::NotStarted { reason } => break (None, reason),
+            TaskEvent::Started => {}
+        }
+    };
+    let log = std::fs::read_to_string(tasks.log_path(&task)).unwrap_or_default();
+    tasks.stop_all(Duration::from_secs(1));
+    let layer_left = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .any(|d| d.path().join("layer").exists());
+    assert!(!layer_left, "the task's layer is removed when it ends");
+    (code, reason, log)
+}
+
+#[test]
+fn a_task_runs_inside_its_image_with_the_images_environment_and_a_sized_dev_shm() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: tasks run in images on root workers only (run the tests as root)");
+        return;
+    }
+    let reg = Registry::start();
+    reg.push("shoal/test", "1", 0);
+    let cache = tempfile::tempdir().unwrap();
+    let images = Arc::new(Images::new(cache.path().to_path_buf(), reg.settings()));
+    let script = "cat /shoal-image-marker; echo FOO=$FOO BAR=$BAR IMAGE=$SHOAL_IMAGE; \
+                  echo PWD=$(pwd); df -m /dev/shm | tail -1; touch /dev/shm/from-the-job; \
+                  test -e /etc/os-release && echo HOST-ROOT || echo IMAGE-ROOT; \
+                  echo written > /tmp/shoal-in-the-layer && cat /tmp/shoal-in-the-layer";
+    let (code, reason, log) = run_task(
+        images.clone(),
+        Some(reg.image("shoal/test:1")),
+        &["sh", "-c", script],
+        vec![EnvVar::new("FOO", "job"), EnvVar::new("BAR", "x")],
+    );
+    assert_eq!(code, Some(0), "{reason}\n{log}");
+    assert!(
+        log.contains("only in the image"),
+        "a file only the image holds: {log}"
+    );
+    assert!(
+        log.contains("FOO=job BAR=x IMAGE=1"),
+        "the image's Env under the job's: {log}"
+    );
+    assert!(log.contains("PWD=/work"), "the image's WorkingDir: {log}");
+    assert!(
+        log.contains("IMAGE-ROOT"),
+        "the host's / is not the job's: {log}"
+    );
+    let df = log
+        .lines()
+        .find(|l| l.contains("/dev/shm"))
+        .expect("df's line");
+    let total: u64 = df
+        .split_whitespace()
+        .nth(1)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(total, 48, "a 48 MiB /dev/shm: {df}");
+    assert!(
+        !Path::new("/dev/shm/from-the-job").exists(),
+        "the host's /dev/shm is untouched"
+    );
+    assert!(
+        log.contains("written"),
+        "the job writes in its own layer: {log}"
+    );
+    assert!(
+        !Path::new("/tmp/shoal-in-the-layer").exists(),
+        "the host's / is untouched"
+    );
+    let root = images
+        .get(&reg.image("shoal/test:1"))
+        .unwrap()
+        .rootfs
+        .clone();
+    assert!(
+        !root.join("tmp/shoal-in-the-layer").exists(),
+        "the image's root is untouched"
+    );
+    // A command that is not in the image cannot start.
+    let (code, reason, _) = run_task(
+        images,
+        Some(reg.image("shoal/test:1")),
+        &["no-such-program"],
+        vec![],
+    );
+    assert_ne!(code, Some(0));
+    assert!(
+        reason.starts_with("CannotStartContainerError: "),
+        "{reason}"
+    );
+    assert!(reason.contains("no-such-program"), "{reason}");
+}
+
+#[test]
+fn an_image_that_cannot_be_pulled_fails_the_task_with_cannot_pull() {
+    let reg = Registry::start();
+    let cache = tempfile::tempdir().unwrap();
+    let images = Arc::new(Images::new(cache.path().to_path_buf(), reg.settings()));
+    let (code, reason, log) =
+        run_task(images, Some(reg.image("shoal/absent:1")), &["true"], vec![]);
+    assert_ne!(code, Some(0));
+    assert!(reason.contains("CannotPullContainerError: "), "{reason}");
+    assert!(
+        log.contains("CannotPullContainerError"),
+        "and in the job's log: {log}"
+    );
 }

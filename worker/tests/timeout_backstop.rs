@@ -5,6 +5,7 @@
 use shoal_model::wire::{StartTask, TaskEvent, TaskRef, TIMEOUT_REASON};
 use shoal_model::{LaunchSpec, Resources};
 use shoal_worker::cgroup::Cgroups;
+use shoal_worker::images::{ImageSettings, Images};
 use shoal_worker::task::{NodeSettings, Tasks, TIMEOUT_BACKSTOP};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,10 @@ fn a_task_past_its_timeout_is_ended_by_its_worker() {
             policy: Default::default(),
             exec_wait: Duration::from_secs(1),
             ca_pem: None,
+            images: std::sync::Arc::new(Images::new(
+                dir.path().join("images"),
+                ImageSettings::default(),
+            )),
         },
     );
     let task = TaskRef {

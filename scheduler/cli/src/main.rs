@@ -151,7 +151,7 @@ enum Command {
         endpoint: Endpoint,
     },
     /// Run a worker: register with the scheduler and run its tasks.
-    Worker(WorkerArgs),
+    Worker(Box<WorkerArgs>),
     /// Print the output of a job (`ID`, `ID:INDEX`, or `ID#NODE`).
     Logs {
         /// The job, or one node of a multinode job.
@@ -236,6 +236,12 @@ enum ClusterCommand {
         /// Third octet of the nodes' 10.201.X.0/24 subnet (default: from the pid).
         #[arg(long)]
         subnet: Option<u8>,
+        /// A registry the workers reach over plain HTTP, HOST:PORT (repeat
+        /// for more). A registry on this machine must listen where the nodes
+        /// reach it: the bridge address (the scheduler's, in the
+        /// `endpoint:` line).
+        #[arg(long, value_name = "HOST:PORT")]
+        insecure_registry: Vec<String>,
     },
     /// Stop the cluster running in DIR and remove everything it made.
     Down {
@@ -347,6 +353,27 @@ struct WorkerArgs {
     /// (seconds; as ECS's stop timeout).
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     stop_grace: u64,
+    /// Run jobs whose definition names an `image` inside it (on), or fail
+    /// them with CannotPullContainerError (off).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    images: OnOff,
+    /// A registry reached over plain HTTP, HOST:PORT (repeat for more).
+    #[arg(long, value_name = "HOST:PORT")]
+    insecure_registry: Vec<String>,
+    /// Registry credentials: a Docker-style config.json (`auths`).
+    #[arg(long, value_name = "FILE")]
+    registry_auth: Option<PathBuf>,
+    /// The most the unpacked images may hold, MiB; the least recently
+    /// used go first, never one a job is using (default: no limit).
+    #[arg(long, value_name = "MIB")]
+    image_cache_mib: Option<u64>,
+}
+
+/// A switch.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(clap::Args)]
@@ -598,6 +625,12 @@ fn run(cli: Cli) -> Result<i32> {
                 tls: worker_tls(a.tls_dir, a.ca, a.cert, a.key, &name)?,
                 exec_wait: std::time::Duration::from_millis(a.exec_wait_ms),
                 stop_grace: std::time::Duration::from_secs(a.stop_grace),
+                images: shoal_worker::images::ImageSettings {
+                    disabled: a.images == OnOff::Off,
+                    insecure: a.insecure_registry,
+                    auth_file: a.registry_auth,
+                    cache_mib: a.image_cache_mib,
+                },
             };
             shoal_worker::run(config)?;
             Ok(0)
@@ -613,6 +646,7 @@ fn run(cli: Cli) -> Result<i32> {
             memory_per_node,
             dir,
             subnet,
+            insecure_registry,
         }) => {
             let config = shoal_worker::cluster::ClusterConfig {
                 nodes,
@@ -621,6 +655,7 @@ fn run(cli: Cli) -> Result<i32> {
                 dir,
                 subnet,
                 shoal: std::env::current_exe()?,
+                insecure_registries: insecure_registry,
             };
             commands::cluster_up(config)
         }

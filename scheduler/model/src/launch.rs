@@ -83,6 +83,9 @@ pub struct Limit {
 pub struct LaunchSpec {
     /// The command line (after `Ref::` substitution).
     pub argv: Vec<String>,
+    /// The container image to run in (None: on the worker's host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<crate::image::ImageRef>,
     /// The environment: the container's, then what the scheduler adds
     /// (`AWS_BATCH_*`, `SHOAL_*`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -127,6 +130,12 @@ impl LaunchSpec {
                 .and_then(|v| v.host.as_ref()?.source_path.clone())
         };
         LaunchSpec {
+            // Checked at registration: a name that does not parse is not
+            // stored.
+            image: c
+                .image
+                .as_deref()
+                .and_then(|i| crate::image::ImageRef::parse("image", i).ok()),
             argv: c.command.clone(),
             environment: c
                 .environment

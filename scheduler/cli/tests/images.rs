@@ -1,0 +1,178 @@
+//! Jobs in container images through the scheduler (issue 14): a real
+//! registry on loopback holding Shoal's test image, a root worker that
+//! reaches it over plain HTTP, definitions registered and jobs submitted
+//! with boto3 and over the API.
+
+mod common;
+#[path = "../../../worker/tests/common/registry.rs"]
+mod registry;
+
+use common::local::Cluster;
+use registry::Registry;
+use serde_json::{json, Value};
+use std::process::Command;
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A worker that reaches `reg` over plain HTTP, in a cluster of its own.
+fn cluster_for(reg: &Registry) -> Cluster {
+    let mut c = Cluster::start(&[]);
+    c.add_worker_with("w1", &[], &["--insecure-registry", &reg.addr]);
+    c
+}
+
+/// Overlay mounts on this machine under `dir` (a task's layer left
+/// mounted would show here).
+fn overlays_under(dir: &std::path::Path) -> usize {
+    let d = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(" - overlay ") && l.contains(&d))
+        .count()
+}
+
+/// Task layers left in a worker's state directory.
+fn layers_left(state: &std::path::Path) -> usize {
+    std::fs::read_dir(state.join("tasks"))
+        .map(|es| {
+            es.flatten()
+                .filter(|e| e.path().join("layer").exists())
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_job_registered_and_submitted_with_boto3_runs_in_its_image() {
+    if !is_root() {
+        eprintln!("skipped: jobs run in images on root workers only (run the tests as root)");
+        return;
+    }
+    let reg = Registry::start();
+    reg.push("shoal/test", "1", 0);
+    let c = cluster_for(&reg);
+    let image = format!("{}/shoal/test:1", reg.addr);
+    let script = format!(
+        "{}/tests/aws/boto3_image_check.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = Command::new("python3")
+        .args([&script, &c.endpoint, &image])
+        .output()
+        .expect("python3 with boto3 (scripts/install-deps.sh, .venv/bin on PATH)");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("JOB "))
+        .expect("JOB line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[2], "SUCCEEDED", "{line}");
+    let log = c.logs(fields[1]);
+    assert!(log.contains("only in the image"), "{log}");
+    assert!(
+        log.contains("FOO=definition IMAGE=1"),
+        "the image's Env under the definition's: {log}"
+    );
+    assert!(log.contains("PWD=/work"), "the image's WorkingDir: {log}");
+    assert!(log.contains("IMAGE-ROOT"), "{log}");
+    let df = log
+        .lines()
+        .find(|l| l.contains("/dev/shm"))
+        .expect("df's line");
+    assert_eq!(df.split_whitespace().nth(1), Some("96"), "{df}");
+    assert_eq!(overlays_under(c.dir.path()), 0);
+    assert_eq!(layers_left(&c.dir.path().join("w1")), 0);
+}
+
+#[test]
+fn twenty_jobs_of_an_uncached_image_make_one_pull_and_leave_nothing_behind() {
+    if !is_root() {
+        eprintln!("skipped: jobs run in images on root workers only (run the tests as root)");
+        return;
+    }
+    let reg = Registry::start();
+    let layer = reg.push("shoal/many", "2", 0);
+    let c = cluster_for(&reg);
+    c.register(json!({ "jobDefinitionName": "many", "type": "container",
+        "containerProperties": { "image": format!("{}/shoal/many:2", reg.addr),
+          "command": ["sh", "-c", "cat /shoal-image-marker"],
+          "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"128"}] } }));
+    let ids: Vec<String> = (0..20)
+        .map(|i| c.submit(&format!("many{i}"), "many"))
+        .collect();
+    for id in &ids {
+        let job = c.wait_done(id);
+        assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    }
+    assert_eq!(
+        reg.blob_gets("shoal/many", &layer),
+        1,
+        "one pull for 20 jobs"
+    );
+    assert_eq!(
+        overlays_under(c.dir.path()),
+        0,
+        "no task layer left mounted"
+    );
+    assert_eq!(
+        layers_left(&c.dir.path().join("w1")),
+        0,
+        "no task layer left"
+    );
+    assert_eq!(
+        common::local::processes_running("cat /shoal-image-marker"),
+        0
+    );
+}
+
+#[test]
+fn an_image_that_cannot_be_pulled_fails_as_cannot_pull_and_is_retried_on_it() {
+    if !is_root() {
+        eprintln!("skipped: jobs run in images on root workers only (run the tests as root)");
+        return;
+    }
+    let reg = Registry::start();
+    let c = cluster_for(&reg);
+    c.register(json!({ "jobDefinitionName": "absent", "type": "container",
+        "retryStrategy": { "attempts": 2, "evaluateOnExit": [
+            { "onStatusReason": "CannotPullContainerError*", "action": "RETRY" },
+            { "onReason": "*", "action": "EXIT" } ] },
+        "containerProperties": { "image": format!("{}/shoal/absent:1", reg.addr),
+          "command": ["true"],
+          "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"128"}] } }));
+    let id = c.submit("absent", "absent");
+    let job: Value = c.wait_done(&id);
+    assert_eq!(job["status"], "FAILED", "{job}");
+    let reason = job["statusReason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("CannotPullContainerError: "), "{job}");
+    assert!(
+        reason.to_lowercase().contains("manifest unknown"),
+        "the registry's reason: {reason}"
+    );
+    let attempts = job["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "retried on its status reason: {job}");
+    // A malformed name never gets that far.
+    let (status, body) = common::call(
+        &c.http,
+        &format!("{}/v1/registerjobdefinition", c.endpoint),
+        &json!({ "jobDefinitionName": "bad", "type": "container",
+                 "containerProperties": { "image": "Not/An:image:name", "command": ["true"] } }),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["__type"], "ClientException", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("containerProperties.image"),
+        "{body}"
+    );
+}
