@@ -182,6 +182,59 @@ impl Images {
         Ok(got)
     }
 
+    /// Put an image from an archive or layout into the cache, for sites
+    /// that reach no registry: `source` is a `docker save` archive, an OCI
+    /// archive or an OCI layout directory. Jobs name it by `name`, or by
+    /// the name the archive gives it (`docker save`'s `RepoTags`, an OCI
+    /// reference annotation that is a full image name). Returns the name
+    /// and its digest.
+    pub fn load(
+        &self,
+        source: &Path,
+        name: Option<&ImageRef>,
+    ) -> Result<(ImageRef, String), ImageError> {
+        let shown = source.display().to_string();
+        let fail = |reason: String| ImageError::Pull {
+            image: shown.clone(),
+            reason,
+        };
+        let (transport, given) = archive_kind(source).map_err(fail)?;
+        let name = match (name, given) {
+            (Some(n), _) => n.clone(),
+            (None, Some(g)) => ImageRef::parse("name", &g).map_err(|e| fail(e.to_string()))?,
+            (None, None) => {
+                return Err(fail(
+                    "it names no image: give its name with --name REGISTRY/REPOSITORY:TAG".into(),
+                ))
+            }
+        };
+        let key = cache_key(&name.to_string());
+        let lock = {
+            let mut pulls = self.pulls.lock().unwrap_or_else(|e| e.into_inner());
+            pulls.entry(key.clone()).or_default().clone()
+        };
+        let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let layout = self.dir.join("layouts").join(&key);
+        for d in [&layout, &self.dir.join("names"), &self.dir.join("roots")] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| fail(format!("cannot create {}: {e}", d.display())))?;
+        }
+        let mut copy = Command::new("skopeo");
+        copy.args(["copy", "--quiet"])
+            .arg(format!("{transport}:{}", source.display()))
+            .arg(format!("oci:{}:image", layout.display()));
+        run_tool(copy, "skopeo").map_err(fail)?;
+        let (digest, config) = read_layout(&layout).map_err(fail)?;
+        let root = self.root_of(&digest);
+        if !root.join("config.json").exists() {
+            self.unpack(&layout, &root, &config).map_err(fail)?;
+        }
+        std::fs::write(self.dir.join("names").join(&key), &digest)
+            .map_err(|e| fail(format!("cannot record the image: {e}")))?;
+        tracing::info!("loaded {name} ({digest}) from {shown}");
+        Ok((name, digest))
+    }
+
     /// Where the image of `digest` is unpacked: `roots/ALG-HEX` (no `:`,
     /// which overlayfs' options cannot hold).
     fn root_of(&self, digest: &str) -> PathBuf {
@@ -373,6 +426,45 @@ pub fn lookup_user_in(root: &Path, user: &str) -> Result<(u32, u32), String> {
         None => entry.and_then(|f| f[3].parse().ok()).unwrap_or(uid),
     };
     Ok((uid, gid))
+}
+
+/// How skopeo reads `source`, and the image name it carries, if any: an
+/// OCI layout directory (`oci`), an OCI archive (`oci-archive`: a tar with
+/// `oci-layout`) or a `docker save` archive (`docker-archive`: a tar with
+/// `manifest.json`).
+fn archive_kind(source: &Path) -> Result<(&'static str, Option<String>), String> {
+    let ref_name = |index: &[u8]| -> Option<String> {
+        let v: serde_json::Value = serde_json::from_slice(index).ok()?;
+        let n = v["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"].as_str()?;
+        // Only a full name (a bare tag names no image).
+        n.contains('/').then(|| n.to_string())
+    };
+    if source.is_dir() {
+        let index = std::fs::read(source.join("index.json"))
+            .map_err(|e| format!("not an OCI layout (no index.json: {e})"))?;
+        return Ok(("oci", ref_name(&index)));
+    }
+    let member = |name: &str| -> Option<Vec<u8>> {
+        let out = Command::new("tar")
+            .arg("-xOf")
+            .arg(source)
+            .arg(name)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        out.status.success().then_some(out.stdout)
+    };
+    if let Some(m) = member("manifest.json") {
+        let v: serde_json::Value = serde_json::from_slice(&m)
+            .map_err(|e| format!("its manifest.json is not JSON: {e}"))?;
+        let tag = v[0]["RepoTags"][0].as_str().map(str::to_string);
+        return Ok(("docker-archive", tag));
+    }
+    if member("oci-layout").is_some() {
+        let index = member("index.json").unwrap_or_default();
+        return Ok(("oci-archive", ref_name(&index)));
+    }
+    Err("neither a `docker save` archive, an OCI archive nor an OCI layout".into())
 }
 
 /// A file name for an image name.

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::registry::Registry;
+use common::registry::{build_layout, skopeo_copy, Registry};
 use shoal_model::wire::{StartTask, TaskEvent, TaskRef};
 use shoal_model::{EnvVar, ImageRef, LaunchSpec, Resources};
 use shoal_worker::cgroup::Cgroups;
@@ -295,4 +295,51 @@ fn an_image_that_cannot_be_pulled_fails_the_task_with_cannot_pull() {
         log.contains("CannotPullContainerError"),
         "and in the job's log: {log}"
     );
+}
+
+#[test]
+fn an_image_loads_from_an_archive_or_a_layout_with_no_registry() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    build_layout(&layout, "1", 0);
+    let docker = work.path().join("saved.tar");
+    let oci = work.path().join("oci.tar");
+    skopeo_copy(
+        &format!("oci:{}:1", layout.display()),
+        &format!("docker-archive:{}:shoal/offline:1", docker.display()),
+    );
+    skopeo_copy(
+        &format!("oci:{}:1", layout.display()),
+        &format!("oci-archive:{}:1", oci.display()),
+    );
+    let cache = tempfile::tempdir().unwrap();
+    // No registry anywhere: a get that tried to pull would fail.
+    let images = Images::new(cache.path().to_path_buf(), ImageSettings::default());
+    let (name, digest) = images.load(&docker, None).unwrap();
+    assert_eq!(
+        name.to_string(),
+        "docker.io/shoal/offline:1",
+        "docker save's RepoTags"
+    );
+    let got = images
+        .get(&ImageRef::parse("image", "shoal/offline:1").unwrap())
+        .unwrap();
+    assert_eq!(got.digest, digest);
+    assert!(got.rootfs.join("shoal-image-marker").is_file());
+    // An OCI archive tagged only "1" names no image: --name does.
+    let e = images.load(&oci, None).unwrap_err().to_string();
+    assert!(e.contains("--name"), "{e}");
+    let named = ImageRef::parse("image", "registry.example:5000/site/tool:1").unwrap();
+    images.load(&oci, Some(&named)).unwrap();
+    let got = images.get(&named).unwrap();
+    assert!(got.rootfs.join("shoal-image-marker").is_file());
+    // A layout directory, too; and what is neither is refused.
+    let other = ImageRef::parse("image", "site/layout:1").unwrap();
+    images.load(&layout, Some(&other)).unwrap();
+    images.get(&other).unwrap();
+    let junk = work.path().join("junk.tar");
+    std::fs::write(&junk, b"not an archive").unwrap();
+    let e = images.load(&junk, Some(&other)).unwrap_err().to_string();
+    assert!(e.starts_with("CannotPullContainerError: "), "{e}");
+    assert!(e.contains("neither"), "{e}");
 }

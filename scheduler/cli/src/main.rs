@@ -165,6 +165,9 @@ enum Command {
     /// A local multi-node cluster: a scheduler and one worker per network namespace.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Container images in a worker's cache.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// The cluster's certificate authority, for mutual TLS between the
     /// scheduler and its workers.
     #[command(subcommand)]
@@ -215,6 +218,24 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum ImageCommand {
+    /// Put an image into a worker's cache without a registry (for sites
+    /// that reach none): a `docker save` archive, an OCI archive or an OCI
+    /// layout directory. Jobs then name it as their `image`.
+    Load {
+        /// The archive or layout.
+        archive: PathBuf,
+        /// The name jobs give it, REGISTRY/REPOSITORY:TAG (default: the
+        /// one the archive carries).
+        #[arg(long)]
+        name: Option<String>,
+        /// The worker's state directory (its `--state`).
+        #[arg(long, default_value = "shoal-worker")]
+        state: PathBuf,
+    },
+}
+
+#[derive(clap::Subcommand)]
 enum ClusterCommand {
     /// Build the cluster and run it in the foreground until SIGTERM or Ctrl-C.
     /// The first line of output is `endpoint: URL`; `ready: N nodes` follows
@@ -658,6 +679,21 @@ fn run(cli: Cli) -> Result<i32> {
                 insecure_registries: insecure_registry,
             };
             commands::cluster_up(config)
+        }
+        Command::Image(ImageCommand::Load {
+            archive,
+            name,
+            state,
+        }) => {
+            let name = name
+                .map(|n| shoal_model::ImageRef::parse("--name", &n))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let images =
+                shoal_worker::images::Images::new(state.join("images"), Default::default());
+            let (name, digest) = images.load(&archive, name.as_ref())?;
+            println!("loaded {name} ({digest}) into {}", state.display());
+            Ok(0)
         }
         Command::Plan(a) => shoal_planner::run(a),
         Command::Export {

@@ -93,7 +93,7 @@ fn a_job_registered_and_submitted_with_boto3_runs_in_its_image() {
 }
 
 #[test]
-fn twenty_jobs_of_an_uncached_image_make_one_pull_and_leave_nothing_behind() {
+fn twenty_jobs_of_an_uncached_image_make_one_pull_and_two_hundred_leave_nothing_behind() {
     if !is_root() {
         eprintln!("skipped: jobs run in images on root workers only (run the tests as root)");
         return;
@@ -117,6 +117,22 @@ fn twenty_jobs_of_an_uncached_image_make_one_pull_and_leave_nothing_behind() {
         1,
         "one pull for 20 jobs"
     );
+    // 180 more (an array job): 200 image jobs in all.
+    let array = c.aws(
+        "submitjob",
+        json!({ "jobName": "many-array", "jobQueue": "default", "jobDefinition": "many",
+                "arrayProperties": { "size": 180 } }),
+    )["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = c.wait_done(&array);
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    assert_eq!(
+        job["arrayProperties"]["statusSummary"]["SUCCEEDED"], 180,
+        "{job}"
+    );
+    assert_eq!(reg.blob_gets("shoal/many", &layer), 1, "still one pull");
     assert_eq!(
         overlays_under(c.dir.path()),
         0,
@@ -175,4 +191,44 @@ fn an_image_that_cannot_be_pulled_fails_as_cannot_pull_and_is_retried_on_it() {
             .contains("containerProperties.image"),
         "{body}"
     );
+}
+
+#[test]
+fn shoal_image_load_serves_jobs_where_no_registry_is_reached() {
+    if !is_root() {
+        eprintln!("skipped: jobs run in images on root workers only (run the tests as root)");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    registry::build_layout(&layout, "1", 0);
+    let saved = work.path().join("saved.tar");
+    registry::skopeo_copy(
+        &format!("oci:{}:1", layout.display()),
+        &format!("docker-archive:{}:site/offline:1", saved.display()),
+    );
+    let mut c = Cluster::start(&[]);
+    let state = c.dir.path().join("w1");
+    let out = Command::new(common::SHOAL)
+        .args(["image", "load"])
+        .arg(&saved)
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("loaded docker.io/site/offline:1"), "{said}");
+    c.add_worker_with("w1", &[], &[]);
+    c.register(json!({ "jobDefinitionName": "offline", "type": "container",
+        "containerProperties": { "image": "site/offline:1", "command": ["cat", "/shoal-image-marker"],
+          "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"128"}] } }));
+    let id = c.submit("offline", "offline");
+    let job = c.wait_done(&id);
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    assert!(c.logs(&id).contains("only in the image"));
 }

@@ -75,29 +75,7 @@ impl Registry {
             .dir
             .path()
             .join(format!("layout-{}-{tag}", repo.replace('/', "_")));
-        // The script, from the crate's folder up (worker/ or scheduler/cli/).
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .map(|d| d.join("scripts/make-test-image.sh"))
-            .find(|p| p.exists())
-            .expect("scripts/make-test-image.sh above the crate");
-        let out = Command::new("bash")
-            .arg(script)
-            .arg(&layout)
-            .arg(tag)
-            .arg(extra_mib.to_string())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let layer = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .strip_prefix("layer ")
-            .expect("the layer's digest")
-            .to_string();
+        let layer = build_layout(&layout, tag, extra_mib);
         let push = Command::new("skopeo")
             .args(["copy", "--quiet", "--dest-tls-verify=false"])
             .arg(format!("oci:{}:{tag}", layout.display()))
@@ -139,4 +117,46 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Build the test image (`extra_mib` of ballast) as an OCI layout at
+/// `layout`, tagged `tag`; the digest of its layer.
+pub fn build_layout(layout: &Path, tag: &str, extra_mib: u32) -> String {
+    // The script, from the crate's folder up (worker/ or scheduler/cli/).
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|d| d.join("scripts/make-test-image.sh"))
+        .find(|p| p.exists())
+        .expect("scripts/make-test-image.sh above the crate");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(layout)
+        .arg(tag)
+        .arg(extra_mib.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .strip_prefix("layer ")
+        .expect("the layer's digest")
+        .to_string()
+}
+
+/// Copy an image with skopeo (`from` and `to` are skopeo references, e.g.
+/// `oci:DIR:TAG`, `docker-archive:FILE:NAME`).
+pub fn skopeo_copy(from: &str, to: &str) {
+    let out = Command::new("skopeo")
+        .args(["copy", "--quiet", from, to])
+        .output()
+        .expect("skopeo (scripts/install-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
