@@ -266,7 +266,7 @@ impl Images {
         };
         tracing::info!("pulling {image}");
         let mut copy = Command::new("skopeo");
-        copy.arg("copy").arg("--quiet");
+        copy.arg("copy");
         if self.settings.insecure.contains(&image.registry) {
             copy.arg("--src-tls-verify=false");
         }
@@ -275,7 +275,11 @@ impl Images {
         }
         copy.arg(&source)
             .arg(format!("oci:{}:image", layout.display()));
-        run_tool(copy, "skopeo")?;
+        // Its progress (each blob as it is copied) goes to the worker's log.
+        let name = image.to_string();
+        run_tool_with(copy, "skopeo", |line| {
+            tracing::info!("pulling {name}: {line}")
+        })?;
         let (digest, config) = read_layout(&layout)?;
         let root = self.root_of(&digest);
         if !root.join("config.json").exists() {
@@ -481,15 +485,41 @@ fn cache_key(name: &str) -> String {
 }
 
 /// Run a tool; its own words when it fails.
-fn run_tool(mut cmd: Command, tool: &str) -> Result<(), String> {
-    let out = cmd
+fn run_tool(cmd: Command, tool: &str) -> Result<(), String> {
+    run_tool_with(cmd, tool, |_| {})
+}
+
+/// Run a tool, each line of its output to `progress` as it comes; its own
+/// words when it fails.
+fn run_tool_with(mut cmd: Command, tool: &str, progress: impl Fn(&str)) -> Result<(), String> {
+    use std::io::{BufRead, Read};
+    let mut child = cmd
         .stdin(std::process::Stdio::null())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| format!("cannot run {tool} ({e}); install it (apt-get install {tool})"))?;
-    if out.status.success() {
+    let mut stderr = child.stderr.take();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(e) = stderr.as_mut() {
+            let _ = e.read_to_string(&mut text);
+        }
+        text
+    });
+    if let Some(out) = child.stdout.take() {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if !line.trim().is_empty() {
+                progress(line.trim());
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| format!("{tool}: {e}"))?;
+    let stderr = errors.join().unwrap_or_default();
+    if status.success() {
         return Ok(());
     }
-    let said = String::from_utf8_lossy(&out.stderr);
+    let said = stderr;
     let said = said.trim();
     // skopeo and umoci speak logrus: keep the message itself.
     let msg = said
@@ -497,7 +527,7 @@ fn run_tool(mut cmd: Command, tool: &str) -> Result<(), String> {
         .map(|(_, m)| m.trim_end_matches('"').replace("\\\"", "\""))
         .unwrap_or_else(|| said.to_string());
     Err(if msg.is_empty() {
-        format!("{tool} exited {}", out.status)
+        format!("{tool} exited {status}")
     } else {
         msg
     })

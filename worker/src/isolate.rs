@@ -60,6 +60,56 @@ pub struct ImageRoot {
     /// Host devices the policy allowed (`linuxParameters.devices`), bound
     /// at the same path inside.
     pub devices: Vec<String>,
+    /// Shoal's binary and the host libraries it runs with, bound read-only
+    /// under [`AGENT_DIR`] so that Open MPI finds the launch agent in any
+    /// image (None: not offered).
+    pub agent: Option<AgentFiles>,
+}
+
+/// Where a task in an image finds Shoal's launch agent.
+pub const AGENT_DIR: &str = "/.shoal";
+
+/// The host files that run `shoal launch-agent` inside an image: the
+/// binary, and its dynamic loader and libraries (an image need hold none
+/// of them).
+#[derive(Debug, Clone, Default)]
+pub struct AgentFiles {
+    /// The `shoal` binary.
+    pub binary: String,
+    /// Its shared libraries, the dynamic loader among them (file paths).
+    pub libs: Vec<String>,
+}
+
+impl AgentFiles {
+    /// The running binary and the shared libraries mapped into this
+    /// process (the worker is that binary), from `/proc/self/maps`.
+    pub fn of_this_process() -> Option<AgentFiles> {
+        let binary = std::env::current_exe().ok()?.to_string_lossy().into_owned();
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        let mut libs: Vec<String> = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .filter(|p| p.starts_with('/') && p.contains(".so"))
+            .map(str::to_string)
+            .collect();
+        libs.sort();
+        libs.dedup();
+        libs.iter()
+            .any(|l| l.contains("ld-linux"))
+            .then_some(AgentFiles { binary, libs })
+    }
+
+    /// The command line Open MPI runs as its launch agent inside the image
+    /// (`OMPI_MCA_plm_rsh_agent`): the host's loader running the host's
+    /// binary with the host's libraries.
+    pub fn command(&self) -> Option<String> {
+        let loader = self.libs.iter().find(|l| l.contains("ld-linux"))?;
+        let name = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+        Some(format!(
+            "{AGENT_DIR}/lib/{} --library-path {AGENT_DIR}/lib {AGENT_DIR}/shoal launch-agent",
+            name(loader)
+        ))
+    }
 }
 
 /// The device nodes every container gets (Docker's set, less what needs
@@ -430,6 +480,31 @@ fn mount_image_root(r: &ImageRoot) -> std::io::Result<()> {
         let target = at(source);
         std::fs::create_dir_all(&target)?;
         bind(source, &target, read_only).map_err(fail(format!("cannot bind {source}")))?;
+    }
+    if let Some(agent) = &r.agent {
+        let dir = at(AGENT_DIR);
+        std::fs::create_dir_all(&dir)?;
+        mount(
+            Some("tmpfs"),
+            dir.as_str(),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID,
+            Some("mode=755,size=64k"),
+        )
+        .map_err(fail(format!("cannot mount {AGENT_DIR}")))?;
+        std::fs::create_dir_all(format!("{dir}/lib"))?;
+        let files = std::iter::once((agent.binary.as_str(), format!("{dir}/shoal"))).chain(
+            agent.libs.iter().map(|l| {
+                (
+                    l.as_str(),
+                    format!("{dir}/lib/{}", l.rsplit('/').next().unwrap_or(l)),
+                )
+            }),
+        );
+        for (source, target) in files {
+            std::fs::File::create(&target)?;
+            bind(source, &target, true).map_err(fail(format!("cannot bind {source}")))?;
+        }
     }
     for f in ["/etc/hosts", "/etc/resolv.conf"] {
         if std::path::Path::new(f).exists() {

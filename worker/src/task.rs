@@ -54,6 +54,8 @@ pub struct Tasks {
     pub ca_pem: Option<String>,
     /// The node's container images.
     images: Arc<Images>,
+    /// What runs the launch agent inside an image.
+    agent: Option<crate::isolate::AgentFiles>,
     /// Where a task sees its own directory in its mount namespace (see
     /// [`TASK_VIEW`]); None: at its path on the host.
     view: Option<PathBuf>,
@@ -352,6 +354,7 @@ impl Tasks {
             exec_wait,
             ca_pem,
             images,
+            agent: crate::isolate::AgentFiles::of_this_process(),
             view: task_view(),
             userns_hint: crate::isolate::userns_hint(),
             stopping: AtomicBool::new(false),
@@ -861,12 +864,14 @@ impl Tasks {
         };
         let layer = image.as_ref().map(|_| dir.join("layer"));
         let rootfs = match (&image, &layer) {
-            (Some(i), Some(l)) => Some(image_root(i, l, launch).map_err(|e| {
-                self.give_cpus(&cpus);
-                cgroup.kill_and_remove();
-                let _ = writeln!(log, "shoal: {e}");
-                e
-            })?),
+            (Some(i), Some(l)) => {
+                Some(image_root(i, l, launch, self.agent.clone()).map_err(|e| {
+                    self.give_cpus(&cpus);
+                    cgroup.kill_and_remove();
+                    let _ = writeln!(log, "shoal: {e}");
+                    e
+                })?)
+            }
             _ => None,
         };
         let cwd = match &image {
@@ -1024,12 +1029,16 @@ impl Tasks {
         // Shoal pinned the task to (binding off: every simulated node would
         // otherwise bind to "its" core 0). The job's environment may
         // override any of these.
-        // (In an image, the launch agent is not there yet.)
-        if let (Ok(me), None) = (std::env::current_exe(), &p.image) {
-            cmd.env(
-                "OMPI_MCA_plm_rsh_agent",
-                format!("{} launch-agent", me.display()),
-            );
+        // In an image, the launch agent is the host's binary, bound under
+        // /.shoal with its loader and libraries.
+        let agent = match &p.image {
+            Some(_) => self.agent.as_ref().and_then(|a| a.command()),
+            None => std::env::current_exe()
+                .ok()
+                .map(|me| format!("{} launch-agent", me.display())),
+        };
+        if let Some(agent) = agent {
+            cmd.env("OMPI_MCA_plm_rsh_agent", agent);
         }
         cmd.env("OMPI_MCA_hwloc_base_binding_policy", "none");
         if let Some(iface) = &self.interface {
@@ -1263,6 +1272,7 @@ fn image_root(
     image: &Image,
     layer: &Path,
     launch: &shoal_model::LaunchSpec,
+    agent: Option<crate::isolate::AgentFiles>,
 ) -> Result<ImageRoot, String> {
     let dirs = ["upper", "work", "merged"].map(|d| layer.join(d));
     for d in &dirs {
@@ -1280,6 +1290,7 @@ fn image_root(
         work,
         merged,
         devices: launch.devices.iter().map(|d| d.host_path.clone()).collect(),
+        agent,
     })
 }
 

@@ -88,6 +88,12 @@ fn a_job_registered_and_submitted_with_boto3_runs_in_its_image() {
         .find(|l| l.contains("/dev/shm"))
         .expect("df's line");
     assert_eq!(df.split_whitespace().nth(1), Some("96"), "{df}");
+    // Open MPI's launch agent runs inside the image (the host's binary and
+    // libraries under /.shoal), though the image holds none of it.
+    assert!(
+        log.contains("Usage: shoal launch-agent <HOST> <COMMAND>"),
+        "the launch agent in the image: {log}"
+    );
     assert_eq!(overlays_under(c.dir.path()), 0);
     assert_eq!(layers_left(&c.dir.path().join("w1")), 0);
 }

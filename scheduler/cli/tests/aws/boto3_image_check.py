@@ -20,7 +20,8 @@ batch = boto3.client(
 )
 script = (
     "cat /shoal-image-marker; echo FOO=$FOO IMAGE=$SHOAL_IMAGE; echo PWD=$(pwd); "
-    "df -m /dev/shm | tail -1; test -e /etc/os-release && echo HOST-ROOT || echo IMAGE-ROOT"
+    "df -m /dev/shm | tail -1; test -e /etc/os-release && echo HOST-ROOT || echo IMAGE-ROOT; "
+    "$OMPI_MCA_plm_rsh_agent --help | grep Usage"
 )
 batch.register_job_definition(
     jobDefinitionName="image-job",
