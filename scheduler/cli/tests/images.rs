@@ -238,3 +238,68 @@ fn shoal_image_load_serves_jobs_where_no_registry_is_reached() {
     assert_eq!(job["status"], "SUCCEEDED", "{job}");
     assert!(c.logs(&id).contains("only in the image"));
 }
+
+#[test]
+fn a_two_node_job_runs_in_its_image_on_a_cluster_that_reaches_the_registry_at_the_bridge() {
+    assert!(
+        is_root(),
+        "this test builds network namespaces and needs root (CI runs as root)"
+    );
+    // The registry listens at the bridge address (the scheduler's), which
+    // exists once the cluster is up: choose the subnet and the port first.
+    let octet = 150 + (std::process::id() % 50);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("10.201.{octet}.254:{port}");
+    let (octet_s, addr_s) = (octet.to_string(), addr.clone());
+    let c = common::netns::NsCluster::up_with(
+        2,
+        1,
+        &["--subnet", &octet_s, "--insecure-registry", &addr_s],
+    );
+    assert!(
+        c.endpoint.contains(&format!("10.201.{octet}.254")),
+        "{}",
+        c.endpoint
+    );
+    let reg = Registry::start_on(&addr);
+    assert_eq!(reg.addr, addr);
+    let layer = reg.push("shoal/test", "1", 0);
+    let node = |shm: i32| {
+        json!({ "image": format!("{addr}/shoal/test:1"),
+                "command": ["sh", "-c", "cat /shoal-image-marker; echo node $AWS_BATCH_JOB_NODE_INDEX of $AWS_BATCH_JOB_NUM_NODES; df -m /dev/shm | tail -1"],
+                "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"256"}],
+                "linuxParameters": { "sharedMemorySize": shm } })
+    };
+    c.aws(
+        "registerjobdefinition",
+        json!({ "jobDefinitionName": "gang-image", "type": "multinode",
+                "nodeProperties": { "numNodes": 2, "mainNode": 0,
+                  "nodeRangeProperties": [ { "targetNodes": "0", "container": node(64) },
+                                           { "targetNodes": "1", "container": node(32) } ] } }),
+    );
+    let id = c.aws(
+        "submitjob",
+        json!({ "jobName": "gang-image", "jobQueue": "default", "jobDefinition": "gang-image" }),
+    )["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = c.wait_done(&id);
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    for (i, shm) in [(0, "64"), (1, "32")] {
+        let log = c.logs(&format!("{id}#{i}"));
+        assert!(log.contains("only in the image"), "node {i}: {log}");
+        assert!(log.contains(&format!("node {i} of 2")), "node {i}: {log}");
+        let df = log
+            .lines()
+            .find(|l| l.contains("/dev/shm"))
+            .unwrap_or_default();
+        assert_eq!(df.split_whitespace().nth(1), Some(shm), "node {i}: {df}");
+    }
+    // Each node pulled the image once (each has its own cache).
+    assert_eq!(reg.blob_gets("shoal/test", &layer), 2);
+}

@@ -22,12 +22,17 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Registry {
+        Registry::start_on("127.0.0.1:0")
+    }
+
+    /// A registry listening on `addr` (`IP:PORT`, port 0 for any).
+    pub fn start_on(listen: &str) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("registry.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:0\n",
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {listen}\n",
                 dir.path().join("data").display()
             ),
         )

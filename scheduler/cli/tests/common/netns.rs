@@ -44,13 +44,19 @@ pub fn cluster_up(shoal: &Path, dir: &Path, nodes: u32, extra: &[&str]) -> (Chil
 impl NsCluster {
     /// `shoal cluster up --nodes N` with `cpus` vCPUs per node, ready.
     pub fn up(nodes: u32, cpus: u32) -> NsCluster {
+        NsCluster::up_with(nodes, cpus, &[])
+    }
+
+    /// [`NsCluster::up`] with more arguments for `cluster up`.
+    pub fn up_with(nodes: u32, cpus: u32, more: &[&str]) -> NsCluster {
         assert!(
             nix::unistd::geteuid().is_root(),
             "network-namespace clusters need root (CI runs as root)"
         );
         let dir = tempfile::tempdir().unwrap();
         let cpus = cpus.to_string();
-        let extra = ["--cpus-per-node", &cpus, "--memory-per-node", "2048"];
+        let mut extra = vec!["--cpus-per-node", &cpus, "--memory-per-node", "2048"];
+        extra.extend_from_slice(more);
         let (child, endpoint, ready) = cluster_up(Path::new(SHOAL), dir.path(), nodes, &extra);
         assert!(ready.starts_with("ready: "), "{ready}");
         let key = first_key(&dir.path().join("credentials"));
@@ -144,6 +150,16 @@ impl NsCluster {
     pub fn signal_worker(&self, name: &str, sig: nix::sys::signal::Signal) {
         let pid = nix::unistd::Pid::from_raw(self.worker_pid(name));
         nix::sys::signal::kill(pid, sig).unwrap();
+    }
+
+    /// `shoal logs JOB` with the cluster's key.
+    pub fn logs(&self, job: &str) -> String {
+        let o = Command::new(SHOAL)
+            .env("SHOAL_CREDENTIALS", self.dir.path().join("credentials"))
+            .args(["logs", job, "--endpoint", &self.endpoint])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).to_string()
     }
 
     pub fn wait_done(&self, id: &str) -> Value {
