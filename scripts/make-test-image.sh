@@ -14,34 +14,39 @@ set -euo pipefail
 out=$1
 tag=$2
 extra=${3:-0}
-busybox=/bin/busybox
-if ! "$busybox" --help >/dev/null 2>&1 || ldd "$busybox" >/dev/null 2>&1; then
-    echo "make-test-image: a static $busybox is needed (apt-get install busybox-static)" >&2
-    exit 1
-fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-root=$work/root
-mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/work" "$root/proc" "$root/sys" "$root/dev"
-cp "$busybox" "$root/bin/busybox"
-for app in sh cat df echo env id ls pwd sleep true false grep mount stat wc head; do
-    ln -s busybox "$root/bin/$app"
-done
-cat > "$root/etc/passwd" <<'P'
+if [ -n "${SHOAL_IMAGE_ROOT:-}" ]; then
+    # A root made by the caller (scripts/make-mpi-image.sh).
+    root=$SHOAL_IMAGE_ROOT
+else
+    busybox=/bin/busybox
+    if ! "$busybox" --help >/dev/null 2>&1 || ldd "$busybox" >/dev/null 2>&1; then
+        echo "make-test-image: a static $busybox is needed (apt-get install busybox-static)" >&2
+        exit 1
+    fi
+    root=$work/root
+    mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/work" "$root/proc" "$root/sys" "$root/dev"
+    cp "$busybox" "$root/bin/busybox"
+    for app in sh cat df echo env id ls pwd sleep usleep true false grep mount stat wc head nc; do
+        ln -s busybox "$root/bin/$app"
+    done
+    cat > "$root/etc/passwd" <<'P'
 root:x:0:0:root:/root:/bin/sh
 runner:x:1000:1000:runner:/work:/bin/sh
 nobody:x:65534:65534:nobody:/nonexistent:/bin/sh
 P
-cat > "$root/etc/group" <<'G'
+    cat > "$root/etc/group" <<'G'
 root:x:0:
 runner:x:1000:
 nogroup:x:65534:
 G
-echo "only in the image ($tag)" > "$root/shoal-image-marker"
-if [ "$extra" -gt 0 ]; then
-    head -c "$((extra * 1048576))" /dev/urandom > "$root/extra"
+    echo "only in the image ($tag)" > "$root/shoal-image-marker"
+    if [ "$extra" -gt 0 ]; then
+        head -c "$((extra * 1048576))" /dev/urandom > "$root/extra"
+    fi
+    chmod 1777 "$root/tmp"
 fi
-chmod 1777 "$root/tmp"
 mkdir -p "$out/blobs/sha256"
 printf '{"imageLayoutVersion":"1.0.0"}' > "$out/oci-layout"
 put() {
@@ -56,7 +61,7 @@ gzip -n -1 "$work/layer.tar"
 layer_size=$(stat -c %s "$work/layer.tar.gz")
 layer=$(put "$work/layer.tar.gz")
 cat > "$work/config.json" <<J
-{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin","SHOAL_IMAGE=$tag","FOO=image"],"Entrypoint":[],"Cmd":["/bin/sh"],"WorkingDir":"/work"},"rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]}}
+{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/bin:/usr/bin:/bin","SHOAL_IMAGE=$tag","FOO=image"],"Entrypoint":[],"Cmd":["/bin/sh"],"WorkingDir":"/work"},"rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]}}
 J
 config_size=$(stat -c %s "$work/config.json")
 config=$(put "$work/config.json")

@@ -247,7 +247,7 @@ fn a_two_node_job_runs_in_its_image_on_a_cluster_that_reaches_the_registry_at_th
     );
     // The registry listens at the bridge address (the scheduler's), which
     // exists once the cluster is up: choose the subnet and the port first.
-    let octet = 150 + (std::process::id() % 50);
+    let octet = 150 + (std::process::id() % 25);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -268,9 +268,16 @@ fn a_two_node_job_runs_in_its_image_on_a_cluster_that_reaches_the_registry_at_th
     let reg = Registry::start_on(&addr);
     assert_eq!(reg.addr, addr);
     let layer = reg.push("shoal/test", "1", 0);
-    let node = |shm: i32| {
+    // Each node shows what it sees; the main node then waits for node 1 to
+    // say it is done (the job ends with its main node).
+    let show = "cat /shoal-image-marker; echo node $AWS_BATCH_JOB_NODE_INDEX of $AWS_BATCH_JOB_NUM_NODES; df -m /dev/shm | tail -1";
+    let main = format!("{show}; nc -l -p 7000");
+    let other = format!(
+        "{show}; until echo done | nc $AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS 7000; do usleep 100000; done"
+    );
+    let node = |shm: i32, cmd: &str| {
         json!({ "image": format!("{addr}/shoal/test:1"),
-                "command": ["sh", "-c", "cat /shoal-image-marker; echo node $AWS_BATCH_JOB_NODE_INDEX of $AWS_BATCH_JOB_NUM_NODES; df -m /dev/shm | tail -1"],
+                "command": ["sh", "-c", cmd],
                 "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"256"}],
                 "linuxParameters": { "sharedMemorySize": shm } })
     };
@@ -278,8 +285,8 @@ fn a_two_node_job_runs_in_its_image_on_a_cluster_that_reaches_the_registry_at_th
         "registerjobdefinition",
         json!({ "jobDefinitionName": "gang-image", "type": "multinode",
                 "nodeProperties": { "numNodes": 2, "mainNode": 0,
-                  "nodeRangeProperties": [ { "targetNodes": "0", "container": node(64) },
-                                           { "targetNodes": "1", "container": node(32) } ] } }),
+                  "nodeRangeProperties": [ { "targetNodes": "0", "container": node(64, &main) },
+                                           { "targetNodes": "1", "container": node(32, &other) } ] } }),
     );
     let id = c.aws(
         "submitjob",
@@ -302,4 +309,91 @@ fn a_two_node_job_runs_in_its_image_on_a_cluster_that_reaches_the_registry_at_th
     }
     // Each node pulled the image once (each has its own cache).
     assert_eq!(reg.blob_gets("shoal/test", &layer), 2);
+}
+
+#[test]
+fn mpi_runs_inside_images_across_two_nodes_and_over_vader_within_one() {
+    assert!(
+        is_root(),
+        "this test builds network namespaces and needs root (CI runs as root)"
+    );
+    let octet = 175 + (std::process::id() % 25);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("10.201.{octet}.254:{port}");
+    let (octet_s, addr_s) = (octet.to_string(), addr.clone());
+    let c = common::netns::NsCluster::up_with(
+        2,
+        1,
+        &["--subnet", &octet_s, "--insecure-registry", &addr_s],
+    );
+    let reg = Registry::start_on(&addr);
+    let osu = std::path::Path::new(common::SHOAL).with_file_name("shoal-osu");
+    assert!(
+        osu.is_file(),
+        "{} (cargo builds it with the workspace)",
+        osu.display()
+    );
+    reg.push_mpi("shoal/mpi", "1", &[&osu]);
+    let image = format!("{addr}/shoal/mpi:1");
+    // As the existing MPI tests do: root, which cluster up's workers allow.
+    let container = |cmd: &str, vcpus: u32| {
+        json!({ "image": image, "user": "root", "command": ["sh", "-c", cmd],
+                "resourceRequirements": [{"type":"VCPU","value": vcpus.to_string()},{"type":"MEMORY","value":"512"}],
+                "linuxParameters": { "sharedMemorySize": 256 } })
+    };
+    // Two nodes: the image's mpirun starts a rank on each, the remote one
+    // through the launch agent, inside that node's container.
+    let main = "mpirun --mca pml ob1 --mca btl self,tcp -np 2 --hostfile $SHOAL_HOSTFILE sh -c 'echo rank $OMPI_COMM_WORLD_RANK on $SHOAL_NODE: $(cat /shoal-image-marker)'";
+    c.aws(
+        "registerjobdefinition",
+        json!({ "jobDefinitionName": "mpi-image", "type": "multinode",
+                "nodeProperties": { "numNodes": 2, "mainNode": 0, "nodeRangeProperties": [
+                  { "targetNodes": "0", "container": container(main, 1) },
+                  { "targetNodes": "1", "container": container("sleep 3600", 1) } ] } }),
+    );
+    let id = c.aws(
+        "submitjob",
+        json!({ "jobName": "mpi-image", "jobQueue": "default", "jobDefinition": "mpi-image" }),
+    )["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = c.wait_done(&id);
+    let log = c.logs(&format!("{id}#0"));
+    assert_eq!(job["status"], "SUCCEEDED", "{job}\n{log}");
+    let nodes: std::collections::BTreeSet<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("rank ") && l.contains("only in the MPI image"))
+        .filter_map(|l| l.split(" on ").nth(1)?.split(':').next())
+        .collect();
+    assert_eq!(nodes.len(), 2, "a rank in each node's container: {log}");
+    // One node, two ranks: shared memory (vader) with CMA single copy
+    // between ranks in one container.
+    let osu_cmd = "mpirun --mca pml ob1 --mca btl self,vader --mca btl_vader_single_copy_mechanism cma --oversubscribe -np 2 --hostfile $SHOAL_HOSTFILE shoal-osu latency --sizes 8,65536 --iterations 200";
+    c.aws(
+        "registerjobdefinition",
+        json!({ "jobDefinitionName": "osu-image", "type": "container",
+                "containerProperties": container(osu_cmd, 1) }),
+    );
+    let id = c.aws(
+        "submitjob",
+        json!({ "jobName": "osu-image", "jobQueue": "default", "jobDefinition": "osu-image" }),
+    )["jobId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = c.wait_done(&id);
+    let log = c.logs(&id);
+    assert_eq!(job["status"], "SUCCEEDED", "{job}\n{log}");
+    for size in ["8", "65536"] {
+        assert!(
+            log.lines()
+                .any(|l| l.split_whitespace().next() == Some(size)),
+            "a latency row for {size} B: {log}"
+        );
+    }
 }

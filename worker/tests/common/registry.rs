@@ -95,6 +95,43 @@ impl Registry {
         layer
     }
 
+    /// Build the MPI test image (`scripts/make-mpi-image.sh`, with
+    /// `programs` in /usr/local/bin) and push it as `repo:tag`.
+    pub fn push_mpi(&self, repo: &str, tag: &str, programs: &[&Path]) {
+        let layout = self
+            .dir
+            .path()
+            .join(format!("mpi-{}-{tag}", repo.replace('/', "_")));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .map(|d| d.join("scripts/make-mpi-image.sh"))
+            .find(|p| p.exists())
+            .expect("scripts/make-mpi-image.sh above the crate");
+        let out = Command::new("bash")
+            .arg(script)
+            .arg(&layout)
+            .arg(tag)
+            .args(programs)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let push = Command::new("skopeo")
+            .args(["copy", "--quiet", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(format!("docker://{}/{repo}:{tag}", self.addr))
+            .output()
+            .expect("skopeo");
+        assert!(
+            push.status.success(),
+            "{}",
+            String::from_utf8_lossy(&push.stderr)
+        );
+    }
+
     /// How many times the blob `digest` of `repo` was fetched.
     pub fn blob_gets(&self, repo: &str, digest: &str) -> usize {
         let want = format!("\"GET /v2/{repo}/blobs/{digest} ");
