@@ -239,26 +239,27 @@ fn shoal_image_load_serves_jobs_where_no_registry_is_reached() {
     assert!(c.logs(&id).contains("only in the image"));
 }
 
-#[test]
-fn a_two_node_job_runs_in_its_image_on_a_cluster_that_reaches_the_registry_at_the_bridge() {
+/// A 2-node `shoal cluster` (subnet 10.201.OCTET.0/24, OCTET from
+/// `octet_base` and the pid) and a registry at its bridge address, which
+/// its workers reach over plain HTTP: the subnet and the port are chosen
+/// first, the registry starts once the bridge exists.
+fn cluster_and_registry(octet_base: u32) -> (common::netns::NsCluster, Registry) {
     assert!(
         is_root(),
         "this test builds network namespaces and needs root (CI runs as root)"
     );
-    // The registry listens at the bridge address (the scheduler's), which
-    // exists once the cluster is up: choose the subnet and the port first.
-    let octet = 150 + (std::process::id() % 25);
+    let octet = octet_base + (std::process::id() % 25);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let addr = format!("10.201.{octet}.254:{port}");
-    let (octet_s, addr_s) = (octet.to_string(), addr.clone());
+    let octet_s = octet.to_string();
     let c = common::netns::NsCluster::up_with(
         2,
         1,
-        &["--subnet", &octet_s, "--insecure-registry", &addr_s],
+        &["--subnet", &octet_s, "--insecure-registry", &addr],
     );
     assert!(
         c.endpoint.contains(&format!("10.201.{octet}.254")),
@@ -267,6 +268,13 @@ fn a_two_node_job_runs_in_its_image_on_a_cluster_that_reaches_the_registry_at_th
     );
     let reg = Registry::start_on(&addr);
     assert_eq!(reg.addr, addr);
+    (c, reg)
+}
+
+#[test]
+fn a_two_node_job_runs_in_its_image_on_a_cluster_that_reaches_the_registry_at_the_bridge() {
+    let (c, reg) = cluster_and_registry(150);
+    let addr = reg.addr.clone();
     let layer = reg.push("shoal/test", "1", 0);
     // Each node shows what it sees; the main node then waits for node 1 to
     // say it is done (the job ends with its main node).
@@ -313,24 +321,8 @@ fn a_two_node_job_runs_in_its_image_on_a_cluster_that_reaches_the_registry_at_th
 
 #[test]
 fn mpi_runs_inside_images_across_two_nodes_and_over_vader_within_one() {
-    assert!(
-        is_root(),
-        "this test builds network namespaces and needs root (CI runs as root)"
-    );
-    let octet = 175 + (std::process::id() % 25);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("10.201.{octet}.254:{port}");
-    let (octet_s, addr_s) = (octet.to_string(), addr.clone());
-    let c = common::netns::NsCluster::up_with(
-        2,
-        1,
-        &["--subnet", &octet_s, "--insecure-registry", &addr_s],
-    );
-    let reg = Registry::start_on(&addr);
+    let (c, reg) = cluster_and_registry(175);
+    let addr = reg.addr.clone();
     let osu = std::path::Path::new(common::SHOAL).with_file_name("shoal-osu");
     assert!(
         osu.is_file(),

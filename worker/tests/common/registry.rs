@@ -76,39 +76,34 @@ impl Registry {
     /// Build the test image (`extra_mib` of ballast) and push it as
     /// `repo:tag`; the digest of its layer.
     pub fn push(&self, repo: &str, tag: &str, extra_mib: u32) -> String {
-        let layout = self
-            .dir
-            .path()
-            .join(format!("layout-{}-{tag}", repo.replace('/', "_")));
+        let layout = self.layout_dir(repo, tag);
         let layer = build_layout(&layout, tag, extra_mib);
-        let push = Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:{tag}", layout.display()))
-            .arg(format!("docker://{}/{repo}:{tag}", self.addr))
-            .output()
-            .expect("skopeo (scripts/install-deps.sh installs it)");
-        assert!(
-            push.status.success(),
-            "{}",
-            String::from_utf8_lossy(&push.stderr)
-        );
+        self.push_layout(&layout, repo, tag);
         layer
+    }
+
+    /// Where the layout of `repo:tag` is built.
+    fn layout_dir(&self, repo: &str, tag: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("layout-{}-{tag}", repo.replace('/', "_")))
+    }
+
+    /// Push the layout at `layout` (tagged `tag`) as `repo:tag`.
+    fn push_layout(&self, layout: &Path, repo: &str, tag: &str) {
+        skopeo_copy_to(
+            &format!("oci:{}:{tag}", layout.display()),
+            &format!("docker://{}/{repo}:{tag}", self.addr),
+            &["--dest-tls-verify=false"],
+        );
     }
 
     /// Build the MPI test image (`scripts/make-mpi-image.sh`, with
     /// `programs` in /usr/local/bin) and push it as `repo:tag`.
     pub fn push_mpi(&self, repo: &str, tag: &str, programs: &[&Path]) {
-        let layout = self
-            .dir
-            .path()
-            .join(format!("mpi-{}-{tag}", repo.replace('/', "_")));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .map(|d| d.join("scripts/make-mpi-image.sh"))
-            .find(|p| p.exists())
-            .expect("scripts/make-mpi-image.sh above the crate");
+        let layout = self.layout_dir(repo, tag);
         let out = Command::new("bash")
-            .arg(script)
+            .arg(script("make-mpi-image.sh"))
             .arg(&layout)
             .arg(tag)
             .args(programs)
@@ -119,17 +114,7 @@ impl Registry {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let push = Command::new("skopeo")
-            .args(["copy", "--quiet", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:{tag}", layout.display()))
-            .arg(format!("docker://{}/{repo}:{tag}", self.addr))
-            .output()
-            .expect("skopeo");
-        assert!(
-            push.status.success(),
-            "{}",
-            String::from_utf8_lossy(&push.stderr)
-        );
+        self.push_layout(&layout, repo, tag);
     }
 
     /// How many times the blob `digest` of `repo` was fetched.
@@ -161,17 +146,21 @@ impl Drop for Registry {
     }
 }
 
+/// A script of the project's `scripts/`, found from the crate's folder up
+/// (worker/ or scheduler/cli/).
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|d| d.join("scripts").join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("scripts/{name} above the crate"))
+}
+
 /// Build the test image (`extra_mib` of ballast) as an OCI layout at
 /// `layout`, tagged `tag`; the digest of its layer.
 pub fn build_layout(layout: &Path, tag: &str, extra_mib: u32) -> String {
-    // The script, from the crate's folder up (worker/ or scheduler/cli/).
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|d| d.join("scripts/make-test-image.sh"))
-        .find(|p| p.exists())
-        .expect("scripts/make-test-image.sh above the crate");
     let out = Command::new("bash")
-        .arg(script)
+        .arg(script("make-test-image.sh"))
         .arg(layout)
         .arg(tag)
         .arg(extra_mib.to_string())
@@ -192,8 +181,14 @@ pub fn build_layout(layout: &Path, tag: &str, extra_mib: u32) -> String {
 /// Copy an image with skopeo (`from` and `to` are skopeo references, e.g.
 /// `oci:DIR:TAG`, `docker-archive:FILE:NAME`).
 pub fn skopeo_copy(from: &str, to: &str) {
+    skopeo_copy_to(from, to, &[]);
+}
+
+fn skopeo_copy_to(from: &str, to: &str, flags: &[&str]) {
     let out = Command::new("skopeo")
-        .args(["copy", "--quiet", from, to])
+        .args(["copy", "--quiet"])
+        .args(flags)
+        .args([from, to])
         .output()
         .expect("skopeo (scripts/install-deps.sh installs it)");
     assert!(
