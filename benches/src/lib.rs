@@ -53,6 +53,11 @@ pub struct ThroughputBench {
     /// Jobs run one at a time afterwards, for the idle submit → start latency.
     #[arg(long, default_value_t = 50)]
     idle_samples: u64,
+    /// Also run the idle samples in this container image (warm cache: it is
+    /// pulled once first), alternating with host jobs, and print the
+    /// container's start overhead.
+    #[arg(long)]
+    image: Option<String>,
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,

@@ -11,7 +11,17 @@ use std::time::Instant;
 
 /// `bench-true`: `true` with 1 vCPU, 64 MiB and a 64 MiB /dev/shm.
 pub(crate) fn definition(shm_mib: Option<i32>) -> m::RegisterJobDefinitionRequest {
+    definition_named("bench-true", shm_mib, None)
+}
+
+/// `true` under `name`, in `image` if given.
+fn definition_named(
+    name: &str,
+    shm_mib: Option<i32>,
+    image: Option<&str>,
+) -> m::RegisterJobDefinitionRequest {
     let mut container = m::ContainerProperties {
+        image: image.map(str::to_string),
         command: vec!["true".into()],
         resource_requirements: vec![
             m::ResourceRequirement::new("VCPU", "1"),
@@ -26,7 +36,7 @@ pub(crate) fn definition(shm_mib: Option<i32>) -> m::RegisterJobDefinitionReques
         });
     }
     m::RegisterJobDefinitionRequest {
-        job_definition_name: "bench-true".into(),
+        job_definition_name: name.into(),
         kind: "container".into(),
         container_properties: Some(container),
         ..Default::default()
@@ -35,10 +45,15 @@ pub(crate) fn definition(shm_mib: Option<i32>) -> m::RegisterJobDefinitionReques
 
 /// SubmitJob of `bench-true` named `name`.
 pub(crate) fn submit(name: String) -> m::SubmitJobRequest {
+    submit_of(name, "bench-true")
+}
+
+/// SubmitJob of definition `def` named `name`.
+fn submit_of(name: String, def: &str) -> m::SubmitJobRequest {
     m::SubmitJobRequest {
         job_name: name,
         job_queue: "default".into(),
-        job_definition: "bench-true".into(),
+        job_definition: def.into(),
         ..Default::default()
     }
 }
@@ -119,12 +134,35 @@ pub(crate) fn run(b: ThroughputBench) -> Result<i32> {
             hist.record(ms)?;
         }
     }
-    // Idle latency: one job at a time on an empty cluster.
+    // Idle latency: one job at a time on an empty cluster; with an image,
+    // its jobs alternate with host jobs (after one job has pulled it).
+    if let Some(image) = &b.image {
+        client.call(&definition_named("bench-true-image", Some(64), Some(image)))?;
+        let warm = client
+            .call(&submit_of("warm".into(), "bench-true-image"))?
+            .job_id;
+        let j = client.wait_for(&warm)?;
+        if j.status != "SUCCEEDED" {
+            anyhow::bail!(
+                "the image job failed: {}",
+                j.status_reason.unwrap_or_default()
+            );
+        }
+    }
     let mut idle = Histogram::<u64>::new(3)?;
+    let mut idle_image = Histogram::<u64>::new(3)?;
     for i in 0..b.idle_samples {
         let id = client.call(&submit(format!("idle{i}")))?.job_id;
         if let Some(ms) = submit_to_start(&client.wait_for(&id)?) {
             idle.record(ms)?;
+        }
+        if b.image.is_some() {
+            let id = client
+                .call(&submit_of(format!("idle-image{i}"), "bench-true-image"))?
+                .job_id;
+            if let Some(ms) = submit_to_start(&client.wait_for(&id)?) {
+                idle_image.record(ms)?;
+            }
         }
     }
     if let Some(mut c) = cluster {
@@ -139,6 +177,9 @@ pub(crate) fn run(b: ThroughputBench) -> Result<i32> {
         "submit_to_start_p50_ms": hist.value_at_quantile(0.5),
         "submit_to_start_p99_ms": hist.value_at_quantile(0.99),
         "nodes": b.nodes,
+        "image": b.image,
+        "idle_image_submit_to_start_p50_ms": b.image.as_ref().map(|_| idle_image.value_at_quantile(0.5)),
+        "idle_image_submit_to_start_p99_ms": b.image.as_ref().map(|_| idle_image.value_at_quantile(0.99)),
     });
     if b.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -154,6 +195,17 @@ pub(crate) fn run(b: ThroughputBench) -> Result<i32> {
             idle.value_at_quantile(0.5),
             idle.value_at_quantile(0.99)
         );
+        if let Some(image) = &b.image {
+            let (host, cont) = (
+                idle.value_at_quantile(0.5),
+                idle_image.value_at_quantile(0.5),
+            );
+            println!(
+                "idle cluster, in {image} (warm cache, alternating with the host jobs): submit → start p50 {cont} ms, p99 {} ms; the container's start overhead at p50: {} ms",
+                idle_image.value_at_quantile(0.99),
+                cont as i64 - host as i64
+            );
+        }
     }
     Ok(if failed == 0 { 0 } else { 1 })
 }
