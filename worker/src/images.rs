@@ -8,8 +8,9 @@
 //! - `DIR/layouts/KEY/`: the OCI layout an image name was pulled into (its
 //!   blobs are kept while its image is, so pulling the name again fetches
 //!   only what changed);
-//! - `DIR/roots/sha256-HEX/rootfs`, `DIR/roots/sha256-HEX/config.json`:
-//!   the unpacked root filesystem and the image's configuration;
+//! - `DIR/roots/sha256-HEX/rootfs`, `DIR/roots/sha256-HEX/config.json`,
+//!   `DIR/roots/sha256-HEX/size`: the unpacked root filesystem, the image's
+//!   configuration, and the root's size in bytes;
 //! - `DIR/names/KEY`: the manifest digest an image name was pulled as (a
 //!   name is pulled once; it is looked up again only when it is gone from
 //!   the cache).
@@ -147,10 +148,7 @@ impl Images {
             reason,
         };
         let key = cache_key(&name);
-        let lock = {
-            let mut pulls = self.pulls.lock().unwrap_or_else(|e| e.into_inner());
-            pulls.entry(key.clone()).or_default().clone()
-        };
+        let lock = self.name_lock(&key);
         let _one_pull = lock.lock().unwrap_or_else(|e| e.into_inner());
         let digest = match self.cached(&key) {
             Some(d) => d,
@@ -209,28 +207,12 @@ impl Images {
             }
         };
         let key = cache_key(&name.to_string());
-        let lock = {
-            let mut pulls = self.pulls.lock().unwrap_or_else(|e| e.into_inner());
-            pulls.entry(key.clone()).or_default().clone()
-        };
+        let lock = self.name_lock(&key);
         let _one = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let layout = self.dir.join("layouts").join(&key);
-        for d in [&layout, &self.dir.join("names"), &self.dir.join("roots")] {
-            std::fs::create_dir_all(d)
-                .map_err(|e| fail(format!("cannot create {}: {e}", d.display())))?;
-        }
         let mut copy = Command::new("skopeo");
         copy.args(["copy", "--quiet"])
-            .arg(format!("{transport}:{}", source.display()))
-            .arg(format!("oci:{}:image", layout.display()));
-        run_tool(copy, "skopeo").map_err(fail)?;
-        let (digest, config) = read_layout(&layout).map_err(fail)?;
-        let root = self.root_of(&digest);
-        if !root.join("config.json").exists() {
-            self.unpack(&layout, &root, &config).map_err(fail)?;
-        }
-        std::fs::write(self.dir.join("names").join(&key), &digest)
-            .map_err(|e| fail(format!("cannot record the image: {e}")))?;
+            .arg(format!("{transport}:{}", source.display()));
+        let digest = self.store(&key, copy, |_| {}).map_err(fail)?;
         tracing::info!("loaded {name} ({digest}) from {shown}");
         Ok((name, digest))
     }
@@ -255,11 +237,6 @@ impl Images {
     /// already unpacked), and record its digest.
     fn pull(&self, image: &ImageRef, key: &str) -> Result<String, String> {
         let started = std::time::Instant::now();
-        let layout = self.dir.join("layouts").join(key);
-        for d in [&layout, &self.dir.join("names"), &self.dir.join("roots")] {
-            std::fs::create_dir_all(d)
-                .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
-        }
         let source = match &image.digest {
             Some(d) => format!("docker://{}/{}@{d}", image.registry, image.repository),
             None => format!("docker://{image}"),
@@ -273,25 +250,47 @@ impl Images {
         if let Some(a) = &self.settings.auth_file {
             copy.arg("--authfile").arg(a);
         }
-        copy.arg(&source)
-            .arg(format!("oci:{}:image", layout.display()));
+        copy.arg(&source);
         // Its progress (each blob as it is copied) goes to the worker's log.
         let name = image.to_string();
-        run_tool_with(copy, "skopeo", |line| {
-            tracing::info!("pulling {name}: {line}")
-        })?;
+        let digest = self.store(key, copy, |line| tracing::info!("pulling {name}: {line}"))?;
+        tracing::info!(
+            "pulled {image} ({digest}, {} MiB unpacked) in {:.1} s",
+            root_size(&self.root_of(&digest)) >> 20,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(digest)
+    }
+
+    /// The lock of the name `key`: one pull (or load) of a name at a time.
+    fn name_lock(&self, key: &str) -> Arc<Mutex<()>> {
+        let mut pulls = self.pulls.lock().unwrap_or_else(|e| e.into_inner());
+        pulls.entry(key.to_string()).or_default().clone()
+    }
+
+    /// Finish `copy` (a `skopeo copy` given its source) into the layout of
+    /// the name `key`, each line of its output to `progress`; unpack the
+    /// image unless its digest already is; record the name's digest.
+    fn store(
+        &self,
+        key: &str,
+        mut copy: Command,
+        progress: impl Fn(&str),
+    ) -> Result<String, String> {
+        let layout = self.dir.join("layouts").join(key);
+        for d in [&layout, &self.dir.join("names"), &self.dir.join("roots")] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+        }
+        copy.arg(format!("oci:{}:image", layout.display()));
+        run_tool_with(copy, "skopeo", progress)?;
         let (digest, config) = read_layout(&layout)?;
         let root = self.root_of(&digest);
         if !root.join("config.json").exists() {
             self.unpack(&layout, &root, &config)?;
         }
         std::fs::write(self.dir.join("names").join(key), &digest)
-            .map_err(|e| format!("cannot record the pull: {e}"))?;
-        tracing::info!(
-            "pulled {image} ({digest}, {} MiB unpacked) in {:.1} s",
-            dir_size(&root.join("rootfs")) >> 20,
-            started.elapsed().as_secs_f64()
-        );
+            .map_err(|e| format!("cannot record the image: {e}"))?;
         Ok(digest)
     }
 
@@ -315,7 +314,10 @@ impl Images {
             return Err(e);
         }
         let body = serde_json::to_vec(config).map_err(|e| e.to_string())?;
-        std::fs::write(tmp.join("config.json"), body)
+        // Its size, measured once here, not at every eviction check.
+        let size = dir_size(&tmp.join("rootfs")).to_string();
+        std::fs::write(tmp.join("size"), size)
+            .and_then(|_| std::fs::write(tmp.join("config.json"), body))
             .and_then(|_| std::fs::rename(&tmp, root))
             .map_err(|e| {
                 let _ = std::fs::remove_dir_all(&tmp);
@@ -342,7 +344,7 @@ impl Images {
                 let used = std::fs::metadata(e.path().join("config.json"))
                     .and_then(|m| m.modified())
                     .ok()?;
-                Some((used, name, dir_size(&e.path())))
+                Some((used, name, root_size(&e.path())))
             })
             .collect();
         all.sort();
@@ -581,6 +583,15 @@ fn read_layout(layout: &Path) -> Result<(String, ImageConfig), String> {
     let c: Config = serde_json::from_slice(&blob(&m.config.digest)?)
         .map_err(|e| format!("the image's configuration is unreadable: {e}"))?;
     Ok((manifest.digest.clone(), c.config.unwrap_or_default()))
+}
+
+/// The size of an unpacked root: as measured when it was unpacked (its
+/// `size` file), else measured now.
+fn root_size(root: &Path) -> u64 {
+    std::fs::read_to_string(root.join("size"))
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| dir_size(root))
 }
 
 /// Bytes under `p` (files only; links not followed).
