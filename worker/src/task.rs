@@ -846,6 +846,16 @@ impl Tasks {
                 Some(nix::unistd::Gid::from_raw(gid)),
             );
         }
+        // Before the CPUs and the cgroup are taken: nothing to give back.
+        let layer = image.as_ref().map(|_| dir.join("layer"));
+        let rootfs = match (&image, &layer) {
+            (Some(i), Some(l)) => Some(image_root(i, l, launch, self.agent.clone()).inspect_err(
+                |e| {
+                    let _ = writeln!(log, "shoal: {e}");
+                },
+            )?),
+            _ => None,
+        };
         let cpus = self.take_cpus(order.alloc.vcpus);
         let mut cgroup = match self.cgroups.create(
             &task_dir_name(task),
@@ -861,18 +871,6 @@ impl Tasks {
                 );
                 TaskCgroup::default()
             }
-        };
-        let layer = image.as_ref().map(|_| dir.join("layer"));
-        let rootfs = match (&image, &layer) {
-            (Some(i), Some(l)) => {
-                Some(image_root(i, l, launch, self.agent.clone()).map_err(|e| {
-                    self.give_cpus(&cpus);
-                    cgroup.kill_and_remove();
-                    let _ = writeln!(log, "shoal: {e}");
-                    e
-                })?)
-            }
-            _ => None,
         };
         let cwd = match &image {
             // Where the image says, else `/` (as Docker).
@@ -935,6 +933,7 @@ impl Tasks {
         if let Err(reason) = checked {
             self.give_cpus(&cpus);
             cgroup.kill_and_remove();
+            remove_layer(layer.as_deref());
             let _ = writeln!(log, "shoal: {reason}");
             return Err(reason);
         }
