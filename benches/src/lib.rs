@@ -58,6 +58,9 @@ pub struct ThroughputBench {
     /// container's start overhead.
     #[arg(long)]
     image: Option<String>,
+    /// The local cluster's network (for a registry it pulls from).
+    #[command(flatten)]
+    net: local_cluster::LocalNet,
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,

@@ -97,6 +97,7 @@ pub fn run(b: MdBench) -> Result<i32> {
         b.endpoint.as_deref(),
         1,
         max_ranks,
+        &Default::default(),
         &dir.join("cluster"),
         |client| run_on(&b, client, &md, &input, &vars, max_ranks),
     );

@@ -2,7 +2,9 @@
 //! MPI jobs through Shoal's scheduler and workers, shared memory against
 //! TCP, next to the physical floor; a table, JSON rows and an SVG plot.
 
-use crate::local_cluster::{run_job, shipped_definition, with_cluster};
+use crate::local_cluster::{
+    image_variant, in_image, run_job, shipped_definition, with_cluster, LocalNet,
+};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -58,6 +60,17 @@ pub struct OsuBench {
     /// The shoal-osu binary (default: beside this shoal binary).
     #[arg(long)]
     osu: Option<PathBuf>,
+    /// Also run every job in this container image (an MPI image with
+    /// shoal-osu, e.g. one from scripts/make-mpi-image.sh), alternating
+    /// with the host's, and print host and container side by side.
+    #[arg(long)]
+    image: Option<String>,
+    /// shoal-osu inside the image (a path there, or a name on its PATH).
+    #[arg(long, default_value = "shoal-osu")]
+    osu_in_image: String,
+    /// The local clusters' network (for the registry of --image).
+    #[command(flatten)]
+    net: LocalNet,
 }
 
 /// One row of results.
@@ -136,13 +149,21 @@ pub fn run(b: OsuBench) -> Result<i32> {
     for (nodes, transports) in &phases {
         let dir = std::env::temp_dir().join(format!("shoal-osu-{}-{nodes}", std::process::id()));
         let cpus = if *nodes == 1 { 2 } else { 1 };
-        let result = with_cluster(b.endpoint.as_deref(), *nodes, cpus, &dir, |client| {
-            run_on(&b, client, &osu, transports, *nodes)
-        });
+        let result = with_cluster(
+            b.endpoint.as_deref(),
+            *nodes,
+            cpus,
+            &b.net,
+            &dir,
+            |client| run_on(&b, client, &osu, transports, *nodes),
+        );
         rows.extend(result?);
     }
     let floor = floor_rows(&b, &osu)?;
     print_table(&rows, &floor, &b);
+    if let Some(image) = &b.image {
+        print_image_table(&rows, image);
+    }
     let all: Vec<&Row> = rows.iter().chain(floor.iter()).collect();
     if let Some(p) = &b.json {
         std::fs::write(p, serde_json::to_vec_pretty(&all)?)
@@ -164,7 +185,11 @@ fn run_on(
     nodes: u32,
 ) -> Result<Vec<Row>> {
     for def in DEFINITIONS {
-        client.call(&shipped_definition(def)?)?;
+        let d = shipped_definition(def)?;
+        if let Some(image) = &b.image {
+            client.call(&in_image(d.clone(), image))?;
+        }
+        client.call(&d)?;
     }
     let sizes = if b.sizes.is_empty() {
         String::new()
@@ -194,20 +219,38 @@ fn run_on(
     } else {
         vec!["latency", "bw"]
     };
+    // With an image, each job runs on the host and then in the image, one
+    // after the other, so both see the same machine.
+    let places: Vec<Option<&str>> = std::iter::once(None)
+        .chain(b.image.as_deref().map(Some))
+        .collect();
     let mut jobs = Vec::new();
     for t in transports {
-        let def = format!("osu-{t}-{nodes}node");
         for bench in &benches {
-            let args = args_for(bench);
-            let mut params = BTreeMap::from([
-                ("osu".to_string(), osu.display().to_string()),
-                ("bench".to_string(), bench.to_string()),
-                ("args".to_string(), args.trim().to_string()),
-            ]);
-            if t == "shm" {
-                params.insert("singlecopy".into(), b.single_copy.to_string());
+            for image in &places {
+                let host_def = format!("osu-{t}-{nodes}node");
+                let (def, osu) = match image {
+                    None => (host_def, osu.display().to_string()),
+                    Some(_) => (image_variant(&host_def), b.osu_in_image.clone()),
+                };
+                let mut params = BTreeMap::from([
+                    ("osu".to_string(), osu),
+                    ("bench".to_string(), bench.to_string()),
+                    ("args".to_string(), args_for(bench).trim().to_string()),
+                ]);
+                if t == "shm" {
+                    params.insert("singlecopy".into(), b.single_copy.to_string());
+                }
+                let mut name = if nodes == 2 {
+                    format!("{t}-2node")
+                } else {
+                    t.clone()
+                };
+                if image.is_some() {
+                    name.push_str("-image");
+                }
+                jobs.push((name, bench.to_string(), def, params));
             }
-            jobs.push((t.clone(), bench.to_string(), def.clone(), params));
         }
     }
     let bar = ProgressBar::new(jobs.len() as u64);
@@ -218,8 +261,8 @@ fn run_on(
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let mut rows: BTreeMap<(String, u64), Row> = BTreeMap::new();
     // One job at a time: the benchmarks must not share the machine's cores.
-    for (t, bench, def, params) in &jobs {
-        bar.set_message(format!("{t} {bench}"));
+    for (name, bench, def, params) in &jobs {
+        bar.set_message(format!("{name} {bench}"));
         let (id, job) = run_job(client, def, format!("{def}-{bench}"), params.clone())?;
         let log_id = if nodes == 2 {
             format!("{id}#0")
@@ -230,25 +273,20 @@ fn run_on(
         if job.status != "SUCCEEDED" {
             bar.finish_and_clear();
             bail!(
-                "the {t} {bench} job {id} failed: {}\n{text}",
+                "the {name} {bench} job {id} failed: {}\n{text}",
                 job.status_reason.as_deref().unwrap_or("")
             );
         }
-        if t == "shm" && bench == "latency" {
+        if name.starts_with("shm") && bench == "latency" {
             let peak = job.shm_peak_mib.unwrap_or(0);
-            eprintln!("shm: Open MPI vader (btl self,vader; single copy: {}); the job's /dev/shm peaked at {peak} MiB", b.single_copy);
+            eprintln!("{name}: Open MPI vader (btl self,vader; single copy: {}); the job's /dev/shm peaked at {peak} MiB", b.single_copy);
         }
         let parsed = parse_osu(&text);
         if parsed.is_empty() {
             bar.finish_and_clear();
-            bail!("the {t} {bench} job printed no OSU rows:\n{text}");
+            bail!("the {name} {bench} job printed no OSU rows:\n{text}");
         }
         for (size, vals) in parsed {
-            let name = if nodes == 2 {
-                format!("{t}-2node")
-            } else {
-                t.clone()
-            };
             let row = rows.entry((name.clone(), size)).or_insert_with(|| Row {
                 transport: name.clone(),
                 size,
@@ -403,6 +441,41 @@ fn print_table(rows: &[Row], floor: &[Row], _b: &OsuBench) {
     }
 }
 
+/// Host against container, per transport and size: the same jobs, each
+/// pair back to back on the same cluster.
+fn print_image_table(rows: &[Row], image: &str) {
+    println!();
+    println!("# host against container ({image}): one-way latency in µs (OSU's average, [p50]), the container's p50 against the host's, osu_bw MB/s");
+    println!(
+        "{:<10} {:>9} {:>17} {:>17} {:>8} {:>10} {:>10}",
+        "transport", "size", "host µs", "container µs", "Δ p50", "host MB/s", "cont. MB/s"
+    );
+    let lat = |r: Option<&Row>| match r.and_then(|r| r.latency_us) {
+        Some(l) => format!("{l:.2} [{}]", fmt(r.and_then(|r| r.p50_us))),
+        None => "-".into(),
+    };
+    for t in ["shm", "tcp", "tcp-2node"] {
+        let container = format!("{t}-image");
+        for host in rows.iter().filter(|r| r.transport == t) {
+            let cont = get(rows, &container, host.size);
+            let delta = match (host.p50_us, cont.and_then(|r| r.p50_us)) {
+                (Some(h), Some(c)) if h > 0.0 => format!("{:+.1}%", 100.0 * (c - h) / h),
+                _ => "-".into(),
+            };
+            println!(
+                "{:<10} {:>9} {:>17} {:>17} {:>8} {:>10} {:>10}",
+                t,
+                host.size,
+                lat(Some(host)),
+                lat(cont),
+                delta,
+                fmt(host.bandwidth_mbps),
+                fmt(cont.and_then(|r| r.bandwidth_mbps))
+            );
+        }
+    }
+}
+
 /// `1 B`, `10 kB`, `1 MB` for the axis labels (ticks fall on powers of ten).
 fn size_label(v: &f64) -> String {
     let v = *v;
@@ -459,10 +532,14 @@ fn plot(path: &Path, rows: &[Row], floor: &[Row], b: &OsuBench) -> Result<()> {
         .y_desc("one-way latency (µs)")
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let styles: [(&str, RGBColor, &[Row]); 5] = [
+    // Host jobs, their container twins (--image) and the floor.
+    let styles: [(&str, RGBColor, &[Row]); 8] = [
         ("shm", RGBColor(31, 119, 180), rows),
         ("tcp", RGBColor(214, 39, 40), rows),
         ("tcp-2node", RGBColor(255, 127, 14), rows),
+        ("shm-image", RGBColor(23, 190, 207), rows),
+        ("tcp-image", RGBColor(148, 103, 189), rows),
+        ("tcp-2node-image", RGBColor(140, 86, 75), rows),
         ("floor-shm", RGBColor(120, 170, 210), floor),
         ("floor-tcp", RGBColor(240, 150, 150), floor),
     ];
@@ -507,7 +584,7 @@ fn plot(path: &Path, rows: &[Row], floor: &[Row], b: &OsuBench) -> Result<()> {
         .y_desc("MB/s")
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    for (t, color, _) in styles.iter().take(3) {
+    for (t, color, _) in styles.iter().take(6) {
         let pts = series(t, &|r: &Row| r.bandwidth_mbps, rows);
         if pts.is_empty() {
             continue;

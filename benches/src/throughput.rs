@@ -65,15 +65,7 @@ pub(crate) fn run(b: ThroughputBench) -> Result<i32> {
     let client = match &b.endpoint {
         Some(e) => Client::new(e)?,
         None => {
-            let c = shoal_worker::cluster::Cluster::up(&shoal_worker::cluster::ClusterConfig {
-                nodes: b.nodes,
-                cpus_per_node: 1,
-                memory_mib: None,
-                dir: dir.clone(),
-                subnet: None,
-                shoal: std::env::current_exe()?,
-                insecure_registries: Vec::new(),
-            })?;
+            let c = crate::local_cluster::start(b.nodes, 1, &b.net, &dir)?;
             let client = Client::with_credentials_file(&c.endpoint, &c.credentials)?;
             cluster = Some(c);
             client

@@ -243,7 +243,11 @@ fn shoal_image_load_serves_jobs_where_no_registry_is_reached() {
 /// `octet_base` and the pid) and a registry at its bridge address, which
 /// its workers reach over plain HTTP: the subnet and the port are chosen
 /// first, the registry starts once the bridge exists.
-fn cluster_and_registry(octet_base: u32) -> (common::netns::NsCluster, Registry) {
+fn cluster_and_registry(
+    octet_base: u32,
+    nodes: u32,
+    cpus: u32,
+) -> (common::netns::NsCluster, Registry) {
     assert!(
         is_root(),
         "this test builds network namespaces and needs root (CI runs as root)"
@@ -257,8 +261,8 @@ fn cluster_and_registry(octet_base: u32) -> (common::netns::NsCluster, Registry)
     let addr = format!("10.201.{octet}.254:{port}");
     let octet_s = octet.to_string();
     let c = common::netns::NsCluster::up_with(
-        2,
-        1,
+        nodes,
+        cpus,
         &["--subnet", &octet_s, "--insecure-registry", &addr],
     );
     assert!(
@@ -273,7 +277,7 @@ fn cluster_and_registry(octet_base: u32) -> (common::netns::NsCluster, Registry)
 
 #[test]
 fn a_two_node_job_runs_in_its_image_on_a_cluster_that_reaches_the_registry_at_the_bridge() {
-    let (c, reg) = cluster_and_registry(150);
+    let (c, reg) = cluster_and_registry(150, 2, 1);
     let addr = reg.addr.clone();
     let layer = reg.push("shoal/test", "1", 0);
     // Each node shows what it sees; the main node then waits for node 1 to
@@ -321,7 +325,7 @@ fn a_two_node_job_runs_in_its_image_on_a_cluster_that_reaches_the_registry_at_th
 
 #[test]
 fn mpi_runs_inside_images_across_two_nodes_and_over_vader_within_one() {
-    let (c, reg) = cluster_and_registry(175);
+    let (c, reg) = cluster_and_registry(175, 2, 1);
     let addr = reg.addr.clone();
     let osu = std::path::Path::new(common::SHOAL).with_file_name("shoal-osu");
     assert!(
@@ -388,4 +392,55 @@ fn mpi_runs_inside_images_across_two_nodes_and_over_vader_within_one() {
             "a latency row for {size} B: {log}"
         );
     }
+}
+
+/// `shoal bench osu --image`: each OSU job runs on the host and then in the
+/// image, and both figures come out side by side (presence and sign only,
+/// never a time).
+#[test]
+fn bench_osu_runs_each_job_on_the_host_and_in_the_image_side_by_side() {
+    let (c, reg) = cluster_and_registry(200, 1, 2);
+    let osu = std::path::Path::new(common::SHOAL).with_file_name("shoal-osu");
+    reg.push_mpi("shoal/mpi", "1", &[&osu]);
+    let image = format!("{}/shoal/mpi:1", reg.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("osu.json");
+    let out = Command::new(common::SHOAL)
+        .args(["bench", "osu", "--nodes", "1", "--endpoint", &c.endpoint])
+        .args(["--image", &image, "--sizes", "8", "--iterations", "200"])
+        .args(["--bw-iterations", "2", "--json"])
+        .arg(&json)
+        .env("SHOAL_CREDENTIALS", c.dir.path().join("credentials"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for t in ["shm", "tcp", "shm-image", "tcp-image"] {
+        let r = rows
+            .iter()
+            .find(|r| r["transport"] == t && r["size"] == 8)
+            .unwrap_or_else(|| panic!("no {t} row: {rows:?}"));
+        for k in ["latency_us", "p50_us", "bandwidth_mbps"] {
+            assert!(r[k].as_f64().unwrap() > 0.0, "{t} {k}: {r}");
+        }
+    }
+    // The side-by-side table: a line per transport with both figures.
+    assert!(
+        stdout.contains(&format!("host against container ({image})")),
+        "{stdout}"
+    );
+    for t in ["shm", "tcp"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().take(2).eq([t, "8"]))
+            .unwrap_or_else(|| panic!("no {t} line in the comparison:\n{stdout}"));
+        assert!(line.contains('%'), "no difference on {line:?}");
+    }
+    // The container jobs' shared memory was used, in the container.
+    // (shoal-osu is found on the image's PATH; the host's has none.)
+    assert!(stderr.contains("shm-image: Open MPI vader"), "{stderr}");
 }
