@@ -3,7 +3,8 @@
 //!
 //! - [`osu`]: OSU-style latency and bandwidth as MPI jobs, shared memory
 //!   against TCP, next to the physical floor;
-//! - [`md`]: the molecular-dynamics benchmark as MPI jobs;
+//! - [`md`]: the molecular-dynamics benchmark as MPI jobs on N nodes × R
+//!   ranks ([`sweep`]: the shapes, placement, BTL check, table and plot);
 //! - `throughput`: trivial jobs end to end through a local cluster;
 //! - `scheduler`: HTTP submit throughput and one scheduling pass
 //!   ([`pass`], over the [`fixture`] that `cargo bench` times too);
@@ -20,6 +21,7 @@ pub mod md;
 pub mod osu;
 pub mod pass;
 mod scheduler;
+pub mod sweep;
 mod throughput;
 
 use anyhow::Result;

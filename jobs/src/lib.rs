@@ -18,6 +18,12 @@ pub mod definitions {
     pub const MD_SHM_1NODE: &str = include_str!("../definitions/md-shm-1node.json");
     /// `md-tcp-1node.json`: the same, over TCP.
     pub const MD_TCP_1NODE: &str = include_str!("../definitions/md-tcp-1node.json");
+    /// `md-shm-multinode.json`: shoal-md on `numNodes` nodes (a submission's
+    /// `nodeOverrides.numNodes`) of `rpn` ranks each, shared memory inside
+    /// a node and TCP between nodes.
+    pub const MD_SHM_MULTINODE: &str = include_str!("../definitions/md-shm-multinode.json");
+    /// `md-tcp-multinode.json`: the same, TCP between every pair of ranks.
+    pub const MD_TCP_MULTINODE: &str = include_str!("../definitions/md-tcp-multinode.json");
 }
 
 /// Inputs of the MD benchmark (`jobs/md`), in LAMMPS's input language.

@@ -153,6 +153,20 @@ impl Cgroups {
         }
     }
 
+    /// Whether a task's cgroup confines it to its CPUs (a cpuset
+    /// controller Shoal writes), so that what runs inside sees only those:
+    /// Open MPI's hwloc then counts a node's cores from its own cpuset.
+    pub fn confines_cpus(&self) -> bool {
+        match self {
+            Cgroups::V2 { base } => std::fs::read_to_string(base.join("cgroup.subtree_control"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|c| c == "cpuset"),
+            Cgroups::V1 { cpuset, .. } => cpuset.is_some(),
+            Cgroups::Unavailable(_) => false,
+        }
+    }
+
     /// The limits jobs do not get here, and why (empty: all of them).
     pub fn notes(&self) -> Vec<String> {
         let missing = |what: &str, why: String| format!("jobs run without a {what} limit: {why}");

@@ -40,6 +40,10 @@ pub struct Isolation {
     /// The task's root filesystem from its image (None: the host's). The
     /// mounts above are made inside it, and it becomes `/`.
     pub root: Option<ImageRoot>,
+    /// The host name the task sees (a UTS namespace of its own): the
+    /// node's name in its gang's hostfile, so that Open MPI's daemon and
+    /// ranks there agree which node they are on. None: the machine's.
+    pub hostname: Option<String>,
 }
 
 /// A task's root filesystem from its container image: the image's root
@@ -326,10 +330,15 @@ impl Isolation {
                     let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
                 }
                 if let Some(shm) = self.shm_mib {
-                    if root {
-                        unshare(CloneFlags::CLONE_NEWNS).map_err(io)?;
+                    let uts = if self.hostname.is_some() {
+                        CloneFlags::CLONE_NEWUTS
                     } else {
-                        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).map_err(|e| {
+                        CloneFlags::empty()
+                    };
+                    if root {
+                        unshare(CloneFlags::CLONE_NEWNS | uts).map_err(io)?;
+                    } else {
+                        unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | uts).map_err(|e| {
                             std::io::Error::other(format!(
                                 "cannot create a private /dev/shm without root: unprivileged user namespaces are refused ({e}); {}",
                                 self.userns_hint
@@ -338,6 +347,9 @@ impl Isolation {
                         write_file("/proc/self/setgroups", b"deny")?;
                         write_file("/proc/self/uid_map", format!("0 {uid} 1").as_bytes())?;
                         write_file("/proc/self/gid_map", format!("0 {gid} 1").as_bytes())?;
+                    }
+                    if let Some(h) = &self.hostname {
+                        nix::unistd::sethostname(h).map_err(io)?;
                     }
                     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
                         .map_err(io)?;

@@ -47,6 +47,8 @@ pub struct Tasks {
     pub policy: JobPolicy,
     /// This node's name (for messages).
     pub node: String,
+    /// The address the worker registers (its gang hostfiles' name for it).
+    pub address: String,
     /// How long a launch-agent request waits for its task to start here.
     pub exec_wait: Duration,
     /// The cluster CA (PEM) when this node's own server speaks TLS: jobs
@@ -121,6 +123,19 @@ pub struct ExecCaller<'a> {
 pub fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The host name a task of a gang sees: this node's name in the gang's
+/// hostfile (`address`, the first word of one of its lines). Open MPI names
+/// a remote node by what mpirun was given for it, and its ranks count as
+/// on one node (shared memory between them) only when their own host name
+/// is that name. None outside a gang: the task keeps the machine's.
+pub fn gang_hostname(hostfile: &str, address: &str) -> Option<String> {
+    let names: Vec<&str> = hostfile
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    (names.len() > 1 && names.contains(&address)).then(|| address.to_string())
 }
 
 /// The addresses of a gang's nodes, from its hostfile (`ADDRESS slots=N`).
@@ -279,6 +294,8 @@ pub fn task_dir_name(t: &TaskRef) -> String {
 pub struct NodeSettings {
     /// This node's name (for messages).
     pub node: String,
+    /// The address the worker registers (its gang hostfiles' name for it).
+    pub address: String,
     /// What jobs may ask of this node (user, volumes, devices).
     pub policy: JobPolicy,
     /// How long a launch-agent request waits for its task to start here.
@@ -336,6 +353,7 @@ impl Tasks {
     ) -> Arc<Tasks> {
         let NodeSettings {
             node,
+            address,
             policy,
             exec_wait,
             ca_pem,
@@ -351,6 +369,7 @@ impl Tasks {
             interface,
             policy,
             node,
+            address,
             exec_wait,
             ca_pem,
             images,
@@ -639,6 +658,8 @@ impl Tasks {
             .map_err(|e| failed(format!("cannot read the task's environment: {e}")))?;
         let mnt = std::fs::File::open(format!("/proc/{}/ns/mnt", r.pid))
             .map_err(|e| failed(format!("cannot open the task's mount namespace: {e}")))?;
+        let uts = std::fs::File::open(format!("/proc/{}/ns/uts", r.pid))
+            .map_err(|e| failed(format!("cannot open the task's UTS namespace: {e}")))?;
         let log = open_log(&r.dir).map_err(|e| failed(e.to_string()))?;
         let err_log = log.try_clone().map_err(|e| failed(e.to_string()))?;
         let mut cmd = Command::new("sh");
@@ -675,6 +696,7 @@ impl Tasks {
                     }
                     let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
                 }
+                nix::sched::setns(&uts, nix::sched::CloneFlags::CLONE_NEWUTS).map_err(io)?;
                 nix::sched::setns(&mnt, nix::sched::CloneFlags::CLONE_NEWNS).map_err(io)?;
                 // The launch agent's command runs as the task does.
                 crate::isolate::become_job_user(user)
@@ -907,6 +929,7 @@ impl Tasks {
             cwd,
             userns_hint: self.userns_hint.clone(),
             root: rootfs,
+            hostname: gang_hostname(&order.hostfile, &self.address),
         };
         // On the host, mount points must exist; in an image the worker
         // makes them in the task's own layer.
@@ -1024,10 +1047,13 @@ impl Tasks {
         }
         cmd.env("SHOAL_HOSTFILE", seen(&p.hostfile));
         // MPI across the gang: Open MPI starts remote daemons through
-        // Shoal's launch agent instead of ssh, and ranks keep the CPUs
-        // Shoal pinned the task to (binding off: every simulated node would
-        // otherwise bind to "its" core 0). The job's environment may
-        // override any of these.
+        // Shoal's launch agent instead of ssh. Each rank is bound to a core
+        // of its node's cpuset where the task's cgroup confines it to that
+        // cpuset (hwloc then sees only the node's cores; more ranks than
+        // cores share them, `overload-allowed`); elsewhere binding is off,
+        // since every simulated node would bind to "its" core 0 of the
+        // whole machine, and ranks keep the CPUs Shoal pinned the task to.
+        // The job's environment may override any of these.
         // In an image, the launch agent is the host's binary, bound under
         // /.shoal with its loader and libraries.
         let agent = match &p.image {
@@ -1039,7 +1065,12 @@ impl Tasks {
         if let Some(agent) = agent {
             cmd.env("OMPI_MCA_plm_rsh_agent", agent);
         }
-        cmd.env("OMPI_MCA_hwloc_base_binding_policy", "none");
+        let binding = if self.cgroups.confines_cpus() && !p.cpus.is_empty() {
+            "core:overload-allowed"
+        } else {
+            "none"
+        };
+        cmd.env("OMPI_MCA_hwloc_base_binding_policy", binding);
         if let Some(iface) = &self.interface {
             cmd.env("OMPI_MCA_oob_tcp_if_include", iface)
                 .env("OMPI_MCA_btl_tcp_if_include", iface);
@@ -1399,6 +1430,18 @@ pub fn shm_used_bytes(path: &Path) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gang_task_is_named_as_its_hostfile_names_its_node() {
+        let hostfile = "10.201.7.1 slots=2\n10.201.7.2 slots=2\n";
+        assert_eq!(
+            gang_hostname(hostfile, "10.201.7.2").as_deref(),
+            Some("10.201.7.2")
+        );
+        // Not in the gang, or no gang (one node): the machine's name.
+        assert_eq!(gang_hostname(hostfile, "10.201.7.3"), None);
+        assert_eq!(gang_hostname("10.201.7.1 slots=2\n", "10.201.7.1"), None);
+    }
     use std::net::IpAddr;
 
     #[test]

@@ -107,6 +107,7 @@ pub fn run(config: WorkerConfig) -> Result<(), Error> {
         interface_of(&config.address),
         crate::task::NodeSettings {
             node: config.name.clone(),
+            address: config.address.clone(),
             policy: config.policy.clone(),
             exec_wait: config.exec_wait,
             ca_pem,

@@ -152,6 +152,7 @@ fn run_task(
         None,
         NodeSettings {
             node: "imagetest".into(),
+            address: "127.0.0.1".into(),
             policy: Default::default(),
             exec_wait: Duration::from_secs(1),
             ca_pem: None,

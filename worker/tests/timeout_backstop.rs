@@ -22,6 +22,7 @@ fn a_task_past_its_timeout_is_ended_by_its_worker() {
         None,
         NodeSettings {
             node: "backstop".into(),
+            address: "127.0.0.1".into(),
             policy: Default::default(),
             exec_wait: Duration::from_secs(1),
             ca_pem: None,
