@@ -444,14 +444,17 @@ fn shape(r: &Value) -> (u64, u64, &str) {
     )
 }
 
-/// shm's speed over tcp's on the same shape, for an shm result.
+/// shm's speed over tcp's on the same shape, for an shm result (as
+/// `shoal plan --shm-speedup-from` reads it).
 pub fn speedup(results: &[Value], r: &Value) -> Option<f64> {
     let (n, rpn, t) = shape(r);
     if t != "shm" {
         return None;
     }
-    let tcp = results.iter().find(|x| shape(x) == (n, rpn, "tcp"))?;
-    Some(r["steps_per_s"].as_f64()? / tcp["steps_per_s"].as_f64()?)
+    shoal_planner::speedup::shape_speedups(results)
+        .into_iter()
+        .find(|s| (s.0, s.1) == (n, rpn))
+        .map(|s| s.2)
 }
 
 /// The table, one line per run.

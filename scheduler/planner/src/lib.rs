@@ -14,6 +14,7 @@
 pub mod metrics;
 pub mod plan;
 pub mod sim;
+pub mod speedup;
 pub mod swf;
 pub mod workload;
 

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::metrics::{self, WidthBucket};
 use crate::sim::{simulate, Policy, SimConfig, TieBreak};
+use crate::speedup::SpeedupCurve;
 use crate::swf::{self, SwfRecord};
 use crate::workload::{build, Conventions, EstimateKind, JobFilter, CLAMPED};
 
@@ -49,6 +50,12 @@ pub struct PlanArgs {
     /// Divide the run time of the jobs selected by --shm-jobs by this.
     #[arg(long, default_value_t = 1.0)]
     pub shm_speedup: f64,
+    /// Instead of one --shm-speedup: the shm/tcp speed-up that `shoal bench
+    /// md` or `shoal bench gromacs` measured (its --json), by total ranks,
+    /// applied at each job's width (linear between the measured counts,
+    /// the nearest one's outside them).
+    #[arg(long, value_name = "FILE.json", conflicts_with = "shm_speedup")]
+    pub shm_speedup_from: Option<PathBuf>,
     /// Which jobs --shm-speedup applies to: `all` or `procs<op>N` (e.g.
     /// `procs>=2`).
     #[arg(long, default_value = "all")]
@@ -182,11 +189,16 @@ fn points(args: &PlanArgs, trace_procs: Option<u64>) -> Result<Vec<Point>> {
         .collect())
 }
 
-fn simulate_point(records: &[SwfRecord], args: &PlanArgs, p: Point) -> Result<PointResult> {
+fn simulate_point(
+    records: &[SwfRecord],
+    args: &PlanArgs,
+    speedup: &SpeedupCurve,
+    p: Point,
+) -> Result<PointResult> {
     let conv = Conventions {
         procs: p.procs,
         estimate: args.estimate,
-        speedup: args.shm_speedup,
+        speedup: speedup.clone(),
         speedup_jobs: args.shm_jobs,
     };
     let w = build(records, &conv);
@@ -237,6 +249,15 @@ pub fn sweep(args: &PlanArgs) -> Result<Vec<PointResult>> {
     if !(args.shm_speedup.is_finite() && args.shm_speedup > 0.0) {
         bail!("--shm-speedup must be a positive number");
     }
+    let speedup = match &args.shm_speedup_from {
+        None => SpeedupCurve::constant(args.shm_speedup),
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("--shm-speedup-from: cannot read {}", f.display()))?;
+            SpeedupCurve::from_json(&text)
+                .with_context(|| format!("--shm-speedup-from {}", f.display()))?
+        }
+    };
     let (header, records) = swf::read_file(&args.trace)
         .with_context(|| format!("reading trace {}", args.trace.display()))?;
     let pts = points(args, header.machine_procs())?;
@@ -254,7 +275,7 @@ pub fn sweep(args: &PlanArgs) -> Result<Vec<PointResult>> {
     let mut results: Vec<PointResult> = pts
         .par_iter()
         .map(|&p| {
-            let r = simulate_point(&records, args, p);
+            let r = simulate_point(&records, args, &speedup, p);
             bar.inc(1);
             r
         })

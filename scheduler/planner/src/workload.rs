@@ -116,14 +116,15 @@ impl JobFilter {
 }
 
 /// How to turn records into jobs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Conventions {
     /// Machine size P (widths are clamped to it).
     pub procs: u32,
     /// Which estimate.
     pub estimate: EstimateKind,
-    /// Divide the run time of selected jobs by this (1.0: none).
-    pub speedup: f64,
+    /// Divide the run time of selected jobs by this at their width (1.0:
+    /// none).
+    pub speedup: crate::speedup::SpeedupCurve,
     /// Which jobs get the speedup.
     pub speedup_jobs: JobFilter,
 }
@@ -134,7 +135,7 @@ impl Conventions {
         Conventions {
             procs,
             estimate: EstimateKind::Requested,
-            speedup: 1.0,
+            speedup: crate::speedup::SpeedupCurve::constant(1.0),
             speedup_jobs: JobFilter::All,
         }
     }
@@ -187,8 +188,9 @@ pub fn convert(r: &SwfRecord, c: &Conventions) -> (SimJob, Option<&'static str>)
     let req = if r.req_time == -1 { r.run } else { r.req_time };
     let mut estimate = req.max(r.run).max(1) as u64;
     let mut actual = req.min(r.run).max(1) as u64;
-    if c.speedup != 1.0 && c.speedup > 0.0 && c.speedup_jobs.matches(width) {
-        actual = ((actual as f64 / c.speedup).round() as u64).max(1);
+    let speedup = c.speedup.at(width);
+    if speedup != 1.0 && speedup > 0.0 && c.speedup_jobs.matches(width) {
+        actual = ((actual as f64 / speedup).round() as u64).max(1);
     }
     if c.estimate == EstimateKind::Actual {
         estimate = actual;

@@ -113,3 +113,95 @@ fn clap_definition_is_consistent() {
     use clap::CommandFactory;
     Cli::command().debug_assert();
 }
+
+/// `--shm-speedup-from` a benchmark's JSON: with one measured speed-up X it
+/// plans exactly as `--shm-speedup X`; with none measured over both
+/// transports it is refused; two measured counts change the plan.
+#[test]
+fn shm_speedup_from_a_bench_json_is_the_constant_when_it_holds_one() {
+    let dir = tempfile_dir("speedup");
+    let one = dir.join("one.json");
+    std::fs::write(
+        &one,
+        r#"[{"nodes":1,"ranks_per_node":1,"ranks":1,"transport":"serial","steps_per_s":50.0},
+            {"nodes":2,"ranks_per_node":2,"ranks":4,"transport":"shm","steps_per_s":125.0,"thermo":[]},
+            {"nodes":2,"ranks_per_node":2,"ranks":4,"transport":"tcp","steps_per_s":100.0,"thermo":[]}]"#,
+    )
+    .unwrap();
+    let key = |r: &[shoal_planner::plan::PointResult]| -> Vec<String> {
+        r.iter()
+            .map(|p| {
+                format!(
+                    "{} {} {} {} {} {} {}",
+                    p.policy,
+                    p.procs,
+                    p.utilization,
+                    p.mean_wait_s,
+                    p.p95_wait_s,
+                    p.mean_bounded_slowdown,
+                    p.makespan_s
+                )
+            })
+            .collect()
+    };
+    let from = sweep(&args(&[
+        "--policy",
+        "easy",
+        "--shm-speedup-from",
+        one.to_str().unwrap(),
+    ]))
+    .unwrap();
+    let constant = sweep(&args(&["--policy", "easy", "--shm-speedup", "1.25"])).unwrap();
+    let plain = sweep(&args(&["--policy", "easy"])).unwrap();
+    assert_eq!(key(&from), key(&constant));
+    assert_ne!(key(&from), key(&plain), "a 1.25× speed-up changed nothing");
+    // Two counts: between them, not the constant of either.
+    let two = dir.join("two.json");
+    std::fs::write(
+        &two,
+        r#"[{"nodes":1,"ranks_per_node":2,"transport":"shm","steps_per_s":300.0},
+            {"nodes":1,"ranks_per_node":2,"transport":"tcp","steps_per_s":100.0},
+            {"nodes":2,"ranks_per_node":2,"transport":"shm","steps_per_s":125.0},
+            {"nodes":2,"ranks_per_node":2,"transport":"tcp","steps_per_s":100.0}]"#,
+    )
+    .unwrap();
+    let curve = sweep(&args(&[
+        "--policy",
+        "easy",
+        "--shm-speedup-from",
+        two.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_ne!(key(&curve), key(&constant));
+    // Nothing measured over both transports.
+    let none = dir.join("none.json");
+    std::fs::write(
+        &none,
+        r#"[{"nodes":1,"ranks_per_node":2,"transport":"shm","steps_per_s":3.0}]"#,
+    )
+    .unwrap();
+    let e = sweep(&args(&["--shm-speedup-from", none.to_str().unwrap()])).unwrap_err();
+    assert!(format!("{e:#}").contains("--transport shm,tcp"), "{e:#}");
+    // Not both.
+    let trace = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/traces/lublin_256.swf.gz"
+    );
+    assert!(Cli::try_parse_from([
+        "plan",
+        "--trace",
+        trace,
+        "--shm-speedup",
+        "2",
+        "--shm-speedup-from",
+        one.to_str().unwrap()
+    ])
+    .is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn tempfile_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("shoal-planner-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
