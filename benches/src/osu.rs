@@ -32,6 +32,11 @@ pub struct OsuBench {
     /// nodes). Each shape runs on a local cluster of its own.
     #[arg(long, default_value_t = 2)]
     nodes: u32,
+    /// With --nodes 2: also OSU's multi-pair latency on 2 nodes of R ranks
+    /// each (R even), all pairs at once, once with each pair inside a node
+    /// (shared memory) and once with each pair across the nodes (TCP).
+    #[arg(long)]
+    ranks_per_node: Option<u32>,
     /// Message sizes in bytes (default: OSU's, 0 and 1 B … 4 MiB).
     #[arg(long, value_delimiter = ',')]
     sizes: Vec<u64>,
@@ -137,6 +142,14 @@ pub fn run(b: OsuBench) -> Result<i32> {
             bail!("--transport {t:?}: give shm and/or tcp");
         }
     }
+    if let Some(r) = b.ranks_per_node {
+        if b.nodes != 2 || r < 2 || r % 2 != 0 {
+            bail!("--ranks-per-node {r}: give an even number of ranks (pairs of them, 2 or more) with --nodes 2");
+        }
+        if b.image.is_some() {
+            bail!("--ranks-per-node runs on the host only for now; leave out --image");
+        }
+    }
     let osu = osu_binary(&b.osu)?;
     // Phase 1: two ranks on one node (shm and/or tcp). Phase 2 (--nodes 2):
     // one rank on each of two nodes, tcp over the veths. Each phase gets a
@@ -159,8 +172,22 @@ pub fn run(b: OsuBench) -> Result<i32> {
         );
         rows.extend(result?);
     }
+    let mut multi_over = false;
+    if let Some(rpn) = b.ranks_per_node {
+        let dir = std::env::temp_dir().join(format!("shoal-osu-{}-multi", std::process::id()));
+        let cpus = rpn.min(crate::sweep::host_cpus() / 2).max(1);
+        let result = with_cluster(b.endpoint.as_deref(), 2, cpus, &b.net, &dir, |client| {
+            multi_pairs(&b, client, &osu, rpn)
+        });
+        let (multi, over) = result?;
+        rows.extend(multi);
+        multi_over = over;
+    }
     let floor = floor_rows(&b, &osu)?;
     print_table(&rows, &floor, &b);
+    if let Some(rpn) = b.ranks_per_node {
+        print_multi_table(&rows, rpn, multi_over);
+    }
     if let Some(image) = &b.image {
         print_image_table(&rows, image);
     }
@@ -307,6 +334,115 @@ fn run_on(
     }
     bar.finish_and_clear();
     Ok(rows.into_values().collect())
+}
+
+/// OSU's multi-pair latency on 2 nodes × `rpn` ranks: rank i pairs with
+/// rank i + n/2, all pairs at once. Ranked by node (rank r on node r mod
+/// 2) every pair is inside a node; ranked by slot (r on node r / rpn)
+/// every pair crosses. Rows `multi-in-node` and `multi-across`; each run
+/// checks the BTL of every pair (vader inside, tcp across).
+fn multi_pairs(b: &OsuBench, client: &Client, osu: &Path, rpn: u32) -> Result<(Vec<Row>, bool)> {
+    client.call(&shipped_definition(definitions::OSU_MULTI_MULTINODE)?)?;
+    let cluster = crate::sweep::Cluster::of(client, b.endpoint.is_none())?;
+    let n = 2 * rpn;
+    let mut rows = Vec::new();
+    let mut over = false;
+    for (name, rankby, want) in [
+        ("multi-in-node", "node", "vader"),
+        ("multi-across", "slot", "tcp"),
+    ] {
+        let run = crate::sweep::Run {
+            nodes: 2,
+            rpn,
+            transport: name.into(),
+        };
+        if cluster.oversubscribed(&run) {
+            crate::sweep::warn_oversubscribed(&run, &cluster);
+            over = true;
+        }
+        let mut args = String::new();
+        if !b.sizes.is_empty() {
+            let sizes: Vec<String> = b.sizes.iter().map(|s| s.to_string()).collect();
+            args.push_str(&format!("--sizes {}", sizes.join(",")));
+        }
+        if let Some(i) = b.iterations {
+            args.push_str(&format!(" --iterations {i}"));
+        }
+        let params = BTreeMap::from([
+            ("osu".to_string(), osu.display().to_string()),
+            ("args".to_string(), args.trim().to_string()),
+            ("rankby".to_string(), rankby.to_string()),
+        ]);
+        let f = crate::sweep::submit(
+            client,
+            &run,
+            "osu-multi-multinode",
+            params,
+            cluster.vcpus(&run),
+        )?;
+        // Each pair's BTL, both ways.
+        let used = crate::sweep::btl_by_pair(&f.log);
+        for i in 0..n {
+            let peer = (i + rpn) % n;
+            match used.get(&(i, peer)) {
+                Some(btl) if btl == want => {}
+                other => bail!(
+                    "the {name} run: rank {i} reached its partner {peer} over {} where {want} was expected (Open MPI's `bml` lines)",
+                    other.map(String::as_str).unwrap_or("nothing seen")
+                ),
+            }
+        }
+        let parsed = parse_osu(&f.log);
+        if parsed.is_empty() {
+            bail!("the {name} job printed no OSU rows:\n{}", f.log);
+        }
+        eprintln!(
+            "{name}: {} pairs at once, each over {want}; /dev/shm peaks {:?} MiB",
+            rpn, f.shm_peaks_mib
+        );
+        for (size, vals) in parsed {
+            rows.push(Row {
+                transport: name.into(),
+                size,
+                latency_us: vals.first().copied(),
+                p50_us: vals.get(1).copied(),
+                p99_us: vals.get(2).copied(),
+                bandwidth_mbps: None,
+            });
+        }
+    }
+    Ok((rows, over))
+}
+
+/// Multi-pair latency, pairs inside nodes against pairs across them.
+fn print_multi_table(rows: &[Row], rpn: u32, over: bool) {
+    println!();
+    println!("# multi-pair latency on 2 nodes × {rpn} ranks, {rpn} pairs at once: µs per message (OSU's average over pairs, [p50 of all pairs])");
+    println!(
+        "{:>9} {:>19} {:>19} {:>8}",
+        "size", "in-node (vader)", "across (tcp)", "ratio"
+    );
+    let lat = |r: Option<&Row>| match r.and_then(|r| r.latency_us) {
+        Some(l) => format!("{l:.2} [{}]", fmt(r.and_then(|r| r.p50_us))),
+        None => "-".into(),
+    };
+    if over {
+        println!("# oversubscribed: more ranks than cores here, so ranks that poll for messages share a core (vader's pairs wait for the scheduler's time slices); this checks correctness, not speed");
+    }
+    for r in rows.iter().filter(|r| r.transport == "multi-in-node") {
+        let across = get(rows, "multi-across", r.size);
+        let ratio = match (r.latency_us, across.and_then(|a| a.latency_us)) {
+            (Some(a), Some(b)) if a > 0.0 => format!("{:.1}×", b / a),
+            _ => "-".into(),
+        };
+        println!(
+            "{:>9} {:>19} {:>19} {:>8}",
+            r.size,
+            lat(Some(r)),
+            lat(across),
+            ratio
+        );
+    }
 }
 
 fn floor_rows(b: &OsuBench, osu: &Path) -> Result<Vec<Row>> {

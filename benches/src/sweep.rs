@@ -309,49 +309,58 @@ pub struct BtlUse {
     pub pairs: usize,
 }
 
+/// The BTL each rank sends to each peer with, `(rank, peer) → btl`, from
+/// Open MPI's `bml` lines at [`CHECK`]'s verbosity (a process's own rank is
+/// the peer it reaches through `self`).
+pub fn btl_by_pair(log: &str) -> BTreeMap<(u32, u32), String> {
+    let mut by_proc: BTreeMap<&str, Vec<(u32, &str)>> = BTreeMap::new();
+    for line in log.lines() {
+        let Some(at) = line.find("mca: bml: Using ") else {
+            continue;
+        };
+        let proc_ = line[..at]
+            .rfind('[')
+            .map(|i| &line[i..at])
+            .unwrap_or("")
+            .trim();
+        let rest = &line[at + "mca: bml: Using ".len()..];
+        let Some(btl) = rest.split_whitespace().next() else {
+            continue;
+        };
+        let peer = rest
+            .split("],")
+            .nth(1)
+            .and_then(|s| s.split(']').next())
+            .and_then(|s| s.parse::<u32>().ok());
+        if let Some(peer) = peer {
+            by_proc.entry(proc_).or_default().push((peer, btl));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for sends in by_proc.values() {
+        let Some(&(me, _)) = sends.iter().find(|(_, b)| *b == "self") else {
+            continue;
+        };
+        for &(peer, btl) in sends.iter().filter(|(p, _)| *p != me) {
+            out.insert((me, peer), btl.to_string());
+        }
+    }
+    out
+}
+
 impl BtlUse {
     /// Read them from a job's output.
     pub fn of(log: &str, rpn: u32) -> BtlUse {
-        // Per process (host:pid): the BTL to each peer; its own rank is the
-        // peer it reaches through `self`.
-        let mut by_proc: BTreeMap<&str, Vec<(u32, &str)>> = BTreeMap::new();
-        for line in log.lines() {
-            let Some(at) = line.find("mca: bml: Using ") else {
-                continue;
-            };
-            let proc_ = line[..at]
-                .rfind('[')
-                .map(|i| &line[i..at])
-                .unwrap_or("")
-                .trim();
-            let rest = &line[at + "mca: bml: Using ".len()..];
-            let Some(btl) = rest.split_whitespace().next() else {
-                continue;
-            };
-            let peer = rest
-                .split("],")
-                .nth(1)
-                .and_then(|s| s.split(']').next())
-                .and_then(|s| s.parse::<u32>().ok());
-            if let Some(peer) = peer {
-                by_proc.entry(proc_).or_default().push((peer, btl));
-            }
-        }
-        let mut out = BtlUse::default();
         let rpn = rpn.max(1);
-        for sends in by_proc.values() {
-            let Some(&(me, _)) = sends.iter().find(|(_, b)| *b == "self") else {
-                continue;
+        let mut out = BtlUse::default();
+        for ((me, peer), btl) in btl_by_pair(log) {
+            out.pairs += 1;
+            let set = if peer / rpn == me / rpn {
+                &mut out.within_node
+            } else {
+                &mut out.across_nodes
             };
-            for &(peer, btl) in sends.iter().filter(|(p, _)| *p != me) {
-                out.pairs += 1;
-                let set = if peer / rpn == me / rpn {
-                    &mut out.within_node
-                } else {
-                    &mut out.across_nodes
-                };
-                set.insert(btl.to_string());
-            }
+            set.insert(btl);
         }
         out
     }

@@ -13,6 +13,10 @@ pub mod definitions {
     pub const OSU_TCP_1NODE: &str = include_str!("../definitions/osu-tcp-1node.json");
     /// `osu-tcp-2node.json`: one rank on each of two nodes, over TCP.
     pub const OSU_TCP_2NODE: &str = include_str!("../definitions/osu-tcp-2node.json");
+    /// `osu-multi-multinode.json`: OSU's multi-pair latency on `numNodes`
+    /// nodes of `rpn` ranks, the pairs inside nodes (`rankby` node) or
+    /// across them (`rankby` slot).
+    pub const OSU_MULTI_MULTINODE: &str = include_str!("../definitions/osu-multi-multinode.json");
     /// `md-shm-1node.json`: the MD benchmark's ranks on one node, over
     /// shared memory.
     pub const MD_SHM_1NODE: &str = include_str!("../definitions/md-shm-1node.json");

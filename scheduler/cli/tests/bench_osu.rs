@@ -133,3 +133,49 @@ fn the_floor_is_at_or_below_open_mpis_shared_memory() {
     }
     assert!(!stdout.contains("floor↑"), "{stdout}");
 }
+
+/// `--nodes 2 --ranks-per-node 2`: OSU's multi-pair latency with every
+/// pair inside a node and then every pair across the nodes, in one table;
+/// each run checked pair by pair for the BTL Open MPI chose (vader inside,
+/// tcp across). Presence and sign only. An odd count is refused.
+#[test]
+fn bench_osu_multi_pairs_inside_and_across_nodes() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("osu.json");
+    let out = Command::new(SHOAL)
+        .args(["bench", "osu", "--nodes", "2", "--ranks-per-node", "2"])
+        .args(["--transport", "shm", "--sizes", "8", "--iterations", "100"])
+        .args(["--no-bandwidth", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for t in ["multi-in-node", "multi-across"] {
+        let r = rows
+            .iter()
+            .find(|r| r["transport"] == t && r["size"] == 8)
+            .unwrap_or_else(|| panic!("no {t} row: {rows:?}"));
+        assert!(r["latency_us"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert!(
+        stdout.contains("multi-pair latency on 2 nodes × 2 ranks"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("multi-in-node: 2 pairs at once, each over vader")
+            && stderr.contains("multi-across: 2 pairs at once, each over tcp"),
+        "{stderr}"
+    );
+    let bad = Command::new(SHOAL)
+        .args(["bench", "osu", "--nodes", "2", "--ranks-per-node", "3"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("give an even number"));
+}
