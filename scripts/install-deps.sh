@@ -12,7 +12,7 @@ pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "insta
 # util-linux for setpriv in the tests, faketime for the clock-step tests.
 # docker-registry, skopeo, umoci and busybox-static for the container-image
 # tests (a local registry, pulls, unpacking, a test image built offline).
-for p in build-essential pkg-config libclang-dev openmpi-bin libopenmpi-dev python3 python3-venv iproute2 util-linux faketime lammps docker-registry skopeo umoci busybox-static; do
+for p in build-essential pkg-config libclang-dev openmpi-bin libopenmpi-dev python3 python3-venv iproute2 util-linux faketime lammps gromacs docker-registry skopeo umoci busybox-static; do
     pkg_installed "$p" || need_apt+=("$p")
 done
 

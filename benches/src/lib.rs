@@ -3,6 +3,7 @@
 //!
 //! - [`osu`]: OSU-style latency and bandwidth as MPI jobs, shared memory
 //!   against TCP, next to the physical floor;
+//! - [`gromacs`]: GROMACS itself as MPI jobs, over the same sweep as md;
 //! - [`md`]: the molecular-dynamics benchmark as MPI jobs on N nodes × R
 //!   ranks ([`sweep`]: the shapes, placement, BTL check, table and plot);
 //! - `throughput`: trivial jobs end to end through a local cluster;
@@ -16,6 +17,7 @@
 //! errors are `anyhow`'s.
 
 pub mod fixture;
+pub mod gromacs;
 pub mod local_cluster;
 pub mod md;
 pub mod osu;
@@ -33,6 +35,9 @@ pub enum BenchCommand {
     Scheduler(SchedulerBench),
     /// The molecular-dynamics benchmark as MPI jobs: shared memory vs TCP.
     Md(md::MdBench),
+    /// GROMACS itself (gmx_mpi mdrun) as MPI jobs on N nodes × R ranks:
+    /// shared memory vs TCP, ns/day from GROMACS' log.
+    Gromacs(gromacs::GromacsBench),
     /// OSU-style latency and bandwidth as MPI jobs: shared memory vs TCP.
     Osu(osu::OsuBench),
     /// End to end: trivial jobs (with their /dev/shm mount) through a local
@@ -101,5 +106,6 @@ pub fn run(cmd: BenchCommand) -> Result<i32> {
         BenchCommand::Throughput(b) => throughput::run(b),
         BenchCommand::Osu(b) => osu::run(b),
         BenchCommand::Md(b) => md::run(b),
+        BenchCommand::Gromacs(b) => gromacs::run(b),
     }
 }

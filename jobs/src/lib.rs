@@ -28,6 +28,18 @@ pub mod definitions {
     pub const MD_SHM_MULTINODE: &str = include_str!("../definitions/md-shm-multinode.json");
     /// `md-tcp-multinode.json`: the same, TCP between every pair of ranks.
     pub const MD_TCP_MULTINODE: &str = include_str!("../definitions/md-tcp-multinode.json");
+    /// `gromacs-shm-1node.json`: GROMACS' `gmx_mpi mdrun` on one node, over
+    /// shared memory.
+    pub const GROMACS_SHM_1NODE: &str = include_str!("../definitions/gromacs-shm-1node.json");
+    /// `gromacs-tcp-1node.json`: the same, over TCP.
+    pub const GROMACS_TCP_1NODE: &str = include_str!("../definitions/gromacs-tcp-1node.json");
+    /// `gromacs-shm-multinode.json`: on `numNodes` nodes of `rpn` ranks,
+    /// shared memory inside nodes and TCP between them.
+    pub const GROMACS_SHM_MULTINODE: &str =
+        include_str!("../definitions/gromacs-shm-multinode.json");
+    /// `gromacs-tcp-multinode.json`: the same, TCP between every pair.
+    pub const GROMACS_TCP_MULTINODE: &str =
+        include_str!("../definitions/gromacs-tcp-multinode.json");
 }
 
 /// Inputs of the MD benchmark (`jobs/md`), in LAMMPS's input language.
@@ -36,4 +48,9 @@ pub mod inputs {
     pub const MD_BENCH_LJ: &str = include_str!("../md/inputs/bench.lj");
     /// `md/inputs/bench.rf`: the reaction-field case.
     pub const MD_BENCH_RF: &str = include_str!("../md/inputs/bench.rf");
+    /// `gromacs/rf.mdp`: GROMACS' run parameters, SPC water with reaction
+    /// field as lignocellulose-rf.
+    pub const GROMACS_RF_MDP: &str = include_str!("../gromacs/rf.mdp");
+    /// `gromacs/topol.top`: its topology, `@WATERS@` molecules of SOL.
+    pub const GROMACS_TOPOL: &str = include_str!("../gromacs/topol.top");
 }

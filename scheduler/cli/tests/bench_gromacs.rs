@@ -1,0 +1,93 @@
+//! `shoal bench gromacs`, small: GROMACS itself (`gmx_mpi mdrun`) through
+//! the scheduler on 1 node (1 and 2 ranks) and 2 nodes (1 and 2 ranks
+//! each), over shm and tcp. GROMACS' own log of every run shows the rank
+//! count asked for and reaction-field electrostatics; figures are checked
+//! for presence and sign only.
+
+mod common;
+
+use common::SHOAL;
+use serde_json::Value;
+use std::process::Command;
+
+#[test]
+fn bench_gromacs_runs_gmx_mpi_on_one_and_two_nodes_over_shm_and_tcp() {
+    let dir = tempfile::tempdir().unwrap();
+    let (json, svg) = (dir.path().join("gmx.json"), dir.path().join("gmx.svg"));
+    let out = Command::new(SHOAL)
+        .args([
+            "bench",
+            "gromacs",
+            "--nodes",
+            "1,2",
+            "--ranks-per-node",
+            "1,2",
+        ])
+        .args([
+            "--transport",
+            "shm,tcp",
+            "--atoms",
+            "2000",
+            "--steps",
+            "200",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let runs: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let shapes: Vec<(u64, u64, &str)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["nodes"].as_u64().unwrap(),
+                r["ranks_per_node"].as_u64().unwrap(),
+                r["transport"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shapes,
+        [
+            (1, 1, "serial"),
+            (1, 2, "shm"),
+            (1, 2, "tcp"),
+            (2, 1, "shm"),
+            (2, 1, "tcp"),
+            (2, 2, "shm"),
+            (2, 2, "tcp")
+        ]
+    );
+    for r in &runs {
+        let ranks = r["ranks"].as_u64().unwrap();
+        assert_eq!(r["gromacs"]["mpi_processes"], ranks, "{r}");
+        assert_eq!(r["gromacs"]["coulombtype"], "Reaction-Field", "{r}");
+        for k in ["ns_per_day", "steps_per_s"] {
+            assert!(r[k].as_f64().unwrap() > 0.0, "{k}: {r}");
+        }
+        assert!(r["natoms"].as_u64().unwrap() > 1000, "{r}");
+        let (rpn, t) = (r["ranks_per_node"].as_u64(), r["transport"].as_str());
+        let within = &r["btl"]["within_node"];
+        match (rpn, t) {
+            (Some(2), Some("shm")) => assert_eq!(within, "vader", "{r}"),
+            (Some(2), Some("tcp")) => assert_eq!(within, "tcp", "{r}"),
+            _ => assert!(within.is_null(), "{r}"),
+        }
+        if r["nodes"] == 2 {
+            assert_eq!(r["btl"]["across_nodes"], "tcp", "{r}");
+        }
+    }
+    assert!(
+        stdout.contains("ns/day") && stdout.contains("shared memory is"),
+        "{stdout}"
+    );
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("ns/day"));
+}
