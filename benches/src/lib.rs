@@ -38,6 +38,9 @@ pub enum BenchCommand {
     /// GROMACS itself (gmx_mpi mdrun) as MPI jobs on N nodes × R ranks:
     /// shared memory vs TCP, ns/day from GROMACS' log.
     Gromacs(gromacs::GromacsBench),
+    /// Merge the JSON of `shoal bench md` and `shoal bench gromacs` runs
+    /// into one file and one SVG (a panel per program).
+    Merge(MergeArgs),
     /// OSU-style latency and bandwidth as MPI jobs: shared memory vs TCP.
     Osu(osu::OsuBench),
     /// End to end: trivial jobs (with their /dev/shm mount) through a local
@@ -71,6 +74,42 @@ pub struct ThroughputBench {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// `shoal bench merge` arguments.
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    /// JSON files written by `shoal bench md` or `shoal bench gromacs`.
+    #[arg(required = true)]
+    inputs: Vec<std::path::PathBuf>,
+    /// Write every run of them here, as one JSON list.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Write one SVG of ns/day against total ranks here.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
+}
+
+fn merge(m: MergeArgs) -> Result<i32> {
+    use anyhow::Context;
+    let mut all: Vec<serde_json::Value> = Vec::new();
+    for p in &m.inputs {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let runs: Vec<serde_json::Value> = serde_json::from_str(&text).with_context(|| {
+            format!("{}: not the JSON of shoal bench md or gromacs", p.display())
+        })?;
+        all.extend(runs);
+    }
+    sweep::print_table("every run", &all);
+    if let Some(p) = &m.json {
+        sweep::write_json(p, &all)?;
+    }
+    if let Some(p) = &m.plot {
+        sweep::plot(p, "performance against ranks", &all)?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(0)
 }
 
 /// `shoal bench scheduler` arguments.
@@ -107,5 +146,6 @@ pub fn run(cmd: BenchCommand) -> Result<i32> {
         BenchCommand::Osu(b) => osu::run(b),
         BenchCommand::Md(b) => md::run(b),
         BenchCommand::Gromacs(b) => gromacs::run(b),
+        BenchCommand::Merge(m) => merge(m),
     }
 }

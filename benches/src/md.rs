@@ -152,6 +152,7 @@ fn one_run(
     let mut r: Value = serde_json::from_str(text.trim()).context("the results are not JSON")?;
     let btl = sweep::BtlUse::of(&f.log, run.rpn);
     btl.verify(run)?;
+    r["program"] = serde_json::json!("shoal-md");
     sweep::annotate(&mut r, run, &f, &btl);
     Ok(r)
 }

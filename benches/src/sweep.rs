@@ -460,10 +460,11 @@ pub fn speedup(results: &[Value], r: &Value) -> Option<f64> {
     if t != "shm" {
         return None;
     }
+    let program = r["program"].as_str().unwrap_or("");
     shoal_planner::speedup::shape_speedups(results)
         .into_iter()
-        .find(|s| (s.0, s.1) == (n, rpn))
-        .map(|s| s.2)
+        .find(|s| (s.0.as_str(), s.1, s.2) == (program, n, rpn))
+        .map(|s| s.3)
 }
 
 /// The table, one line per run.
@@ -521,19 +522,60 @@ pub fn print_table(title: &str, results: &[Value]) {
     for r in results {
         if let Some(s) = speedup(results, r) {
             let (n, rpn, _) = shape(r);
-            println!("# {n} × {rpn} ranks: shared memory is {s:.2}× TCP");
+            let program = match r["program"].as_str() {
+                Some(p) => format!("{p}, "),
+                None => String::new(),
+            };
+            println!("# {program}{n} × {rpn} ranks: shared memory is {s:.2}× TCP");
         }
     }
     println!("# shm: shared memory (vader) between ranks of a node, TCP between nodes; tcp: TCP between every pair; the BTLs are those Open MPI reported for each pair");
 }
 
 /// An SVG of ns/day against total ranks: a line per transport and ranks
-/// per node, the serial run at 1 rank (as the seed's chart).
+/// per node, the serial run at 1 rank (as the seed's chart); one panel per
+/// program (`program` of each result) when the results hold several.
 pub fn plot(path: &Path, title: &str, results: &[Value]) -> Result<()> {
     use plotters::prelude::*;
-    let root = SVGBackend::new(path, (720, 460)).into_drawing_area();
     let e = |e: &dyn std::fmt::Display| anyhow::anyhow!("{e}");
+    let mut programs: Vec<&str> = Vec::new();
+    for r in results {
+        let p = r["program"].as_str().unwrap_or("");
+        if !programs.contains(&p) {
+            programs.push(p);
+        }
+    }
+    let n = programs.len().max(1);
+    let root = SVGBackend::new(path, (720 * n as u32, 460)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(&x))?;
+    for (area, program) in root.split_evenly((1, n)).iter().zip(&programs) {
+        let mine: Vec<Value> = results
+            .iter()
+            .filter(|r| r["program"].as_str().unwrap_or("") == *program)
+            .cloned()
+            .collect();
+        let title = if n > 1 {
+            format!("{program} performance against ranks")
+        } else {
+            title.to_string()
+        };
+        plot_on(area, &title, &mine)?;
+    }
+    root.present().map_err(|x| e(&x))?;
+    Ok(())
+}
+
+/// One panel of [`plot`].
+fn plot_on<DB: plotters::prelude::DrawingBackend>(
+    root: &plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    results: &[Value],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    use plotters::prelude::*;
+    let e = |e: &dyn std::fmt::Display| anyhow::anyhow!("{e}");
     let max_r = results
         .iter()
         .filter_map(|r| r["ranks"].as_u64())
@@ -544,7 +586,7 @@ pub fn plot(path: &Path, title: &str, results: &[Value]) -> Result<()> {
         .filter_map(|r| r["ns_per_day"].as_f64())
         .fold(1.0, f64::max)
         * 1.2;
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 20))
         .margin(10)
         .x_label_area_size(40)
@@ -601,7 +643,6 @@ pub fn plot(path: &Path, title: &str, results: &[Value]) -> Result<()> {
         .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(|x| e(&x))?;
-    root.present().map_err(|x| e(&x))?;
     Ok(())
 }
 

@@ -90,4 +90,31 @@ fn bench_gromacs_runs_gmx_mpi_on_one_and_two_nodes_over_shm_and_tcp() {
     );
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("ns/day"));
+    // `shoal bench merge` (what benches/scaling.sh ends with): one JSON and
+    // one SVG of several benchmarks' runs, a panel per program.
+    let md = dir.path().join("md.json");
+    std::fs::write(
+        &md,
+        r#"[{"program":"shoal-md","nodes":1,"ranks_per_node":1,"ranks":1,"transport":"serial","steps_per_s":10.0,"ns_per_day":1.0}]"#,
+    )
+    .unwrap();
+    let (all, all_svg) = (dir.path().join("all.json"), dir.path().join("all.svg"));
+    let out = Command::new(SHOAL)
+        .args(["bench", "merge"])
+        .args([&json, &md])
+        .arg("--json")
+        .arg(&all)
+        .arg("--plot")
+        .arg(&all_svg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&all).unwrap()).unwrap();
+    assert_eq!(merged.len(), runs.len() + 1);
+    let svg = std::fs::read_to_string(&all_svg).unwrap();
+    assert!(svg.contains("shoal-md performance") && svg.contains("gmx_mpi mdrun performance"));
 }

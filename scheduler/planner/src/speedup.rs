@@ -23,12 +23,13 @@ pub enum SpeedupError {
     NoPairs,
 }
 
-/// A run's (nodes, ranks per node, transport) and its speed.
-fn shape(r: &Value) -> Option<(u64, u64, &str, f64)> {
+/// A run's (program, nodes, ranks per node, transport) and its speed.
+fn shape(r: &Value) -> Option<(&str, u64, u64, &str, f64)> {
     let speed = r["steps_per_s"]
         .as_f64()
         .or_else(|| r["ns_per_day"].as_f64())?;
     Some((
+        r["program"].as_str().unwrap_or(""),
         r["nodes"].as_u64().unwrap_or(1),
         r["ranks_per_node"]
             .as_u64()
@@ -38,19 +39,19 @@ fn shape(r: &Value) -> Option<(u64, u64, &str, f64)> {
     ))
 }
 
-/// For each shape measured over both transports, `(nodes, ranks per node,
-/// shm's speed / tcp's)`, in the runs' order.
-pub fn shape_speedups(runs: &[Value]) -> Vec<(u64, u64, f64)> {
+/// For each shape of a program measured over both transports, `(program,
+/// nodes, ranks per node, shm's speed / tcp's)`, in the runs' order.
+pub fn shape_speedups(runs: &[Value]) -> Vec<(String, u64, u64, f64)> {
     let shapes: Vec<_> = runs.iter().filter_map(shape).collect();
     shapes
         .iter()
-        .filter(|s| s.2 == "shm")
-        .filter_map(|&(n, rpn, _, shm)| {
+        .filter(|s| s.3 == "shm")
+        .filter_map(|&(p, n, rpn, _, shm)| {
             let tcp = shapes
                 .iter()
-                .find(|t| (t.0, t.1, t.2) == (n, rpn, "tcp"))?
-                .3;
-            (tcp > 0.0 && shm > 0.0).then_some((n, rpn, shm / tcp))
+                .find(|t| (t.0, t.1, t.2, t.3) == (p, n, rpn, "tcp"))?
+                .4;
+            (tcp > 0.0 && shm > 0.0).then_some((p.to_string(), n, rpn, shm / tcp))
         })
         .collect()
 }
@@ -67,7 +68,7 @@ impl SpeedupCurve {
     /// mean where several shapes have that many ranks).
     pub fn from_runs(runs: &[Value]) -> Result<SpeedupCurve, SpeedupError> {
         let mut by: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
-        for (n, rpn, s) in shape_speedups(runs) {
+        for (_, n, rpn, s) in shape_speedups(runs) {
             by.entry((n * rpn) as u32).or_default().push(s);
         }
         if by.is_empty() {
