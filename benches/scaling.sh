@@ -21,6 +21,6 @@ mkdir -p "$out"
 echo "# $(date -u +%FT%TZ) on $(nproc) CPUs: $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 "$shoal" bench md --case rf --atoms "${MD_ATOMS:-32000}" --steps "${MD_STEPS:-100}" \
     --nodes "$nodes" --ranks-per-node "$rpn" --transport shm,tcp --json "$out/md.json"
-"$shoal" bench gromacs --atoms "${GMX_ATOMS:-12000}" --steps "${GMX_STEPS:-2000}" \
+"$shoal" bench gromacs --atoms "${GMX_ATOMS:-12000}" --steps "${GMX_STEPS:-1000}" \
     --nodes "$nodes" --ranks-per-node "$rpn" --transport shm,tcp --json "$out/gromacs.json"
 "$shoal" bench merge "$out/md.json" "$out/gromacs.json" --json "$out/scaling.json" --plot "$out/scaling.svg"

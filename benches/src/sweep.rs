@@ -471,13 +471,14 @@ pub fn speedup(results: &[Value], r: &Value) -> Option<f64> {
 pub fn print_table(title: &str, results: &[Value]) {
     println!("# {title}");
     println!(
-        "{:>5} {:>6} {:>5} {:>9} {:>12} {:>10} {:>7} {:>8} {:>12} {:>12} {:>14}  note",
+        "{:>5} {:>6} {:>5} {:>9} {:>12} {:>10} {:>12} {:>7} {:>8} {:>12} {:>12} {:>14}  note",
         "nodes",
         "ranks/",
         "ranks",
         "transport",
         "timesteps/s",
         "ns/day",
+        "τ/day (LJ)",
         "comm %",
         "shm/tcp",
         "btl in node",
@@ -498,13 +499,17 @@ pub fn print_table(title: &str, results: &[Value]) {
             .unwrap_or_default();
         let btl = |k: &str| r["btl"][k].as_str().unwrap_or("-").to_string();
         println!(
-            "{:>5} {:>6} {:>5} {:>9} {:>12} {:>10} {:>7} {:>8} {:>12} {:>12} {:>14}  {}",
+            "{:>5} {:>6} {:>5} {:>9} {:>12} {:>10} {:>12} {:>7} {:>8} {:>12} {:>12} {:>14}  {}",
             n,
             rpn,
             n * rpn,
             t,
             f(r["steps_per_s"].as_f64()),
             f(r["ns_per_day"].as_f64()),
+            r["tau_per_day"]
+                .as_f64()
+                .map(|v| format!("{v:.0}"))
+                .unwrap_or("-".into()),
             f(r["comm_fraction"].as_f64().map(|x| x * 100.0)),
             speedup(results, r)
                 .map(|s| format!("{s:.2}×"))
