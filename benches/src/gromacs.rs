@@ -3,7 +3,6 @@
 //! nodes plus TCP between them against TCP only, with the same table, JSON
 //! and plot as `shoal bench md`; ns/day from GROMACS' own log.
 
-use crate::local_cluster::shipped_definition;
 use crate::sweep::{self, Shapes};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -36,15 +35,8 @@ pub struct GromacsBench {
     steps: u64,
     #[command(flatten)]
     shapes: Shapes,
-    /// Write the results as JSON here.
-    #[arg(long)]
-    json: Option<PathBuf>,
-    /// Write an SVG plot (ns/day against ranks) here.
-    #[arg(long)]
-    plot: Option<PathBuf>,
-    /// Use a running cluster (enough nodes, with enough vCPUs, GROMACS on each) instead of starting one.
-    #[arg(long)]
-    endpoint: Option<String>,
+    #[command(flatten)]
+    out: sweep::Output,
 }
 
 /// Run the benchmark.
@@ -59,34 +51,22 @@ pub fn run(b: GromacsBench) -> Result<i32> {
         eprintln!("GROMACS input: {natoms} atoms of SPC water, reaction field (epsilon-rf 0, 1.2 nm cut-offs)");
         sweep::run_all(
             &b.shapes,
-            b.endpoint.as_deref(),
+            b.out.endpoint.as_deref(),
             &dir,
-            |client| {
-                for def in DEFINITIONS {
-                    client.call(&shipped_definition(def)?)?;
-                }
-                Ok(())
-            },
+            sweep::register(&DEFINITIONS),
             |client, cluster, run| one_run(client, cluster, run, &tpr, b.steps, natoms),
         )
     });
     let _ = std::fs::remove_dir_all(&dir);
     let results = result?;
-    let natoms = results
-        .first()
-        .and_then(|r| r["natoms"].as_u64())
-        .unwrap_or(0);
-    sweep::print_table(
-        &format!("shoal bench gromacs: {natoms} atoms of SPC water with reaction field; GROMACS (gmx_mpi mdrun) through the scheduler"),
+    sweep::report(
         &results,
-    );
-    if let Some(p) = &b.json {
-        sweep::write_json(p, &results)?;
-    }
-    if let Some(p) = &b.plot {
-        sweep::plot(p, "GROMACS performance against ranks", &results)?;
-        eprintln!("wrote {}", p.display());
-    }
+        |natoms| {
+            format!("shoal bench gromacs: {natoms} atoms of SPC water with reaction field; GROMACS (gmx_mpi mdrun) through the scheduler")
+        },
+        "GROMACS performance against ranks",
+        &b.out,
+    )?;
     Ok(0)
 }
 

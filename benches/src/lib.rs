@@ -101,14 +101,17 @@ fn merge(m: MergeArgs) -> Result<i32> {
         })?;
         all.extend(runs);
     }
-    sweep::print_table("every run", &all);
-    if let Some(p) = &m.json {
-        sweep::write_json(p, &all)?;
-    }
-    if let Some(p) = &m.plot {
-        sweep::plot(p, "performance against ranks", &all)?;
-        eprintln!("wrote {}", p.display());
-    }
+    let out = sweep::Output {
+        json: m.json,
+        plot: m.plot,
+        endpoint: None,
+    };
+    sweep::report(
+        &all,
+        |_| "every run".into(),
+        "performance against ranks",
+        &out,
+    )?;
     Ok(0)
 }
 

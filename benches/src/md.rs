@@ -3,7 +3,6 @@
 //! inside nodes plus TCP between them against TCP only, performance
 //! against total ranks (like the seed's GROMACS ns/day chart).
 
-use crate::local_cluster::shipped_definition;
 use crate::sweep::{self, Shapes};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -39,15 +38,8 @@ pub struct MdBench {
     steps: u64,
     #[command(flatten)]
     shapes: Shapes,
-    /// Write the results as JSON here.
-    #[arg(long)]
-    json: Option<PathBuf>,
-    /// Write an SVG plot (performance against ranks) here.
-    #[arg(long)]
-    plot: Option<PathBuf>,
-    /// Use a running cluster (enough nodes, with enough vCPUs) instead of starting one.
-    #[arg(long)]
-    endpoint: Option<String>,
+    #[command(flatten)]
+    out: sweep::Output,
     /// The shoal-md binary (default: beside this shoal binary).
     #[arg(long)]
     md: Option<PathBuf>,
@@ -88,35 +80,21 @@ pub fn run(b: MdBench) -> Result<i32> {
     };
     let result = sweep::run_all(
         &b.shapes,
-        b.endpoint.as_deref(),
+        b.out.endpoint.as_deref(),
         &dir,
-        |client| {
-            for def in DEFINITIONS {
-                client.call(&shipped_definition(def)?)?;
-            }
-            Ok(())
-        },
+        sweep::register(&DEFINITIONS),
         |client, cluster, run| one_run(client, cluster, run, &md, &input, &vars),
     );
     let _ = std::fs::remove_dir_all(&dir);
     let results = result?;
-    let natoms = results
-        .first()
-        .and_then(|r| r["natoms"].as_u64())
-        .unwrap_or(0);
-    sweep::print_table(
-        &format!(
-            "shoal bench md: {natoms} atoms; performance per run (shoal-md through the scheduler)"
-        ),
+    sweep::report(
         &results,
-    );
-    if let Some(p) = &b.json {
-        sweep::write_json(p, &results)?;
-    }
-    if let Some(p) = &b.plot {
-        sweep::plot(p, "shoal-md performance against ranks", &results)?;
-        eprintln!("wrote {}", p.display());
-    }
+        |natoms| {
+            format!("shoal bench md: {natoms} atoms; performance per run (shoal-md through the scheduler)")
+        },
+        "shoal-md performance against ranks",
+        &b.out,
+    )?;
     Ok(0)
 }
 

@@ -651,6 +651,55 @@ where
     Ok(())
 }
 
+/// Where a sweep runs and where its results go: the flags every
+/// multi-node benchmark has.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Output {
+    /// Write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+    /// Write an SVG plot (ns/day against total ranks) here.
+    #[arg(long)]
+    pub plot: Option<std::path::PathBuf>,
+    /// Use a running cluster (enough nodes, with enough vCPUs) instead of starting one.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+}
+
+/// What [`run_all`]'s `setup` does for a benchmark: register its shipped
+/// definitions on the cluster.
+pub fn register<'a>(definitions: &'a [&'a str]) -> impl FnMut(&Client) -> Result<()> + 'a {
+    move |client| {
+        for def in definitions {
+            client.call(&crate::local_cluster::shipped_definition(def)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// A sweep's results out: the table (titled by `title` of the atoms of
+/// its first run), the JSON and the plot `out` asks for.
+pub fn report(
+    results: &[Value],
+    title: impl Fn(u64) -> String,
+    plot_title: &str,
+    out: &Output,
+) -> Result<()> {
+    let natoms = results
+        .first()
+        .and_then(|r| r["natoms"].as_u64())
+        .unwrap_or(0);
+    print_table(&title(natoms), results);
+    if let Some(p) = &out.json {
+        write_json(p, results)?;
+    }
+    if let Some(p) = &out.plot {
+        plot(p, plot_title, results)?;
+        eprintln!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
 /// Write results as JSON.
 pub fn write_json(path: &Path, results: &[Value]) -> Result<()> {
     std::fs::write(path, serde_json::to_vec_pretty(results)?)
