@@ -43,15 +43,10 @@ fn bench_gromacs_runs_gmx_mpi_on_one_and_two_nodes_over_shm_and_tcp() {
     );
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let runs: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let shapes: Vec<(u64, u64, &str)> = runs
+    let shapes = common::sweep::shapes(&runs);
+    let shapes: Vec<(u64, u64, &str)> = shapes
         .iter()
-        .map(|r| {
-            (
-                r["nodes"].as_u64().unwrap(),
-                r["ranks_per_node"].as_u64().unwrap(),
-                r["transport"].as_str().unwrap(),
-            )
-        })
+        .map(|(n, r, t)| (*n, *r, t.as_str()))
         .collect();
     assert_eq!(
         shapes,
@@ -73,16 +68,7 @@ fn bench_gromacs_runs_gmx_mpi_on_one_and_two_nodes_over_shm_and_tcp() {
             assert!(r[k].as_f64().unwrap() > 0.0, "{k}: {r}");
         }
         assert!(r["natoms"].as_u64().unwrap() > 1000, "{r}");
-        let (rpn, t) = (r["ranks_per_node"].as_u64(), r["transport"].as_str());
-        let within = &r["btl"]["within_node"];
-        match (rpn, t) {
-            (Some(2), Some("shm")) => assert_eq!(within, "vader", "{r}"),
-            (Some(2), Some("tcp")) => assert_eq!(within, "tcp", "{r}"),
-            _ => assert!(within.is_null(), "{r}"),
-        }
-        if r["nodes"] == 2 {
-            assert_eq!(r["btl"]["across_nodes"], "tcp", "{r}");
-        }
+        common::sweep::assert_btls(r);
     }
     assert!(
         stdout.contains("ns/day") && stdout.contains("shared memory is"),

@@ -151,15 +151,10 @@ fn bench_md_on_two_nodes_matches_lammps_and_uses_the_transports_asked_for() {
     );
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let runs: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let shapes: Vec<(u64, u64, &str)> = runs
+    let shapes = common::sweep::shapes(&runs);
+    let shapes: Vec<(u64, u64, &str)> = shapes
         .iter()
-        .map(|r| {
-            (
-                r["nodes"].as_u64().unwrap(),
-                r["ranks_per_node"].as_u64().unwrap(),
-                r["transport"].as_str().unwrap(),
-            )
-        })
+        .map(|(n, r, t)| (*n, *r, t.as_str()))
         .collect();
     assert_eq!(
         shapes,
@@ -198,13 +193,7 @@ fn bench_md_on_two_nodes_matches_lammps_and_uses_the_transports_asked_for() {
         // More ranks than this machine's cores (2 in CI): oversubscribed.
         let cores = std::thread::available_parallelism().unwrap().get() as u64;
         assert_eq!(r["oversubscribed"], ranks > cores, "{r}");
-        let (within, across) = (&r["btl"]["within_node"], &r["btl"]["across_nodes"]);
-        assert_eq!(across, "tcp", "{r}");
-        match (r["ranks_per_node"].as_u64(), r["transport"].as_str()) {
-            (Some(2), Some("shm")) => assert_eq!(within, "vader", "{r}"),
-            (Some(2), Some("tcp")) => assert_eq!(within, "tcp", "{r}"),
-            _ => assert!(within.is_null(), "{r}"),
-        }
+        common::sweep::assert_btls(r);
     }
     if std::thread::available_parallelism().unwrap().get() < 4 {
         assert!(
