@@ -14,35 +14,30 @@ use std::process::Command;
 fn bench_gromacs_runs_gmx_mpi_on_one_and_two_nodes_over_shm_and_tcp() {
     let dir = tempfile::tempdir().unwrap();
     let (json, svg) = (dir.path().join("gmx.json"), dir.path().join("gmx.svg"));
-    let out = Command::new(SHOAL)
-        .args([
-            "bench",
-            "gromacs",
-            "--nodes",
-            "1,2",
-            "--ranks-per-node",
-            "1,2",
-        ])
-        .args([
-            "--transport",
-            "shm,tcp",
-            "--atoms",
-            "2000",
-            "--steps",
-            "200",
-        ])
-        .arg("--json")
-        .arg(&json)
-        .arg("--plot")
-        .arg(&svg)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+    let (runs, stdout, _stderr) = common::bench_json(
+        Command::new(SHOAL)
+            .args([
+                "bench",
+                "gromacs",
+                "--nodes",
+                "1,2",
+                "--ranks-per-node",
+                "1,2",
+            ])
+            .args([
+                "--transport",
+                "shm,tcp",
+                "--atoms",
+                "2000",
+                "--steps",
+                "200",
+            ])
+            .arg("--json")
+            .arg(&json)
+            .arg("--plot")
+            .arg(&svg),
+        &json,
     );
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let runs: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let shapes = common::sweep::shapes(&runs);
     let shapes: Vec<(u64, u64, &str)> = shapes
         .iter()

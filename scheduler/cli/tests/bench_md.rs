@@ -137,20 +137,15 @@ fn bench_md_on_two_nodes_matches_lammps_and_uses_the_transports_asked_for() {
     };
     let reference = [(2u64, lammps("2")), (4, lammps("4"))];
     let json = dir.path().join("md.json");
-    let out = Command::new(SHOAL)
-        .args(["bench", "md", "--input"])
-        .arg(&input)
-        .args(["--nodes", "2", "--ranks-per-node", "1,2"])
-        .args(["--transport", "shm,tcp", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+    let (runs, stdout, stderr) = common::bench_json(
+        Command::new(SHOAL)
+            .args(["bench", "md", "--input"])
+            .arg(&input)
+            .args(["--nodes", "2", "--ranks-per-node", "1,2"])
+            .args(["--transport", "shm,tcp", "--json"])
+            .arg(&json),
+        &json,
     );
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let runs: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let shapes = common::sweep::shapes(&runs);
     let shapes: Vec<(u64, u64, &str)> = shapes
         .iter()

@@ -143,19 +143,14 @@ fn bench_osu_multi_pairs_inside_and_across_nodes() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("osu.json");
-    let out = Command::new(SHOAL)
-        .args(["bench", "osu", "--nodes", "2", "--ranks-per-node", "2"])
-        .args(["--transport", "shm", "--sizes", "8", "--iterations", "100"])
-        .args(["--no-bandwidth", "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+    let (rows, stdout, stderr) = common::bench_json(
+        Command::new(SHOAL)
+            .args(["bench", "osu", "--nodes", "2", "--ranks-per-node", "2"])
+            .args(["--transport", "shm", "--sizes", "8", "--iterations", "100"])
+            .args(["--no-bandwidth", "--json"])
+            .arg(&json),
+        &json,
     );
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     for t in ["multi-in-node", "multi-across"] {
         let r = rows
             .iter()

@@ -405,20 +405,15 @@ fn bench_osu_runs_each_job_on_the_host_and_in_the_image_side_by_side() {
     let image = format!("{}/shoal/mpi:1", reg.addr);
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("osu.json");
-    let out = Command::new(common::SHOAL)
-        .args(["bench", "osu", "--nodes", "1", "--endpoint", &c.endpoint])
-        .args(["--image", &image, "--sizes", "8", "--iterations", "200"])
-        .args(["--bw-iterations", "2", "--json"])
-        .arg(&json)
-        .env("SHOAL_CREDENTIALS", c.dir.path().join("credentials"))
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+    let (rows, stdout, stderr) = common::bench_json(
+        Command::new(common::SHOAL)
+            .args(["bench", "osu", "--nodes", "1", "--endpoint", &c.endpoint])
+            .args(["--image", &image, "--sizes", "8", "--iterations", "200"])
+            .args(["--bw-iterations", "2", "--json"])
+            .arg(&json)
+            .env("SHOAL_CREDENTIALS", c.dir.path().join("credentials")),
+        &json,
     );
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     for t in ["shm", "tcp", "shm-image", "tcp-image"] {
         let r = rows
             .iter()

@@ -10,6 +10,19 @@ use std::time::{Duration, Instant};
 /// The binary under test.
 pub const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
 
+/// Run `cmd`, a `shoal bench …` that writes its rows to `json`: it must
+/// succeed; the rows, its stdout and its stderr.
+pub fn bench_json(cmd: &mut Command, json: &Path) -> (Vec<Value>, String, String) {
+    let out = cmd.output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let rows = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    (rows, stdout, stderr)
+}
+
 /// A child process, stopped with SIGTERM (as an operator would) when
 /// dropped, or killed outright with `kill9`.
 pub struct Proc(pub Child);
