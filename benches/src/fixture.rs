@@ -60,6 +60,7 @@ impl Bench {
                 enabled: true,
                 pools: vec![PoolId(1)],
                 default_estimate_s: 3600,
+                fairshare: None,
             };
             core.apply(0, Event::QueueUpserted(q)).unwrap();
         }
@@ -142,6 +143,7 @@ impl Bench {
             depends_on: Vec::new(),
             timeout_s,
             retry: RetryPolicy::default(),
+            share: None,
         };
         self.core
             .apply(

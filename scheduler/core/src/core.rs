@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::backfill::{easy_reservation, Overlay, Profile, RunningSet};
 use crate::error::CoreError;
+use crate::fairshare::{share_limit, ShareNo, Shares, Turn};
 use crate::index::{Idx, IndexVec, JobSlot, NodeSlot, QueueSlot, ReasonId};
 use crate::pass::{Candidate, Conservative, Easy, Fcfs, Pass, Policy};
 use crate::placement::{give, take};
@@ -17,7 +18,7 @@ use crate::state::{
 use crate::types::{
     Backfill, CoreConfig, Decision, Event, JobKey, JobSpec, JobState, Millis, NodeId, NodeSpec,
     Placement, PoolId, PoolSpec, QueueId, QueueSpec, Resources, Restored, RetryAction, RetryRule,
-    Shape,
+    Shape, ShareUsage,
 };
 
 /// Reason of an attempt killed by its timeout (AWS's wording).
@@ -52,6 +53,9 @@ pub struct Core {
     overlay: Overlay,
     profile: Profile,
     last_head: Option<(JobKey, Millis)>,
+    /// The latest `now` seen (for what an event ends without naming a
+    /// time, e.g. an attempt's share usage).
+    clock: Millis,
 }
 
 /// What a pass decided for one job, applied once the walk is over.
@@ -156,6 +160,7 @@ impl Core {
     pub fn apply(&mut self, now: Millis, event: Event) -> Result<(), CoreError> {
         // Jobs started by the last pass left tombstones.
         self.runnable.maybe_compact();
+        self.clock = self.clock.max(now);
         let result = match event {
             Event::QueueUpserted(spec) => {
                 self.upsert_queue(spec);
@@ -200,6 +205,27 @@ impl Core {
         };
         self.settle();
         result
+    }
+
+    /// The share identifiers of a queue's jobs and their usage at `now`
+    /// (empty for an unknown queue).
+    pub fn share_usage(&self, queue: QueueId, now: Millis) -> Vec<ShareUsage> {
+        let Some(q) = self.cluster.queue_slot(queue) else {
+            return Vec::new();
+        };
+        let q = &self.cluster.queues[q];
+        let window = q.spec.fairshare.as_ref().map_or(0, |p| p.window_s());
+        q.shares
+            .list
+            .iter()
+            .map(|s| ShareUsage {
+                identifier: s.name.clone(),
+                weight: s.weight,
+                usage: s.usage(now, window),
+                weighted: s.weighted(now, window),
+                running_vcpus: s.running_vcpus,
+            })
+            .collect()
     }
 
     /// Takes the decisions emitted so far, in order.
@@ -256,6 +282,7 @@ impl Core {
     #[doc(hidden)]
     pub fn head_reservation(&mut self, now: Millis) -> Option<(JobKey, Millis)> {
         self.pass_epoch += 1;
+        self.clock = self.clock.max(now);
         let epoch = self.pass_epoch;
         self.ensure_classes();
         self.advance_overdue(now);
@@ -370,7 +397,9 @@ impl Core {
         c.topo_epoch += 1;
         if let Some(&slot) = c.queue_index.get(&spec.id) {
             let q = &mut c.queues[slot];
-            let reprioritize = q.spec.priority != spec.priority;
+            let reprioritize = q.spec.priority != spec.priority
+                || q.spec.fairshare.is_some() != spec.fairshare.is_some();
+            q.shares.reweigh(spec.fairshare.as_ref());
             q.spec = spec;
             q.deleted = false;
             q.disabled_reason = disabled_reason;
@@ -390,17 +419,21 @@ impl Core {
                 bounds_epoch: 0,
                 max_free: Resources::default(),
                 idle: 0,
+                shares: Shares::default(),
             });
         }
     }
 
-    /// Re-sorts a queue's RUNNABLE jobs after its priority changed.
+    /// Re-sorts a queue's RUNNABLE jobs after its priority changed, or it
+    /// gained or lost a fair-share policy.
     fn rekey_queue(&mut self, qslot: QueueSlot) {
-        let prio = self.cluster.queues[qslot].spec.priority;
+        let q = &self.cluster.queues[qslot];
+        let (prio, group) = (q.spec.priority, q.group(qslot));
         let mut entries = self.runnable.entries();
         for (k, e) in entries.iter_mut() {
             if self.cluster.shapes[e.shape].qslot == qslot {
                 k.qprio = Reverse(prio);
+                k.group = group;
                 if let Some(slot) = e.slot {
                     self.jobs[slot].run_key = Some(*k);
                 }
@@ -747,6 +780,14 @@ impl Core {
             (Some(d), Some(q)) => Some(self.cluster.intern_shape(q, d)),
             _ => None,
         };
+        let share = match qslot {
+            Some(q) if spec.share.is_some() || self.cluster.queues[q].spec.fairshare.is_some() => {
+                let q = &mut self.cluster.queues[q];
+                let name = spec.share.as_deref().unwrap_or("");
+                q.shares.number(name, q.spec.fairshare.as_ref())
+            }
+            _ => 0,
+        };
         self.jobs.push(Job {
             spec,
             state: JobState::Submitted,
@@ -765,6 +806,7 @@ impl Core {
             children_failed: 0,
             kill_children: None,
             run_key: None,
+            share,
             lingering: Vec::new(),
         });
         self.job_index.insert(key, slot);
@@ -807,6 +849,7 @@ impl Core {
             main,
         });
         self.running.insert((est_end, key, slot));
+        share_start(&mut self.cluster, &self.jobs[slot], started_at);
         if est_end <= self.cluster.overdue_at {
             if let Some(att) = self.jobs[slot].attempt.as_ref() {
                 overdue_apply(&mut self.cluster.overdue, att, true);
@@ -840,6 +883,7 @@ impl Core {
         let q = &self.cluster.queues[qslot];
         let key = RunKey {
             qprio: Reverse(q.spec.priority),
+            group: q.group(qslot),
             prio: Reverse(job.spec.priority),
             submitted_at: job.spec.submitted_at,
             key: job.spec.key,
@@ -1129,6 +1173,11 @@ impl Core {
             }
         }
         self.running.remove(&(att.est_end, key, slot));
+        if let Some(q) = self.jobs[slot].qslot {
+            let q = &mut self.cluster.queues[q];
+            let window = q.spec.fairshare.as_ref().map_or(0, |p| p.window_s());
+            q.shares.end(self.jobs[slot].share, key, self.clock, window);
+        }
         if att.est_end <= self.cluster.overdue_at {
             overdue_apply(&mut self.cluster.overdue, &att, false);
         }
@@ -1208,9 +1257,11 @@ impl Core {
 
     /// One walk over the runnable jobs in priority order: for each, the
     /// policy says where it starts (or reserves for it); the jobs that do
-    /// not start get their shape's status reason. Changes nothing but the
-    /// cluster's allocations and the policies' reservations: the actions are
-    /// applied after.
+    /// not start get their shape's status reason. The jobs of a queue with a
+    /// fair-share policy lie together in the run queue; they are gathered
+    /// and offered in fair-share order (`offer_fair`). Changes nothing but
+    /// the cluster's allocations and the policies' reservations: the
+    /// actions are applied after.
     fn walk<P: Policy>(&mut self, now: Millis, epoch: u64, mut policy: P) -> Vec<Action> {
         let Core {
             jobs,
@@ -1233,46 +1284,29 @@ impl Core {
             last_head,
         };
         let mut actions: Vec<Action> = Vec::new();
+        let mut fair: Option<(QueueSlot, Vec<(Pos, JobSlot)>)> = None;
         let mut walk = runnable.walk();
         while let Some((pos, slot, entry)) = runnable.next(&mut walk) {
-            let sid = entry.shape;
-            let memo = pass.cluster.shape_memo(sid, epoch);
-            if !(memo.dead || policy.stopped()) {
-                let est = match entry.timeout_s {
-                    u32::MAX => {
-                        let shape = &pass.cluster.shapes[sid];
-                        let q = &pass.cluster.queues[shape.qslot];
-                        q.spec.default_estimate_s.saturating_mul(1000)
+            let qslot = pass.cluster.shapes[entry.shape].qslot;
+            if pass.cluster.queues[qslot].spec.fairshare.is_some() {
+                match &mut fair {
+                    Some((q, list)) if *q == qslot => list.push((pos, slot)),
+                    _ => {
+                        if let Some((q, list)) = fair.replace((qslot, vec![(pos, slot)])) {
+                            offer_fair(&mut pass, &mut policy, &mut actions, runnable, q, list);
+                        }
                     }
-                    t => t as u64 * 1000,
-                };
-                let job = Candidate {
-                    slot,
-                    sid,
-                    memo,
-                    est,
-                };
-                if let Some(nodes) = policy.place(&mut pass, &job) {
-                    pass.cluster.commit(sid, &nodes);
-                    policy.started(&pass, &job, &nodes);
-                    actions.push(Action::Start {
-                        pos,
-                        slot,
-                        nodes,
-                        est_end: now.saturating_add(est),
-                    });
-                    continue;
                 }
-                // Within a pass nothing is freed: once a shape does not fit
-                // now, none of its later jobs will (but under Conservative
-                // they may still get reservations).
-                let m = &mut pass.cluster.shapes[sid].memo;
-                m.dead |= m.nofit_now && policy.gives_up();
+                continue;
             }
-            if let Some(rid) = memo.rid.filter(|&r| entry.reason != Some(r)) {
-                entry.reason = Some(rid);
-                actions.push(Action::Reason { slot, rid });
+            if let Some((q, list)) = fair.take() {
+                offer_fair(&mut pass, &mut policy, &mut actions, runnable, q, list);
             }
+            let entry = runnable.get_mut(pos);
+            offer(&mut pass, &mut policy, &mut actions, pos, slot, entry);
+        }
+        if let Some((q, list)) = fair.take() {
+            offer_fair(&mut pass, &mut policy, &mut actions, runnable, q, list);
         }
         actions
     }
@@ -1355,6 +1389,7 @@ impl Core {
                     job.state = JobState::Starting;
                     job.reason = Arc::from("");
                     running.insert((est_end, key, slot));
+                    share_start(cluster, job, now);
                     if est_end <= cluster.overdue_at {
                         if let Some(att) = job.attempt.as_ref() {
                             overdue_apply(&mut cluster.overdue, att, true);
@@ -1376,5 +1411,151 @@ impl Core {
                 }
             }
         }
+    }
+}
+
+/// Offers one runnable job to the policy: starts it where the policy
+/// places it (true), or gives it its shape's status reason.
+fn offer<P: Policy>(
+    pass: &mut Pass,
+    policy: &mut P,
+    actions: &mut Vec<Action>,
+    pos: Pos,
+    slot: JobSlot,
+    entry: &mut RunEntry,
+) -> bool {
+    let sid = entry.shape;
+    let epoch = pass.epoch;
+    let memo = pass.cluster.shape_memo(sid, epoch);
+    if !(memo.dead || policy.stopped()) {
+        let est = match entry.timeout_s {
+            u32::MAX => {
+                let shape = &pass.cluster.shapes[sid];
+                let q = &pass.cluster.queues[shape.qslot];
+                q.spec.default_estimate_s.saturating_mul(1000)
+            }
+            t => t as u64 * 1000,
+        };
+        let job = Candidate {
+            slot,
+            sid,
+            memo,
+            est,
+        };
+        if let Some(nodes) = policy.place(pass, &job) {
+            pass.cluster.commit(sid, &nodes);
+            policy.started(pass, &job, &nodes);
+            actions.push(Action::Start {
+                pos,
+                slot,
+                nodes,
+                est_end: pass.now.saturating_add(est),
+            });
+            return true;
+        }
+        // Within a pass nothing is freed: once a shape does not fit now,
+        // none of its later jobs will (but under Conservative they may
+        // still get reservations).
+        let m = &mut pass.cluster.shapes[sid].memo;
+        m.dead |= m.nofit_now && policy.gives_up();
+    }
+    if let Some(rid) = memo.rid.filter(|&r| entry.reason != Some(r)) {
+        entry.reason = Some(rid);
+        actions.push(Action::Reason { slot, rid });
+    }
+    false
+}
+
+/// Offers the runnable jobs of fair-share queue `q` (`list`, in priority
+/// order) to the policy: each next job from the active share with the
+/// lowest weighted usage ([`Turn`]), in priority order within it, while the
+/// active shares hold less than the compute reservation leaves them.
+fn offer_fair<P: Policy>(
+    pass: &mut Pass,
+    policy: &mut P,
+    actions: &mut Vec<Action>,
+    runnable: &mut RunQueue,
+    q: QueueSlot,
+    list: Vec<(Pos, JobSlot)>,
+) {
+    let mut by_share: BTreeMap<ShareNo, VecDeque<(Pos, JobSlot)>> = BTreeMap::new();
+    for (pos, slot) in list {
+        by_share
+            .entry(pass.jobs[slot].share)
+            .or_default()
+            .push_back((pos, slot));
+    }
+    let now = pass.now;
+    let queue = &pass.cluster.queues[q];
+    let Some(fs) = queue.spec.fairshare.as_ref() else {
+        return;
+    };
+    let (window, reservation) = (fs.window_s(), fs.compute_reservation);
+    let shares = &queue.shares;
+    let mut used = shares.running_vcpus();
+    let active = shares
+        .list
+        .iter()
+        .enumerate()
+        .filter(|(n, s)| s.running_vcpus > 0 || by_share.contains_key(&(*n as ShareNo)))
+        .count();
+    let limit = if reservation > 0 {
+        let capacity: u64 = queue
+            .class
+            .order
+            .iter()
+            .map(|&n| u64::from(pass.cluster.hot[n].cap.vcpus))
+            .sum();
+        share_limit(capacity, reservation, active)
+    } else {
+        u64::MAX
+    };
+    let mut turns: Vec<Turn> = by_share
+        .keys()
+        .map(|&share| {
+            let s = &shares.list[share as usize];
+            Turn {
+                usage: s.weighted(now, window),
+                running: s.running_vcpus as f64 * s.weight_factor(),
+                share,
+            }
+        })
+        .collect();
+    while !turns.is_empty() {
+        let shares = &pass.cluster.queues[q].shares;
+        let best = (0..turns.len())
+            .min_by(|&a, &b| turns[a].cmp(&turns[b], shares))
+            .unwrap_or(0);
+        let share = turns[best].share;
+        let Some((pos, slot)) = by_share.get_mut(&share).and_then(|l| l.pop_front()) else {
+            turns.swap_remove(best);
+            continue;
+        };
+        let vcpus = pass.jobs[slot]
+            .shape
+            .map_or(0, |sid| pass.cluster.shapes[sid].total_vcpus());
+        let entry = runnable.get_mut(pos);
+        if used.saturating_add(vcpus) > limit {
+            // Held back for shares that have no job yet.
+            continue;
+        }
+        if offer(pass, policy, actions, pos, slot, entry) {
+            used += vcpus;
+            let w = pass.cluster.queues[q].shares.list[share as usize].weight_factor();
+            turns[best].running += vcpus as f64 * w;
+        }
+    }
+}
+
+/// A job's attempt started at `start`: in a fair-share queue, its share
+/// counts its vCPUs from then.
+fn share_start(cluster: &mut Cluster, job: &Job, start: Millis) {
+    let (Some(q), Some(att)) = (job.qslot, job.attempt.as_ref()) else {
+        return;
+    };
+    let q = &mut cluster.queues[q];
+    if q.spec.fairshare.is_some() {
+        let vcpus = att.placement.iter().map(|p| p.alloc.vcpus).sum();
+        q.shares.start(job.share, job.spec.key, start, vcpus);
     }
 }

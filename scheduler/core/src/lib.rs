@@ -13,6 +13,8 @@
 //!   Conservative), each a `Policy` of its own over one shared walk;
 //! - `placement`: fitting jobs on nodes (every `impl Cluster` placement),
 //!   status reasons;
+//! - `fairshare`: shares' usage and the order of a fair-share queue's
+//!   jobs in a pass;
 //! - `backfill`: EASY's shadow time and Conservative's reservation profile;
 //! - `matching`: gang assignment (a bipartite matching);
 //! - `resources`: resource arithmetic;
@@ -25,6 +27,7 @@
 mod backfill;
 mod core;
 mod error;
+mod fairshare;
 mod index;
 mod matching;
 mod pass;

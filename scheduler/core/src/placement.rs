@@ -347,6 +347,14 @@ impl Shape {
             Demand::Gang(v) => (v[i], true),
         }
     }
+
+    /// vCPUs of every node index together (what fair share counts).
+    pub(crate) fn total_vcpus(&self) -> u64 {
+        match &self.demand {
+            Demand::Single(r) => u64::from(r.vcpus),
+            Demand::Gang(v) => v.iter().map(|r| u64::from(r.vcpus)).sum(),
+        }
+    }
 }
 
 impl Cluster {

@@ -79,6 +79,17 @@ impl RunQueue {
         self.len -= gone as usize;
     }
 
+    /// The entry at `pos` (found by the current pass).
+    pub fn get_mut(&mut self, pos: Pos) -> &mut RunEntry {
+        match pos {
+            Pos::Vec(i) => &mut self.vals[i],
+            Pos::Pending(k) => self
+                .pending
+                .get_mut(&k)
+                .expect("a position of the current walk"),
+        }
+    }
+
     fn kill(&mut self, i: usize) -> Option<RunEntry> {
         let v = self.vals[i];
         v.slot?;
@@ -196,6 +207,7 @@ mod tests {
     fn key(n: u64, prio: i32) -> RunKey {
         RunKey {
             qprio: Reverse(0),
+            group: 0,
             prio: Reverse(prio),
             submitted_at: n / 3,
             key: JobKey(n),

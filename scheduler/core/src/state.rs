@@ -7,7 +7,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::index::{IndexVec, JobSlot, NodeSlot, QueueSlot, ReasonId, ShapeId};
+use crate::fairshare::{ShareNo, Shares};
+use crate::index::{Idx, IndexVec, JobSlot, NodeSlot, QueueSlot, ReasonId, ShapeId};
 use crate::resources::{res_add, res_min, res_sub};
 use crate::types::{
     JobKey, JobSpec, JobState, Millis, NodeId, NodeSpec, Placement, PoolId, PoolSpec, QueueId,
@@ -15,10 +16,13 @@ use crate::types::{
 };
 
 /// Position of a RUNNABLE job in scheduling order: queue priority (higher
-/// first), job priority (higher first), submit time (earlier first), key.
+/// first), fair-share group (0 for a queue without a fair-share policy, so
+/// that a fair-share queue's jobs lie together), job priority (higher
+/// first), submit time (earlier first), key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct RunKey {
     pub qprio: Reverse<i32>,
+    pub group: u32,
     pub prio: Reverse<i32>,
     pub submitted_at: Millis,
     pub key: JobKey,
@@ -95,6 +99,8 @@ pub(crate) struct Job {
     pub kill_children: Option<(bool, String)>,
     /// Set while RUNNABLE.
     pub run_key: Option<RunKey>,
+    /// Its share in its queue's [`Shares`].
+    pub share: ShareNo,
     /// Tasks of ended attempts told to end (Kill) and not yet gone:
     /// (attempt, node index, node). A RUNNABLE job waits for them before
     /// another attempt starts anywhere.
@@ -159,6 +165,18 @@ pub(crate) struct Queue {
     pub max_free: Resources,
     /// ... and the number of eligible idle nodes.
     pub idle: u32,
+    /// Its jobs' share identifiers and their usage.
+    pub shares: Shares,
+}
+
+impl Queue {
+    /// Its fair-share group in [`RunKey`]: 0 without a policy.
+    pub fn group(&self, slot: QueueSlot) -> u32 {
+        match self.spec.fairshare {
+            Some(_) => slot.index() as u32 + 1,
+            None => 0,
+        }
+    }
 }
 
 /// What one node index, or every node index of a gang, needs.

@@ -163,6 +163,10 @@ pub struct JobSpec {
     pub timeout_s: Option<u64>,
     /// `retryStrategy`.
     pub retry: RetryPolicy,
+    /// `shareIdentifier`: the fair share it is accounted to, in a queue
+    /// with a [`FairShare`] policy (ignored in a queue without one).
+    #[serde(default)]
+    pub share: Option<String>,
 }
 
 /// Restored state of a job reloaded after a scheduler restart.
@@ -243,6 +247,90 @@ pub struct QueueSpec {
     pub pools: Vec<PoolId>,
     /// Runtime estimate for jobs without a timeout, for backfilling.
     pub default_estimate_s: u64,
+    /// Its scheduling policy's fair share, if it has one.
+    #[serde(default)]
+    pub fairshare: Option<FairShare>,
+}
+
+/// A weight factor in ten-thousandths (AWS Batch's `weightFactor`,
+/// 0.0001–999.9999, exactly): 10000 is 1.0.
+pub type WeightE4 = u32;
+
+/// One entry of a `shareDistribution`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareWeight {
+    /// A share identifier, or a prefix of identifiers when it ends in `*`.
+    pub identifier: String,
+    /// Its weight factor: a lower weight gets more of the queue.
+    pub weight: WeightE4,
+}
+
+/// A queue's fair-share policy (AWS Batch's `fairsharePolicy`, resolved).
+///
+/// A share's usage is the vCPU-seconds of its attempts, each counted in
+/// whole seconds, a finished one decayed by `exp(-age / window)` from its
+/// end (`window` = `shareDecaySeconds`, 600 s when 0), a running one as far
+/// as it has run, undecayed; times its weight. The next job of the queue
+/// comes from the active share with the lowest usage (then the fewest
+/// weighted running vCPUs, then the identifier), in scheduling priority
+/// order within it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FairShare {
+    /// `shareDecaySeconds` (0: the default window of 600 s).
+    pub decay_s: u32,
+    /// `computeReservation`, 0–99: (r/100)^active shares of the queue's
+    /// vCPUs are held back for share identifiers that have no job yet.
+    pub compute_reservation: u32,
+    /// `shareDistribution`.
+    pub shares: Vec<ShareWeight>,
+}
+
+/// A share's account, as [`crate::Core::share_usage`] reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShareUsage {
+    /// The share identifier.
+    pub identifier: String,
+    /// Its weight factor.
+    pub weight: WeightE4,
+    /// Decayed vCPU-seconds.
+    pub usage: f64,
+    /// `usage` × weight: what the scheduling pass compares.
+    pub weighted: f64,
+    /// vCPUs its attempts in flight hold.
+    pub running_vcpus: u64,
+}
+
+/// The window used when `shareDecaySeconds` is 0 (AWS's minimum).
+pub const DEFAULT_SHARE_DECAY_S: u32 = 600;
+
+impl FairShare {
+    /// The decay window in seconds.
+    pub fn window_s(&self) -> u32 {
+        if self.decay_s == 0 {
+            DEFAULT_SHARE_DECAY_S
+        } else {
+            self.decay_s
+        }
+    }
+
+    /// The weight of a share identifier: its own entry, else the longest
+    /// prefix entry (`abc*`) that matches it, else 1.0.
+    pub fn weight_of(&self, identifier: &str) -> WeightE4 {
+        let mut best: Option<(usize, WeightE4)> = None;
+        for s in &self.shares {
+            match s.identifier.strip_suffix('*') {
+                None if s.identifier == identifier => return s.weight,
+                Some(prefix)
+                    if identifier.starts_with(prefix)
+                        && best.is_none_or(|(len, _)| prefix.len() > len) =>
+                {
+                    best = Some((prefix.len(), s.weight));
+                }
+                _ => {}
+            }
+        }
+        best.map_or(10_000, |(_, w)| w)
+    }
 }
 
 /// Backfilling policy.

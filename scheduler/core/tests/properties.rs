@@ -91,7 +91,7 @@ fn op() -> impl Strategy<Value = Op> {
 /// A call made on the core, for replay.
 #[derive(Debug, Clone)]
 enum Call {
-    Apply(Millis, Event),
+    Apply(Millis, Box<Event>),
     Schedule(Millis),
 }
 
@@ -169,8 +169,11 @@ impl Model {
 fn run(mode: Backfill, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut core = world(mode);
     let mut calls = vec![
-        Call::Apply(0, Event::PoolUpserted(pool(1, "default", &[]))),
-        Call::Apply(0, Event::QueueUpserted(queue(1, "default", 0, &[1]))),
+        Call::Apply(0, Box::new(Event::PoolUpserted(pool(1, "default", &[])))),
+        Call::Apply(
+            0,
+            Box::new(Event::QueueUpserted(queue(1, "default", 0, &[1]))),
+        ),
     ];
     let mut log: Vec<Decision> = Vec::new();
     let mut model = Model::default();
@@ -279,7 +282,7 @@ fn run(mode: Backfill, ops: &[Op]) -> Result<(), TestCaseError> {
             Event::NodeLost(id) => Some(*id),
             _ => None,
         };
-        calls.push(Call::Apply(now, event.clone()));
+        calls.push(Call::Apply(now, Box::new(event.clone())));
         prop_assert!(core.apply(now, event).is_ok());
         let ds = core.drain();
         if let Some(id) = lost {
@@ -323,7 +326,7 @@ fn run(mode: Backfill, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut log2 = Vec::new();
     for c in calls {
         match c {
-            Call::Apply(t, e) => replay.apply(t, e).unwrap(),
+            Call::Apply(t, e) => replay.apply(t, *e).unwrap(),
             Call::Schedule(t) => replay.schedule(t),
         }
         log2.extend(replay.drain());

@@ -85,6 +85,11 @@ pub enum Request {
     UpdateJobQueue(m::UpdateJobQueueRequest),
     DeleteJobQueue(m::DeleteJobQueueRequest),
     DescribeJobQueues(m::DescribeJobQueuesRequest),
+    CreateSchedulingPolicy(m::CreateSchedulingPolicyRequest),
+    DescribeSchedulingPolicies(m::DescribeSchedulingPoliciesRequest),
+    UpdateSchedulingPolicy(m::UpdateSchedulingPolicyRequest),
+    DeleteSchedulingPolicy(m::DeleteSchedulingPolicyRequest),
+    ListSchedulingPolicies(m::ListSchedulingPoliciesRequest),
     /// Shoal: list worker nodes.
     ListNodes,
     /// Shoal: an operator drains a node (nothing new goes there), with a reason.
@@ -147,6 +152,13 @@ impl Request {
             "updatejobqueue" => R::UpdateJobQueue(parse_and_validate(body)?),
             "deletejobqueue" => R::DeleteJobQueue(parse_and_validate(body)?),
             "describejobqueues" => R::DescribeJobQueues(parse_and_validate(body)?),
+            "createschedulingpolicy" => R::CreateSchedulingPolicy(parse_and_validate(body)?),
+            "describeschedulingpolicies" => {
+                R::DescribeSchedulingPolicies(parse_and_validate(body)?)
+            }
+            "updateschedulingpolicy" => R::UpdateSchedulingPolicy(parse_and_validate(body)?),
+            "deleteschedulingpolicy" => R::DeleteSchedulingPolicy(parse_and_validate(body)?),
+            "listschedulingpolicies" => R::ListSchedulingPolicies(parse_and_validate(body)?),
             other => return Err(ApiError::UnknownOperation(other.to_string())),
         })
     }

@@ -59,6 +59,8 @@ pub struct Loaded {
     pub compute_environments: Vec<(String, String)>,
     /// Job queues: name → body.
     pub job_queues: Vec<(String, String)>,
+    /// Scheduling policies: name → body.
+    pub scheduling_policies: Vec<(String, String)>,
     /// Jobs in submission order: (seq, id, body).
     pub jobs: Vec<(u64, String, String)>,
     /// Key/value metadata.
@@ -74,6 +76,7 @@ pub struct Batch {
     definitions: BTreeMap<(String, i64), String>,
     compute_environments: BTreeMap<String, Option<String>>,
     job_queues: BTreeMap<String, Option<String>>,
+    scheduling_policies: BTreeMap<String, Option<String>>,
     jobs: BTreeMap<u64, (String, String)>,
     meta: BTreeMap<String, String>,
     nodes: BTreeMap<String, Option<String>>,
@@ -85,6 +88,7 @@ impl Batch {
         self.definitions.is_empty()
             && self.compute_environments.is_empty()
             && self.job_queues.is_empty()
+            && self.scheduling_policies.is_empty()
             && self.jobs.is_empty()
             && self.meta.is_empty()
             && self.nodes.is_empty()
@@ -117,6 +121,15 @@ impl Batch {
     /// Delete a job queue.
     pub fn delete_job_queue(&mut self, name: &str) {
         self.job_queues.insert(name.to_string(), None);
+    }
+    /// Insert or replace a scheduling policy.
+    pub fn put_scheduling_policy(&mut self, name: &str, body: String) {
+        self.scheduling_policies
+            .insert(name.to_string(), Some(body));
+    }
+    /// Delete a scheduling policy.
+    pub fn delete_scheduling_policy(&mut self, name: &str) {
+        self.scheduling_policies.insert(name.to_string(), None);
     }
     /// Insert or replace a job.
     pub fn put_job(&mut self, seq: u64, id: &str, body: String) {
@@ -191,6 +204,7 @@ CREATE TABLE IF NOT EXISTS job_definitions (
     PRIMARY KEY (name, revision));
 CREATE TABLE IF NOT EXISTS compute_environments (name TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS job_queues (name TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS scheduling_policies (name TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, body TEXT NOT NULL);
 ";
@@ -365,6 +379,7 @@ impl Store {
         for (table, out) in [
             ("compute_environments", &mut loaded.compute_environments),
             ("job_queues", &mut loaded.job_queues),
+            ("scheduling_policies", &mut loaded.scheduling_policies),
             ("nodes", &mut loaded.nodes),
         ] {
             let mut stmt = self
@@ -405,6 +420,7 @@ impl Store {
             for (table, rows) in [
                 ("compute_environments", &batch.compute_environments),
                 ("job_queues", &batch.job_queues),
+                ("scheduling_policies", &batch.scheduling_policies),
                 ("nodes", &batch.nodes),
             ] {
                 for (name, body) in rows {

@@ -331,3 +331,67 @@ fn bad_requests_are_client_errors_naming_the_field() {
         .unwrap_err();
     assert!(e.to_string().contains("name"), "{e}");
 }
+
+#[test]
+fn a_scheduling_policy_and_its_queue_survive_a_restart_and_still_order_by_share() {
+    let mut env = TestEnv::new();
+    let policy = m::FairsharePolicy {
+        share_decay_seconds: Some(3600),
+        compute_reservation: None,
+        share_distribution: vec![m::ShareAttributes {
+            share_identifier: "B".into(),
+            weight_factor: Some(0.25),
+        }],
+    };
+    let arn = env
+        .call(&m::CreateSchedulingPolicyRequest {
+            name: "fair".into(),
+            fairshare_policy: Some(policy.clone()),
+            ..Default::default()
+        })
+        .unwrap()
+        .arn;
+    env.call(&m::CreateJobQueueRequest {
+        job_queue_name: "fq".into(),
+        priority: 1,
+        scheduling_policy_arn: Some(arn.clone()),
+        compute_environment_order: vec![m::ComputeEnvironmentOrder {
+            order: 1,
+            compute_environment: "default".into(),
+        }],
+        ..Default::default()
+    })
+    .unwrap();
+    env.register("ok", "true", None);
+    let submit = |env: &mut TestEnv, share: &str| {
+        env.call(&m::SubmitJobRequest {
+            job_name: "j".into(),
+            job_queue: "fq".into(),
+            job_definition: "ok".into(),
+            share_identifier: Some(share.into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .job_id
+    };
+    let a = submit(&mut env, "A");
+    let b = submit(&mut env, "B");
+    env.restart();
+    let got = env
+        .call(&m::DescribeSchedulingPoliciesRequest {
+            arns: vec![arn.clone()],
+        })
+        .unwrap();
+    assert_eq!(got.scheduling_policies[0].fairshare_policy, Some(policy));
+    assert_eq!(env.job(&b).share_identifier.as_deref(), Some("B"));
+    // Deleting it is refused while the queue uses it.
+    let e = env
+        .call(&m::DeleteSchedulingPolicyRequest { arn: arn.clone() })
+        .unwrap_err();
+    assert!(e.to_string().contains("used by job queue(s) fq"), "{e}");
+    // Both shares have used nothing: the tie goes to A, then B.
+    env.worker("w1", 1);
+    let starts = TestEnv::starts(&env.poll("w1", Vec::new(), None));
+    assert_eq!(starts.len(), 1);
+    assert_eq!(starts[0].task.job_id.job.as_str(), a);
+}

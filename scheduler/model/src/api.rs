@@ -12,6 +12,7 @@
 use crate::compute::*;
 use crate::definition::*;
 use crate::job::*;
+use crate::policy::*;
 use crate::queue::*;
 use crate::wire::TaskRef;
 use serde::de::DeserializeOwned;
@@ -75,6 +76,11 @@ operations! {
     Aws "updatejobqueue" UpdateJobQueueRequest => UpdateJobQueueResponse;
     Aws "deletejobqueue" DeleteJobQueueRequest => EmptyResponse;
     Aws "describejobqueues" DescribeJobQueuesRequest => DescribeJobQueuesResponse;
+    Aws "createschedulingpolicy" CreateSchedulingPolicyRequest => CreateSchedulingPolicyResponse;
+    Aws "describeschedulingpolicies" DescribeSchedulingPoliciesRequest => DescribeSchedulingPoliciesResponse;
+    Aws "updateschedulingpolicy" UpdateSchedulingPolicyRequest => EmptyResponse;
+    Aws "deleteschedulingpolicy" DeleteSchedulingPolicyRequest => EmptyResponse;
+    Aws "listschedulingpolicies" ListSchedulingPoliciesRequest => ListSchedulingPoliciesResponse;
     Shoal "listnodes" ListNodesRequest => ListNodesResponse;
     Shoal "drainnode" DrainNodeRequest => EmptyResponse;
     Shoal "resumenode" ResumeNodeRequest => EmptyResponse;

@@ -48,6 +48,11 @@ impl ArnScope {
         self.arn(&format!("compute-environment/{name}"))
     }
 
+    /// `arn:aws:batch:{region}:{account}:scheduling-policy/{name}`
+    pub fn scheduling_policy_arn(&self, name: &str) -> String {
+        self.arn(&format!("scheduling-policy/{name}"))
+    }
+
     /// `arn:aws:batch:{region}:{account}:job/{jobId}`
     pub fn job_arn(&self, job_id: &str) -> String {
         self.arn(&format!("job/{job_id}"))
@@ -69,6 +74,7 @@ pub enum ResourceKind {
     JobDefinition,
     JobQueue,
     ComputeEnvironment,
+    SchedulingPolicy,
     Job,
 }
 
@@ -79,6 +85,7 @@ impl ResourceKind {
             ResourceKind::JobDefinition => "job-definition",
             ResourceKind::JobQueue => "job-queue",
             ResourceKind::ComputeEnvironment => "compute-environment",
+            ResourceKind::SchedulingPolicy => "scheduling-policy",
             ResourceKind::Job => "job",
         }
     }
@@ -91,6 +98,7 @@ impl ResourceKind {
             ResourceKind::JobDefinition => "jobDefinition",
             ResourceKind::JobQueue => "jobQueue",
             ResourceKind::ComputeEnvironment => "computeEnvironment",
+            ResourceKind::SchedulingPolicy => "arn",
             ResourceKind::Job => "jobId",
         }
     }
@@ -100,6 +108,7 @@ impl ResourceKind {
             "job-definition" => ResourceKind::JobDefinition,
             "job-queue" => ResourceKind::JobQueue,
             "compute-environment" => ResourceKind::ComputeEnvironment,
+            "scheduling-policy" => ResourceKind::SchedulingPolicy,
             "job" => ResourceKind::Job,
             _ => return None,
         })
@@ -258,6 +267,10 @@ pub fn resource_name_from_ref(kind: ResourceKind, s: &str) -> Result<String, Cli
         }
         ResourceKind::ComputeEnvironment => {
             check_name(field, "compute environment name", s)?;
+            Ok(s.to_string())
+        }
+        ResourceKind::SchedulingPolicy => {
+            check_name(field, "scheduling policy name", s)?;
             Ok(s.to_string())
         }
     }

@@ -311,6 +311,9 @@ impl Validate for SubmitJobRequest {
             "schedulingPriorityOverride",
             self.scheduling_priority_override,
         )?;
+        if let Some(id) = &self.share_identifier {
+            crate::policy::check_share_identifier("shareIdentifier", id)?;
+        }
         check_tags("tags", &self.tags)?;
         Ok(())
     }
@@ -610,6 +613,9 @@ pub enum ListJobsFilter {
     BeforeCreatedAt(i64),
     /// `AFTER_CREATED_AT`: epoch milliseconds.
     AfterCreatedAt(i64),
+    /// `SHARE_IDENTIFIER`: exact share identifier, or a prefix when the
+    /// value ends with `*`.
+    ShareIdentifier(String),
 }
 
 /// Which jobs ListJobs lists.
@@ -707,11 +713,12 @@ impl ListJobsRequest {
                 "JOB_DEFINITION" => ListJobsFilter::JobDefinition(v),
                 "BEFORE_CREATED_AT" => ListJobsFilter::BeforeCreatedAt(time(&v)?),
                 "AFTER_CREATED_AT" => ListJobsFilter::AfterCreatedAt(time(&v)?),
+                "SHARE_IDENTIFIER" => ListJobsFilter::ShareIdentifier(v),
                 other => {
                     return err(
                         join(&field, "name"),
                         format!(
-                            "{other:?} is not one of \"JOB_NAME\", \"JOB_DEFINITION\", \"BEFORE_CREATED_AT\", \"AFTER_CREATED_AT\""
+                            "{other:?} is not one of \"JOB_NAME\", \"JOB_DEFINITION\", \"BEFORE_CREATED_AT\", \"AFTER_CREATED_AT\", \"SHARE_IDENTIFIER\""
                         ),
                     )
                 }
@@ -775,6 +782,8 @@ pub struct JobSummary {
     pub job_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_identifier: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -13,8 +13,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use shoal_core::{
-    Backfill, Core, CoreConfig, CoreError, Decision, Event, JobKey, JobSpec, Millis, NodeId,
-    NodeSpec, PoolId, PoolSpec, QueueId, QueueSpec, Resources, RetryPolicy, Shape,
+    Backfill, Core, CoreConfig, CoreError, Decision, Event, FairShare, JobKey, JobSpec, Millis,
+    NodeId, NodeSpec, PoolId, PoolSpec, QueueId, QueueSpec, Resources, RetryPolicy, Shape,
 };
 
 use crate::workload::SimJob;
@@ -109,6 +109,53 @@ pub struct SimConfig {
     pub procs_per_node: Option<u32>,
 }
 
+/// Which SWF field names a job's share identifier in a fair-share replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShareBy {
+    /// Field 12, the user id.
+    #[default]
+    User,
+    /// Field 13, the group id.
+    Group,
+}
+
+impl std::str::FromStr for ShareBy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "user" => Ok(ShareBy::User),
+            "group" => Ok(ShareBy::Group),
+            _ => Err(format!("unknown share field {s:?} (user or group)")),
+        }
+    }
+}
+
+/// A fair-share replay: the queue's policy and where each job's share
+/// identifier comes from (the id in decimal, e.g. `"12"`; a job with an
+/// unknown id, -1, is in share `"unknown"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimFairshare {
+    /// The policy, as the core takes it.
+    pub policy: FairShare,
+    /// User or group ids.
+    pub by: ShareBy,
+}
+
+impl SimFairshare {
+    /// The share identifier of a job.
+    pub fn share_of(&self, j: &SimJob) -> String {
+        let id = match self.by {
+            ShareBy::User => j.user,
+            ShareBy::Group => j.group,
+        };
+        if id < 0 {
+            "unknown".to_string()
+        } else {
+            id.to_string()
+        }
+    }
+}
+
 /// A simulation error (the core refused an event: a bug).
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -138,6 +185,7 @@ const MEM: u64 = 1 << 40;
 struct Driver<'a> {
     core: Core,
     jobs: &'a [SimJob],
+    fair: Option<&'a SimFairshare>,
     starts: Starts,
     started: usize,
     /// (end ms, start counter, job index): terminations pending.
@@ -192,6 +240,7 @@ impl Driver<'_> {
             depends_on: Vec::new(),
             timeout_s: Some(j.estimate),
             retry: RetryPolicy::default(),
+            share: self.fair.map(|f| f.share_of(j)),
         };
         self.core
             .apply(
@@ -251,6 +300,16 @@ impl Driver<'_> {
 /// Replays `jobs` on the configured machine; returns each job's start time
 /// (seconds). Widths must be in [1, procs].
 pub fn simulate(jobs: &[SimJob], cfg: &SimConfig) -> Result<Starts, SimError> {
+    simulate_fair(jobs, cfg, None)
+}
+
+/// As [`simulate`], the queue under a fair-share policy when `fair` is
+/// given (each job in the share its SWF user or group id names).
+pub fn simulate_fair(
+    jobs: &[SimJob],
+    cfg: &SimConfig,
+    fair: Option<&SimFairshare>,
+) -> Result<Starts, SimError> {
     if cfg.procs == 0 {
         return Err(SimError::Config("the machine has no processors".into()));
     }
@@ -283,6 +342,7 @@ pub fn simulate(jobs: &[SimJob], cfg: &SimConfig) -> Result<Starts, SimError> {
             enabled: true,
             pools: vec![PoolId(1)],
             default_estimate_s: 1,
+            fairshare: fair.map(|f| f.policy.clone()),
         }),
     )
     .map_err(init)?;
@@ -316,6 +376,7 @@ pub fn simulate(jobs: &[SimJob], cfg: &SimConfig) -> Result<Starts, SimError> {
     let mut d = Driver {
         core,
         jobs,
+        fair,
         starts: vec![u64::MAX; jobs.len()],
         started: 0,
         ends: BinaryHeap::new(),

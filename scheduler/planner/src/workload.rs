@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use crate::swf::SwfRecord;
 
 /// One job as the simulator sees it. Times in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SimJob {
     /// 0-based index among the trace's job lines.
     pub index: u64,
@@ -25,6 +25,10 @@ pub struct SimJob {
     pub actual: u64,
     /// Runtime estimate the scheduler sees.
     pub estimate: u64,
+    /// SWF field 12, the user id (-1: unknown), for fair share.
+    pub user: i64,
+    /// SWF field 13, the group id (-1: unknown), for fair share.
+    pub group: i64,
 }
 
 /// Reason a line became a placeholder: submit < 0.
@@ -179,6 +183,8 @@ pub fn convert(r: &SwfRecord, c: &Conventions) -> (SimJob, Option<&'static str>)
             width,
             actual: 1,
             estimate: 1,
+            user: r.user,
+            group: r.group,
         };
         return (job, Some(why));
     }
@@ -201,6 +207,8 @@ pub fn convert(r: &SwfRecord, c: &Conventions) -> (SimJob, Option<&'static str>)
         width,
         actual,
         estimate,
+        user: r.user,
+        group: r.group,
     };
     (job, clamped)
 }

@@ -14,6 +14,7 @@ fn jobs(spec: &[(u64, u32, u64, u64)]) -> Vec<SimJob> {
             width,
             actual,
             estimate,
+            ..Default::default()
         })
         .collect()
 }

@@ -42,6 +42,7 @@ pub fn queue(id: u32, name: &str, priority: i32, pools: &[u32]) -> QueueSpec {
         enabled: true,
         pools: pools.iter().map(|&p| PoolId(p)).collect(),
         default_estimate_s: 3600,
+        fairshare: None,
     }
 }
 
@@ -82,6 +83,7 @@ pub fn job(key: u64) -> JobB {
         depends_on: Vec::new(),
         timeout_s: None,
         retry: RetryPolicy::default(),
+        share: None,
     })
 }
 

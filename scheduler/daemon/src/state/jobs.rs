@@ -123,6 +123,7 @@ impl Jobs {
             });
         }
         let (queue, queue_id) = reg.open_queue(&r.job_queue)?;
+        reg.check_share(&queue, r.share_identifier.as_deref())?;
         let def = reg.find_definition(&r.job_definition)?.clone();
         let job = m::validate_submit(&def, &r)?;
         let array_size = job.array_size;
@@ -146,6 +147,7 @@ impl Jobs {
                 .collect(),
             timeout_s,
             retry: retry_policy(resolved.retry_strategy.as_ref()),
+            share: resolved.share_identifier.clone(),
         };
         let (parent, children) = self.specs(base, array_size, &deps);
         // Tell the core first: if it refuses, nothing is recorded.
@@ -425,6 +427,7 @@ impl Jobs {
             job_id: id,
             job_name: rec.name.clone(),
             created_at: Some(rec.created_at as i64),
+            share_identifier: rec.resolved.share_identifier.clone(),
             status: Some(state_name(rec.status).to_string()),
             status_reason: (!rec.status_reason.is_empty()).then(|| rec.status_reason.clone()),
             started_at: rec.started_at.map(|t| t as i64),
@@ -503,6 +506,11 @@ impl Jobs {
                 }
                 m::ListJobsFilter::BeforeCreatedAt(t) => (rec.created_at as i64) < *t,
                 m::ListJobsFilter::AfterCreatedAt(t) => (rec.created_at as i64) > *t,
+                m::ListJobsFilter::ShareIdentifier(p) => rec
+                    .resolved
+                    .share_identifier
+                    .as_deref()
+                    .is_some_and(|s| glob(p, s)),
             })
         };
         let items: Vec<(&JobRecord, Option<u32>)> = match r.scope()? {

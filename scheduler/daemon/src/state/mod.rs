@@ -411,6 +411,11 @@ impl StateMachine {
             R::UpdateJobQueue(r) => reg.update_queue(sh, now, r),
             R::DeleteJobQueue(r) => reg.delete_queue(sh, jobs, now, r),
             R::DescribeJobQueues(r) => reg.describe_queues(r),
+            R::CreateSchedulingPolicy(r) => reg.create_policy(sh, r),
+            R::DescribeSchedulingPolicies(r) => reg.describe_policies(r),
+            R::UpdateSchedulingPolicy(r) => reg.update_policy(sh, now, r),
+            R::DeleteSchedulingPolicy(r) => reg.delete_policy(sh, r),
+            R::ListSchedulingPolicies(r) => reg.list_policies(r),
             R::SubmitJob(r, token) => jobs.submit(sh, reg, now, *r, token),
             R::DescribeJobs(r) => jobs.describe_jobs(&sh.scope, r),
             R::ListJobs(r) => jobs.list_jobs(&sh.scope, reg, r),
@@ -463,6 +468,7 @@ fn apply_decisions(sh: &mut Shared, reg: &Registry, jobs: &mut Jobs, nodes: &mut
 mod definitions;
 mod jobs;
 mod nodes;
+mod policies;
 mod pools;
 mod registry;
 

@@ -40,6 +40,7 @@ impl Registry {
                 .get(ESTIMATE_TAG)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(DEFAULT_ESTIMATE_S),
+            fairshare: self.queue_fairshare(rec.detail.scheduling_policy_arn.as_deref()),
         }
     }
 
@@ -288,6 +289,10 @@ impl Registry {
             }
         }
         let order = self.check_order(&r.compute_environment_order)?;
+        let policy = match &r.scheduling_policy_arn {
+            Some(a) => Some(self.check_policy_arn(a)?),
+            None => None,
+        };
         let arn = sh.scope.job_queue_arn(&name);
         let detail = m::JobQueueDetail {
             job_queue_name: name.clone(),
@@ -295,7 +300,7 @@ impl Registry {
             state: r.state.clone().unwrap_or_else(|| "ENABLED".into()),
             status: Some("VALID".into()),
             status_reason: Some("JobQueue Healthy".into()),
-            scheduling_policy_arn: r.scheduling_policy_arn.clone(),
+            scheduling_policy_arn: policy,
             priority: r.priority,
             compute_environment_order: order,
             tags: r.tags.clone(),
@@ -326,6 +331,21 @@ impl Registry {
         }
         if let Some(order) = &r.compute_environment_order {
             rec.detail.compute_environment_order = self.check_order(order)?;
+        }
+        if let Some(given) = &r.scheduling_policy_arn {
+            if rec.detail.scheduling_policy_arn.is_none() {
+                return Err(ApiError::field(
+                    "schedulingPolicyArn",
+                    format!("job queue {name} was created without a scheduling policy and cannot gain one; create a new queue with schedulingPolicyArn"),
+                ));
+            }
+            if given.is_empty() {
+                return Err(ApiError::field(
+                    "schedulingPolicyArn",
+                    format!("job queue {name}'s scheduling policy can be replaced, never removed"),
+                ));
+            }
+            rec.detail.scheduling_policy_arn = Some(self.check_policy_arn(given)?);
         }
         let arn = rec.detail.job_queue_arn.clone();
         self.put_queue(sh, now, rec)?;

@@ -1,7 +1,8 @@
 //! The registry: job definitions (by name, every revision), compute
-//! environments and job queues. Its handlers live in `definitions.rs` and
+//! environments, job queues and scheduling policies (`policies.rs`). Its handlers live in `definitions.rs` and
 //! `pools.rs`; this file holds its maps, its records and its restore.
 
+use super::policies::PolicyRecord;
 use super::{load_err, Shared, DEFAULT_NAME};
 use crate::api::ApiError;
 use crate::store::Loaded;
@@ -40,6 +41,7 @@ pub(super) struct Registry {
     pub(super) definitions: BTreeMap<String, Vec<m::JobDefinition>>,
     pub(super) ces: BTreeMap<String, CeRecord>,
     pub(super) queues: BTreeMap<String, QueueRecord>,
+    pub(super) policies: BTreeMap<String, PolicyRecord>,
     pub(super) next_pool: u32,
     pub(super) next_queue: u32,
 }
@@ -57,6 +59,7 @@ impl Registry {
             definitions: BTreeMap::new(),
             ces: BTreeMap::new(),
             queues: BTreeMap::new(),
+            policies: BTreeMap::new(),
             next_pool: 1,
             next_queue: 1,
         };
@@ -73,6 +76,11 @@ impl Registry {
                 .apply(now, Event::PoolUpserted(pool_spec(&rec)))
                 .map_err(|e| load_err("compute_environments", name, e))?;
             reg.ces.insert(name.clone(), rec);
+        }
+        for (name, body) in &loaded.scheduling_policies {
+            let rec: PolicyRecord =
+                serde_json::from_str(body).map_err(|e| load_err("scheduling_policies", name, e))?;
+            reg.policies.insert(name.clone(), rec);
         }
         for (name, body) in &loaded.job_queues {
             let rec: QueueRecord =
