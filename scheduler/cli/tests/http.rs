@@ -134,17 +134,24 @@ fn every_refusal_has_a_json_body_in_aws_shape() {
         "{get}"
     );
     assert!(get.contains("POST"), "{get}");
-    // aws batch tag-resource: POST /v1/tags/ARN.
+    // aws batch tag-resource (POST /v1/tags/ARN) without tags: a client
+    // error naming the field.
     let tag = raw(
         &addr,
         &post_head(&addr, "/v1/tags/arn:aws:batch:us-east-1:0:job-queue/q", 2),
         b"{}",
     );
-    assert!(tag.starts_with("HTTP/1.1 404"), "{tag}");
-    assert!(
-        tag.contains("\"__type\":\"UnknownOperationException\""),
-        "{tag}"
+    assert!(tag.starts_with("HTTP/1.1 400"), "{tag}");
+    assert!(tag.contains("\"__type\":\"ClientException\""), "{tag}");
+    assert!(tag.contains("tags"), "{tag}");
+    // PUT on it is no method of the tags path.
+    let put = raw(
+        &addr,
+        &format!("PUT /v1/tags/x HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"),
+        b"{}",
     );
+    assert!(put.starts_with("HTTP/1.1 405"), "{put}");
+    assert!(put.contains("UnknownOperationException"), "{put}");
     let op = raw(&addr, &post_head(&addr, "/v1/nosuchop", 2), b"{}");
     assert!(op.starts_with("HTTP/1.1 404"), "{op}");
     assert!(op.contains("UnknownOperationException"), "{op}");

@@ -90,6 +90,9 @@ pub enum Request {
     UpdateSchedulingPolicy(m::UpdateSchedulingPolicyRequest),
     DeleteSchedulingPolicy(m::DeleteSchedulingPolicyRequest),
     ListSchedulingPolicies(m::ListSchedulingPoliciesRequest),
+    /// TagResource, UntagResource or ListTagsForResource
+    /// (`/v1/tags/{resourceArn}`: POST, DELETE, GET).
+    Tags(m::TaggedResource, crate::state::tags::TagChange),
     /// Shoal: list worker nodes.
     ListNodes,
     /// Shoal: an operator drains a node (nothing new goes there), with a reason.
@@ -194,6 +197,42 @@ impl Request {
             }
             other => Err(ApiError::UnknownOperation(other.to_string())),
         }
+    }
+}
+
+impl Request {
+    /// Parse a request on `/v1/tags/{resourceArn}` (`arn` percent-decoded;
+    /// `query` the raw query string, for UntagResource's `tagKeys`).
+    pub fn parse_tags(
+        method: &axum::http::Method,
+        arn: &str,
+        query: Option<&str>,
+        body: &[u8],
+    ) -> Result<Request, ApiError> {
+        use crate::state::tags::TagChange;
+        use axum::http::Method;
+        let resource = m::TaggedResource::from_arn(arn)?;
+        let change = match *method {
+            Method::GET => TagChange::List,
+            Method::POST => {
+                let b: m::TagResourceBody = parse_and_validate(body)?;
+                TagChange::Add(b.tags)
+            }
+            Method::DELETE => {
+                let keys: Vec<String> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                    .filter(|(k, _)| k == "tagKeys")
+                    .map(|(_, v)| v.into_owned())
+                    .collect();
+                m::check_tag_keys(&keys)?;
+                TagChange::Remove(keys)
+            }
+            _ => {
+                return Err(ApiError::Client(format!(
+                    "{method} /v1/tags/ARN: use GET (ListTagsForResource), POST (TagResource) or DELETE (UntagResource)"
+                )))
+            }
+        };
+        Ok(Request::Tags(resource, change))
     }
 }
 

@@ -16,7 +16,7 @@ use axum::routing::post;
 use axum::Router;
 
 use crate::limits::{
-    AWS_ROUTE, CLIENT_TOKEN_HEADER, MAX_BODY_BYTES, MAX_POLL_WAIT_MS, SHOAL_ROUTE,
+    AWS_ROUTE, CLIENT_TOKEN_HEADER, MAX_BODY_BYTES, MAX_POLL_WAIT_MS, SHOAL_ROUTE, TAGS_ROUTE,
 };
 
 /// An error reply in AWS's shape: `{"__type": KIND, "message": …}` with
@@ -49,14 +49,13 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A path that is no operation of Shoal's (e.g. AWS's TagResource,
-/// `POST /v1/tags/ARN`).
+/// A path that is no operation of Shoal's.
 async fn unknown_path(method: axum::http::Method, uri: axum::http::Uri) -> Response {
     error_response(
         StatusCode::NOT_FOUND,
         "UnknownOperationException",
         &format!(
-            "{method} {}: Shoal serves AWS Batch's job, queue, compute environment and job              definition operations as POST /v1/OPERATION; this is not one of them",
+            "{method} {}: Shoal serves AWS Batch's job, queue, compute environment, job definition and scheduling policy operations as POST /v1/OPERATION, and tags on /v1/tags/ARN; this is not one of them",
             uri.path()
         ),
     )
@@ -91,6 +90,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route(AWS_ROUTE, post(aws_op))
         .route(SHOAL_ROUTE, post(shoal_op))
+        .route(
+            TAGS_ROUTE,
+            axum::routing::get(tags_op).post(tags_op).delete(tags_op),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.keys.clone(),
             crate::auth::require_signature,
@@ -118,6 +121,27 @@ async fn aws_op(
         .map(|v| v.to_str().unwrap_or("\u{1}"));
     let req = Request::parse_aws(&op, &body).and_then(|r| r.with_client_token(token));
     run(actor, req).await
+}
+
+/// `/v1/tags/{resourceArn}`: TagResource (POST), UntagResource (DELETE),
+/// ListTagsForResource (GET).
+async fn tags_op(
+    State(AppState { actor, .. }): State<AppState>,
+    Path(arn): Path<String>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return body_error(e).into_response(),
+    };
+    let body: &[u8] = if body.iter().all(|b| b.is_ascii_whitespace()) {
+        b"{}"
+    } else {
+        &body
+    };
+    run(actor, Request::parse_tags(&method, &arn, uri.query(), body)).await
 }
 
 /// A body that could not be read (too large, or broken off) is the

@@ -5,6 +5,10 @@ use std::time::Duration;
 /// AWS Batch's operations: `POST /v1/{op}` (the router's pattern).
 pub const AWS_ROUTE: &str = "/v1/{op}";
 
+/// Tags of a resource (AWS Batch's TagResource, UntagResource,
+/// ListTagsForResource); the ARN may hold `/`.
+pub const TAGS_ROUTE: &str = "/v1/tags/{*arn}";
+
 /// Shoal's own operations: `POST /shoal/v1/{op}` (the router's pattern).
 pub const SHOAL_ROUTE: &str = "/shoal/v1/{op}";
 

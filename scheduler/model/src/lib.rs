@@ -22,6 +22,7 @@ pub mod launch;
 pub mod policy;
 pub mod queue;
 pub mod semantics;
+pub mod tags;
 mod util;
 pub mod wire;
 
@@ -41,3 +42,4 @@ pub use launch::*;
 pub use policy::*;
 pub use queue::*;
 pub use semantics::*;
+pub use tags::*;

@@ -66,6 +66,12 @@ s = good.submit_job(jobName="signed-job", jobQueue="default", jobDefinition="sig
 check("submit with the right keys", s["jobId"], s)
 jobs = good.describe_jobs(jobs=[s["jobId"]])["jobs"]
 check("describe with the right keys", len(jobs) == 1 and jobs[0]["jobName"] == "signed-job", jobs)
+# Tags: GET, POST and DELETE on /v1/tags/ARN (the ARN percent-encoded in
+# the path, tagKeys in the query string) verify too.
+good.tag_resource(resourceArn=d["jobDefinitionArn"], tags={"team": "hpc", "x": "1"})
+good.untag_resource(resourceArn=d["jobDefinitionArn"], tagKeys=["x"])
+t = good.list_tags_for_resource(resourceArn=d["jobDefinitionArn"])["tags"]
+check("signed tag, untag and list", t == {"team": "hpc"}, t)
 # Another region in the credential scope, and a session token (signed as
 # x-amz-security-token) are accepted.
 q = batch(key_id, secret, token="session-token", region="eu-west-3").describe_job_queues()["jobQueues"]

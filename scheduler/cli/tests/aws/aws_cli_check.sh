@@ -17,4 +17,17 @@ if err="$(aws submit-job --job-name bad --job-queue nope --job-definition cli-ec
 fi
 echo "$err" | grep -q ClientException || { echo "FAIL expected ClientException, got: $err"; exit 1; }
 echo "$err" | grep -q jobQueue || { echo "FAIL the error does not name jobQueue: $err"; exit 1; }
+# Tags (issue 16): tag-resource, list-tags-for-resource, untag-resource.
+qarn="$(aws describe-job-queues --job-queues default --query 'jobQueues[0].jobQueueArn' --output text)"
+aws tag-resource --resource-arn "$qarn" --tags team=hpc,cost=42 >/dev/null
+tags="$(aws list-tags-for-resource --resource-arn "$qarn")"
+echo "$tags" | grep -q '"team": "hpc"' || { echo "FAIL list-tags-for-resource: $tags"; exit 1; }
+aws untag-resource --resource-arn "$qarn" --tag-keys team >/dev/null
+tags="$(aws list-tags-for-resource --resource-arn "$qarn")"
+if echo "$tags" | grep -q team || ! echo "$tags" | grep -q '"cost": "42"'; then
+    echo "FAIL untag-resource: $tags"; exit 1
+fi
+jarn="$(aws describe-jobs --jobs "$id" --query 'jobs[0].jobArn' --output text)"
+aws tag-resource --resource-arn "$jarn" --tags run=7 >/dev/null
+aws describe-jobs --jobs "$id" | grep -q '"run": "7"' || { echo "FAIL a job's tags in describe-jobs"; exit 1; }
 echo "aws-cli acceptance: ok"

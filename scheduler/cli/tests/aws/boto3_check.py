@@ -179,4 +179,27 @@ client_error("bad jobName", "jobName", batch.submit_job, jobName="-bad name", jo
 client_error("multinode without nodeProperties", "nodeProperties", batch.register_job_definition,
              jobDefinitionName="bad", type="multinode")
 
+# Tags (issue 16) round-trip on every kind of resource.
+scope = "arn:aws:batch:us-east-1:000000000000"
+def_arn = batch.describe_job_definitions(jobDefinitionName="echo", status="ACTIVE")["jobDefinitions"][0]["jobDefinitionArn"]
+pol_arn = batch.create_scheduling_policy(name="tagged")["arn"]
+for arn in [
+    def_arn,
+    f"{scope}:job-queue/q1",
+    f"{scope}:compute-environment/default",
+    pol_arn,
+]:
+    batch.tag_resource(resourceArn=arn, tags={"team": "hpc", "cost": "42"})
+    batch.untag_resource(resourceArn=arn, tagKeys=["cost"])
+    got = batch.list_tags_for_resource(resourceArn=arn)["tags"]
+    check(f"tags of {arn.split(':')[-1]}", got.get("team") == "hpc" and "cost" not in got, got)
+check(
+    "tags kept on the resource",
+    batch.describe_scheduling_policies(arns=[pol_arn])["schedulingPolicies"][0]["tags"] == {"team": "hpc"},
+)
+client_error("tag an unknown queue", "resourceArn", batch.tag_resource,
+             resourceArn=f"{scope}:job-queue/nope", tags={"a": "b"})
+client_error("reserved tag key", "aws:", batch.tag_resource,
+             resourceArn=pol_arn, tags={"aws:x": "b"})
+
 print(f"boto3 acceptance: {passed} checks passed")

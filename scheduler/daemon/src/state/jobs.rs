@@ -298,6 +298,15 @@ impl Jobs {
         }
     }
 
+    /// A job's tags, to change (the job is written with the next batch).
+    /// Array children and nodes of a multinode job are not tagged on their
+    /// own (as AWS).
+    pub(super) fn tags_mut(&mut self, id: &str) -> Option<&mut BTreeMap<String, String>> {
+        let seq = *self.ids.get(id)?;
+        self.dirty.insert(seq);
+        Some(&mut self.records.get_mut(&seq)?.resolved.tags)
+    }
+
     fn insert_job(&mut self, rec: JobRecord) {
         self.ids.insert(rec.id.clone(), rec.seq);
         self.dirty.insert(rec.seq);

@@ -416,6 +416,7 @@ impl StateMachine {
             R::UpdateSchedulingPolicy(r) => reg.update_policy(sh, now, r),
             R::DeleteSchedulingPolicy(r) => reg.delete_policy(sh, r),
             R::ListSchedulingPolicies(r) => reg.list_policies(r),
+            R::Tags(resource, change) => tags::handle(sh, reg, jobs, now, resource, change),
             R::SubmitJob(r, token) => jobs.submit(sh, reg, now, *r, token),
             R::DescribeJobs(r) => jobs.describe_jobs(&sh.scope, r),
             R::ListJobs(r) => jobs.list_jobs(&sh.scope, reg, r),
@@ -471,6 +472,7 @@ mod nodes;
 mod policies;
 mod pools;
 mod registry;
+pub mod tags;
 
 pub use jobs::state_name;
 use jobs::Jobs;

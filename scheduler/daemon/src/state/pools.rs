@@ -68,7 +68,12 @@ impl Registry {
         Ok(name)
     }
 
-    fn put_ce(&mut self, sh: &mut Shared, now: u64, rec: CeRecord) -> Result<(), ApiError> {
+    pub(super) fn put_ce(
+        &mut self,
+        sh: &mut Shared,
+        now: u64,
+        rec: CeRecord,
+    ) -> Result<(), ApiError> {
         sh.core
             .apply(now, Event::PoolUpserted(pool_spec(&rec)))
             .map_err(super::core_err)?;
@@ -80,7 +85,12 @@ impl Registry {
         Ok(())
     }
 
-    fn put_queue(&mut self, sh: &mut Shared, now: u64, rec: QueueRecord) -> Result<(), ApiError> {
+    pub(super) fn put_queue(
+        &mut self,
+        sh: &mut Shared,
+        now: u64,
+        rec: QueueRecord,
+    ) -> Result<(), ApiError> {
         let spec = self.queue_spec(&rec);
         sh.core
             .apply(now, Event::QueueUpserted(spec))
