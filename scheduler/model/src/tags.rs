@@ -28,17 +28,19 @@ impl TaggedResource {
             ResourceKind::JobQueue => TaggedResource::JobQueue(p.resource),
             ResourceKind::ComputeEnvironment => TaggedResource::ComputeEnvironment(p.resource),
             ResourceKind::SchedulingPolicy => TaggedResource::SchedulingPolicy(p.resource),
-            ResourceKind::JobDefinition => match parse_job_definition_ref(arn)
-                .map_err(|e| e.with_field(field))?
-            {
-                DefinitionRef::NameRev(n, r) => TaggedResource::JobDefinition(n, r),
-                DefinitionRef::Name(n) => return err(
-                    field,
-                    format!(
+            ResourceKind::JobDefinition => {
+                match parse_job_definition_ref(arn).map_err(|e| e.with_field(field))? {
+                    DefinitionRef::NameRev(n, r) => TaggedResource::JobDefinition(n, r),
+                    DefinitionRef::Name(n) => {
+                        return err(
+                            field,
+                            format!(
                         "{arn:?} names no revision; tag one revision: job-definition/{n}:REVISION"
                     ),
-                ),
-            },
+                        )
+                    }
+                }
+            }
         })
     }
 }

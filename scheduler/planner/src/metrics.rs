@@ -131,3 +131,45 @@ pub fn by_width(jobs: &[SimJob], starts: &[u64]) -> Vec<WidthBucket> {
         })
         .collect()
 }
+
+/// Mean wait and bounded slowdown of the jobs of one share.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShareBucket {
+    /// The share identifier.
+    pub share: String,
+    /// Jobs.
+    pub jobs: u64,
+    /// Mean wait.
+    pub mean_wait_s: f64,
+    /// Mean bounded slowdown.
+    pub mean_bounded_slowdown: f64,
+    /// Σ width × actual: the processor-seconds it got.
+    pub proc_seconds: u64,
+}
+
+/// Mean wait and bounded slowdown per share, `share(job)` naming each
+/// job's, by share identifier.
+pub fn by_share(
+    jobs: &[SimJob],
+    starts: &[u64],
+    share: impl Fn(&SimJob) -> String,
+) -> Vec<ShareBucket> {
+    let mut acc: std::collections::BTreeMap<String, (u64, f64, f64, u64)> = Default::default();
+    for (j, &s) in jobs.iter().zip(starts) {
+        let w = s.saturating_sub(j.submit);
+        let a = acc.entry(share(j)).or_default();
+        a.0 += 1;
+        a.1 += w as f64;
+        a.2 += bounded_slowdown(w, j.actual);
+        a.3 += u64::from(j.width) * j.actual;
+    }
+    acc.into_iter()
+        .map(|(share, a)| ShareBucket {
+            share,
+            jobs: a.0,
+            mean_wait_s: a.1 / a.0 as f64,
+            mean_bounded_slowdown: a.2 / a.0 as f64,
+            proc_seconds: a.3,
+        })
+        .collect()
+}

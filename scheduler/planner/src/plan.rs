@@ -10,8 +10,8 @@ use clap::Args;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::metrics::{self, WidthBucket};
-use crate::sim::{simulate, Policy, SimConfig, TieBreak};
+use crate::metrics::{self, ShareBucket, WidthBucket};
+use crate::sim::{simulate_fair, Policy, ShareBy, SimConfig, SimFairshare, TieBreak};
 use crate::speedup::SpeedupCurve;
 use crate::swf::{self, SwfRecord};
 use crate::workload::{build, Conventions, EstimateKind, JobFilter, CLAMPED};
@@ -60,6 +60,17 @@ pub struct PlanArgs {
     /// `procs>=2`).
     #[arg(long, default_value = "all")]
     pub shm_jobs: JobFilter,
+    /// Replay under a fair-share policy: FILE holds AWS Batch's
+    /// `fairsharePolicy` (as CreateSchedulingPolicy takes it, alone or as
+    /// `{"fairsharePolicy": …}`); each job's share identifier is its SWF
+    /// user id (field 12), or group id (field 13) with --share-by group,
+    /// in decimal (`"12"`; -1 is `"unknown"`). Wait and bounded slowdown
+    /// are then reported per share as well.
+    #[arg(long, value_name = "FILE.json")]
+    pub fairshare: Option<PathBuf>,
+    /// Which SWF field names a job's share with --fairshare: user or group.
+    #[arg(long, default_value = "user", requires = "fairshare")]
+    pub share_by: ShareBy,
     /// Write the results as a JSON list to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -115,6 +126,29 @@ pub struct PointResult {
     pub sim_seconds: f64,
     /// Mean wait and slowdown by job width.
     pub by_width: Vec<WidthBucket>,
+    /// With --fairshare: mean wait and slowdown per share.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_share: Vec<ShareBucket>,
+}
+
+/// Read `--fairshare FILE`: a `fairsharePolicy`, alone or inside a
+/// CreateSchedulingPolicy request, validated by AWS's rules.
+pub fn read_fairshare(path: &Path, by: ShareBy) -> Result<SimFairshare> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--fairshare: cannot read {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("--fairshare {}: not JSON", path.display()))?;
+    let inner = v.get("fairsharePolicy").cloned().unwrap_or(v);
+    let policy: shoal_model::FairsharePolicy =
+        shoal_model::parse_request(&serde_json::to_vec(&inner)?)
+            .map_err(|e| anyhow::anyhow!("--fairshare {}: {e}", path.display()))?;
+    policy
+        .validate_at("fairsharePolicy")
+        .map_err(|e| anyhow::anyhow!("--fairshare {}: {e}", path.display()))?;
+    Ok(SimFairshare {
+        policy: policy.to_core(),
+        by,
+    })
 }
 
 /// One point to simulate.
@@ -193,6 +227,7 @@ fn simulate_point(
     records: &[SwfRecord],
     args: &PlanArgs,
     speedup: &SpeedupCurve,
+    fair: Option<&SimFairshare>,
     p: Point,
 ) -> Result<PointResult> {
     let conv = Conventions {
@@ -209,7 +244,7 @@ fn simulate_point(
         procs_per_node: args.procs_per_node,
     };
     let t0 = Instant::now();
-    let starts = simulate(&w.jobs, &cfg)
+    let starts = simulate_fair(&w.jobs, &cfg, fair)
         .with_context(|| format!("{} on {} processors", p.policy.name(), p.procs))?;
     let sim_seconds = t0.elapsed().as_secs_f64();
     let m = metrics::compute(&w.jobs, &starts, p.procs);
@@ -240,6 +275,9 @@ fn simulate_point(
         placeholders,
         sim_seconds,
         by_width: metrics::by_width(&w.jobs, &starts),
+        by_share: fair
+            .map(|f| metrics::by_share(&w.jobs, &starts, |j| f.share_of(j)))
+            .unwrap_or_default(),
     })
 }
 
@@ -258,6 +296,10 @@ pub fn sweep(args: &PlanArgs) -> Result<Vec<PointResult>> {
                 .with_context(|| format!("--shm-speedup-from {}", f.display()))?
         }
     };
+    let fair = match &args.fairshare {
+        Some(f) => Some(read_fairshare(f, args.share_by)?),
+        None => None,
+    };
     let (header, records) = swf::read_file(&args.trace)
         .with_context(|| format!("reading trace {}", args.trace.display()))?;
     let pts = points(args, header.machine_procs())?;
@@ -275,7 +317,7 @@ pub fn sweep(args: &PlanArgs) -> Result<Vec<PointResult>> {
     let mut results: Vec<PointResult> = pts
         .par_iter()
         .map(|&p| {
-            let r = simulate_point(&records, args, &speedup, p);
+            let r = simulate_point(&records, args, &speedup, fair.as_ref(), p);
             bar.inc(1);
             r
         })
@@ -318,6 +360,18 @@ pub fn table(results: &[PointResult]) -> String {
             r.makespan_s,
             r.sim_seconds
         ));
+    }
+    for r in results.iter().filter(|r| !r.by_share.is_empty()) {
+        s.push_str(&format!(
+            "# {} on {} procs, by share: {:<10} {:>8} {:>12} {:>10} {:>14}\n",
+            r.policy, r.procs, "share", "jobs", "mean_wait_s", "mean_bsld", "proc_seconds"
+        ));
+        for b in &r.by_share {
+            s.push_str(&format!(
+                "#   {:<10} {:>8} {:>12.1} {:>10.2} {:>14}\n",
+                b.share, b.jobs, b.mean_wait_s, b.mean_bounded_slowdown, b.proc_seconds
+            ));
+        }
     }
     if let Some(r) = results.first() {
         if !r.skipped.is_empty() {

@@ -205,3 +205,61 @@ fn tempfile_dir(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// `--fairshare`: the busiest KTH-SP2 user weighted 0.01 waits less than
+/// the same user weighted 100; per-share figures cover every job.
+#[test]
+fn fairshare_reports_per_share_and_a_low_weight_waits_less() {
+    let trace = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/traces/KTH-SP2-1996-2.1-cln.swf.gz"
+    );
+    let (_, records) = shoal_planner::swf::read_file(std::path::Path::new(trace)).unwrap();
+    let mut count: std::collections::BTreeMap<i64, usize> = Default::default();
+    for r in &records {
+        *count.entry(r.user).or_default() += 1;
+    }
+    let (&busiest, _) = count.iter().max_by_key(|(_, &n)| n).unwrap();
+    let dir = tempfile_dir("fairshare");
+    let wait_of = |weight: f64| -> (f64, usize, u64) {
+        let file = dir.join(format!("policy-{weight}.json"));
+        let policy = serde_json::json!({"fairsharePolicy": {
+            "shareDecaySeconds": 86400,
+            "shareDistribution": [{"shareIdentifier": busiest.to_string(), "weightFactor": weight}]
+        }});
+        std::fs::write(&file, policy.to_string()).unwrap();
+        let v = vec![
+            "plan".to_string(),
+            "--quiet".into(),
+            "--trace".into(),
+            trace.into(),
+            "--policy".into(),
+            "easy".into(),
+            "--fairshare".into(),
+            file.display().to_string(),
+        ];
+        let a = Cli::try_parse_from(v).unwrap().plan;
+        let r = sweep(&a).unwrap();
+        let shares = &r[0].by_share;
+        let jobs: u64 = shares.iter().map(|b| b.jobs).sum();
+        assert_eq!(jobs, r[0].jobs);
+        assert!(table(&r).contains("by share"), "{}", table(&r));
+        let mine = shares
+            .iter()
+            .find(|b| b.share == busiest.to_string())
+            .unwrap();
+        (mine.mean_wait_s, shares.len(), jobs)
+    };
+    let (favoured, n, _) = wait_of(0.01);
+    let (disfavoured, _, _) = wait_of(100.0);
+    assert!(n > 10, "{n} shares");
+    assert!(
+        favoured < disfavoured,
+        "user {busiest}: mean wait {favoured:.0} s at weight 0.01, {disfavoured:.0} s at 100"
+    );
+    // A bad policy is refused with the field.
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"computeReservation": 100}"#).unwrap();
+    let e = shoal_planner::plan::read_fairshare(&bad, Default::default()).unwrap_err();
+    assert!(format!("{e:#}").contains("computeReservation"), "{e:#}");
+}
