@@ -437,6 +437,10 @@ struct SchedulerArgs {
     /// the workers still run is killed; the remains are kept beside it.
     #[arg(long)]
     fresh_state: bool,
+    /// The least maxTimeSeconds a queue's jobStateTimeLimitActions may give
+    /// (AWS's minimum is 600 s; lower it for tests only).
+    #[arg(long, default_value_t = shoal_model::STATE_TIME_LIMIT_MIN_S, value_parser = clap::value_parser!(i64).range(1..=86_400))]
+    min_state_time_limit_seconds: i64,
     /// Serve the worker protocol on this address over mutual TLS (needs
     /// --tls-dir); the API listener then refuses workers.
     #[arg(long, requires = "tls_dir")]
@@ -561,6 +565,7 @@ fn run(cli: Cli) -> Result<i32> {
                 credentials: scheduler_keys(a.credentials.as_deref())?,
                 insecure_no_auth: a.insecure_no_auth,
                 fresh_state: a.fresh_state,
+                min_state_time_limit_s: a.min_state_time_limit_seconds,
                 worker_tls: match (a.worker_listen, a.tls_dir) {
                     (Some(listen), Some(dir)) => {
                         let f = shoal_worker::pki::TlsFiles::in_dir(

@@ -17,8 +17,8 @@ use crate::state::{
 };
 use crate::types::{
     Backfill, CoreConfig, Decision, Event, JobKey, JobSpec, JobState, Millis, NodeId, NodeSpec,
-    Placement, PoolId, PoolSpec, QueueId, QueueSpec, Resources, Restored, RetryAction, RetryRule,
-    Shape, ShareUsage,
+    Placement, PoolId, PoolSpec, QueueHead, QueueId, QueueSpec, Resources, Restored, RetryAction,
+    RetryRule, Shape, ShareUsage,
 };
 
 /// Reason of an attempt killed by its timeout (AWS's wording).
@@ -53,6 +53,9 @@ pub struct Core {
     overlay: Overlay,
     profile: Profile,
     last_head: Option<(JobKey, Millis)>,
+    /// Per queue: the first job the last pass offered and did not start,
+    /// and its status reason then.
+    heads: IndexVec<QueueSlot, Option<(JobSlot, Option<ReasonId>)>>,
     /// The latest `now` seen (for what an event ends without naming a
     /// time, e.g. an attempt's share usage).
     clock: Millis,
@@ -228,6 +231,24 @@ impl Core {
             .collect()
     }
 
+    /// Per queue, the first job the last pass offered and did not start
+    /// (in the order it offered them: priority order, or fair-share order),
+    /// and the class of its status reason.
+    pub fn queue_heads(&self) -> Vec<QueueHead> {
+        self.heads
+            .iter_enumerated()
+            .filter_map(|(q, h)| {
+                let (slot, rid) = (*h)?;
+                let queue = self.cluster.queues.get(q)?;
+                Some(QueueHead {
+                    queue: queue.spec.id,
+                    job: self.jobs[slot].spec.key,
+                    code: rid.and_then(|r| self.cluster.reasons.codes[r]),
+                })
+            })
+            .collect()
+    }
+
     /// Takes the decisions emitted so far, in order.
     pub fn drain(&mut self) -> Vec<Decision> {
         std::mem::take(&mut self.out)
@@ -282,7 +303,6 @@ impl Core {
     #[doc(hidden)]
     pub fn head_reservation(&mut self, now: Millis) -> Option<(JobKey, Millis)> {
         self.pass_epoch += 1;
-        self.clock = self.clock.max(now);
         let epoch = self.pass_epoch;
         self.ensure_classes();
         self.advance_overdue(now);
@@ -1237,6 +1257,8 @@ impl Core {
     /// (emitted only when the text changes).
     pub fn schedule(&mut self, now: Millis) {
         self.pass_epoch += 1;
+        self.clock = self.clock.max(now);
+        self.heads = IndexVec::from_elem(None, self.cluster.queues.len());
         let epoch = self.pass_epoch;
         self.last_head = None;
         if self.runnable.len() == 0 {
@@ -1271,6 +1293,7 @@ impl Core {
             overlay,
             profile,
             last_head,
+            heads,
             ..
         } = self;
         let mut pass = Pass {
@@ -1293,20 +1316,39 @@ impl Core {
                     Some((q, list)) if *q == qslot => list.push((pos, slot)),
                     _ => {
                         if let Some((q, list)) = fair.replace((qslot, vec![(pos, slot)])) {
-                            offer_fair(&mut pass, &mut policy, &mut actions, runnable, q, list);
+                            let pass = &mut pass;
+                            offer_fair(pass, &mut policy, &mut actions, runnable, heads, q, list);
                         }
                     }
                 }
                 continue;
             }
             if let Some((q, list)) = fair.take() {
-                offer_fair(&mut pass, &mut policy, &mut actions, runnable, q, list);
+                offer_fair(
+                    &mut pass,
+                    &mut policy,
+                    &mut actions,
+                    runnable,
+                    heads,
+                    q,
+                    list,
+                );
             }
             let entry = runnable.get_mut(pos);
-            offer(&mut pass, &mut policy, &mut actions, pos, slot, entry);
+            if !offer(&mut pass, &mut policy, &mut actions, pos, slot, entry) {
+                heads[qslot].get_or_insert((slot, entry.reason));
+            }
         }
         if let Some((q, list)) = fair.take() {
-            offer_fair(&mut pass, &mut policy, &mut actions, runnable, q, list);
+            offer_fair(
+                &mut pass,
+                &mut policy,
+                &mut actions,
+                runnable,
+                heads,
+                q,
+                list,
+            );
         }
         actions
     }
@@ -1475,6 +1517,7 @@ fn offer_fair<P: Policy>(
     policy: &mut P,
     actions: &mut Vec<Action>,
     runnable: &mut RunQueue,
+    heads: &mut IndexVec<QueueSlot, Option<(JobSlot, Option<ReasonId>)>>,
     q: QueueSlot,
     list: Vec<(Pos, JobSlot)>,
 ) {
@@ -1543,6 +1586,8 @@ fn offer_fair<P: Policy>(
             used += vcpus;
             let w = pass.cluster.queues[q].shares.list[share as usize].weight_factor();
             turns[best].running += vcpus as f64 * w;
+        } else {
+            heads[q].get_or_insert((slot, entry.reason));
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::index::{IndexVec, JobSlot, NodeSlot, QueueSlot, ReasonId, ShapeId};
 use crate::matching::assign;
 use crate::resources::{fits, fits_used, res_add, res_max, res_sub};
 use crate::state::{Cluster, Demand, Job, Memo, NodeHot, Shape};
-use crate::types::{Millis, Resources};
+use crate::types::{Millis, Resources, WaitCode};
 
 impl NodeHot {
     /// Free resources (capacity minus allocations, at least zero).
@@ -166,7 +166,7 @@ impl Cluster {
         }
         let id = self
             .never_fit_text(sid)
-            .map(|text| self.reasons.intern(text));
+            .map(|(text, code)| self.reasons.intern_coded(text, Some(code)));
         self.shapes[sid].never = (self.topo_epoch, id);
         id
     }
@@ -187,7 +187,26 @@ impl Cluster {
         format!("[{}]", names.join(", "))
     }
 
-    fn never_fit_text(&self, sid: ShapeId) -> Option<String> {
+    /// Why a shape never fits, and its class: too few nodes
+    /// ([`WaitCode::ComputeEnvironmentMax`]) or none big enough
+    /// ([`WaitCode::JobRequirement`]).
+    fn never_fit_text(&self, sid: ShapeId) -> Option<(String, WaitCode)> {
+        let text = self.never_fit_text_of(sid)?;
+        let shape = &self.shapes[sid];
+        let nodes = self.queues[shape.qslot].class.order.len();
+        let few = match &shape.demand {
+            Demand::Single(_) => nodes == 0,
+            Demand::Gang(d) => nodes < d.len(),
+        };
+        let code = if few {
+            WaitCode::ComputeEnvironmentMax
+        } else {
+            WaitCode::JobRequirement
+        };
+        Some((text, code))
+    }
+
+    fn never_fit_text_of(&self, sid: ShapeId) -> Option<String> {
         let shape = &self.shapes[sid];
         let q = &self.queues[shape.qslot];
         let qname = &q.spec.name;
@@ -332,7 +351,7 @@ impl Cluster {
             ),
             Demand::Gang(v) => format!("waiting for resources: needs {} free nodes", v.len()),
         };
-        let id = self.reasons.intern(text);
+        let id = self.reasons.intern_coded(text, Some(WaitCode::Capacity));
         self.shapes[sid].waiting = Some(id);
         id
     }

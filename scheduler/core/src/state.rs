@@ -12,7 +12,7 @@ use crate::index::{Idx, IndexVec, JobSlot, NodeSlot, QueueSlot, ReasonId, ShapeI
 use crate::resources::{res_add, res_min, res_sub};
 use crate::types::{
     JobKey, JobSpec, JobState, Millis, NodeId, NodeSpec, Placement, PoolId, PoolSpec, QueueId,
-    QueueSpec, Resources,
+    QueueSpec, Resources, WaitCode,
 };
 
 /// Position of a RUNNABLE job in scheduling order: queue priority (higher
@@ -247,16 +247,24 @@ impl Shape {
 #[derive(Debug, Default)]
 pub(crate) struct Reasons {
     pub texts: IndexVec<ReasonId, Arc<str>>,
+    /// The wait class of each text, where it has one.
+    pub codes: IndexVec<ReasonId, Option<WaitCode>>,
     ids: HashMap<Arc<str>, ReasonId>,
 }
 
 impl Reasons {
     pub fn intern(&mut self, text: String) -> ReasonId {
+        self.intern_coded(text, None)
+    }
+
+    /// Interns a text of wait class `code`.
+    pub fn intern_coded(&mut self, text: String, code: Option<WaitCode>) -> ReasonId {
         if let Some(&id) = self.ids.get(text.as_str()) {
             return id;
         }
         let text: Arc<str> = text.into();
         let id = self.texts.push(text.clone());
+        self.codes.push(code);
         self.ids.insert(text, id);
         id
     }

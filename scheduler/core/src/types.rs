@@ -300,6 +300,44 @@ pub struct ShareUsage {
     pub running_vcpus: u64,
 }
 
+/// Why a RUNNABLE job waits, in the classes AWS Batch's
+/// `jobStateTimeLimitActions` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WaitCode {
+    /// It fits the cluster, not what is free now:
+    /// `CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY`.
+    Capacity,
+    /// Its queue's compute environments have too few nodes (or none):
+    /// `MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE`.
+    ComputeEnvironmentMax,
+    /// No node is big enough for it:
+    /// `MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT`.
+    JobRequirement,
+}
+
+impl WaitCode {
+    /// AWS's code.
+    pub fn aws_code(self) -> &'static str {
+        match self {
+            WaitCode::Capacity => "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+            WaitCode::ComputeEnvironmentMax => "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+            WaitCode::JobRequirement => "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+        }
+    }
+}
+
+/// The first job of a queue that the last scheduling pass offered and did
+/// not start, and why it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueHead {
+    /// The queue.
+    pub queue: QueueId,
+    /// Its head.
+    pub job: JobKey,
+    /// Why it waits (None: e.g. its queue is DISABLED).
+    pub code: Option<WaitCode>,
+}
+
 /// The window used when `shareDecaySeconds` is 0 (AWS's minimum).
 pub const DEFAULT_SHARE_DECAY_S: u32 = 600;
 

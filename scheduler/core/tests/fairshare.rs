@@ -154,3 +154,57 @@ fn a_replaced_policy_reweighs_the_shares() {
     assert_eq!(usage[0].weight, 1_000);
     assert!((usage[0].weighted - 1.0).abs() < 1e-6, "{usage:?}");
 }
+
+/// The head of each queue and the class of why it waits, as
+/// jobStateTimeLimitActions read them.
+#[test]
+fn queue_heads_carry_aws_wait_codes() {
+    let mut core = world(Backfill::Easy);
+    core.apply(0, node(1, 2, 1 << 20, 1 << 20)).unwrap();
+    core.apply(0, node(2, 2, 1 << 20, 1 << 20)).unwrap();
+    // Too big for any node; a gang wider than the cluster; one that waits.
+    core.apply(0, job(1).single(8, 0, 0).submit()).unwrap();
+    core.schedule(0);
+    let heads = core.queue_heads();
+    assert_eq!(heads.len(), 1);
+    assert_eq!(
+        (heads[0].job, heads[0].code),
+        (JobKey(1), Some(WaitCode::JobRequirement))
+    );
+    core.apply(
+        0,
+        Event::JobCancelled {
+            job: JobKey(1),
+            reason: "x".into(),
+        },
+    )
+    .unwrap();
+    core.apply(0, job(2).gang(3, res(1, 0, 0)).submit())
+        .unwrap();
+    core.schedule(0);
+    assert_eq!(
+        core.queue_heads()[0].code,
+        Some(WaitCode::ComputeEnvironmentMax)
+    );
+    core.apply(
+        0,
+        Event::JobCancelled {
+            job: JobKey(2),
+            reason: "x".into(),
+        },
+    )
+    .unwrap();
+    core.apply(0, job(3).single(2, 0, 0).submit()).unwrap();
+    core.apply(0, job(4).single(2, 0, 0).submit()).unwrap();
+    core.apply(0, job(5).single(2, 0, 0).submit()).unwrap();
+    core.schedule(0);
+    let heads = core.queue_heads();
+    assert_eq!(
+        (heads[0].job, heads[0].code),
+        (JobKey(5), Some(WaitCode::Capacity))
+    );
+    assert_eq!(
+        WaitCode::Capacity.aws_code(),
+        "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY"
+    );
+}

@@ -31,6 +31,9 @@ pub struct Config {
     pub fresh_state: bool,
     /// The worker listener (mutual TLS); None: workers use the API listener.
     pub worker_tls: Option<crate::tls::WorkerTls>,
+    /// The least `maxTimeSeconds` a queue's `jobStateTimeLimitActions` may
+    /// give: AWS's 600, lowered for tests (`--min-state-time-limit-seconds`).
+    pub min_state_time_limit_s: i64,
 }
 
 /// How often workers poll, when a silent one is declared lost, and when
@@ -94,6 +97,7 @@ impl Default for Config {
             insecure_no_auth: false,
             fresh_state: false,
             worker_tls: None,
+            min_state_time_limit_s: shoal_model::STATE_TIME_LIMIT_MIN_S,
         }
     }
 }

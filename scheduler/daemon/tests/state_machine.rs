@@ -395,3 +395,75 @@ fn a_scheduling_policy_and_its_queue_survive_a_restart_and_still_order_by_share(
     assert_eq!(starts.len(), 1);
     assert_eq!(starts[0].task.job_id.job.as_str(), a);
 }
+
+#[test]
+fn a_head_job_waiting_past_its_queue_time_limit_is_cancelled_with_aws_reason() {
+    let mut env = TestEnv::new();
+    let rule = |reason: &str, secs: i32| m::JobStateTimeLimitAction {
+        reason: reason.into(),
+        state: "RUNNABLE".into(),
+        max_time_seconds: secs,
+        action: "CANCEL".into(),
+    };
+    let queue = |name: &str, rules: Vec<m::JobStateTimeLimitAction>| m::CreateJobQueueRequest {
+        job_queue_name: name.into(),
+        priority: 1,
+        compute_environment_order: vec![m::ComputeEnvironmentOrder {
+            order: 1,
+            compute_environment: "default".into(),
+        }],
+        job_state_time_limit_actions: Some(rules),
+        ..Default::default()
+    };
+    // AWS's minimum holds unless the scheduler lowers it.
+    let e = env
+        .call(&queue(
+            "short",
+            vec![rule("CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY", 599)],
+        ))
+        .unwrap_err();
+    assert!(e.to_string().contains("maxTimeSeconds"), "{e}");
+    let e = env
+        .call(&queue("bad", vec![rule("CAPACITY:SOMETHING", 600)]))
+        .unwrap_err();
+    assert!(e.to_string().contains("reason"), "{e}");
+    env.call(&queue(
+        "lim",
+        vec![
+            rule("CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY", 600),
+            rule("MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE", 900),
+        ],
+    ))
+    .unwrap();
+    env.register("ok", "true", None);
+    let id = env
+        .call(&m::SubmitJobRequest {
+            job_name: "j".into(),
+            job_queue: "lim".into(),
+            job_definition: "ok".into(),
+            ..Default::default()
+        })
+        .unwrap()
+        .job_id;
+    // No worker is registered: the head waits for
+    // MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE, 900 s.
+    let job = env.job(&id);
+    assert_eq!(job.status, "RUNNABLE");
+    for step in [600_000, 299_000] {
+        env.now += step;
+        env.sm.tick(env.now);
+        env.commit();
+        assert_eq!(env.job(&id).status, "RUNNABLE", "after {step} ms more");
+    }
+    env.now += 1_000;
+    env.sm.tick(env.now);
+    env.commit();
+    let job = env.job(&id);
+    assert_eq!(job.status, "FAILED");
+    assert_eq!(
+        job.status_reason.as_deref(),
+        Some(
+            "Canceled by JobStateTimeLimit action due to reason: MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE"
+        )
+    );
+}

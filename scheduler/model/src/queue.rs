@@ -4,7 +4,6 @@ use crate::arn::{resource_name_from_ref, ResourceKind};
 use crate::error::{err, ClientError, Validate};
 use crate::util::{check_max_results, check_name, check_one_of, check_range, check_tags, nullable};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// `{order, computeEnvironment}`: lower order is tried first.
@@ -56,6 +55,71 @@ fn check_ce_order(field: &str, list: &[ComputeEnvironmentOrder]) -> Result<(), C
     Ok(())
 }
 
+/// The waiting reasons a `jobStateTimeLimitActions` rule may name (AWS's
+/// codes): what Shoal's "why a job waits" maps to.
+pub const WAIT_REASON_CODES: [&str; 3] = [
+    "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+    "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+    "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+];
+
+/// AWS's limits on `maxTimeSeconds` (the scheduler may lower the minimum
+/// for tests: `shoal scheduler --min-state-time-limit-seconds`).
+pub const STATE_TIME_LIMIT_MIN_S: i64 = 600;
+/// See [`STATE_TIME_LIMIT_MIN_S`].
+pub const STATE_TIME_LIMIT_MAX_S: i64 = 86_400;
+
+/// One `jobStateTimeLimitActions` rule: a job at the head of the queue,
+/// RUNNABLE for `maxTimeSeconds` for `reason`, is cancelled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobStateTimeLimitAction {
+    /// One of [`WAIT_REASON_CODES`].
+    pub reason: String,
+    /// `RUNNABLE`.
+    pub state: String,
+    /// 600–86400 seconds.
+    pub max_time_seconds: i32,
+    /// `CANCEL`.
+    pub action: String,
+}
+
+/// The statusReason of a job a rule cancelled (AWS's text).
+pub fn state_time_limit_reason(code: &str) -> String {
+    format!("Canceled by JobStateTimeLimit action due to reason: {code}")
+}
+
+/// Check a queue's rules: at most 5, AWS's values; `maxTimeSeconds` from
+/// `min_s` (AWS: 600) to 86400.
+pub fn check_state_time_limit_actions(
+    list: &[JobStateTimeLimitAction],
+    min_s: i64,
+) -> Result<(), ClientError> {
+    let field = "jobStateTimeLimitActions";
+    if list.len() > 5 {
+        return err(field, format!("{} rules given; the limit is 5", list.len()));
+    }
+    for (i, a) in list.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        check_one_of(&format!("{f}.reason"), &a.reason, &WAIT_REASON_CODES)?;
+        check_one_of(&format!("{f}.state"), &a.state, &["RUNNABLE"])?;
+        check_one_of(&format!("{f}.action"), &a.action, &["CANCEL"])?;
+        check_range(
+            &format!("{f}.maxTimeSeconds"),
+            a.max_time_seconds.into(),
+            min_s,
+            STATE_TIME_LIMIT_MAX_S,
+        )?;
+        if list[..i].iter().any(|o| o.reason == a.reason) {
+            return err(
+                format!("{f}.reason"),
+                format!("{} has a rule already; give one rule per reason", a.reason),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn check_state(s: &Option<String>) -> Result<(), ClientError> {
     if let Some(s) = s {
         check_one_of("state", s, &["ENABLED", "DISABLED"])?;
@@ -85,7 +149,7 @@ pub struct CreateJobQueueRequest {
     pub tags: BTreeMap<String, String>,
     /// Accepted and recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_state_time_limit_actions: Option<Value>,
+    pub job_state_time_limit_actions: Option<Vec<JobStateTimeLimitAction>>,
 }
 
 impl Validate for CreateJobQueueRequest {
@@ -95,6 +159,9 @@ impl Validate for CreateJobQueueRequest {
         check_range("priority", self.priority.into(), 0, 1000)?;
         check_ce_order("computeEnvironmentOrder", &self.compute_environment_order)?;
         check_tags("tags", &self.tags)?;
+        if let Some(a) = &self.job_state_time_limit_actions {
+            check_state_time_limit_actions(a, 1)?;
+        }
         Ok(())
     }
 }
@@ -121,7 +188,7 @@ pub struct UpdateJobQueueRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute_environment_order: Option<Vec<ComputeEnvironmentOrder>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_state_time_limit_actions: Option<Value>,
+    pub job_state_time_limit_actions: Option<Vec<JobStateTimeLimitAction>>,
 }
 
 impl UpdateJobQueueRequest {
@@ -139,6 +206,9 @@ impl Validate for UpdateJobQueueRequest {
         }
         if let Some(o) = &self.compute_environment_order {
             check_ce_order("computeEnvironmentOrder", o)?;
+        }
+        if let Some(a) = &self.job_state_time_limit_actions {
+            check_state_time_limit_actions(a, 1)?;
         }
         Ok(())
     }
@@ -237,7 +307,7 @@ pub struct JobQueueDetail {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_state_time_limit_actions: Option<Value>,
+    pub job_state_time_limit_actions: Option<Vec<JobStateTimeLimitAction>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

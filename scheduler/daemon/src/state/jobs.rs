@@ -298,6 +298,11 @@ impl Jobs {
         }
     }
 
+    /// The id of the job the core knows as `key`.
+    pub(super) fn id_of(&self, key: shoal_core::JobKey) -> Option<String> {
+        self.records.get(&key.0).map(|r| r.id.clone())
+    }
+
     /// A job's tags, to change (the job is written with the next batch).
     /// Array children and nodes of a multinode job are not tagged on their
     /// own (as AWS).

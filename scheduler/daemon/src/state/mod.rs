@@ -185,6 +185,14 @@ pub(super) struct Shared {
     needs_pass: bool,
     /// The key of the per-job tokens (see [`Shared::job_token`]).
     job_key: Vec<u8>,
+    /// See [`Config::min_state_time_limit_s`].
+    min_state_time_limit_s: i64,
+    /// Per queue: its head job, why it waits, and since when (ms), for
+    /// `jobStateTimeLimitActions`.
+    head_since: std::collections::HashMap<
+        shoal_core::QueueId,
+        (shoal_core::JobKey, shoal_core::WaitCode, u64),
+    >,
 }
 
 impl Shared {
@@ -293,6 +301,8 @@ impl StateMachine {
             batch: Batch::default(),
             needs_pass: true,
             job_key: job_key.clone(),
+            min_state_time_limit_s: config.min_state_time_limit_s,
+            head_since: Default::default(),
         };
         if new_key {
             sh.batch.put_meta(JOB_TOKEN_KEY, hex::encode(&job_key));
@@ -376,6 +386,15 @@ impl StateMachine {
         if self.shared.needs_pass {
             self.shared.needs_pass = false;
             self.shared.core.schedule(now);
+            self.apply_decisions(now);
+        }
+        let StateMachine {
+            shared: sh,
+            registry: reg,
+            jobs,
+            ..
+        } = self;
+        if reg.enforce_state_time_limits(sh, jobs, now) {
             self.apply_decisions(now);
         }
     }

@@ -299,6 +299,9 @@ impl Registry {
             }
         }
         let order = self.check_order(&r.compute_environment_order)?;
+        if let Some(a) = &r.job_state_time_limit_actions {
+            m::check_state_time_limit_actions(a, sh.min_state_time_limit_s)?;
+        }
         let policy = match &r.scheduling_policy_arn {
             Some(a) => Some(self.check_policy_arn(a)?),
             None => None,
@@ -314,7 +317,7 @@ impl Registry {
             priority: r.priority,
             compute_environment_order: order,
             tags: r.tags.clone(),
-            ..Default::default()
+            job_state_time_limit_actions: r.job_state_time_limit_actions.clone(),
         };
         let id = self.next_queue;
         self.next_queue += 1;
@@ -341,6 +344,10 @@ impl Registry {
         }
         if let Some(order) = &r.compute_environment_order {
             rec.detail.compute_environment_order = self.check_order(order)?;
+        }
+        if let Some(a) = &r.job_state_time_limit_actions {
+            m::check_state_time_limit_actions(a, sh.min_state_time_limit_s)?;
+            rec.detail.job_state_time_limit_actions = Some(a.clone());
         }
         if let Some(given) = &r.scheduling_policy_arn {
             if rec.detail.scheduling_policy_arn.is_none() {
@@ -427,5 +434,67 @@ impl Registry {
         }
         let id = QueueId(self.queues[&queue].id);
         Ok((queue, id))
+    }
+}
+
+impl Registry {
+    /// `jobStateTimeLimitActions`: a queue's head job that has waited for a
+    /// rule's reason for its `maxTimeSeconds` (counted from when it became
+    /// the head with that reason) is cancelled with AWS's text. Returns
+    /// whether it cancelled any.
+    pub(super) fn enforce_state_time_limits(
+        &self,
+        sh: &mut Shared,
+        jobs: &mut Jobs,
+        now: u64,
+    ) -> bool {
+        let mut heads = sh.core.queue_heads();
+        // The heads of the last pass; one cancelled since is no head.
+        heads.retain(|h| {
+            sh.core.job_state(h.job).map(|s| s.0) == Some(shoal_core::JobState::Runnable)
+        });
+        sh.head_since.retain(|q, (job, code, _)| {
+            heads
+                .iter()
+                .any(|h| h.queue == *q && h.job == *job && h.code == Some(*code))
+        });
+        let mut due = Vec::new();
+        for h in heads {
+            let Some(code) = h.code else { continue };
+            let since = sh.head_since.entry(h.queue).or_insert((h.job, code, now)).2;
+            let Some(rule) = self
+                .queues
+                .values()
+                .find(|q| q.id == h.queue.0)
+                .and_then(|q| q.detail.job_state_time_limit_actions.as_ref())
+                .and_then(|rules| {
+                    rules.iter().find(|a| {
+                        a.reason == code.aws_code() && a.state == "RUNNABLE" && a.action == "CANCEL"
+                    })
+                })
+            else {
+                continue;
+            };
+            let limit_ms = (rule.max_time_seconds.max(0) as u64).saturating_mul(1000);
+            if now.saturating_sub(since) >= limit_ms {
+                due.push((h.job, code));
+            }
+        }
+        let mut any = false;
+        for (job, code) in due {
+            let Some(id) = jobs.id_of(job) else { continue };
+            let reason = m::state_time_limit_reason(code.aws_code());
+            match jobs.cancel(sh, now, &id, reason, false) {
+                Ok(_) => {
+                    tracing::info!(
+                        "job {id} cancelled by a jobStateTimeLimitActions rule ({})",
+                        code.aws_code()
+                    );
+                    any = true;
+                }
+                Err(e) => tracing::warn!("cannot cancel {id} by its queue's time limit: {e}"),
+            }
+        }
+        any
     }
 }
