@@ -24,7 +24,7 @@ use crate::types::{JobKey, Millis, Resources};
 /// A sparse per-node overlay over the live node state, reused between
 /// passes (no allocation per pass). Nodes not in the overlay read as their
 /// live state.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Overlay {
     epoch: u64,
     mark: IndexVec<NodeSlot, u64>,
@@ -295,7 +295,7 @@ struct Step {
 /// estimated usage from now on (running attempts ending at their estimated
 /// end, plus reservations and starts made in this pass). Built lazily per
 /// node, reused between passes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Profile {
     epoch: u64,
     mark: IndexVec<NodeSlot, u64>,

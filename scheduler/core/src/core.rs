@@ -34,7 +34,7 @@ pub const MAIN_EXITED_REASON: &str = "main node exited";
 /// scheduling passes with [`Core::schedule`], and take the resulting
 /// decisions with [`Core::drain`]. Deterministic: the same calls always
 /// yield the same decisions.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Core {
     config: CoreConfig,
     jobs: IndexVec<JobSlot, Job>,
@@ -286,6 +286,47 @@ impl Core {
         self.job_index
             .get(&job)
             .map_or(0, |&j| self.jobs[j].lingering.len())
+    }
+
+    /// RUNNABLE jobs in scheduling order (for the dry run).
+    pub(crate) fn runnable_keys(&self) -> Vec<JobKey> {
+        self.runnable
+            .entries()
+            .into_iter()
+            .filter_map(|(_, e)| e.slot.map(|s| self.jobs[s].spec.key))
+            .collect()
+    }
+
+    /// Every job (for the dry run).
+    pub(crate) fn jobs_iter(&self) -> impl Iterator<Item = &Job> {
+        (&self.jobs).into_iter()
+    }
+
+    /// The id of a queue slot (for the dry run).
+    pub(crate) fn queue_id(&self, q: QueueSlot) -> QueueId {
+        self.cluster.queues[q].spec.id
+    }
+
+    /// Number of attempts in flight (for the dry run).
+    pub(crate) fn running_len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// The earliest estimated end of an attempt in flight.
+    pub(crate) fn next_estimated_end(&self) -> Option<Millis> {
+        self.running.first().map(|r| r.0)
+    }
+
+    /// Attempts in flight whose estimated end is ≤ `t`: (job, attempt
+    /// number, main node index), by estimated end.
+    pub(crate) fn attempts_ending_by(&self, t: Millis) -> Vec<(JobKey, u32, u32)> {
+        self.running
+            .range(..=(t, JobKey(u64::MAX), JobSlot::LAST))
+            .filter_map(|&(_, key, slot)| {
+                let att = self.jobs[slot].attempt.as_ref()?;
+                Some((key, att.number, att.main))
+            })
+            .collect()
     }
 
     /// The head job and its shadow time as computed by the last EASY pass

@@ -13,6 +13,8 @@
 //!   Conservative), each a `Policy` of its own over one shared walk;
 //! - `placement`: fitting jobs on nodes (every `impl Cluster` placement),
 //!   status reasons;
+//! - `estimate`: start-time estimates from a dry run of a copy of the
+//!   core;
 //! - `fairshare`: shares' usage and the order of a fair-share queue's
 //!   jobs in a pass;
 //! - `backfill`: EASY's shadow time and Conservative's reservation profile;
@@ -27,6 +29,7 @@
 mod backfill;
 mod core;
 mod error;
+mod estimate;
 mod fairshare;
 mod index;
 mod matching;
@@ -42,4 +45,5 @@ pub use crate::core::{
 };
 pub use crate::pass::CONSERVATIVE_MAX_RESERVATIONS;
 pub use error::CoreError;
+pub use estimate::StartEstimate;
 pub use types::*;

@@ -25,7 +25,7 @@ pub(crate) enum Pos {
 }
 
 /// RUNNABLE jobs in scheduling order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct RunQueue {
     keys: Vec<RunKey>,
     vals: Vec<RunEntry>,

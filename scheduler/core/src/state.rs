@@ -244,7 +244,7 @@ impl Shape {
 
 /// Interned status reason texts made by scheduling passes, so that a pass
 /// compares ids rather than strings.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Reasons {
     pub texts: IndexVec<ReasonId, Arc<str>>,
     /// The wait class of each text, where it has one.
@@ -271,7 +271,7 @@ impl Reasons {
 }
 
 /// Everything placement looks at: nodes, pools, queues, shapes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Cluster {
     pub hot: IndexVec<NodeSlot, NodeHot>,
     pub meta: IndexVec<NodeSlot, NodeMeta>,

@@ -310,6 +310,42 @@ pub fn simulate_fair(
     cfg: &SimConfig,
     fair: Option<&SimFairshare>,
 ) -> Result<Starts, SimError> {
+    let d = replay(jobs, cfg, fair, None)?;
+    if d.started != jobs.len() {
+        return Err(SimError::Stuck(jobs.len() - d.started));
+    }
+    Ok(d.starts)
+}
+
+/// Replays `jobs` up to `at_s` (nothing later is applied: no later
+/// arrival, no later end), then asks the core for its start estimates
+/// ([`Core::estimate_starts`]). Returns, for every job submitted by
+/// `at_s` that has not started by then, its index and estimated start in
+/// seconds (None: the dry run never starts it), in the order the core
+/// would start them.
+pub fn estimate_at(
+    jobs: &[SimJob],
+    cfg: &SimConfig,
+    fair: Option<&SimFairshare>,
+    at_s: u64,
+) -> Result<Vec<(usize, Option<u64>)>, SimError> {
+    let at = at_s * 1000;
+    let d = replay(jobs, cfg, fair, Some(at))?;
+    Ok(d.core
+        .estimate_starts(at)
+        .into_iter()
+        .map(|e| ((e.job.0 - 1) as usize, e.start.map(|ms| ms / 1000)))
+        .collect())
+}
+
+/// The replay; with `stop`, events after it are not applied.
+fn replay<'a>(
+    jobs: &'a [SimJob],
+    cfg: &SimConfig,
+    fair: Option<&'a SimFairshare>,
+    stop: Option<Millis>,
+) -> Result<Driver<'a>, SimError> {
+    let past = |t: Millis| stop.is_some_and(|s| t > s);
     if cfg.procs == 0 {
         return Err(SimError::Config("the machine has no processors".into()));
     }
@@ -397,6 +433,9 @@ pub fn simulate_fair(
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => a.or(b).unwrap_or_default(),
             };
+            if past(t) {
+                break;
+            }
             while let Some(&Reverse((e, _, i))) = d.ends.peek() {
                 if e != t {
                     break;
@@ -429,6 +468,9 @@ pub fn simulate_fair(
                     (Some(a), None) => (a, true),
                     (None, Some(b)) => (b, false),
                 };
+                if past(t) {
+                    break;
+                }
                 if now != Some(t) {
                     // A running job whose estimated end is ≤ t counts as
                     // free from the first event at t: with actual ≤
@@ -471,8 +513,5 @@ pub fn simulate_fair(
             }
         }
     }
-    if d.started != jobs.len() {
-        return Err(SimError::Stuck(jobs.len() - d.started));
-    }
-    Ok(d.starts)
+    Ok(d)
 }
