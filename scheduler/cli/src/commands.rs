@@ -4,7 +4,7 @@ use crate::Endpoint;
 use anyhow::{bail, Context, Result};
 use shoal_client::Client;
 use shoal_model as m;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
@@ -213,9 +213,19 @@ pub struct JobsArgs {
     /// children's `arrayProperties.statusSummary`) instead of a table.
     #[arg(long)]
     json: bool,
+    /// The jobs that wait (SUBMITTED, PENDING, RUNNABLE; array children on
+    /// rows of their own) with their estimated start, like `squeue
+    /// --start`, soonest first: a dry run of the scheduler on its current
+    /// state, each job running for its runtime estimate (its timeout, else
+    /// its queue's default). N/A: it would not start (it cannot fit, its
+    /// queue is DISABLED, a dependency never ends).
+    #[arg(long)]
+    start: bool,
     #[command(flatten)]
     endpoint: Endpoint,
 }
+
+const WAITING: [&str; 3] = ["SUBMITTED", "PENDING", "RUNNABLE"];
 
 const UNFINISHED: [&str; 5] = ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"];
 const STATES: [&str; 7] = m::JOB_STATES;
@@ -388,7 +398,11 @@ pub fn jobs(a: JobsArgs) -> Result<i32> {
         Some(q) => vec![q.clone()],
         None => queue_names(&client)?,
     };
-    let wanted = wanted_states(&a.state, a.all)?;
+    let mut wanted = wanted_states(&a.state, a.all)?;
+    let expand = a.expand || a.start;
+    if a.start {
+        wanted.retain(|s| WAITING.contains(s));
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -412,7 +426,7 @@ pub fn jobs(a: JobsArgs) -> Result<i32> {
         };
         for j in client.list_all(req)? {
             if summary_array_size(&j).is_some() {
-                let (mut r, status) = array_rows(&client, &j, q, &wanted, a.expand)?;
+                let (mut r, status) = array_rows(&client, &j, q, &wanted, expand)?;
                 if r.is_empty() {
                     continue;
                 }
@@ -421,7 +435,7 @@ pub fn jobs(a: JobsArgs) -> Result<i32> {
                     p.status_summary = Some(status);
                 }
                 summaries.push(s);
-                if a.expand {
+                if expand {
                     summaries.extend(r.iter().map(|row| row.job.clone()));
                 }
                 rows.append(&mut r);
@@ -436,6 +450,9 @@ pub fn jobs(a: JobsArgs) -> Result<i32> {
         }
     }
     rows.sort_by_key(|r| r.job.created_at.unwrap_or(0));
+    if a.start {
+        return start_table(&client, rows, a.json);
+    }
     if a.json {
         summaries.sort_by_key(|j| j.created_at.unwrap_or(0));
         println!("{}", serde_json::to_string_pretty(&summaries)?);
@@ -475,6 +492,77 @@ pub fn jobs(a: JobsArgs) -> Result<i32> {
     print_table(&table);
     if rows.is_empty() && !a.all && a.state.is_empty() {
         eprintln!("no unfinished jobs (finished ones too: shoal jobs --all)");
+    }
+    Ok(0)
+}
+
+/// `shoal jobs --start`: DescribeJobs' `shoalEstimatedStartAt` of each
+/// row, soonest first (N/A last).
+fn start_table(client: &Client, mut rows: Vec<JobRow>, json: bool) -> Result<i32> {
+    let mut est: HashMap<String, i64> = HashMap::new();
+    for chunk in rows.chunks(100) {
+        let resp = client.call(&m::DescribeJobsRequest {
+            jobs: chunk.iter().map(|r| r.id.clone()).collect(),
+        })?;
+        for d in resp.jobs {
+            if let Some(t) = d.shoal_estimated_start_at {
+                est.insert(d.job_id, t);
+            }
+        }
+    }
+    rows.sort_by_key(|r| {
+        let e = est.get(&r.id).copied();
+        (e.is_none(), e, r.job.created_at.unwrap_or(0))
+    });
+    if json {
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "jobId": r.id,
+                    "jobName": r.job.job_name,
+                    "jobQueue": r.queue,
+                    "status": r.job.status,
+                    "statusReason": r.job.status_reason,
+                    "shoalEstimatedStartAt": est.get(&r.id),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(0);
+    }
+    let mut table = vec![[
+        "JOBID",
+        "NAME",
+        "QUEUE",
+        "STATE",
+        "NODES",
+        "START_TIME",
+        "REASON",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in &rows {
+        let j = &r.job;
+        table.push(vec![
+            r.id.clone(),
+            truncate(&j.job_name, 20),
+            truncate(&r.queue, 12),
+            j.status.as_deref().unwrap_or("?").to_string(),
+            j.node_properties
+                .as_ref()
+                .and_then(|n| n.num_nodes)
+                .unwrap_or(1)
+                .to_string(),
+            est.get(&r.id)
+                .map(|&t| local_time(Some(t)))
+                .unwrap_or_else(|| "N/A".into()),
+            j.status_reason.clone().unwrap_or_default(),
+        ]);
+    }
+    print_table(&table);
+    if rows.is_empty() {
+        eprintln!("no job waits to start");
     }
     Ok(0)
 }

@@ -1,12 +1,34 @@
-//! Queue rules end to end (issue 16): a `jobStateTimeLimitActions` rule
+//! Queues end to end (issue 16): a `jobStateTimeLimitActions` rule
 //! cancels the head of its queue with AWS's reason, on a scheduler whose
-//! 600 s minimum is lowered by `--min-state-time-limit-seconds`.
+//! 600 s minimum is lowered by `--min-state-time-limit-seconds`;
+//! GetJobQueueSnapshot through boto3 lists the RUNNABLE jobs in the order
+//! they then start, with Shoal's start estimates.
 
 mod common;
 
 use common::local::Cluster;
-use common::start_scheduler;
+use common::{start_scheduler, SHOAL};
 use serde_json::json;
+
+#[test]
+fn a_queue_snapshot_lists_runnable_jobs_in_the_order_they_start() {
+    let c = Cluster::start(&["w1", "w2"]);
+    let script = format!(
+        "{}/tests/aws/boto3_snapshot_check.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = std::process::Command::new("python3")
+        .args([&script, &c.endpoint, SHOAL])
+        .output()
+        .expect("python3 with boto3 (scripts/install-deps.sh, .venv/bin on PATH)");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && said.contains("\nDONE"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{said}");
+}
 
 #[test]
 fn a_head_that_cannot_fit_is_cancelled_by_its_queue_time_limit() {

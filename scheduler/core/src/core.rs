@@ -59,6 +59,8 @@ pub struct Core {
     /// The latest `now` seen (for what an event ends without naming a
     /// time, e.g. an attempt's share usage).
     clock: Millis,
+    /// Bumped by every event and pass (see [`Core::version`]).
+    version: u64,
 }
 
 /// What a pass decided for one job, applied once the walk is over.
@@ -164,6 +166,7 @@ impl Core {
         // Jobs started by the last pass left tombstones.
         self.runnable.maybe_compact();
         self.clock = self.clock.max(now);
+        self.version += 1;
         let result = match event {
             Event::QueueUpserted(spec) => {
                 self.upsert_queue(spec);
@@ -231,6 +234,24 @@ impl Core {
             .collect()
     }
 
+    /// vCPUs held by a queue's attempts in flight (STARTING or RUNNING).
+    pub fn queue_vcpus_in_use(&self, queue: QueueId) -> u64 {
+        let Some(q) = self.cluster.queue_slot(queue) else {
+            return 0;
+        };
+        self.running
+            .iter()
+            .filter(|r| self.jobs[r.2].qslot == Some(q))
+            .filter_map(|r| self.jobs[r.2].attempt.as_ref())
+            .map(|a| {
+                a.placement
+                    .iter()
+                    .map(|p| u64::from(p.alloc.vcpus))
+                    .sum::<u64>()
+            })
+            .sum()
+    }
+
     /// Per queue, the first job the last pass offered and did not start
     /// (in the order it offered them: priority order, or fair-share order),
     /// and the class of its status reason.
@@ -247,6 +268,13 @@ impl Core {
                 })
             })
             .collect()
+    }
+
+    /// A number that changes with every event applied and every pass run:
+    /// what was computed from the core at one version (e.g. start
+    /// estimates) still holds while it stays the same.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Takes the decisions emitted so far, in order.
@@ -1298,6 +1326,7 @@ impl Core {
     /// (emitted only when the text changes).
     pub fn schedule(&mut self, now: Millis) {
         self.pass_epoch += 1;
+        self.version += 1;
         self.clock = self.clock.max(now);
         self.heads = IndexVec::from_elem(None, self.cluster.queues.len());
         let epoch = self.pass_epoch;

@@ -85,6 +85,7 @@ pub enum Request {
     UpdateJobQueue(m::UpdateJobQueueRequest),
     DeleteJobQueue(m::DeleteJobQueueRequest),
     DescribeJobQueues(m::DescribeJobQueuesRequest),
+    GetJobQueueSnapshot(m::GetJobQueueSnapshotRequest),
     CreateSchedulingPolicy(m::CreateSchedulingPolicyRequest),
     DescribeSchedulingPolicies(m::DescribeSchedulingPoliciesRequest),
     UpdateSchedulingPolicy(m::UpdateSchedulingPolicyRequest),
@@ -155,6 +156,7 @@ impl Request {
             "updatejobqueue" => R::UpdateJobQueue(parse_and_validate(body)?),
             "deletejobqueue" => R::DeleteJobQueue(parse_and_validate(body)?),
             "describejobqueues" => R::DescribeJobQueues(parse_and_validate(body)?),
+            "getjobqueuesnapshot" => R::GetJobQueueSnapshot(parse_and_validate(body)?),
             "createschedulingpolicy" => R::CreateSchedulingPolicy(parse_and_validate(body)?),
             "describeschedulingpolicies" => {
                 R::DescribeSchedulingPolicies(parse_and_validate(body)?)

@@ -76,6 +76,7 @@ operations! {
     Aws "updatejobqueue" UpdateJobQueueRequest => UpdateJobQueueResponse;
     Aws "deletejobqueue" DeleteJobQueueRequest => EmptyResponse;
     Aws "describejobqueues" DescribeJobQueuesRequest => DescribeJobQueuesResponse;
+    Aws "getjobqueuesnapshot" GetJobQueueSnapshotRequest => GetJobQueueSnapshotResponse;
     Aws "createschedulingpolicy" CreateSchedulingPolicyRequest => CreateSchedulingPolicyResponse;
     Aws "describeschedulingpolicies" DescribeSchedulingPoliciesRequest => DescribeSchedulingPoliciesResponse;
     Aws "updateschedulingpolicy" UpdateSchedulingPolicyRequest => EmptyResponse;

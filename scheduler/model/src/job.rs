@@ -577,6 +577,12 @@ pub struct JobDetail {
         skip_serializing_if = "Option::is_none"
     )]
     pub shm_peak_mib: Option<u64>,
+    /// Shoal extension: for a job not yet started, when the scheduler's
+    /// dry run of its current state starts it (ms since the epoch); absent
+    /// when it would not start there (it cannot fit, its queue is
+    /// DISABLED, a dependency never ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shoal_estimated_start_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

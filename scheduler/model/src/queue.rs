@@ -317,3 +317,105 @@ pub struct DescribeJobQueuesResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
 }
+
+/// `GetJobQueueSnapshot` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetJobQueueSnapshotRequest {
+    /// Name or ARN.
+    pub job_queue: String,
+}
+
+impl GetJobQueueSnapshotRequest {
+    pub fn name(&self) -> Result<String, ClientError> {
+        resource_name_from_ref(ResourceKind::JobQueue, &self.job_queue)
+    }
+}
+
+impl Validate for GetJobQueueSnapshotRequest {
+    fn validate(&self) -> Result<(), ClientError> {
+        self.name().map(|_| ())
+    }
+}
+
+/// The most jobs `frontOfQueue` lists (AWS's figure).
+pub const FRONT_OF_QUEUE_MAX: usize = 100;
+
+/// `GetJobQueueSnapshot` response.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetJobQueueSnapshotResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub front_of_queue: Option<FrontOfQueueDetail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_utilization: Option<QueueSnapshotUtilizationDetail>,
+}
+
+/// The first [`FRONT_OF_QUEUE_MAX`] RUNNABLE jobs, in the order the
+/// scheduler will start them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontOfQueueDetail {
+    #[serde(default)]
+    pub jobs: Vec<FrontOfQueueJobSummary>,
+    /// When the snapshot was computed (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated_at: Option<i64>,
+}
+
+/// One job of `frontOfQueue`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontOfQueueJobSummary {
+    pub job_arn: String,
+    /// When the job came to its current position (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earliest_time_at_position: Option<i64>,
+    /// Shoal extension: when the scheduler's dry run starts it (ms since
+    /// the epoch); absent when it would not start (it cannot fit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shoal_estimated_start_at: Option<i64>,
+}
+
+/// A queue's capacity in use.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueSnapshotUtilizationDetail {
+    #[serde(default)]
+    pub total_capacity_usage: Vec<QueueSnapshotCapacityUsage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairshare_utilization: Option<FairshareUtilizationDetail>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated_at: Option<i64>,
+}
+
+/// An amount of capacity (`capacityUnit` is `VCPU` here, as on EC2).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueSnapshotCapacityUsage {
+    pub capacity_unit: String,
+    pub quantity: f64,
+}
+
+/// A fair-share queue's use by share.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FairshareUtilizationDetail {
+    /// Shares with running jobs.
+    pub active_share_count: i64,
+    /// The 20 shares using the most, most first.
+    #[serde(default)]
+    pub top_capacity_utilization: Vec<FairshareCapacityUtilization>,
+}
+
+/// The most shares `topCapacityUtilization` lists (AWS's figure).
+pub const TOP_SHARES_MAX: usize = 20;
+
+/// One share's use.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FairshareCapacityUtilization {
+    pub share_identifier: String,
+    #[serde(default)]
+    pub capacity_usage: Vec<QueueSnapshotCapacityUsage>,
+}

@@ -423,6 +423,7 @@ impl Jobs {
             is_cancelled: None,
             is_terminated: None,
             shm_peak_mib: rec.shm_peak_mib,
+            shoal_estimated_start_at: None,
         }
     }
 
@@ -475,17 +476,26 @@ impl Jobs {
         (rec.resolved.multinode && node < rec.resolved.num_nodes).then_some((rec, Some(node)))
     }
 
+    /// DescribeJobs; a job not yet started carries Shoal's
+    /// `shoalEstimatedStartAt` (see `snapshot.rs`).
     pub(super) fn describe_jobs(
         &self,
-        scope: &m::ArnScope,
+        sh: &mut Shared,
+        now: u64,
         r: m::DescribeJobsRequest,
     ) -> Result<Vec<u8>, ApiError> {
-        let jobs: Vec<m::JobDetail> = r
-            .job_ids()?
-            .iter()
-            .filter_map(|id| self.lookup(id))
-            .map(|(rec, n)| self.detail(scope, rec, n))
-            .collect();
+        let mut jobs = Vec::new();
+        for (rec, n) in r.job_ids()?.iter().filter_map(|id| self.lookup(id)) {
+            let mut d = self.detail(&sh.scope, rec, n);
+            if matches!(
+                rec.status,
+                JobState::Submitted | JobState::Pending | JobState::Runnable
+            ) {
+                d.shoal_estimated_start_at =
+                    sh.estimated_start(now, JobKey(rec.seq)).map(|t| t as i64);
+            }
+            jobs.push(d);
+        }
         reply(&m::DescribeJobsResponse { jobs })
     }
 

@@ -193,6 +193,10 @@ pub(super) struct Shared {
         shoal_core::QueueId,
         (shoal_core::JobKey, shoal_core::WaitCode, u64),
     >,
+    /// The last start estimates (see [`snapshot`]).
+    estimates: Option<snapshot::Estimates>,
+    /// Positions in the last queue snapshots.
+    positions: snapshot::Positions,
 }
 
 impl Shared {
@@ -303,6 +307,8 @@ impl StateMachine {
             job_key: job_key.clone(),
             min_state_time_limit_s: config.min_state_time_limit_s,
             head_since: Default::default(),
+            estimates: None,
+            positions: Default::default(),
         };
         if new_key {
             sh.batch.put_meta(JOB_TOKEN_KEY, hex::encode(&job_key));
@@ -430,6 +436,7 @@ impl StateMachine {
             R::UpdateJobQueue(r) => reg.update_queue(sh, now, r),
             R::DeleteJobQueue(r) => reg.delete_queue(sh, jobs, now, r),
             R::DescribeJobQueues(r) => reg.describe_queues(r),
+            R::GetJobQueueSnapshot(r) => reg.queue_snapshot(sh, jobs, now, r),
             R::CreateSchedulingPolicy(r) => reg.create_policy(sh, r),
             R::DescribeSchedulingPolicies(r) => reg.describe_policies(r),
             R::UpdateSchedulingPolicy(r) => reg.update_policy(sh, now, r),
@@ -437,7 +444,7 @@ impl StateMachine {
             R::ListSchedulingPolicies(r) => reg.list_policies(r),
             R::Tags(resource, change) => tags::handle(sh, reg, jobs, now, resource, change),
             R::SubmitJob(r, token) => jobs.submit(sh, reg, now, *r, token),
-            R::DescribeJobs(r) => jobs.describe_jobs(&sh.scope, r),
+            R::DescribeJobs(r) => jobs.describe_jobs(sh, now, r),
             R::ListJobs(r) => jobs.list_jobs(&sh.scope, reg, r),
             R::CancelJob(r) => jobs.cancel(sh, now, &r.job_id, r.reason, false),
             R::TerminateJob(r) => jobs.cancel(sh, now, &r.job_id, r.reason, true),
@@ -491,6 +498,7 @@ mod nodes;
 mod policies;
 mod pools;
 mod registry;
+mod snapshot;
 pub mod tags;
 
 pub use jobs::state_name;
