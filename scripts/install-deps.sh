@@ -11,8 +11,9 @@ pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "insta
 # needs libclang), Open MPI for the MPI jobs, iproute2 for `cluster up`,
 # util-linux for setpriv in the tests, faketime for the clock-step tests.
 # docker-registry, skopeo, umoci and busybox-static for the container-image
-# tests (a local registry, pulls, unpacking, a test image built offline).
-for p in build-essential pkg-config libclang-dev openmpi-bin libopenmpi-dev python3 python3-venv iproute2 util-linux faketime lammps gromacs docker-registry skopeo umoci busybox-static; do
+# tests (a local registry, pulls, unpacking, a test image built offline);
+# prometheus for the metrics test (it scrapes a scheduler it starts).
+for p in build-essential pkg-config libclang-dev openmpi-bin libopenmpi-dev python3 python3-venv iproute2 util-linux faketime lammps gromacs docker-registry skopeo umoci busybox-static prometheus; do
     pkg_installed "$p" || need_apt+=("$p")
 done
 

@@ -8,7 +8,7 @@
 use crate::connection::Scheduler;
 use crate::Error;
 use shoal_model::wire::{
-    Order, OrderSeq, PollRequest, RegisterWorkerRequest, StartTask, TaskRef, TaskReport,
+    Order, OrderSeq, PollRequest, RegisterWorkerRequest, StartTask, TaskRef, TaskReport, TaskShm,
     WorkerPhase,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
@@ -28,6 +28,10 @@ pub trait Orders: Send + Sync {
     fn delivered(&self, reports: &[TaskReport]);
     /// The worker is stopping: no more registering or polling.
     fn is_stopping(&self) -> bool;
+    /// The highest /dev/shm use so far of each running task.
+    fn shm_peaks(&self) -> Vec<TaskShm> {
+        Vec::new()
+    }
 }
 
 /// The longest wait between two tries to reach the scheduler.
@@ -174,6 +178,7 @@ fn poll_until_refused(
             phase: Default::default(),
             ack: taken.ack(),
             tasks: Some(tasks.known()),
+            shm: tasks.shm_peaks(),
         };
         match sched.poll(&req, poll_timeout(wait_ms, timing.lost_after())) {
             Ok(resp) => {
@@ -236,6 +241,7 @@ pub fn report(
                 phase: Default::default(),
                 ack: taken.ack(),
                 tasks: None,
+                shm: Vec::new(),
             };
             match sched.poll(&req, poll_timeout(0, timing.lost_after())) {
                 Ok(resp) => {
@@ -273,6 +279,7 @@ fn phase_request(name: &str, phase: WorkerPhase) -> PollRequest {
         phase,
         ack: None,
         tasks: None,
+        shm: Vec::new(),
     }
 }
 
@@ -339,5 +346,9 @@ impl Orders for Arc<crate::task::Tasks> {
 
     fn is_stopping(&self) -> bool {
         crate::task::Tasks::is_stopping(self)
+    }
+
+    fn shm_peaks(&self) -> Vec<TaskShm> {
+        crate::task::Tasks::shm_peaks(self)
     }
 }

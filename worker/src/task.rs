@@ -204,6 +204,8 @@ struct Running {
     token: Option<String>,
     /// Addresses of the job's nodes (from the hostfile).
     gang: Vec<std::net::IpAddr>,
+    /// Highest /dev/shm use seen so far, bytes (its sampler's).
+    shm_peak: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What a transient uid is drawn from: the job (every node of a multinode
@@ -425,6 +427,22 @@ impl Tasks {
         }
         tracing::warn!("{task}: {why}");
         self.signal_then_kill(task, grace);
+    }
+
+    /// The highest /dev/shm use so far of each task running now.
+    pub fn shm_peaks(&self) -> Vec<shoal_model::wire::TaskShm> {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(task, r)| shoal_model::wire::TaskShm {
+                task: task.clone(),
+                peak_mib: r
+                    .shm_peak
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .div_ceil(1024 * 1024),
+            })
+            .collect()
     }
 
     /// Tasks running now.
@@ -1149,6 +1167,7 @@ impl Tasks {
     ) -> Ended {
         let task = &order.task;
         let pid = child.id() as i32;
+        let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let entry = Running {
             pid,
             cgroup_procs: p.cgroup.procs_files(),
@@ -1157,6 +1176,7 @@ impl Tasks {
             user: p.user,
             token: order.job_token.clone(),
             gang: hostfile_addresses(&order.hostfile),
+            shm_peak: peak.clone(),
         };
         self.running
             .lock()
@@ -1171,7 +1191,6 @@ impl Tasks {
         // Sample /dev/shm use through the task's own view of the filesystem,
         // and end the task if it outlives its timeout by the backstop.
         let done = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let backstop = order.launch.timeout_s.map(|t| {
             let at = std::time::Instant::now() + Duration::from_secs(t) + TIMEOUT_BACKSTOP;
             let why = format!(

@@ -39,6 +39,9 @@ pub fn scheduler(config: shoal_scheduler::Config) -> Result<()> {
         if let Some(w) = running.worker_addr {
             say!("workers: https://{w}");
         }
+        if let Some(m) = running.metrics_addr {
+            say!("metrics: http://{m}/metrics");
+        }
         say_err!("shoal scheduler: state in {}", state.display());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot install the SIGTERM handler")?;

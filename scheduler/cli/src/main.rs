@@ -449,6 +449,31 @@ struct SchedulerArgs {
     /// must be signed by it), DIR/scheduler.pem and DIR/scheduler.key.
     #[arg(long, requires = "worker_listen")]
     tls_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics on GET /metrics of this address, `none`
+    /// for none [default: 127.0.0.1:9341; taken, the scheduler runs
+    /// without metrics and says so]. They need no signature: keep a
+    /// non-loopback address on a network only your monitoring reaches.
+    #[arg(long, value_name = "ADDR|none")]
+    metrics_listen: Option<String>,
+}
+
+/// `--metrics-listen`: the address, the default one, or none.
+fn metrics_listen(given: Option<&str>) -> Result<Option<shoal_scheduler::MetricsListen>> {
+    Ok(match given {
+        None => Some(shoal_scheduler::MetricsListen {
+            addr: shoal_scheduler::DEFAULT_METRICS_LISTEN,
+            default: true,
+        }),
+        Some("none") => None,
+        Some(a) => Some(shoal_scheduler::MetricsListen {
+            addr: a.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "--metrics-listen {a:?}: expected ADDRESS:PORT (e.g. 127.0.0.1:9341) or none"
+                )
+            })?,
+            default: false,
+        }),
+    })
 }
 
 /// The scheduler's keys: `--credentials FILE`, else AWS_ACCESS_KEY_ID and
@@ -566,6 +591,7 @@ fn run(cli: Cli) -> Result<i32> {
                 insecure_no_auth: a.insecure_no_auth,
                 fresh_state: a.fresh_state,
                 min_state_time_limit_s: a.min_state_time_limit_seconds,
+                metrics: metrics_listen(a.metrics_listen.as_deref())?,
                 worker_tls: match (a.worker_listen, a.tls_dir) {
                     (Some(listen), Some(dir)) => {
                         let f = shoal_worker::pki::TlsFiles::in_dir(

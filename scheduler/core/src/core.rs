@@ -18,7 +18,7 @@ use crate::state::{
 use crate::types::{
     Backfill, CoreConfig, Decision, Event, JobKey, JobSpec, JobState, Millis, NodeId, NodeSpec,
     Placement, PoolId, PoolSpec, QueueHead, QueueId, QueueSpec, Resources, Restored, RetryAction,
-    RetryRule, Shape, ShareUsage,
+    RetryRule, Shape, ShareUsage, WaitCode,
 };
 
 /// Reason of an attempt killed by its timeout (AWS's wording).
@@ -268,6 +268,18 @@ impl Core {
                 })
             })
             .collect()
+    }
+
+    /// The class of a RUNNABLE job's status reason, as AWS's
+    /// `jobStateTimeLimitActions` name them (None: its reason has no class,
+    /// e.g. no pass has offered it yet or its queue is DISABLED, or it is
+    /// not RUNNABLE).
+    pub fn wait_code(&self, job: JobKey) -> Option<WaitCode> {
+        let j = &self.jobs[*self.job_index.get(&job)?];
+        if j.state != JobState::Runnable {
+            return None;
+        }
+        self.cluster.reasons.code_of(&j.reason)
     }
 
     /// A number that changes with every event applied and every pass run:

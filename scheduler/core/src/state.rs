@@ -257,6 +257,11 @@ impl Reasons {
         self.intern_coded(text, None)
     }
 
+    /// The wait class of an interned text.
+    pub fn code_of(&self, text: &str) -> Option<WaitCode> {
+        self.ids.get(text).and_then(|&id| self.codes[id])
+    }
+
     /// Interns a text of wait class `code`.
     pub fn intern_coded(&mut self, text: String, code: Option<WaitCode>) -> ReasonId {
         if let Some(&id) = self.ids.get(text.as_str()) {

@@ -12,6 +12,7 @@ use crate::api::{ApiError, Request};
 use crate::config::Config;
 use crate::limits::MAX_BATCH;
 use crate::mailbox::Mailboxes;
+use crate::metrics::Metrics;
 use crate::state::{Clock, StateMachine, CLOCK_KEY};
 use crate::store::Store;
 use std::sync::mpsc;
@@ -26,6 +27,8 @@ type Reply = oneshot::Sender<Result<Vec<u8>, ApiError>>;
 #[allow(clippy::large_enum_variant)] // one message at a time; boxing buys nothing
 enum Msg {
     Call(Request, Reply),
+    /// A metrics scrape: the OpenMetrics text, after the batch it came in.
+    Scrape(oneshot::Sender<String>),
     Shutdown,
 }
 
@@ -46,6 +49,15 @@ impl ActorHandle {
             .map_err(|_| ApiError::Server("the scheduler is shutting down".into()))?
     }
 
+    /// The metrics as OpenMetrics text: the histograms and the state as
+    /// of the next batch.
+    pub async fn scrape(&self) -> Result<String, ApiError> {
+        let (reply, rx) = oneshot::channel();
+        let gone = || ApiError::Server("the scheduler is shutting down".into());
+        self.tx.send(Msg::Scrape(reply)).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())
+    }
+
     /// Ask the actor to stop after the requests already queued.
     pub fn shutdown(&self) {
         let _ = self.tx.send(Msg::Shutdown);
@@ -56,6 +68,7 @@ impl ActorHandle {
 pub fn spawn(
     config: Config,
     mail: Mailboxes,
+    metrics: Metrics,
 ) -> Result<(ActorHandle, std::thread::JoinHandle<()>), crate::Error> {
     let store = Store::open_with(&config.state_dir, config.fresh_state)?;
     let last = store
@@ -67,7 +80,7 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel();
     let join = std::thread::Builder::new()
         .name("shoal-state".into())
-        .spawn(move || run(config, clock, store, machine, mail, rx))
+        .spawn(move || run(config, clock, store, machine, mail, metrics, rx))
         .map_err(|e| crate::Error::Io("cannot start the state thread".into(), e))?;
     Ok((ActorHandle { tx }, join))
 }
@@ -78,6 +91,7 @@ fn run(
     mut store: Store,
     mut machine: StateMachine,
     mail: Mailboxes,
+    metrics: Metrics,
     rx: mpsc::Receiver<Msg>,
 ) {
     // Persist whatever loading changed (default queue and compute
@@ -99,9 +113,11 @@ fn run(
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
         let mut calls: Vec<(Request, Reply)> = Vec::new();
+        let mut scrapes = Vec::new();
         let mut stop = false;
         let mut push = |m: Msg, calls: &mut Vec<(Request, Reply)>| match m {
             Msg::Call(r, reply) => calls.push((r, reply)),
+            Msg::Scrape(reply) => scrapes.push(reply),
             Msg::Shutdown => stop = true,
         };
         if let Some(m) = first {
@@ -120,11 +136,19 @@ fn run(
             results.push(machine.handle(now, req));
         }
         machine.tick(now);
+        if let Some(d) = machine.take_pass_time() {
+            metrics.observe_pass(d);
+        }
         let mut batch = machine.take_batch();
         if !batch.is_empty() {
             batch.put_meta(CLOCK_KEY, now.to_string());
         }
-        match store.commit(&batch) {
+        let started = std::time::Instant::now();
+        let committed = store.commit(&batch);
+        if !batch.is_empty() {
+            metrics.observe_commit(calls.len(), batch.len(), started.elapsed());
+        }
+        match committed {
             Ok(()) => {
                 machine.deliver_orders();
                 for ((_, reply), result) in calls.into_iter().zip(results) {
@@ -147,6 +171,12 @@ fn run(
                         return;
                     }
                 }
+            }
+        }
+        if !scrapes.is_empty() {
+            let text = metrics.encode(&machine.gauges(clock.now()));
+            for reply in scrapes {
+                let _ = reply.send(text.clone());
             }
         }
         if stop {

@@ -1,5 +1,5 @@
 //! The scheduler's configuration: listeners, state directory, ARNs,
-//! backfilling, worker timing, keys and TLS.
+//! backfilling, worker timing, keys, TLS and metrics.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,7 +34,24 @@ pub struct Config {
     /// The least `maxTimeSeconds` a queue's `jobStateTimeLimitActions` may
     /// give: AWS's 600, lowered for tests (`--min-state-time-limit-seconds`).
     pub min_state_time_limit_s: i64,
+    /// The metrics listener (`GET /metrics`); None: no metrics served.
+    pub metrics: Option<MetricsListen>,
 }
+
+/// Where the metrics are served.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsListen {
+    /// The address.
+    pub addr: SocketAddr,
+    /// It is the default address, not the operator's choice: when it is
+    /// taken (another scheduler on this machine), the scheduler runs
+    /// without metrics and says so, rather than not at all.
+    pub default: bool,
+}
+
+/// The metrics listener when the operator names none: loopback only.
+pub const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9341);
 
 /// How often workers poll, when a silent one is declared lost, and when
 /// its tasks are surely gone (see `docs/FENCING.md`).
@@ -98,6 +115,7 @@ impl Default for Config {
             fresh_state: false,
             worker_tls: None,
             min_state_time_limit_s: shoal_model::STATE_TIME_LIMIT_MIN_S,
+            metrics: None,
         }
     }
 }

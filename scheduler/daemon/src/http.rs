@@ -83,6 +83,8 @@ pub struct AppState {
     /// The access keys requests must be signed with (None: any request is
     /// accepted; see [`crate::auth`]).
     pub keys: Option<std::sync::Arc<shoal_sigv4::KeyStore>>,
+    /// Where SubmitJob's latency goes.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Build the router.
@@ -105,7 +107,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn aws_op(
-    State(AppState { actor, .. }): State<AppState>,
+    State(AppState { actor, metrics, .. }): State<AppState>,
     Path(op): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -119,8 +121,45 @@ async fn aws_op(
     let token = headers
         .get(CLIENT_TOKEN_HEADER)
         .map(|v| v.to_str().unwrap_or("\u{1}"));
+    let started = std::time::Instant::now();
     let req = Request::parse_aws(&op, &body).and_then(|r| r.with_client_token(token));
-    run(actor, req).await
+    let submit = matches!(req, Ok(Request::SubmitJob(..)));
+    let resp = run(actor, req).await;
+    if submit && resp.status() == StatusCode::OK {
+        metrics.observe_submit(started.elapsed());
+    }
+    resp
+}
+
+/// The metrics listener's router: `GET /metrics` (OpenMetrics text), and
+/// nothing else.
+pub fn metrics_router(actor: ActorHandle) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let actor = actor.clone();
+                async move {
+                    match actor.scrape().await {
+                        Ok(text) => {
+                            let mut resp = (StatusCode::OK, text).into_response();
+                            resp.headers_mut().insert(
+                                header::CONTENT_TYPE,
+                                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+                            );
+                            resp
+                        }
+                        Err(e) => e.into_response(),
+                    }
+                }
+            }),
+        )
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                "this is Shoal's metrics listener: GET /metrics\n",
+            )
+        })
 }
 
 /// `/v1/tags/{resourceArn}`: TagResource (POST), UntagResource (DELETE),

@@ -9,6 +9,7 @@
 //!   with the client) on every client request when the scheduler has
 //!   access keys.
 //! - [`tls`]: the worker listener (mutual TLS) for the worker protocol.
+//! - [`metrics`]: Prometheus metrics on the metrics listener.
 #![warn(missing_docs)]
 
 pub mod actor;
@@ -19,12 +20,13 @@ pub mod config;
 pub mod http;
 pub mod limits;
 pub mod mailbox;
+pub mod metrics;
 mod serve;
 pub mod state;
 pub mod store;
 pub mod tls;
 
-pub use config::{Config, Timing};
+pub use config::{Config, MetricsListen, Timing, DEFAULT_METRICS_LISTEN};
 
 /// Errors starting or running the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,8 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     /// The address of the worker listener (mutual TLS), when configured.
     pub worker_addr: Option<std::net::SocketAddr>,
+    /// The address of the metrics listener, when it serves.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     actor: actor::ActorHandle,
     actor_thread: Option<std::thread::JoinHandle<()>>,
     shutdown: Option<tokio::sync::watch::Sender<()>>,
@@ -117,6 +121,39 @@ fn check_auth(config: &Config) -> Result<Option<std::sync::Arc<shoal_sigv4::KeyS
     }
 }
 
+/// Bind the metrics listener. The default address, taken, is no error:
+/// the scheduler runs without metrics and says so.
+async fn bind_metrics(m: MetricsListen) -> Result<Option<tokio::net::TcpListener>, Error> {
+    match tokio::net::TcpListener::bind(m.addr).await {
+        Ok(l) => {
+            if !m.addr.ip().is_loopback() {
+                tracing::warn!(
+                    "metrics on {} answer anyone who can reach that address, without \
+                     authentication (queue, job and node names); keep it on a network only \
+                     your monitoring reaches",
+                    m.addr
+                );
+            }
+            Ok(Some(l))
+        }
+        Err(e) if m.default && e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::warn!(
+                "no metrics: {} is in use (another scheduler on this machine?); pass \
+                 --metrics-listen ADDR to serve them elsewhere, or --metrics-listen none",
+                m.addr
+            );
+            Ok(None)
+        }
+        Err(e) => Err(Error::Io(
+            format!(
+                "cannot serve metrics on {} (--metrics-listen; `none` serves none)",
+                m.addr
+            ),
+            e,
+        )),
+    }
+}
+
 /// Load the state, bind the listeners and serve in the background.
 pub async fn start(config: Config) -> Result<Running, Error> {
     let listen = config.listen;
@@ -127,8 +164,10 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         Some(t) => Some((t.listen, tls::server_config(t)?)),
         None => None,
     };
+    let metrics_listen = config.metrics;
     let mail = mailbox::Mailboxes::default();
-    let (actor, actor_thread) = actor::spawn(config, mail.clone())?;
+    let metrics = metrics::Metrics::default();
+    let (actor, actor_thread) = actor::spawn(config, mail.clone(), metrics.clone())?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| Error::Io(format!("cannot listen on {listen}"), e))?;
@@ -144,12 +183,23 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         .map(|l| axum::serve::Listener::local_addr(l).map(|p| p.addr))
         .transpose()
         .map_err(|e| Error::Io("cannot read the worker listener's address".into(), e))?;
+    let metrics_listener = match metrics_listen {
+        Some(m) => bind_metrics(m).await?,
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(|l| l.local_addr())
+        .transpose()
+        .map_err(|e| Error::Io("cannot read the metrics listener's address".into(), e))?;
     let (shutdown, rx) = tokio::sync::watch::channel(());
     let api = http::router(http::AppState {
         actor: actor.clone(),
         mail,
         keys,
+        metrics,
     });
+    let scrape = http::metrics_router(actor.clone());
     // Workers join over mutual TLS; on the plain listener only where that
     // is safe: loopback (one machine), or when the operator said insecure.
     let plain = match worker_addr {
@@ -168,11 +218,18 @@ pub async fn start(config: Config) -> Result<Running, Error> {
                 serve::serve(l, app, tls::Peer::of, rx.clone()).await
             }
         };
-        tokio::join!(plain, workers);
+        let metrics = async {
+            if let Some(l) = metrics_listener {
+                let app = scrape.layer(read_body());
+                serve::serve(l, app, |a: &std::net::SocketAddr| *a, rx.clone()).await
+            }
+        };
+        tokio::join!(plain, workers, metrics);
     });
     Ok(Running {
         addr,
         worker_addr,
+        metrics_addr,
         actor,
         actor_thread: Some(actor_thread),
         shutdown: Some(shutdown),

@@ -93,6 +93,17 @@ impl Batch {
             && self.meta.is_empty()
             && self.nodes.is_empty()
     }
+    /// Rows it writes or deletes.
+    pub fn len(&self) -> usize {
+        self.definitions.len()
+            + self.compute_environments.len()
+            + self.job_queues.len()
+            + self.scheduling_policies.len()
+            + self.jobs.len()
+            + self.meta.len()
+            + self.nodes.len()
+    }
+
     /// Insert or replace a worker node.
     pub fn put_node(&mut self, name: &str, body: String) {
         self.nodes.insert(name.to_string(), Some(body));

@@ -149,6 +149,7 @@ impl TestEnv {
             phase: Default::default(),
             ack,
             tasks: None,
+            shm: Vec::new(),
         };
         self.request(Request::parse_shoal(
             "poll",

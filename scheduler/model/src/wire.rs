@@ -200,6 +200,20 @@ pub struct PollRequest {
     /// yet reported): what the scheduler reconciles against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<TaskRef>>,
+    /// The highest /dev/shm use seen so far of each task running here
+    /// (sent with `tasks`), for the scheduler's metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shm: Vec<TaskShm>,
+}
+
+/// A running task's /dev/shm use, as a poll reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskShm {
+    /// The task.
+    pub task: TaskRef,
+    /// Highest /dev/shm use seen so far, MiB.
+    pub peak_mib: u64,
 }
 
 /// The position of an order in a scheduler's stream of orders to one node:

@@ -740,6 +740,11 @@ impl Jobs {
     }
 
     /// A job's record by its core key.
+    /// Every job, in no particular order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &JobRecord> {
+        self.records.values()
+    }
+
     pub(super) fn get(&self, seq: u64) -> Option<&JobRecord> {
         self.records.get(&seq)
     }

@@ -173,6 +173,8 @@ pub struct StateMachine {
     registry: Registry,
     jobs: Jobs,
     nodes: Nodes,
+    /// How long the last scheduling pass took, until taken.
+    pass_time: Option<std::time::Duration>,
 }
 
 /// What every part of the state machine works with: the ARN scope, the
@@ -339,6 +341,7 @@ impl StateMachine {
             registry,
             jobs,
             nodes,
+            pass_time: None,
         };
         // Restoring emits nothing of its own; drop anything it did emit.
         sm.apply_decisions(now);
@@ -380,6 +383,7 @@ impl StateMachine {
             registry: reg,
             jobs,
             nodes,
+            ..
         } = self;
         nodes.check_lost(sh, reg, jobs, now);
         if sh.core.next_deadline().is_some_and(|d| d <= now) {
@@ -391,7 +395,9 @@ impl StateMachine {
         self.apply_decisions(now);
         if self.shared.needs_pass {
             self.shared.needs_pass = false;
+            let started = std::time::Instant::now();
             self.shared.core.schedule(now);
+            self.pass_time = Some(started.elapsed());
             self.apply_decisions(now);
         }
         let StateMachine {
@@ -415,6 +421,12 @@ impl StateMachine {
         );
     }
 
+    /// How long the scheduling pass of the last [`StateMachine::tick`]
+    /// took, if it ran one and this was not asked since.
+    pub fn take_pass_time(&mut self) -> Option<std::time::Duration> {
+        self.pass_time.take()
+    }
+
     /// Handle one API call: each part answers its own.
     pub fn handle(&mut self, now: u64, req: Request) -> Result<Vec<u8>, ApiError> {
         use Request as R;
@@ -423,6 +435,7 @@ impl StateMachine {
             registry: reg,
             jobs,
             nodes,
+            ..
         } = self;
         match req {
             R::RegisterJobDefinition(r) => reg.register(sh, *r),
@@ -493,6 +506,7 @@ fn apply_decisions(sh: &mut Shared, reg: &Registry, jobs: &mut Jobs, nodes: &mut
 }
 
 mod definitions;
+pub mod gauges;
 mod jobs;
 mod nodes;
 mod policies;
@@ -501,6 +515,7 @@ mod registry;
 mod snapshot;
 pub mod tags;
 
+pub use gauges::Gauges;
 pub use jobs::state_name;
 use jobs::Jobs;
 use nodes::Nodes;

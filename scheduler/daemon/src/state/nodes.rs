@@ -11,7 +11,7 @@ use serde_json::json;
 use shoal_core::{Event, JobKey, NodeId, NodeSpec, Placement, Resources};
 use shoal_model::wire::{
     Order, PollRequest, RegisterWorkerRequest, RegisterWorkerResponse, StartTask, TaskEvent,
-    TaskRef, WorkerPhase, HOST_TERMINATED,
+    TaskRef, TaskShm, WorkerPhase, HOST_TERMINATED,
 };
 use shoal_model::JobRef;
 use std::collections::{BTreeMap, HashMap};
@@ -60,6 +60,9 @@ pub struct NodeRecord {
     /// worker lists in its first poll (or registration).
     #[serde(skip)]
     pub reconcile: bool,
+    /// Its running tasks' /dev/shm peaks from its last poll (for metrics).
+    #[serde(skip)]
+    pub shm: Vec<TaskShm>,
 }
 
 /// What the scheduler knows of a worker's node.
@@ -283,6 +286,7 @@ impl Nodes {
             drain: self.records.get(&r.name).and_then(|n| n.drain.clone()),
             fence_until: None,
             reconcile: false,
+            shm: Vec::new(),
         };
         sh.core
             .apply(now, Event::NodeUpserted(node_spec(&rec)))
@@ -305,7 +309,7 @@ impl Nodes {
         reg: &Registry,
         jobs: &mut Jobs,
         now: u64,
-        r: PollRequest,
+        mut r: PollRequest,
     ) -> Result<Vec<u8>, ApiError> {
         let Some(node) = self.records.get_mut(&r.name) else {
             return Err(ApiError::field(
@@ -332,6 +336,9 @@ impl Nodes {
             return Err(no_such_node(&r.name));
         };
         node.last_seen = now;
+        if r.tasks.is_some() {
+            node.shm = std::mem::take(&mut r.shm);
+        }
         if let Some(tasks) = &r.tasks {
             let reconcile = std::mem::take(&mut node.reconcile);
             let heard = node.state == NodeState::Unknown && r.phase == WorkerPhase::Running;
@@ -501,6 +508,7 @@ impl Nodes {
         };
         n.state = NodeState::Down;
         n.fence_until = None;
+        n.shm.clear();
         let id = NodeId(n.id);
         let why = reason.clone().unwrap_or_else(|| "it was lost".into());
         self.withdraw_starts(sh, reg, jobs, now, name, &why);
@@ -781,47 +789,16 @@ impl Nodes {
     }
 
     pub(super) fn list_nodes(&self, core: &shoal_core::Core) -> Result<Vec<u8>, ApiError> {
-        let nodes: Vec<shoal_model::NodeInfo> = self
-            .records
-            .values()
-            .map(|n| {
-                let free = core.node_free(NodeId(n.id)).unwrap_or_default();
-                let used = match n.state {
-                    NodeState::Down => 0,
-                    _ => n.capacity.vcpus.saturating_sub(free.vcpus),
-                };
-                let down = n.state == NodeState::Down;
-                let state = if n.state == NodeState::Up && n.drain.is_some() {
-                    if used == 0 {
-                        "DRAINED"
-                    } else {
-                        "DRAINING"
-                    }
-                } else if n.state != NodeState::Up || used == 0 {
-                    n.state.name()
-                } else if free.vcpus == 0 {
-                    "ALLOCATED"
-                } else {
-                    "MIXED"
-                };
-                shoal_model::NodeInfo {
-                    name: n.name.clone(),
-                    state: state.to_string(),
-                    address: n.address.clone(),
-                    port: n.port,
-                    vcpus: n.capacity.vcpus,
-                    vcpus_allocated: used,
-                    memory_mib: n.capacity.memory_mib,
-                    memory_free_mib: if down { 0 } else { free.memory_mib },
-                    shm_mib: n.capacity.shm_mib,
-                    shm_free_mib: if down { 0 } else { free.shm_mib },
-                    labels: n.labels.clone(),
-                    notes: n.notes.clone(),
-                    drain_reason: n.drain.clone(),
-                }
-            })
-            .collect();
+        let nodes = self.records.values().map(|n| node_info(n, core)).collect();
         reply(&shoal_model::ListNodesResponse { nodes })
+    }
+
+    /// Every node as `shoal nodes` shows it, with its record.
+    pub(super) fn infos<'a>(
+        &'a self,
+        core: &'a shoal_core::Core,
+    ) -> impl Iterator<Item = (&'a NodeRecord, shoal_model::NodeInfo)> + 'a {
+        self.records.values().map(move |n| (n, node_info(n, core)))
     }
 
     /// Where a task's logs are: the worker's base URL, and a grant (query
@@ -890,6 +867,45 @@ impl Nodes {
             // a TLS worker: users need no file of their own.
             ca: if n.tls { self.cluster_ca.clone() } else { None },
         })
+    }
+}
+
+/// A node as `shoal nodes` shows it: its state (IDLE, MIXED, ALLOCATED,
+/// DRAINING, DRAINED, UNKNOWN, STOPPING, DOWN) and what is allocated.
+fn node_info(n: &NodeRecord, core: &shoal_core::Core) -> shoal_model::NodeInfo {
+    let free = core.node_free(NodeId(n.id)).unwrap_or_default();
+    let used = match n.state {
+        NodeState::Down => 0,
+        _ => n.capacity.vcpus.saturating_sub(free.vcpus),
+    };
+    let down = n.state == NodeState::Down;
+    let state = if n.state == NodeState::Up && n.drain.is_some() {
+        if used == 0 {
+            "DRAINED"
+        } else {
+            "DRAINING"
+        }
+    } else if n.state != NodeState::Up || used == 0 {
+        n.state.name()
+    } else if free.vcpus == 0 {
+        "ALLOCATED"
+    } else {
+        "MIXED"
+    };
+    shoal_model::NodeInfo {
+        name: n.name.clone(),
+        state: state.to_string(),
+        address: n.address.clone(),
+        port: n.port,
+        vcpus: n.capacity.vcpus,
+        vcpus_allocated: used,
+        memory_mib: n.capacity.memory_mib,
+        memory_free_mib: if down { 0 } else { free.memory_mib },
+        shm_mib: n.capacity.shm_mib,
+        shm_free_mib: if down { 0 } else { free.shm_mib },
+        labels: n.labels.clone(),
+        notes: n.notes.clone(),
+        drain_reason: n.drain.clone(),
     }
 }
 
