@@ -30,4 +30,8 @@ fi
 jarn="$(aws describe-jobs --jobs "$id" --query 'jobs[0].jobArn' --output text)"
 aws tag-resource --resource-arn "$jarn" --tags run=7 >/dev/null
 aws describe-jobs --jobs "$id" | grep -q '"run": "7"' || { echo "FAIL a job's tags in describe-jobs"; exit 1; }
+# Queue snapshot (issue 16): the RUNNABLE job is at the front of its queue.
+snap="$(aws get-job-queue-snapshot --job-queue default)"
+front="$(echo "$snap" | python3 -c 'import json,sys; print(" ".join(j["jobArn"] for j in json.load(sys.stdin)["frontOfQueue"]["jobs"]))')"
+[ "$front" = "$jarn" ] || { echo "FAIL get-job-queue-snapshot front $front, not $jarn: $snap"; exit 1; }
 echo "aws-cli acceptance: ok"
