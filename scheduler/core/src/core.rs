@@ -61,6 +61,25 @@ pub struct Core {
     clock: Millis,
     /// Bumped by every event and pass (see [`Core::version`]).
     version: u64,
+    /// Jobs that entered the run queue since the last pass.
+    fresh: Vec<JobSlot>,
+    /// After an FCFS pass: the topology epoch and the run queue's removal
+    /// count it saw. While both hold, the jobs behind a blocked head keep
+    /// their status reasons and the next FCFS pass skips them (see
+    /// [`FcfsSkip`]).
+    fcfs_rest: Option<(u64, u64)>,
+}
+
+/// What lets an FCFS pass stop at its blocked head instead of walking the
+/// rest of the queue: the heads of the last pass and the jobs that came
+/// since. Behind the head nothing starts, and the jobs the last pass saw
+/// there keep the reasons it gave them (their shapes' reasons change only
+/// with the topology); so the pass visits the jobs up to the head, the
+/// new jobs behind it, and as many more as it takes to find the head of
+/// each queue whose last head it started.
+struct FcfsSkip {
+    heads: IndexVec<QueueSlot, Option<(JobSlot, Option<ReasonId>)>>,
+    fresh: Vec<JobSlot>,
 }
 
 /// What a pass decided for one job, applied once the walk is over.
@@ -367,6 +386,13 @@ impl Core {
                 Some((key, att.number, att.main))
             })
             .collect()
+    }
+
+    /// Makes the next pass walk every RUNNABLE job, as if it were the
+    /// first: for tests that hold FCFS's skipping against a full walk.
+    #[doc(hidden)]
+    pub fn forget_pass_memory(&mut self) {
+        self.fcfs_rest = None;
     }
 
     /// The head job and its shadow time as computed by the last EASY pass
@@ -1000,6 +1026,7 @@ impl Core {
         };
         job.run_key = Some(key);
         self.runnable.insert(key, entry);
+        self.fresh.push(slot);
     }
 
     /// Changes a job's state and reason and emits the change.
@@ -1340,23 +1367,51 @@ impl Core {
         self.pass_epoch += 1;
         self.version += 1;
         self.clock = self.clock.max(now);
-        self.heads = IndexVec::from_elem(None, self.cluster.queues.len());
+        let prev_heads = std::mem::replace(
+            &mut self.heads,
+            IndexVec::from_elem(None, self.cluster.queues.len()),
+        );
+        let fresh = std::mem::take(&mut self.fresh);
+        let rest = self.fcfs_rest.take();
         let epoch = self.pass_epoch;
         self.last_head = None;
+        let fcfs = self.config.backfill == Backfill::Fcfs;
         if self.runnable.len() == 0 {
+            if fcfs {
+                self.fcfs_rest = Some((self.cluster.topo_epoch, self.runnable.removals()));
+            }
             return;
         }
         self.ensure_classes();
         self.advance_overdue(now);
         let actions = match self.config.backfill {
-            Backfill::Fcfs => self.walk(now, epoch, Fcfs::default()),
-            Backfill::Easy => self.walk(now, epoch, Easy::default()),
+            Backfill::Fcfs => {
+                let unchanged = rest == Some((self.cluster.topo_epoch, self.runnable.removals()));
+                let fair = self
+                    .cluster
+                    .queues
+                    .iter_enumerated()
+                    .any(|(_, q)| !q.deleted && q.spec.fairshare.is_some());
+                let skip = (unchanged
+                    && !fair
+                    && prev_heads.len() == self.cluster.queues.len()
+                    && fresh.len() <= self.runnable.len())
+                .then_some(FcfsSkip {
+                    heads: prev_heads,
+                    fresh,
+                });
+                self.walk(now, epoch, Fcfs::default(), skip)
+            }
+            Backfill::Easy => self.walk(now, epoch, Easy::default(), None),
             Backfill::Conservative => {
                 self.profile.reset(self.cluster.hot.len(), now);
-                self.walk(now, epoch, Conservative::default())
+                self.walk(now, epoch, Conservative::default(), None)
             }
         };
         self.apply_actions(now, actions);
+        if fcfs {
+            self.fcfs_rest = Some((self.cluster.topo_epoch, self.runnable.removals()));
+        }
     }
 
     /// One walk over the runnable jobs in priority order: for each, the
@@ -1366,7 +1421,13 @@ impl Core {
     /// and offered in fair-share order (`offer_fair`). Changes nothing but
     /// the cluster's allocations and the policies' reservations: the
     /// actions are applied after.
-    fn walk<P: Policy>(&mut self, now: Millis, epoch: u64, mut policy: P) -> Vec<Action> {
+    fn walk<P: Policy>(
+        &mut self,
+        now: Millis,
+        epoch: u64,
+        mut policy: P,
+        mut skip: Option<FcfsSkip>,
+    ) -> Vec<Action> {
         let Core {
             jobs,
             runnable,
@@ -1390,6 +1451,10 @@ impl Core {
         };
         let mut actions: Vec<Action> = Vec::new();
         let mut fair: Option<(QueueSlot, Vec<(Pos, JobSlot)>)> = None;
+        // FCFS skipping: the queues whose last head this pass started (their
+        // new head must be found by walking), and the last job visited.
+        let mut refind: Vec<QueueSlot> = Vec::new();
+        let mut cut: Option<RunKey> = None;
         let mut walk = runnable.walk();
         while let Some((pos, slot, entry)) = runnable.next(&mut walk) {
             let qslot = pass.cluster.shapes[entry.shape].qslot;
@@ -1419,6 +1484,14 @@ impl Core {
             let entry = runnable.get_mut(pos);
             if !offer(&mut pass, &mut policy, &mut actions, pos, slot, entry) {
                 heads[qslot].get_or_insert((slot, entry.reason));
+            } else if let Some(s) = &skip {
+                if s.heads[qslot].is_some_and(|h| h.0 == slot) {
+                    refind.push(qslot);
+                }
+            }
+            if skip.is_some() && policy.stopped() && refind.iter().all(|&q| heads[q].is_some()) {
+                cut = pass.jobs[slot].run_key;
+                break;
             }
         }
         if let Some((q, list)) = fair.take() {
@@ -1431,6 +1504,42 @@ impl Core {
                 q,
                 list,
             );
+        }
+        if let (Some(cut), Some(skip)) = (cut, skip.take()) {
+            // Behind the cut: the new jobs get their reasons, and each queue
+            // not yet given a head gets the first of its last head and its
+            // new jobs.
+            let mut first: IndexVec<QueueSlot, Option<(RunKey, JobSlot, Option<ReasonId>)>> =
+                IndexVec::from_elem(None, heads.len());
+            let mut consider = |q: QueueSlot, k: RunKey, slot: JobSlot, r: Option<ReasonId>| {
+                if first[q].is_none_or(|f| k < f.0) {
+                    first[q] = Some((k, slot, r));
+                }
+            };
+            for (q, h) in skip.heads.iter_enumerated() {
+                if let Some((slot, r)) = *h {
+                    if let Some(k) = pass.jobs[slot].run_key.filter(|k| *k > cut) {
+                        consider(q, k, slot, r);
+                    }
+                }
+            }
+            for slot in skip.fresh {
+                let Some(key) = pass.jobs[slot].run_key.filter(|k| *k > cut) else {
+                    continue;
+                };
+                let Some(pos) = runnable.pos_of(&key) else {
+                    continue;
+                };
+                let entry = runnable.get_mut(pos);
+                let qslot = pass.cluster.shapes[entry.shape].qslot;
+                offer(&mut pass, &mut policy, &mut actions, pos, slot, entry);
+                consider(qslot, key, slot, entry.reason);
+            }
+            for (q, f) in first.iter_enumerated() {
+                if let Some((_, slot, r)) = *f {
+                    heads[q].get_or_insert((slot, r));
+                }
+            }
         }
         actions
     }

@@ -3,11 +3,15 @@
 //! A pass walks every RUNNABLE job, so the walk must stream through memory:
 //! most jobs live in a sorted vector (`keys` / `vals`, removed entries left
 //! as tombstones), recent arrivals in a small ordered map (`pending`). A
-//! pass merges the two by position; the vector is rebuilt once the map or
-//! the tombstones grow past a threshold (in `insert` / `remove`, so during
-//! `apply`, not during a pass).
+//! walk merges the two lazily, as it goes (a walk that stops early, as a
+//! blocked FCFS pass does, costs what it visited); it starts after the
+//! vector's leading tombstones (the jobs passes started from the front),
+//! found once. The vector is rebuilt once the map or the tombstones grow
+//! past a threshold (in `insert` / `remove`, so during `apply`, not during
+//! a pass).
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use crate::index::JobSlot;
 use crate::state::{RunEntry, RunKey};
@@ -33,6 +37,11 @@ pub(crate) struct RunQueue {
     dead: usize,
     pending: BTreeMap<RunKey, RunEntry>,
     len: usize,
+    /// Every entry of `vals` before it is a tombstone.
+    live_from: usize,
+    /// Entries removed other than by a pass (`remove`): a count that
+    /// changes when the queue lost a job no pass started.
+    removals: u64,
 }
 
 impl RunQueue {
@@ -58,6 +67,7 @@ impl RunQueue {
             }
         };
         self.len -= 1;
+        self.removals += 1;
         self.maybe_compact();
         Some(val)
     }
@@ -125,6 +135,21 @@ impl RunQueue {
         self.keys = keys;
         self.vals = vals;
         self.dead = 0;
+        self.live_from = 0;
+    }
+
+    /// Changes whenever an entry is removed other than by a pass.
+    pub fn removals(&self) -> u64 {
+        self.removals
+    }
+
+    /// The position of the live entry `key`, if any.
+    pub fn pos_of(&self, key: &RunKey) -> Option<Pos> {
+        if self.pending.contains_key(key) {
+            return Some(Pos::Pending(*key));
+        }
+        let i = self.keys.binary_search(key).ok()?;
+        self.vals[i].slot.map(|_| Pos::Vec(i))
     }
 
     /// Every entry (key, value), in order; for rare whole-queue changes.
@@ -147,17 +172,55 @@ impl RunQueue {
         self.len = entries.len();
         self.pending.clear();
         self.dead = 0;
+        self.live_from = 0;
+        self.removals += 1;
         (self.keys, self.vals) = entries.into_iter().unzip();
     }
 
     /// Starts walking the queue in order.
-    pub fn walk(&self) -> Walk {
-        let plan = self
+    pub fn walk(&mut self) -> Walk {
+        while self
+            .vals
+            .get(self.live_from)
+            .is_some_and(|v| v.slot.is_none())
+        {
+            self.live_from += 1;
+        }
+        let mut w = Walk {
+            i: self.live_from,
+            plan: Vec::new(),
+            p: 0,
+            more: !self.pending.is_empty(),
+        };
+        self.plan_more(&mut w);
+        w
+    }
+
+    /// The walk's next pending keys, [`PLAN_CHUNK`] at a time, each with
+    /// the vector position it goes before (a walk that stops early has
+    /// not paid for the rest).
+    fn plan_more(&self, w: &mut Walk) {
+        if !w.more {
+            return;
+        }
+        let (from, at) = match w.plan.last() {
+            Some(&(at, k)) => (Bound::Excluded(k), at),
+            None => (Bound::Unbounded, 0),
+        };
+        w.plan.clear();
+        w.p = 0;
+        let mut at = at;
+        for k in self
             .pending
-            .keys()
-            .map(|k| (self.keys.partition_point(|x| x < k), *k))
-            .collect();
-        Walk { i: 0, p: 0, plan }
+            .range((from, Bound::Unbounded))
+            .map(|(k, _)| *k)
+            .take(PLAN_CHUNK)
+        {
+            let rest = self.keys.get(at..).unwrap_or(&[]);
+            at += rest.partition_point(|x| *x < k);
+            w.plan.push((at, k));
+        }
+        w.more = w.plan.len() == PLAN_CHUNK;
     }
 
     /// The next live entry of a walk: its position, its job's slot, and
@@ -165,6 +228,9 @@ impl RunQueue {
     #[inline]
     pub fn next<'a>(&'a mut self, w: &mut Walk) -> Option<(Pos, JobSlot, &'a mut RunEntry)> {
         loop {
+            if w.p == w.plan.len() && w.more {
+                self.plan_more(w);
+            }
             if let Some(&(at, k)) = w.plan.get(w.p) {
                 if at <= w.i {
                     w.p += 1;
@@ -185,14 +251,22 @@ impl RunQueue {
     }
 }
 
+/// Pending keys a walk plans at a time.
+const PLAN_CHUNK: usize = 64;
+
 /// A walk over a [`RunQueue`] (entries may be modified, not added or
 /// removed, while it lasts).
 #[derive(Debug)]
 pub(crate) struct Walk {
+    /// The next position in the vector.
     i: usize,
-    p: usize,
-    /// Pending entries: (vector position to insert before, key).
+    /// Pending entries: (vector position to insert before, key), the
+    /// current chunk.
     plan: Vec<(usize, RunKey)>,
+    /// The next of `plan`.
+    p: usize,
+    /// More pending keys after `plan`.
+    more: bool,
 }
 
 #[cfg(test)]

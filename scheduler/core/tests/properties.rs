@@ -4,7 +4,10 @@
 //! 2. a gang starts whole (one distinct node per node index) or not at all;
 //! 3. EASY never delays the head's reservation: after a pass, the head can
 //!    still start by the shadow time the pass computed before backfilling;
-//! 4. determinism: replaying the same calls yields the same decisions.
+//! 4. determinism: replaying the same calls yields the same decisions;
+//! 5. FCFS's pass that stops at its blocked head (skipping the jobs behind
+//!    it) decides, reasons and finds queue heads exactly as a pass that
+//!    walks every job.
 
 mod common;
 
@@ -34,6 +37,7 @@ enum Op {
         timeout: Option<u64>,
         attempts: u32,
         dep: Option<usize>,
+        queue: u32,
     },
     Start {
         pick: usize,
@@ -70,8 +74,9 @@ fn op() -> impl Strategy<Value = Op> {
             prop::option::of(1u64..=100),
             1u32..=3,
             prop::option::weighted(0.2, any::<usize>()),
+            1u32..=2,
         )
-            .prop_map(|(gang, vcpus, mem, shm, prio, timeout, attempts, dep)| Op::Submit {
+            .prop_map(|(gang, vcpus, mem, shm, prio, timeout, attempts, dep, queue)| Op::Submit {
                 gang,
                 vcpus,
                 mem: mem * 1024,
@@ -79,7 +84,8 @@ fn op() -> impl Strategy<Value = Op> {
                 prio,
                 timeout,
                 attempts,
-                dep
+                dep,
+                queue
             }),
         2 => any::<usize>().prop_map(|pick| Op::Start { pick }),
         4 => (any::<usize>(), 0u32..3, 0i32..3).prop_map(|(pick, index, code)| Op::Exit { pick, index, code }),
@@ -167,13 +173,19 @@ impl Model {
 }
 
 fn run(mode: Backfill, ops: &[Op]) -> Result<(), TestCaseError> {
+    let second = || Event::QueueUpserted(queue(2, "second", 0, &[1]));
     let mut core = world(mode);
+    core.apply(0, second()).unwrap();
+    // (5) FCFS: the same calls, each pass walking every job.
+    let mut full = world(mode);
+    full.apply(0, second()).unwrap();
     let mut calls = vec![
         Call::Apply(0, Box::new(Event::PoolUpserted(pool(1, "default", &[])))),
         Call::Apply(
             0,
             Box::new(Event::QueueUpserted(queue(1, "default", 0, &[1]))),
         ),
+        Call::Apply(0, Box::new(second())),
     ];
     let mut log: Vec<Decision> = Vec::new();
     let mut model = Model::default();
@@ -210,10 +222,15 @@ fn run(mode: Backfill, ops: &[Op]) -> Result<(), TestCaseError> {
                 timeout,
                 attempts,
                 dep,
+                queue,
             } => {
                 let key = next_key;
                 next_key += 1;
-                let mut b = job(key).prio(prio).at(now).retry(attempts, vec![]);
+                let mut b = job(key)
+                    .prio(prio)
+                    .at(now)
+                    .retry(attempts, vec![])
+                    .queue(queue);
                 b = if gang == 0 {
                     b.single(vcpus, mem, shm)
                 } else {
@@ -283,6 +300,10 @@ fn run(mode: Backfill, ops: &[Op]) -> Result<(), TestCaseError> {
             _ => None,
         };
         calls.push(Call::Apply(now, Box::new(event.clone())));
+        if mode == Backfill::Fcfs {
+            prop_assert!(full.apply(now, event.clone()).is_ok());
+            full.drain();
+        }
         prop_assert!(core.apply(now, event).is_ok());
         let ds = core.drain();
         if let Some(id) = lost {
@@ -294,6 +315,15 @@ fn run(mode: Backfill, ops: &[Op]) -> Result<(), TestCaseError> {
         calls.push(Call::Schedule(now));
         core.schedule(now);
         let ds = core.drain();
+        if mode == Backfill::Fcfs {
+            full.forget_pass_memory();
+            full.schedule(now);
+            prop_assert_eq!(&ds, &full.drain(), "FCFS skipping decided otherwise");
+            prop_assert_eq!(core.queue_heads(), full.queue_heads());
+            for k in &keys {
+                prop_assert_eq!(core.job_state(*k), full.job_state(*k));
+            }
+        }
         model.observe(&ds)?;
         log.extend(ds);
 

@@ -193,10 +193,6 @@ struct Driver<'a> {
     counter: u64,
     gang_nodes: Option<u32>,
     ppn: u32,
-    /// FCFS: skip passes that cannot start anything.
-    fcfs: bool,
-    /// Resources were freed since the last pass.
-    freed: bool,
 }
 
 impl Driver<'_> {
@@ -254,7 +250,6 @@ impl Driver<'_> {
     }
 
     fn end(&mut self, t: Millis, i: u32) -> Result<(), SimError> {
-        self.freed = true;
         self.core
             .apply(
                 t,
@@ -271,7 +266,6 @@ impl Driver<'_> {
 
     /// One scheduling pass at t; records starts and their terminations.
     fn pass(&mut self, t: Millis) -> Result<(), SimError> {
-        self.freed = false;
         self.core.schedule(t);
         for d in self.core.drain() {
             if let Decision::Start { job, attempt, .. } = d {
@@ -419,8 +413,6 @@ fn replay<'a>(
         counter: 0,
         gang_nodes,
         ppn,
-        fcfs: cfg.policy == Policy::Fcfs,
-        freed: false,
     };
     let mut next = 0usize;
     let sub_at = |k: usize| order.get(k).map(|&i| jobs[i as usize].submit * 1000);
@@ -443,17 +435,13 @@ fn replay<'a>(
                 d.ends.pop();
                 d.end(t, i)?;
             }
-            // FCFS: with jobs already waiting and nothing freed, the head
-            // is still blocked and new jobs queue behind it: a pass would
-            // start nothing (it would only refresh status reasons).
-            let skip = d.fcfs && !d.freed && d.core.runnable_count() > 0;
             while sub_at(next) == Some(t) {
                 d.submit(t, order[next] as usize)?;
                 next += 1;
             }
-            if !skip {
-                d.pass(t)?;
-            }
+            // Under FCFS a pass behind a blocked head costs the jobs
+            // that came (the core skips the rest).
+            d.pass(t)?;
         },
         TieBreak::PerEvent => {
             // Terminations already applied early (estimated end reached).
@@ -497,13 +485,8 @@ fn replay<'a>(
                     }
                 }
                 if is_sub {
-                    // FCFS: see the batch loop.
-                    let skip = d.fcfs && !d.freed && d.core.runnable_count() > 0;
                     d.submit(t, order[next] as usize)?;
                     next += 1;
-                    if skip {
-                        continue;
-                    }
                 } else if let Some(Reverse((_, _, i))) = d.ends.pop() {
                     if !released[i as usize] {
                         d.end(t, i)?;
