@@ -191,14 +191,15 @@ impl RunQueue {
             plan: Vec::new(),
             p: 0,
             more: !self.pending.is_empty(),
+            chunk: 2,
         };
         self.plan_more(&mut w);
         w
     }
 
-    /// The walk's next pending keys, [`PLAN_CHUNK`] at a time, each with
-    /// the vector position it goes before (a walk that stops early has
-    /// not paid for the rest).
+    /// The walk's next pending keys, each with the vector position it goes
+    /// before: 2 at first, twice as many each time up to [`PLAN_CHUNK`] (a
+    /// walk that stops early has not paid for the rest).
     fn plan_more(&self, w: &mut Walk) {
         if !w.more {
             return;
@@ -210,17 +211,19 @@ impl RunQueue {
         w.plan.clear();
         w.p = 0;
         let mut at = at;
+        let chunk = w.chunk;
+        w.chunk = (chunk * 2).min(PLAN_CHUNK);
         for k in self
             .pending
             .range((from, Bound::Unbounded))
             .map(|(k, _)| *k)
-            .take(PLAN_CHUNK)
+            .take(chunk)
         {
             let rest = self.keys.get(at..).unwrap_or(&[]);
             at += rest.partition_point(|x| *x < k);
             w.plan.push((at, k));
         }
-        w.more = w.plan.len() == PLAN_CHUNK;
+        w.more = w.plan.len() == chunk;
     }
 
     /// The next live entry of a walk: its position, its job's slot, and
@@ -251,7 +254,7 @@ impl RunQueue {
     }
 }
 
-/// Pending keys a walk plans at a time.
+/// Pending keys a walk plans at a time, at most.
 const PLAN_CHUNK: usize = 64;
 
 /// A walk over a [`RunQueue`] (entries may be modified, not added or
@@ -267,6 +270,8 @@ pub(crate) struct Walk {
     p: usize,
     /// More pending keys after `plan`.
     more: bool,
+    /// How many to plan next.
+    chunk: usize,
 }
 
 #[cfg(test)]
