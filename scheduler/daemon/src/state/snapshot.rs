@@ -1,7 +1,11 @@
 //! GetJobQueueSnapshot, and the start estimates behind it and behind
 //! DescribeJobs' `shoalEstimatedStartAt`: a dry run of the core
 //! ([`shoal_core::Core::estimate_starts`]), kept while the core is
-//! unchanged, for at most [`ESTIMATE_MAX_AGE_MS`].
+//! unchanged, for at most [`ESTIMATE_MAX_AGE_MS`]. A dry run costs a pass
+//! per attempt it ends: with a deep queue it is kept, changed core or
+//! not, for [`ESTIMATE_COST_FACTOR`] times what it took, so that
+//! estimates take at most about 1/[`ESTIMATE_COST_FACTOR`] of the state
+//! thread (a job submitted meanwhile has none until the next run).
 
 use std::collections::HashMap;
 
@@ -14,6 +18,9 @@ use shoal_model as m;
 /// (an attempt past its estimate is taken to end at the time of the run).
 pub(super) const ESTIMATE_MAX_AGE_MS: u64 = 1_000;
 
+/// A dry run is kept for this many times what it took.
+pub(super) const ESTIMATE_COST_FACTOR: u32 = 20;
+
 /// The last dry run.
 #[derive(Debug, Default)]
 pub(super) struct Estimates {
@@ -21,6 +28,8 @@ pub(super) struct Estimates {
     version: u64,
     /// When it ran (ms).
     at: u64,
+    /// What it took.
+    took: std::time::Duration,
     /// In the order the core would start the jobs.
     list: Vec<StartEstimate>,
     by_job: HashMap<JobKey, Option<Millis>>,
@@ -35,14 +44,18 @@ impl Shared {
     pub(super) fn estimates(&mut self, now: u64) -> &Estimates {
         let version = self.core.version();
         let fresh = self.estimates.as_ref().is_some_and(|e| {
-            e.version == version && now >= e.at && now - e.at < ESTIMATE_MAX_AGE_MS
+            let age = now.saturating_sub(e.at);
+            let paid = (e.took * ESTIMATE_COST_FACTOR).as_millis() as u64;
+            now >= e.at && (age < paid || (e.version == version && age < ESTIMATE_MAX_AGE_MS))
         });
         if !fresh {
+            let started = std::time::Instant::now();
             let list = self.core.estimate_starts(now);
             let by_job = list.iter().map(|e| (e.job, e.start)).collect();
             self.estimates = Some(Estimates {
                 version,
                 at: now,
+                took: started.elapsed(),
                 list,
                 by_job,
             });
