@@ -310,6 +310,24 @@ struct JobRow {
     job: m::JobSummary,
 }
 
+impl JobRow {
+    /// The columns every job table starts with: JOBID NAME QUEUE STATE NODES.
+    fn cells(&self) -> Vec<String> {
+        let j = &self.job;
+        vec![
+            self.id.clone(),
+            truncate(&j.job_name, 20),
+            truncate(&self.queue, 12),
+            j.status.as_deref().unwrap_or("?").to_string(),
+            j.node_properties
+                .as_ref()
+                .and_then(|n| n.num_nodes)
+                .unwrap_or(1)
+                .to_string(),
+        ]
+    }
+}
+
 /// The size of an array parent's summary (None for a child or any other job).
 fn summary_array_size(job: &m::JobSummary) -> Option<i32> {
     let a = job.array_properties.as_ref()?;
@@ -474,16 +492,8 @@ pub fn jobs(a: JobsArgs) -> Result<i32> {
             (Some(s), None) => format_duration(now - s),
             _ => String::new(),
         };
-        table.push(vec![
-            r.id.clone(),
-            truncate(&j.job_name, 20),
-            truncate(&r.queue, 12),
-            j.status.as_deref().unwrap_or("?").to_string(),
-            j.node_properties
-                .as_ref()
-                .and_then(|n| n.num_nodes)
-                .unwrap_or(1)
-                .to_string(),
+        let mut row = r.cells();
+        row.extend([
             summary_exit(j).map(|c| c.to_string()).unwrap_or_default(),
             local_time(j.created_at),
             local_time(j.started_at),
@@ -491,6 +501,7 @@ pub fn jobs(a: JobsArgs) -> Result<i32> {
             elapsed,
             j.status_reason.clone().unwrap_or_default(),
         ]);
+        table.push(row);
     }
     print_table(&table);
     if rows.is_empty() && !a.all && a.state.is_empty() {
@@ -547,21 +558,14 @@ fn start_table(client: &Client, mut rows: Vec<JobRow>, json: bool) -> Result<i32
     .to_vec()];
     for r in &rows {
         let j = &r.job;
-        table.push(vec![
-            r.id.clone(),
-            truncate(&j.job_name, 20),
-            truncate(&r.queue, 12),
-            j.status.as_deref().unwrap_or("?").to_string(),
-            j.node_properties
-                .as_ref()
-                .and_then(|n| n.num_nodes)
-                .unwrap_or(1)
-                .to_string(),
+        let mut row = r.cells();
+        row.extend([
             est.get(&r.id)
                 .map(|&t| local_time(Some(t)))
                 .unwrap_or_else(|| "N/A".into()),
             j.status_reason.clone().unwrap_or_default(),
         ]);
+        table.push(row);
     }
     print_table(&table);
     if rows.is_empty() {
