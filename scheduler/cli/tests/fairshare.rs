@@ -10,26 +10,12 @@ use common::local::Cluster;
 use shoal_core::{FairShare, ShareWeight};
 use shoal_planner::sim::{simulate_fair, Policy, ShareBy, SimConfig, SimFairshare, TieBreak};
 use shoal_planner::workload::SimJob;
-use std::process::Command;
 
 /// One started job as the script saw it: share, startedAt, stoppedAt (ms).
 type Started = (String, i64, i64);
 
 fn run_check(endpoint: &str) -> Vec<Started> {
-    let script = format!(
-        "{}/tests/aws/boto3_fairshare_check.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let out = Command::new("python3")
-        .args([&script, endpoint])
-        .output()
-        .expect("python3 with boto3 (scripts/install-deps.sh, .venv/bin on PATH)");
-    let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && said.contains("\nDONE"),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = common::run_boto3_check("boto3_fairshare_check.py", &[endpoint]);
     said.lines()
         .filter_map(|l| l.strip_prefix("START "))
         .map(|l| {

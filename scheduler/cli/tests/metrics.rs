@@ -78,21 +78,13 @@ fn prometheus_queue_jobs(
 }
 
 fn expect(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
-    [
-        "SUBMITTED",
-        "PENDING",
-        "RUNNABLE",
-        "STARTING",
-        "RUNNING",
-        "SUCCEEDED",
-        "FAILED",
-    ]
-    .iter()
-    .map(|s| {
-        let v = pairs.iter().find(|p| p.0 == *s).map_or(0.0, |p| p.1);
-        (s.to_string(), v)
-    })
-    .collect()
+    shoal_model::JOB_STATES
+        .iter()
+        .map(|s| {
+            let v = pairs.iter().find(|p| p.0 == *s).map_or(0.0, |p| p.1);
+            (s.to_string(), v)
+        })
+        .collect()
 }
 
 #[test]

@@ -7,26 +7,13 @@
 mod common;
 
 use common::local::Cluster;
-use common::{start_scheduler, SHOAL};
+use common::{run_boto3_check, start_scheduler, SHOAL};
 use serde_json::json;
 
 #[test]
 fn a_queue_snapshot_lists_runnable_jobs_in_the_order_they_start() {
     let c = Cluster::start(&["w1", "w2"]);
-    let script = format!(
-        "{}/tests/aws/boto3_snapshot_check.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let out = std::process::Command::new("python3")
-        .args([&script, &c.endpoint, SHOAL])
-        .output()
-        .expect("python3 with boto3 (scripts/install-deps.sh, .venv/bin on PATH)");
-    let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && said.contains("\nDONE"),
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = run_boto3_check("boto3_snapshot_check.py", &[&c.endpoint, SHOAL]);
     println!("{said}");
 }
 

@@ -108,6 +108,24 @@ pub fn spawn_scheduler(mut cmd: Command) -> (Proc, String) {
     (Proc(child), endpoint)
 }
 
+/// Run `tests/aws/SCRIPT` with python3 (boto3 from .venv) and `args`: it
+/// must succeed and print a `DONE` line; its stdout.
+pub fn run_boto3_check(script: &str, args: &[&str]) -> String {
+    let path = format!("{}/tests/aws/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("python3 with boto3 (scripts/install-deps.sh, .venv/bin on PATH)");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && said.contains("\nDONE"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    said
+}
+
 /// POST a JSON body; the status and the JSON reply.
 pub fn call(http: &reqwest::blocking::Client, url: &str, body: &Value) -> (u16, Value) {
     let r = http.post(url).json(body).send().expect("request");
