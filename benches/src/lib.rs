@@ -7,6 +7,7 @@
 //! - [`md`]: the molecular-dynamics benchmark as MPI jobs on N nodes × R
 //!   ranks ([`sweep`]: the shapes, placement, BTL check, table and plot);
 //! - `throughput`: trivial jobs end to end through a local cluster;
+//! - `path`: where one trivial job's time goes, step by step;
 //! - `scheduler`: HTTP submit throughput and one scheduling pass
 //!   ([`pass`], over the [`fixture`] that `cargo bench` times too);
 //! - [`local_cluster`]: the cluster a benchmark runs on (given, or started
@@ -22,6 +23,7 @@ pub mod local_cluster;
 pub mod md;
 pub mod osu;
 pub mod pass;
+mod path;
 mod scheduler;
 pub mod sweep;
 mod throughput;
@@ -46,6 +48,10 @@ pub enum BenchCommand {
     /// End to end: trivial jobs (with their /dev/shm mount) through a local
     /// cluster; jobs/s and submit → start latency.
     Throughput(ThroughputBench),
+    /// Where one trivial job's time goes: jobs one at a time on an idle
+    /// local cluster that logs each step of each job; the median time of
+    /// every step, from SubmitJob to the exit report's commit.
+    Path(path::PathBench),
 }
 
 /// `shoal bench throughput` arguments.
@@ -146,6 +152,7 @@ pub fn run(cmd: BenchCommand) -> Result<i32> {
     match cmd {
         BenchCommand::Scheduler(b) => scheduler::run(b),
         BenchCommand::Throughput(b) => throughput::run(b),
+        BenchCommand::Path(b) => path::run(b),
         BenchCommand::Osu(b) => osu::run(b),
         BenchCommand::Md(b) => md::run(b),
         BenchCommand::Gromacs(b) => gromacs::run(b),

@@ -44,6 +44,107 @@ pub struct Isolation {
     /// node's name in its gang's hostfile, so that Open MPI's daemon and
     /// ranks there agree which node they are on. None: the machine's.
     pub hostname: Option<String>,
+    /// Timestamps the child takes between fork and exec, for the path log
+    /// (None: none taken).
+    pub stamps: Option<std::sync::Arc<ChildStamps>>,
+}
+
+/// The most cgroup hierarchies whose joining a child stamps.
+const JOINS: usize = 4;
+
+/// Wall-clock µs stamps that a child takes between fork and exec, in a
+/// page shared with the parent (`MAP_SHARED`, made before the fork): a
+/// store to memory, safe between fork and exec. Slots: forked, each
+/// cgroup joined, mount namespace, mounts, exec.
+pub struct ChildStamps {
+    page: std::ptr::NonNull<std::ffi::c_void>,
+    names: Vec<String>,
+}
+
+// SAFETY: the page is only read and written through atomics.
+unsafe impl Send for ChildStamps {}
+// SAFETY: as above.
+unsafe impl Sync for ChildStamps {}
+
+const STAMPS_LEN: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(4096) {
+    Some(n) => n,
+    None => panic!("a page is not empty"),
+};
+
+/// Slots after the joins.
+const MOUNT_NS: usize = 1 + JOINS;
+const MOUNTS: usize = 2 + JOINS;
+const EXEC: usize = 3 + JOINS;
+
+impl ChildStamps {
+    /// A fresh shared page for a child that joins the cgroups of
+    /// `hierarchies` in order, or None if the kernel refuses one.
+    pub fn new(hierarchies: &[String]) -> Option<ChildStamps> {
+        use nix::sys::mman::{MapFlags, ProtFlags};
+        // SAFETY: a new anonymous mapping, owned by the value returned.
+        let page = unsafe {
+            nix::sys::mman::mmap_anonymous(
+                None,
+                STAMPS_LEN,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+            )
+        }
+        .ok()?;
+        let mut names = vec!["child_forked".to_string()];
+        names.extend((0..JOINS).map(|i| match hierarchies.get(i) {
+            Some(h) => format!("child_joined_{h}"),
+            None => String::new(),
+        }));
+        names.extend(["child_mount_ns", "child_mounts", "child_exec"].map(String::from));
+        Some(ChildStamps { page, names })
+    }
+
+    fn slot(&self, i: usize) -> &std::sync::atomic::AtomicU64 {
+        debug_assert!(i <= EXEC);
+        // SAFETY: the page holds EXEC + 1 aligned u64 slots (zeroed by
+        // the kernel) and lives as long as `self`.
+        unsafe { &*(self.page.as_ptr() as *const std::sync::atomic::AtomicU64).add(i) }
+    }
+
+    /// Stamp slot `i` now (in the child).
+    fn stamp(&self, i: usize) {
+        if i > EXEC {
+            return;
+        }
+        if let Ok(t) = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME) {
+            let us = t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000;
+            self.slot(i).store(us, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The steps the child stamped, with their times.
+    pub fn read(&self) -> Vec<(String, u64)> {
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                (
+                    s.clone(),
+                    self.slot(i).load(std::sync::atomic::Ordering::Relaxed),
+                )
+            })
+            .filter(|(s, t)| *t != 0 && !s.is_empty())
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for ChildStamps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.read()).finish()
+    }
+}
+
+impl Drop for ChildStamps {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once.
+        let _ = unsafe { nix::sys::mman::munmap(self.page, STAMPS_LEN.get()) };
+    }
 }
 
 /// A task's root filesystem from its container image: the image's root
@@ -318,9 +419,18 @@ impl Isolation {
         let errors = ChildError::new();
         unsafe {
             errors.hook(cmd, move || {
+                let stamp = |i: usize| {
+                    if let Some(s) = &self.stamps {
+                        s.stamp(i);
+                    }
+                };
+                stamp(0);
                 child_signals(true)?;
-                for f in &self.cgroup_procs {
+                for (i, f) in self.cgroup_procs.iter().enumerate() {
                     write_file(&f.to_string_lossy(), b"0")?;
+                    if i < JOINS {
+                        stamp(1 + i);
+                    }
                 }
                 if !self.cpus.is_empty() {
                     let mut set = nix::sched::CpuSet::new();
@@ -353,6 +463,7 @@ impl Isolation {
                     }
                     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
                         .map_err(io)?;
+                    stamp(MOUNT_NS);
                     // Inside an image, every mount below is made under its
                     // root, which then becomes `/`.
                     let base = match &self.root {
@@ -391,12 +502,15 @@ impl Isolation {
                     if let Some(r) = &self.root {
                         enter_image_root(r)?;
                     }
+                    stamp(MOUNTS);
                 }
                 if let Some(d) = &self.cwd {
                     nix::unistd::chdir(d.as_str())
                         .map_err(|e| std::io::Error::other(format!("cannot enter {d}: {e}")))?;
                 }
-                become_job_user(self.user)
+                let became = become_job_user(self.user);
+                stamp(EXEC);
+                became
             });
         }
         errors

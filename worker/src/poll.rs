@@ -94,6 +94,7 @@ impl Taken {
             }
             match o {
                 Order::Start(s) => {
+                    shoal_model::path::mark(&s.task.job_id, "order_received");
                     tracing::info!("starting {} ({})", s.task, s.task.dir_name());
                     tasks.start(*s);
                 }
@@ -245,6 +246,15 @@ pub fn report(
             };
             match sched.poll(&req, poll_timeout(0, timing.lost_after())) {
                 Ok(resp) => {
+                    if shoal_model::path::enabled() {
+                        for r in &reports {
+                            let step = match r.event {
+                                shoal_model::wire::TaskEvent::Started => "started_report_acked",
+                                _ => "exit_report_acked",
+                            };
+                            shoal_model::path::mark(&r.task.job_id, step);
+                        }
+                    }
                     tasks.delivered(&reports);
                     taken.obey(tasks, resp);
                     break;

@@ -796,6 +796,7 @@ impl Tasks {
     /// ends; report how it ended.
     fn run(self: Arc<Self>, order: StartTask) {
         let task = order.task.clone();
+        shoal_model::path::mark(&task.job_id, "task_thread");
         if let Some(why) = self.wait_for_earlier_attempts(&task) {
             return self.fail(&task, format!("ended before it started: {why}"));
         }
@@ -845,6 +846,7 @@ impl Tasks {
         })();
         let (mut log, hostfile) = files
             .map_err(|e| format!("cannot prepare the task directory {}: {e}", dir.display()))?;
+        shoal_model::path::mark(&task.job_id, "dir_ready");
         let launch = &order.launch;
         let root = nix::unistd::geteuid().is_root();
         let image = match &launch.image {
@@ -897,6 +899,7 @@ impl Tasks {
             _ => None,
         };
         let cpus = self.take_cpus(order.alloc.vcpus);
+        shoal_model::path::mark(&task.job_id, "user_ready");
         let mut cgroup = match self.cgroups.create(
             &task_dir_name(task),
             order.alloc.memory_mib,
@@ -912,6 +915,7 @@ impl Tasks {
                 TaskCgroup::default()
             }
         };
+        shoal_model::path::mark(&task.job_id, "cgroup_created");
         let cwd = match &image {
             // Where the image says, else `/` (as Docker).
             Some(i) => Some(
@@ -941,13 +945,17 @@ impl Tasks {
                 })
                 .chain(launch.binds.iter().cloned())
                 .collect(),
-            cgroup_procs: cgroup.procs_files(),
+            cgroup_procs: cgroup.join_files(),
             user,
             cpus: cpus.clone(),
             cwd,
             userns_hint: self.userns_hint.clone(),
             root: rootfs,
             hostname: gang_hostname(&order.hostfile, &self.address),
+            stamps: shoal_model::path::enabled()
+                .then(|| crate::isolate::ChildStamps::new(&cgroup.hierarchies()))
+                .flatten()
+                .map(Arc::new),
         };
         // On the host, mount points must exist; in an image the worker
         // makes them in the task's own layer.
@@ -978,6 +986,7 @@ impl Tasks {
             let _ = writeln!(log, "shoal: {reason}");
             return Err(reason);
         }
+        shoal_model::path::mark(&task.job_id, "prepared");
         let prepared = Prepared {
             dir,
             work,
@@ -1128,8 +1137,18 @@ impl Tasks {
         let Some(isolation) = p.isolation.take() else {
             return Err("the task's isolation was applied once already".into());
         };
+        let stamps = isolation.stamps.clone();
         let start_error = isolation.apply(&mut cmd);
-        cmd.spawn().map_err(|e| {
+        let job = &order.task.job_id;
+        shoal_model::path::mark(job, "spawn");
+        let spawned = cmd.spawn();
+        shoal_model::path::mark(job, "spawned");
+        if let Some(s) = stamps {
+            for (step, t) in s.read() {
+                shoal_model::path::mark_at(job, &step, t);
+            }
+        }
+        spawned.map_err(|e| {
             self.give_cpus(&p.cpus);
             p.cgroup.kill_and_remove();
             remove_layer(p.layer.as_deref());
@@ -1170,7 +1189,7 @@ impl Tasks {
         let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let entry = Running {
             pid,
-            cgroup_procs: p.cgroup.procs_files(),
+            cgroup_procs: p.cgroup.join_files(),
             cpus: p.cpus.clone(),
             dir: p.dir.clone(),
             user: p.user,
@@ -1224,7 +1243,9 @@ impl Tasks {
                 }
             })
         };
+        shoal_model::path::mark(&task.job_id, "sampler_started");
         let status = child.wait();
+        shoal_model::path::mark(&task.job_id, "exited");
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         sampler.thread().unpark();
         let _ = sampler.join();
@@ -1244,6 +1265,7 @@ impl Tasks {
             .unwrap_or_else(|e| e.into_inner())
             .remove(task);
         self.give_cpus(&p.cpus);
+        shoal_model::path::mark(&task.job_id, "torn_down");
         Ended {
             status,
             oom,

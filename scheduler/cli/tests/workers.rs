@@ -500,6 +500,46 @@ fn a_job_cannot_replace_the_files_the_worker_writes_for_it() {
 }
 
 #[test]
+fn a_job_and_its_children_are_in_its_own_cgroup_in_every_hierarchy() {
+    let c = Cluster::start(&["n1"]);
+    c.register(sh_def(
+        "cg",
+        "sed 's/^/main:/' /proc/self/cgroup; sh -c 'sed s/^/child:/ /proc/self/cgroup'",
+        16,
+    ));
+    let id = c.submit("cg", "cg");
+    let j = c.wait_done(&id);
+    assert_eq!(j["status"], "SUCCEEDED", "{j}");
+    let out = c.logs(&id);
+    // `N:controllers:path`: the hierarchies of cgroup v1 that the worker
+    // uses, or v2's one where there are none.
+    let v1 = out.lines().any(|l| l.contains(":memory:"));
+    for who in ["main:", "child:"] {
+        let lines: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix(who))
+            .filter(|l| {
+                let ctrls = l.split(':').nth(1).unwrap_or("");
+                if v1 {
+                    ctrls
+                        .split(',')
+                        .any(|c| ["memory", "cpuset", "pids"].contains(&c))
+                } else {
+                    l.starts_with("0::")
+                }
+            })
+            .collect();
+        assert!(
+            lines.len() >= if v1 { 3 } else { 1 },
+            "{who} {lines:?}\n{out}"
+        );
+        for l in lines {
+            assert!(l.contains(&id), "{who} in the job's own cgroup: {l}\n{out}");
+        }
+    }
+}
+
+#[test]
 fn a_fork_bomb_stops_at_the_jobs_process_limit() {
     let mut c = Cluster::start(&[]);
     c.add_worker_with("n1", &[], &["--max-job-processes", "20"]);

@@ -150,6 +150,7 @@ fn run(
         }
         match committed {
             Ok(()) => {
+                log_marks(machine.take_marks());
                 machine.deliver_orders();
                 for ((_, reply), result) in calls.into_iter().zip(results) {
                     let _ = reply.send(result);
@@ -182,6 +183,19 @@ fn run(
         if stop {
             return;
         }
+    }
+}
+
+/// Log the path steps of a committed batch: each when it was decided, and
+/// when its commit ended.
+fn log_marks(marks: Vec<(String, &'static str, u64)>) {
+    if marks.is_empty() {
+        return;
+    }
+    let committed = shoal_model::path::now_us();
+    for (job, step, t) in marks {
+        shoal_model::path::mark_at(&job, step, t);
+        shoal_model::path::mark_at(&job, &format!("{step}.committed"), committed);
     }
 }
 

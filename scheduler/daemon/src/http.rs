@@ -215,6 +215,11 @@ async fn shoal_op(
     let wait = std::time::Duration::from_millis(poll.wait_ms.min(MAX_POLL_WAIT_MS));
     let stopping = poll.phase != shoal_model::wire::WorkerPhase::Running;
     let ack = poll.ack;
+    if shoal_model::path::enabled() {
+        for r in &poll.reports {
+            shoal_model::path::mark(&r.task.job_id, report_step(&r.event));
+        }
+    }
     if let Err(e) = st.actor.call(Request::WorkerPoll(poll)).await {
         return e.into_response();
     }
@@ -225,6 +230,13 @@ async fn shoal_op(
     } else {
         st.mail.take_or_wait(&name, wait).await
     };
+    if shoal_model::path::enabled() {
+        for o in &orders {
+            if let shoal_model::wire::Order::Start(s) = o {
+                shoal_model::path::mark(&s.task.job_id, "order_sent");
+            }
+        }
+    }
     let body =
         serde_json::to_vec(&shoal_model::wire::PollResponse { orders, first }).unwrap_or_default();
     let mut resp = (StatusCode::OK, body).into_response();
@@ -233,6 +245,14 @@ async fn shoal_op(
         HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// The path step of a task report reaching the scheduler (`shoal bench path`).
+fn report_step(e: &shoal_model::wire::TaskEvent) -> &'static str {
+    match e {
+        shoal_model::wire::TaskEvent::Started => "started_report_received",
+        _ => "exit_report_received",
+    }
 }
 
 async fn run(actor: ActorHandle, req: Result<Request, ApiError>) -> Response {

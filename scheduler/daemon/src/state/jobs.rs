@@ -92,9 +92,25 @@ pub(super) struct Jobs {
     /// Client token → job seq, for idempotent SubmitJob.
     tokens: HashMap<String, u64>,
     dirty: BTreeSet<u64>,
+    /// Path steps since the last commit (only while they are logged):
+    /// job id, step, wall-clock µs.
+    marks: Vec<(String, &'static str, u64)>,
 }
 
 impl Jobs {
+    /// Note step `step` of job `id` for the path log, if it is on.
+    fn mark(&mut self, id: &str, step: &'static str) {
+        if shoal_model::path::enabled() {
+            self.marks
+                .push((id.to_string(), step, shoal_model::path::now_us()));
+        }
+    }
+
+    /// The path steps noted since the last call.
+    pub(super) fn take_marks(&mut self) -> Vec<(String, &'static str, u64)> {
+        std::mem::take(&mut self.marks)
+    }
+
     fn job_seq(&self, field: &str, id: &str) -> Result<u64, ApiError> {
         self.ids
             .get(id)
@@ -168,6 +184,7 @@ impl Jobs {
             resolved: &resolved,
         };
         self.record_submitted(&new, &id, parent, children, array_size, token);
+        self.mark(&id, "SUBMITTED");
         sh.needs_pass = true;
         reply(&m::SubmitJobResponse {
             job_arn: sh.scope.job_arn(&id),
@@ -603,6 +620,7 @@ impl Default for Jobs {
             next_seq: 1,
             tokens: HashMap::new(),
             dirty: BTreeSet::new(),
+            marks: Vec::new(),
         }
     }
 }
@@ -675,6 +693,16 @@ impl Jobs {
             | Decision::Kill { job, .. }
             | Decision::AttemptEnded { job, .. } => *job,
         };
+        if shoal_model::path::enabled() {
+            let step = match d {
+                Decision::State { state, .. } => Some(state_name(*state)),
+                Decision::Start { .. } => Some("placed"),
+                _ => None,
+            };
+            if let (Some(step), Some(id)) = (step, self.records.get(&job.0).map(|r| r.id.clone())) {
+                self.mark(&id, step);
+            }
+        }
         let Some(rec) = self.records.get_mut(&job.0) else {
             return matches!(d, Decision::AttemptEnded { .. });
         };

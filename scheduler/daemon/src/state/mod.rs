@@ -359,6 +359,12 @@ impl StateMachine {
         std::mem::take(&mut self.shared.batch)
     }
 
+    /// The path steps (job id, step, µs) since the last call: logged by
+    /// the actor once they are committed.
+    pub fn take_marks(&mut self) -> Vec<(String, &'static str, u64)> {
+        self.jobs.take_marks()
+    }
+
     /// Hand the orders of a committed batch to the workers' mailboxes.
     pub fn deliver_orders(&mut self) {
         self.nodes.deliver_orders();

@@ -152,6 +152,9 @@ impl Nodes {
     /// Hand the orders of a committed batch to the workers' mailboxes.
     pub(super) fn deliver_orders(&mut self) {
         for (node, order) in self.outbox.drain(..) {
+            if let Order::Start(s) = &order {
+                shoal_model::path::mark(&s.task.job_id, "order_queued");
+            }
             self.mail.push(&node, order);
         }
     }
