@@ -8,6 +8,7 @@
 //!   ranks ([`sweep`]: the shapes, placement, BTL check, table and plot);
 //! - `throughput`: trivial jobs end to end through a local cluster;
 //! - `path`: where one trivial job's time goes, step by step;
+//! - `memory`: the scheduler's resident memory per queued job;
 //! - `scheduler`: HTTP submit throughput and one scheduling pass
 //!   ([`pass`], over the [`fixture`] that `cargo bench` times too);
 //! - [`local_cluster`]: the cluster a benchmark runs on (given, or started
@@ -21,6 +22,7 @@ pub mod fixture;
 pub mod gromacs;
 pub mod local_cluster;
 pub mod md;
+mod memory;
 pub mod osu;
 pub mod pass;
 mod path;
@@ -52,6 +54,9 @@ pub enum BenchCommand {
     /// local cluster that logs each step of each job; the median time of
     /// every step, from SubmitJob to the exit report's commit.
     Path(path::PathBench),
+    /// The scheduler's resident memory per queued job, with 100,000 and
+    /// 1,000,000 RUNNABLE jobs by default.
+    Memory(memory::MemoryBench),
 }
 
 /// `shoal bench throughput` arguments.
@@ -66,6 +71,10 @@ pub struct ThroughputBench {
     /// Use a running cluster instead of starting one.
     #[arg(long)]
     endpoint: Option<String>,
+    /// Submit the jobs as one array job of `--jobs` children (2–10,000)
+    /// instead of one SubmitJob each.
+    #[arg(long)]
+    array: bool,
     /// Jobs run one at a time afterwards, for the idle submit → start latency.
     #[arg(long, default_value_t = 50)]
     idle_samples: u64,
@@ -153,6 +162,7 @@ pub fn run(cmd: BenchCommand) -> Result<i32> {
         BenchCommand::Scheduler(b) => scheduler::run(b),
         BenchCommand::Throughput(b) => throughput::run(b),
         BenchCommand::Path(b) => path::run(b),
+        BenchCommand::Memory(b) => memory::run(b),
         BenchCommand::Osu(b) => osu::run(b),
         BenchCommand::Md(b) => md::run(b),
         BenchCommand::Gromacs(b) => gromacs::run(b),

@@ -164,7 +164,9 @@ mod tests {
     fn a_poll_that_waits_zero_needs_no_timer() {
         // A runtime without timers: a timer would panic here (and fire on
         // the next millisecond tick at the earliest where there are some).
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let m = Mailboxes::default();
         let (none, _) = rt.block_on(m.take_or_wait("n", Duration::ZERO));
         assert!(none.is_empty());

@@ -84,7 +84,9 @@ fn shape(resolved: &m::ResolvedJob) -> Shape {
 /// client token, the children of each array, and which records changed
 /// since the last batch.
 pub(super) struct Jobs {
-    records: HashMap<u64, JobRecord>,
+    /// Boxed: a map's slack (up to half its buckets) then costs a
+    /// pointer each, not a record.
+    records: HashMap<u64, Box<JobRecord>>,
     ids: HashMap<String, u64>,
     /// Array parent seq → children seqs, in index order.
     children: HashMap<u64, Vec<u64>>,
@@ -181,7 +183,7 @@ impl Jobs {
             queue: &queue,
             definition_arn: &def.job_definition_arn,
             depends_on: r.depends_on.clone(),
-            resolved: &resolved,
+            resolved: std::sync::Arc::new(resolved),
         };
         self.record_submitted(&new, &id, parent, children, array_size, token);
         self.mark(&id, "SUBMITTED");
@@ -326,13 +328,13 @@ impl Jobs {
     pub(super) fn tags_mut(&mut self, id: &str) -> Option<&mut BTreeMap<String, String>> {
         let seq = *self.ids.get(id)?;
         self.dirty.insert(seq);
-        Some(&mut self.records.get_mut(&seq)?.resolved.tags)
+        Some(&mut std::sync::Arc::make_mut(&mut self.records.get_mut(&seq)?.resolved).tags)
     }
 
     fn insert_job(&mut self, rec: JobRecord) {
         self.ids.insert(rec.id.clone(), rec.seq);
         self.dirty.insert(rec.seq);
-        self.records.insert(rec.seq, rec);
+        self.records.insert(rec.seq, Box::new(rec));
     }
 
     pub(super) fn cancel(
@@ -485,7 +487,7 @@ impl Jobs {
     /// Find `ID`, `ID:INDEX` or `ID#NODE`.
     fn lookup(&self, id: &str) -> Option<(&JobRecord, Option<u32>)> {
         if let Some(seq) = self.ids.get(id) {
-            return self.records.get(seq).map(|r| (r, None));
+            return self.records.get(seq).map(|r| (&**r, None));
         }
         let r: m::JobRef = id.parse().ok()?;
         let node = r.node?;
@@ -560,6 +562,7 @@ impl Jobs {
                 let mut recs: Vec<&JobRecord> = self
                     .records
                     .values()
+                    .map(|r| &**r)
                     .filter(|j| {
                         j.queue == name
                             && j.array.as_ref().is_none_or(|a| a.index.is_none())
@@ -578,12 +581,12 @@ impl Jobs {
                     .flatten()
                     .filter_map(|c| self.records.get(c))
                     .filter(|j| all || keep(j))
-                    .map(|j| (j, None))
+                    .map(|j| (&**j, None))
                     .collect()
             }
             m::ListJobsScope::MultiNodeJob(mn) => {
                 let seq = self.job_seq("multiNodeJobId", &mn)?;
-                let rec = &self.records[&seq];
+                let rec: &JobRecord = &self.records[&seq];
                 if !rec.resolved.multinode {
                     return Err(ApiError::field(
                         "multiNodeJobId",
@@ -640,11 +643,26 @@ impl Jobs {
         mut rec: JobRecord,
     ) -> Result<(), shoal_core::CoreError> {
         let timeout_s = rec.spec.timeout_s;
-        for (i, n) in rec.resolved.nodes.iter_mut().enumerate() {
+        for (i, n) in std::sync::Arc::make_mut(&mut rec.resolved)
+            .nodes
+            .iter_mut()
+            .enumerate()
+        {
             n.index = i as u32;
             if n.launch == m::LaunchSpec::default() {
                 // Stored before launch specs.
                 n.launch = m::LaunchSpec::of(&n.container, &n.demand, timeout_s);
+            }
+        }
+        // An array's children share their parent's resolved job in memory,
+        // as when they were submitted (restored after it, in seq order).
+        let parent = rec.array.as_ref().and_then(|a| a.parent.as_ref());
+        if let Some(p) = parent
+            .and_then(|p| self.ids.get(p))
+            .and_then(|s| self.records.get(s))
+        {
+            if p.resolved == rec.resolved {
+                rec.resolved = p.resolved.clone();
             }
         }
         let restored = Restored {
@@ -671,7 +689,7 @@ impl Jobs {
         if let Some(t) = &rec.client_token {
             self.tokens.insert(t.clone(), seq);
         }
-        self.records.insert(seq, rec);
+        self.records.insert(seq, Box::new(rec));
         Ok(())
     }
 
@@ -770,11 +788,11 @@ impl Jobs {
     /// A job's record by its core key.
     /// Every job, in no particular order.
     pub(super) fn iter(&self) -> impl Iterator<Item = &JobRecord> {
-        self.records.values()
+        self.records.values().map(|r| &**r)
     }
 
     pub(super) fn get(&self, seq: u64) -> Option<&JobRecord> {
-        self.records.get(&seq)
+        self.records.get(&seq).map(|r| &**r)
     }
 
     /// The job a task belongs to (`ID` of `ID#NODE`), if known.
@@ -785,7 +803,10 @@ impl Jobs {
     /// A job's record by its id (`ID`, not `ID:INDEX` or `ID#NODE`
     /// forms other than an array child's own id).
     pub(super) fn by_id(&self, id: &str) -> Option<&JobRecord> {
-        self.ids.get(id).and_then(|s| self.records.get(s))
+        self.ids
+            .get(id)
+            .and_then(|s| self.records.get(s))
+            .map(|r| &**r)
     }
 
     /// Tasks the scheduler believes run on node `node`: (job seq, task).
@@ -886,7 +907,7 @@ struct NewJob<'a> {
     queue: &'a str,
     definition_arn: &'a str,
     depends_on: Vec<m::JobDependency>,
-    resolved: &'a m::ResolvedJob,
+    resolved: std::sync::Arc<m::ResolvedJob>,
 }
 
 impl NewJob<'_> {

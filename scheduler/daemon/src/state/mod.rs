@@ -147,9 +147,9 @@ pub struct JobRecord {
     /// Array membership.
     pub array: Option<ArrayInfo>,
     /// The resolved job: per-node containers, launch specs and settings
-    /// (shared by the children of an array, stored with each for
-    /// simplicity).
-    pub resolved: m::ResolvedJob,
+    /// (one in memory for the parent and the children of an array; stored
+    /// with each).
+    pub resolved: std::sync::Arc<m::ResolvedJob>,
     /// Finished attempts.
     pub attempts: Vec<AttemptRecord>,
     /// Attempt in flight.
@@ -561,5 +561,53 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let other_store = Store::open(other.path()).unwrap();
         assert_ne!(load(&other_store).job_token("job-a", 0), token);
+    }
+
+    #[test]
+    fn an_arrays_children_share_its_resolved_job_in_memory_before_and_after_a_restart() {
+        let d = tempfile::tempdir().unwrap();
+        let config = Config {
+            state_dir: d.path().to_path_buf(),
+            ..Config::default()
+        };
+        let load = |store: &Store| {
+            StateMachine::load(
+                config.clone(),
+                store,
+                crate::mailbox::Mailboxes::default(),
+                0,
+            )
+            .unwrap()
+        };
+        let mut store = Store::open(d.path()).unwrap();
+        let mut sm = load(&store);
+        let def: m::RegisterJobDefinitionRequest = serde_json::from_value(json!({
+            "jobDefinitionName": "d", "type": "container",
+            "containerProperties": {"command": ["true"], "resourceRequirements": [
+                {"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "64"}]}}))
+        .unwrap();
+        sm.handle(1, Request::RegisterJobDefinition(Box::new(def)))
+            .unwrap();
+        let submit: m::SubmitJobRequest = serde_json::from_value(json!({
+            "jobName": "a", "jobQueue": "default", "jobDefinition": "d",
+            "arrayProperties": {"size": 3}}))
+        .unwrap();
+        let reply = sm
+            .handle(2, Request::SubmitJob(Box::new(submit), None))
+            .unwrap();
+        let id = serde_json::from_slice::<m::SubmitJobResponse>(&reply)
+            .unwrap()
+            .job_id;
+        store.commit(&sm.take_batch()).unwrap();
+        let shared = |sm: &StateMachine| {
+            let parent = sm.jobs.by_id(&id).unwrap();
+            (0..3).all(|i| {
+                let child = sm.jobs.by_id(&format!("{id}:{i}")).unwrap();
+                std::sync::Arc::ptr_eq(&child.resolved, &parent.resolved)
+            })
+        };
+        assert!(shared(&sm), "as submitted");
+        drop(sm);
+        assert!(shared(&load(&store)), "as restored");
     }
 }
