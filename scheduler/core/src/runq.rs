@@ -2,30 +2,29 @@
 //!
 //! A pass walks every RUNNABLE job, so the walk must stream through memory:
 //! most jobs live in a sorted vector (`keys` / `vals`, removed entries left
-//! as tombstones), recent arrivals in a small ordered map (`pending`). A
-//! walk merges the two lazily, as it goes (a walk that stops early, as a
-//! blocked FCFS pass does, costs what it visited); it starts after the
-//! vector's leading tombstones (the jobs passes started from the front),
-//! found once. The vector is rebuilt once the map or the tombstones grow
-//! past a threshold (in `insert` / `remove`, so during `apply`, not during
-//! a pass).
-
-use std::collections::BTreeMap;
-use std::ops::Bound;
+//! as tombstones), recent arrivals in a second, small sorted vector
+//! (`pkeys` / `pvals`). A walk merges the two as it goes, one comparison of
+//! keys a step (a walk that stops early, as a blocked FCFS pass does, costs
+//! what it visited); it starts after the main vector's leading tombstones
+//! (the jobs passes started from the front), found once. Positions are
+//! indices into one vector or the other, so a pass reaches an entry again
+//! without a search. The main vector is rebuilt once the recent arrivals or
+//! the tombstones grow past a threshold (in `insert` / `remove`, so during
+//! `apply`, not during a pass).
 
 use crate::index::JobSlot;
 use crate::state::{RunEntry, RunKey};
 
-/// Pending entries above this rebuild the vector.
+/// Recent arrivals above this rebuild the main vector.
 const MAX_PENDING: usize = 2048;
 
 /// Where an entry is, during a pass.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Pos {
-    /// Index in the sorted vector.
+    /// Index in the main vector.
     Vec(usize),
-    /// Key in the pending map.
-    Pending(RunKey),
+    /// Index in the vector of recent arrivals.
+    Pending(usize),
 }
 
 /// RUNNABLE jobs in scheduling order.
@@ -35,7 +34,9 @@ pub(crate) struct RunQueue {
     vals: Vec<RunEntry>,
     /// Tombstones in `vals` (slot None).
     dead: usize,
-    pending: BTreeMap<RunKey, RunEntry>,
+    /// Recent arrivals, sorted, with their tombstones (slot None).
+    pkeys: Vec<RunKey>,
+    pvals: Vec<RunEntry>,
     len: usize,
     /// Every entry of `vals` before it is a tombstone.
     live_from: usize,
@@ -51,17 +52,33 @@ impl RunQueue {
     }
 
     pub fn insert(&mut self, key: RunKey, val: RunEntry) {
-        self.pending.insert(key, val);
+        match self.pkeys.binary_search(&key) {
+            // A tombstone of the same key: live again.
+            Ok(i) => {
+                let was = self.pvals[i].slot;
+                self.pvals[i] = val;
+                if was.is_some() {
+                    return;
+                }
+            }
+            Err(i) => {
+                self.pkeys.insert(i, key);
+                self.pvals.insert(i, val);
+            }
+        }
         self.len += 1;
-        if self.pending.len() > MAX_PENDING {
+        if self.pkeys.len() > MAX_PENDING {
             self.compact();
         }
     }
 
     pub fn remove(&mut self, key: &RunKey) -> Option<RunEntry> {
-        let val = match self.pending.remove(key) {
-            Some(v) => v,
-            None => {
+        let val = match self.pkeys.binary_search(key) {
+            Ok(i) if self.pvals[i].slot.is_some() => {
+                self.pkeys.remove(i);
+                self.pvals.remove(i)
+            }
+            _ => {
                 let i = self.keys.binary_search(key).ok()?;
                 self.kill(i)?
             }
@@ -80,11 +97,12 @@ impl RunQueue {
     }
 
     /// Removes the entry at `pos` (found by the current pass). Never
-    /// compacts, so other positions of the pass stay valid.
+    /// compacts or moves an entry, so other positions of the pass stay
+    /// valid.
     pub fn remove_at(&mut self, pos: Pos) {
         let gone = match pos {
             Pos::Vec(i) => self.kill(i).is_some(),
-            Pos::Pending(k) => self.pending.remove(&k).is_some(),
+            Pos::Pending(i) => self.pvals[i].slot.take().is_some(),
         };
         self.len -= gone as usize;
     }
@@ -93,10 +111,7 @@ impl RunQueue {
     pub fn get_mut(&mut self, pos: Pos) -> &mut RunEntry {
         match pos {
             Pos::Vec(i) => &mut self.vals[i],
-            Pos::Pending(k) => self
-                .pending
-                .get_mut(&k)
-                .expect("a position of the current walk"),
+            Pos::Pending(i) => &mut self.pvals[i],
         }
     }
 
@@ -108,12 +123,19 @@ impl RunQueue {
         Some(v)
     }
 
-    /// Merges pending entries into the vector and drops tombstones.
+    /// Merges the recent arrivals into the main vector and drops
+    /// tombstones.
     pub fn compact(&mut self) {
         let n = self.len;
         let mut keys = Vec::with_capacity(n);
         let mut vals = Vec::with_capacity(n);
-        let mut pend = std::mem::take(&mut self.pending).into_iter().peekable();
+        let pkeys = std::mem::take(&mut self.pkeys);
+        let pvals = std::mem::take(&mut self.pvals);
+        let mut pend = pkeys
+            .into_iter()
+            .zip(pvals)
+            .filter(|(_, v)| v.slot.is_some())
+            .peekable();
         for (k, v) in self.keys.iter().zip(&self.vals) {
             while let Some((pk, _)) = pend.peek() {
                 if pk > k {
@@ -145,8 +167,10 @@ impl RunQueue {
 
     /// The position of the live entry `key`, if any.
     pub fn pos_of(&self, key: &RunKey) -> Option<Pos> {
-        if self.pending.contains_key(key) {
-            return Some(Pos::Pending(*key));
+        if let Ok(i) = self.pkeys.binary_search(key) {
+            if self.pvals[i].slot.is_some() {
+                return Some(Pos::Pending(i));
+            }
         }
         let i = self.keys.binary_search(key).ok()?;
         self.vals[i].slot.map(|_| Pos::Vec(i))
@@ -158,9 +182,9 @@ impl RunQueue {
             .keys
             .iter()
             .zip(&self.vals)
+            .chain(self.pkeys.iter().zip(&self.pvals))
             .filter(|(_, v)| v.slot.is_some())
             .map(|(k, v)| (*k, *v))
-            .chain(self.pending.iter().map(|(k, v)| (*k, *v)))
             .collect();
         out.sort_by_key(|e| e.0);
         out
@@ -170,7 +194,8 @@ impl RunQueue {
     pub fn rebuild(&mut self, mut entries: Vec<(RunKey, RunEntry)>) {
         entries.sort_by_key(|e| e.0);
         self.len = entries.len();
-        self.pending.clear();
+        self.pkeys.clear();
+        self.pvals.clear();
         self.dead = 0;
         self.live_from = 0;
         self.removals += 1;
@@ -186,44 +211,10 @@ impl RunQueue {
         {
             self.live_from += 1;
         }
-        let mut w = Walk {
+        Walk {
             i: self.live_from,
-            plan: Vec::new(),
-            p: 0,
-            more: !self.pending.is_empty(),
-            chunk: 2,
-        };
-        self.plan_more(&mut w);
-        w
-    }
-
-    /// The walk's next pending keys, each with the vector position it goes
-    /// before: 2 at first, twice as many each time up to [`PLAN_CHUNK`] (a
-    /// walk that stops early has not paid for the rest).
-    fn plan_more(&self, w: &mut Walk) {
-        if !w.more {
-            return;
+            j: 0,
         }
-        let (from, at) = match w.plan.last() {
-            Some(&(at, k)) => (Bound::Excluded(k), at),
-            None => (Bound::Unbounded, 0),
-        };
-        w.plan.clear();
-        w.p = 0;
-        let mut at = at;
-        let chunk = w.chunk;
-        w.chunk = (chunk * 2).min(PLAN_CHUNK);
-        for k in self
-            .pending
-            .range((from, Bound::Unbounded))
-            .map(|(k, _)| *k)
-            .take(chunk)
-        {
-            let rest = self.keys.get(at..).unwrap_or(&[]);
-            at += rest.partition_point(|x| *x < k);
-            w.plan.push((at, k));
-        }
-        w.more = w.plan.len() == chunk;
     }
 
     /// The next live entry of a walk: its position, its job's slot, and
@@ -231,47 +222,37 @@ impl RunQueue {
     #[inline]
     pub fn next<'a>(&'a mut self, w: &mut Walk) -> Option<(Pos, JobSlot, &'a mut RunEntry)> {
         loop {
-            if w.p == w.plan.len() && w.more {
-                self.plan_more(w);
-            }
-            if let Some(&(at, k)) = w.plan.get(w.p) {
-                if at <= w.i {
-                    w.p += 1;
-                    if let Some(slot) = self.pending.get(&k).and_then(|v| v.slot) {
-                        let v = self.pending.get_mut(&k).expect("just found");
-                        return Some((Pos::Pending(k), slot, v));
-                    }
-                    continue;
+            let pending_first = match (self.keys.get(w.i), self.pkeys.get(w.j)) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(k), Some(pk)) => pk < k,
+            };
+            if pending_first {
+                let j = w.j;
+                w.j += 1;
+                if let Some(slot) = self.pvals[j].slot {
+                    return Some((Pos::Pending(j), slot, &mut self.pvals[j]));
                 }
-            }
-            let i = w.i;
-            let v = self.vals.get(i)?;
-            w.i += 1;
-            if let Some(slot) = v.slot {
-                return Some((Pos::Vec(i), slot, &mut self.vals[i]));
+            } else {
+                let i = w.i;
+                let v = self.vals.get(i)?;
+                w.i += 1;
+                if let Some(slot) = v.slot {
+                    return Some((Pos::Vec(i), slot, &mut self.vals[i]));
+                }
             }
         }
     }
 }
 
-/// Pending keys a walk plans at a time, at most.
-const PLAN_CHUNK: usize = 64;
-
-/// A walk over a [`RunQueue`] (entries may be modified, not added or
-/// removed, while it lasts).
+/// A walk over a [`RunQueue`] (entries may be modified or removed by
+/// position, not added, while it lasts).
 #[derive(Debug)]
 pub(crate) struct Walk {
-    /// The next position in the vector.
+    /// The next position in the main vector.
     i: usize,
-    /// Pending entries: (vector position to insert before, key), the
-    /// current chunk.
-    plan: Vec<(usize, RunKey)>,
-    /// The next of `plan`.
-    p: usize,
-    /// More pending keys after `plan`.
-    more: bool,
-    /// How many to plan next.
-    chunk: usize,
+    /// The next position among the recent arrivals.
+    j: usize,
 }
 
 #[cfg(test)]
@@ -299,7 +280,7 @@ mod tests {
         while let Some((pos, slot, _)) = q.next(&mut w) {
             let k = match pos {
                 Pos::Vec(i) => q.keys[i],
-                Pos::Pending(k) => k,
+                Pos::Pending(j) => q.pkeys[j],
             };
             out.push((k, slot));
         }

@@ -160,6 +160,11 @@ pub struct Store {
     /// of commits it acknowledged (its WAL lost).
     seq: u64,
     commits: PathBuf,
+    /// `DIR/commits`, open: rewritten in place after each commit. (A
+    /// file truncated and written again is flushed to disk when it is
+    /// closed, by ext4's `auto_da_alloc`: a disk write per commit, 11 %
+    /// of the scheduler's CPU under load.)
+    commits_file: Option<std::fs::File>,
 }
 
 /// The file naming a state directory (written at its first start).
@@ -202,6 +207,29 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .and_then(|_| f.sync_all())
         .map_err(|e| io_err(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+}
+
+impl Store {
+    /// Write the commit count over `DIR/commits` in place: always 21
+    /// bytes (zero-padded, the longest u64 and a newline), so nothing of
+    /// an earlier count is left after it and the file is never truncated.
+    fn write_commits(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if self.commits_file.is_none() {
+            self.commits_file = Some(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&self.commits)?,
+            );
+        }
+        let text = format!("{:020}\n", self.seq);
+        match &self.commits_file {
+            Some(f) => f.write_all_at(text.as_bytes(), 0),
+            None => Ok(()),
+        }
+    }
 }
 
 fn read_commits(path: &Path) -> Option<u64> {
@@ -320,7 +348,12 @@ impl Store {
             })?,
             None => 0,
         };
-        let mut store = Store { conn, seq, commits };
+        let mut store = Store {
+            conn,
+            seq,
+            commits,
+            commits_file: None,
+        };
         match (&identity, stored_id) {
             (Some(i), Some(id)) if i.id != id => {
                 return Err(refuse(format!(
@@ -465,7 +498,8 @@ impl Store {
         // After the commit: the file never claims a commit the database
         // lacks (it may lag, e.g. on a full disk, which only weakens the
         // check).
-        if let Err(e) = std::fs::write(&self.commits, self.seq.to_string()) {
+        if let Err(e) = self.write_commits() {
+            self.commits_file = None;
             tracing::warn!("cannot write {}: {e}", self.commits.display());
         }
         Ok(())
@@ -475,6 +509,36 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_commit_count_is_rewritten_in_place_never_truncated() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(COMMITS_FILE);
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut b = Batch::default();
+        b.put_meta("k", "v".into());
+        store.commit(&b).unwrap();
+        let first = std::fs::metadata(&path).unwrap();
+        let before = read_commits(&path).unwrap();
+        for _ in 0..12 {
+            store.commit(&b).unwrap();
+        }
+        let after = std::fs::metadata(&path).unwrap();
+        assert_eq!(first.ino(), after.ino(), "the same file, written over");
+        assert_eq!(
+            after.len(),
+            21,
+            "a fixed width: nothing of a longer count left"
+        );
+        assert_eq!(read_commits(&path), Some(before + 12));
+        drop(store);
+        // A count written by an earlier version (no padding) still reads.
+        std::fs::write(&path, (before + 12).to_string()).unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store.commit(&b).unwrap();
+        assert_eq!(read_commits(&path), Some(before + 13));
+    }
 
     #[test]
     fn batch_round_trips_through_a_reopen() {
