@@ -12,8 +12,9 @@ pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "insta
 # util-linux for setpriv in the tests, faketime for the clock-step tests.
 # docker-registry, skopeo, umoci and busybox-static for the container-image
 # tests (a local registry, pulls, unpacking, a test image built offline);
-# prometheus for the metrics test (it scrapes a scheduler it starts).
-for p in build-essential pkg-config libclang-dev openmpi-bin libopenmpi-dev python3 python3-venv iproute2 util-linux faketime lammps gromacs docker-registry skopeo umoci busybox-static prometheus; do
+# prometheus for the metrics test (it scrapes a scheduler it starts);
+# slurm-wlm and munge for the emulated Slurm cluster (scripts/slurm-cluster.sh).
+for p in build-essential pkg-config libclang-dev openmpi-bin libopenmpi-dev python3 python3-venv iproute2 util-linux faketime lammps gromacs docker-registry skopeo umoci busybox-static prometheus slurm-wlm munge; do
     pkg_installed "$p" || need_apt+=("$p")
 done
 

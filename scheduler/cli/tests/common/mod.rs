@@ -221,6 +221,7 @@ pub fn free_port() -> u16 {
 pub mod local;
 pub mod marks;
 pub mod netns;
+pub mod slurm;
 pub mod sweep;
 
 #[path = "../../../model/tests/common/figure.rs"]
