@@ -19,6 +19,7 @@ pub mod ids;
 pub mod image;
 pub mod job;
 pub mod launch;
+pub mod managed;
 pub mod path;
 pub mod policy;
 pub mod queue;
