@@ -531,22 +531,19 @@ use registry::Registry;
 mod tests {
     use super::*;
 
+    /// The state machine of `store`, as a scheduler on `dir` loads it.
+    fn load_from(dir: &std::path::Path, store: &Store) -> StateMachine {
+        let config = Config {
+            state_dir: dir.to_path_buf(),
+            ..Config::default()
+        };
+        StateMachine::load(config, store, crate::mailbox::Mailboxes::default(), 0).unwrap()
+    }
+
     #[test]
     fn job_tokens_survive_a_restart_and_differ_per_job_and_attempt() {
         let d = tempfile::tempdir().unwrap();
-        let config = Config {
-            state_dir: d.path().to_path_buf(),
-            ..Config::default()
-        };
-        let load = |store: &Store| {
-            StateMachine::load(
-                config.clone(),
-                store,
-                crate::mailbox::Mailboxes::default(),
-                0,
-            )
-            .unwrap()
-        };
+        let load = |store: &Store| load_from(d.path(), store);
         let mut store = Store::open(d.path()).unwrap();
         let mut first = load(&store);
         let token = first.job_token("job-a", 0);
@@ -566,19 +563,7 @@ mod tests {
     #[test]
     fn an_arrays_children_share_its_resolved_job_in_memory_before_and_after_a_restart() {
         let d = tempfile::tempdir().unwrap();
-        let config = Config {
-            state_dir: d.path().to_path_buf(),
-            ..Config::default()
-        };
-        let load = |store: &Store| {
-            StateMachine::load(
-                config.clone(),
-                store,
-                crate::mailbox::Mailboxes::default(),
-                0,
-            )
-            .unwrap()
-        };
+        let load = |store: &Store| load_from(d.path(), store);
         let mut store = Store::open(d.path()).unwrap();
         let mut sm = load(&store);
         let def: m::RegisterJobDefinitionRequest = serde_json::from_value(json!({
