@@ -5,7 +5,7 @@
 //! as tombstones), recent arrivals in a second, small sorted vector
 //! (`pkeys` / `pvals`). A walk merges the two as it goes, one comparison of
 //! keys a step (a walk that stops early, as a blocked FCFS pass does, costs
-//! what it visited); it starts after the main vector's leading tombstones
+//! what it visited); it starts after each vector's leading tombstones
 //! (the jobs passes started from the front), found once. Positions are
 //! indices into one vector or the other, so a pass reaches an entry again
 //! without a search. The main vector is rebuilt once the recent arrivals or
@@ -40,6 +40,9 @@ pub(crate) struct RunQueue {
     len: usize,
     /// Every entry of `vals` before it is a tombstone.
     live_from: usize,
+    /// Every entry of `pvals` before it is a tombstone (the arrivals
+    /// passes started, which a walk would otherwise step over each time).
+    plive_from: usize,
     /// Entries removed other than by a pass (`remove`): a count that
     /// changes when the queue lost a job no pass started.
     removals: u64,
@@ -52,7 +55,7 @@ impl RunQueue {
     }
 
     pub fn insert(&mut self, key: RunKey, val: RunEntry) {
-        match self.pkeys.binary_search(&key) {
+        let at = match self.pkeys.binary_search(&key) {
             // A tombstone of the same key: live again.
             Ok(i) => {
                 let was = self.pvals[i].slot;
@@ -60,12 +63,15 @@ impl RunQueue {
                 if was.is_some() {
                     return;
                 }
+                i
             }
             Err(i) => {
                 self.pkeys.insert(i, key);
                 self.pvals.insert(i, val);
+                i
             }
-        }
+        };
+        self.plive_from = self.plive_from.min(at);
         self.len += 1;
         if self.pkeys.len() > MAX_PENDING {
             self.compact();
@@ -75,6 +81,9 @@ impl RunQueue {
     pub fn remove(&mut self, key: &RunKey) -> Option<RunEntry> {
         let val = match self.pkeys.binary_search(key) {
             Ok(i) if self.pvals[i].slot.is_some() => {
+                if i < self.plive_from {
+                    self.plive_from -= 1;
+                }
                 self.pkeys.remove(i);
                 self.pvals.remove(i)
             }
@@ -158,6 +167,7 @@ impl RunQueue {
         self.vals = vals;
         self.dead = 0;
         self.live_from = 0;
+        self.plive_from = 0;
     }
 
     /// Changes whenever an entry is removed other than by a pass.
@@ -198,6 +208,7 @@ impl RunQueue {
         self.pvals.clear();
         self.dead = 0;
         self.live_from = 0;
+        self.plive_from = 0;
         self.removals += 1;
         (self.keys, self.vals) = entries.into_iter().unzip();
     }
@@ -211,9 +222,16 @@ impl RunQueue {
         {
             self.live_from += 1;
         }
+        while self
+            .pvals
+            .get(self.plive_from)
+            .is_some_and(|v| v.slot.is_none())
+        {
+            self.plive_from += 1;
+        }
         Walk {
             i: self.live_from,
-            j: 0,
+            j: self.plive_from,
         }
     }
 
@@ -323,24 +341,33 @@ mod tests {
                 assert!(q.remove(&k).is_none());
             }
             assert_eq!(q.len(), model.len());
-            if step % 997 == 0 {
+            if step % 97 == 0 {
                 let got = walk_all(&mut q);
                 let want: Vec<(RunKey, JobSlot)> = model.iter().map(|(k, v)| (*k, *v)).collect();
                 assert_eq!(got, want);
-                // Removing by position, as a pass does.
+                // Removing by position, as a pass does: the last entry, or
+                // the first few (as FCFS starts its heads), leaving
+                // tombstones at the front of either vector.
                 let mut w = q.walk();
-                let mut first = None;
+                let mut taken = Vec::new();
                 while let Some((pos, slot, _)) = q.next(&mut w) {
-                    first = Some((pos, slot));
-                    if step % 2 == 0 {
+                    taken.push((pos, slot));
+                    if step % 2 == 0 && taken.len() as u64 > step % 7 {
                         break;
                     }
                 }
-                if let Some((pos, slot)) = first {
+                if step % 2 != 0 {
+                    taken = taken.split_off(taken.len().saturating_sub(1));
+                }
+                for (pos, slot) in taken {
                     q.remove_at(pos);
                     let k = *model.iter().find(|(_, v)| **v == slot).expect("present").0;
                     model.remove(&k);
                 }
+                assert_eq!(q.len(), model.len());
+                let got = walk_all(&mut q);
+                let want: Vec<(RunKey, JobSlot)> = model.iter().map(|(k, v)| (*k, *v)).collect();
+                assert_eq!(got, want, "after removals by position");
             }
         }
         assert_eq!(
