@@ -26,8 +26,9 @@ pub struct Isolation {
     pub tmpfs: Vec<TmpfsMount>,
     /// Bind mounts.
     pub binds: Vec<BindMount>,
-    /// cgroup.procs files to join.
-    pub cgroup_procs: Vec<std::path::PathBuf>,
+    /// The files to write `0` into to join the task's cgroups
+    /// ([`crate::cgroup::TaskCgroup::join_files`]).
+    pub cgroup_join: Vec<std::path::PathBuf>,
     /// Switch to this uid/gid after the mounts.
     pub user: Option<(u32, u32)>,
     /// CPUs to pin to.
@@ -426,7 +427,7 @@ impl Isolation {
                 };
                 stamp(0);
                 child_signals(true)?;
-                for (i, f) in self.cgroup_procs.iter().enumerate() {
+                for (i, f) in self.cgroup_join.iter().enumerate() {
                     write_file(&f.to_string_lossy(), b"0")?;
                     if i < JOINS {
                         stamp(1 + i);

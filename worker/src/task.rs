@@ -192,8 +192,8 @@ fn authorize(
 struct Running {
     /// Process (and process group, and session) id of its main process.
     pid: i32,
-    /// Its cgroup.procs files.
-    cgroup_procs: Vec<PathBuf>,
+    /// The files that join its cgroups (for `exec` into it).
+    cgroup_join: Vec<PathBuf>,
     /// Its CPUs.
     cpus: Vec<u32>,
     /// Its directory.
@@ -694,7 +694,7 @@ impl Tasks {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err_log));
-        let (procs, cpus, user) = (r.cgroup_procs.clone(), r.cpus.clone(), r.user);
+        let (procs, cpus, user) = (r.cgroup_join.clone(), r.cpus.clone(), r.user);
         // SAFETY: system calls only, on descriptors opened before the fork.
         unsafe {
             use std::os::unix::process::CommandExt;
@@ -945,7 +945,7 @@ impl Tasks {
                 })
                 .chain(launch.binds.iter().cloned())
                 .collect(),
-            cgroup_procs: cgroup.join_files(),
+            cgroup_join: cgroup.join_files(),
             user,
             cpus: cpus.clone(),
             cwd,
@@ -1189,7 +1189,7 @@ impl Tasks {
         let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let entry = Running {
             pid,
-            cgroup_procs: p.cgroup.join_files(),
+            cgroup_join: p.cgroup.join_files(),
             cpus: p.cpus.clone(),
             dir: p.dir.clone(),
             user: p.user,

@@ -215,20 +215,17 @@ impl Store {
     /// an earlier count is left after it and the file is never truncated.
     fn write_commits(&mut self) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
-        if self.commits_file.is_none() {
-            self.commits_file = Some(
+        let f = match &mut self.commits_file {
+            Some(f) => f,
+            slot => slot.insert(
                 std::fs::OpenOptions::new()
                     .write(true)
                     .create(true)
                     .truncate(false)
                     .open(&self.commits)?,
-            );
-        }
-        let text = format!("{:020}\n", self.seq);
-        match &self.commits_file {
-            Some(f) => f.write_all_at(text.as_bytes(), 0),
-            None => Ok(()),
-        }
+            ),
+        };
+        f.write_all_at(format!("{:020}\n", self.seq).as_bytes(), 0)
     }
 }
 
