@@ -50,6 +50,7 @@ impl Bench {
             name: "default".into(),
             enabled: true,
             selector: Default::default(),
+            timed: false,
         };
         core.apply(0, Event::PoolUpserted(pool)).unwrap();
         for (id, name, priority) in [(1, "default", 0), (2, "high", 10)] {
@@ -76,6 +77,8 @@ impl Bench {
                 capacity,
                 labels: Default::default(),
                 schedulable: true,
+                group: None,
+                ends_at: None,
             };
             core.apply(0, Event::NodeUpserted(spec)).unwrap();
         }

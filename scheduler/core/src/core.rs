@@ -547,8 +547,10 @@ impl Core {
                 max_free: Resources::default(),
                 idle: 0,
                 shares: Shares::default(),
+                timed: false,
             });
         }
+        self.retime_queues();
     }
 
     /// Re-sorts a queue's RUNNABLE jobs after its priority changed, or it
@@ -597,6 +599,7 @@ impl Core {
         }
         c.pools.insert(spec.id, Pool { spec, members });
         c.topo_epoch += 1;
+        self.retime_queues();
     }
 
     fn delete_pool(&mut self, id: PoolId) -> Result<(), CoreError> {
@@ -605,7 +608,61 @@ impl Core {
             .remove(&id)
             .ok_or(CoreError::UnknownPool(id))?;
         self.cluster.topo_epoch += 1;
+        self.retime_queues();
         Ok(())
+    }
+
+    /// Whether each queue is timed (some pool of it is), and for a queue
+    /// that became or stopped being timed, its jobs' shapes anew (with or
+    /// without their timeouts).
+    fn retime_queues(&mut self) {
+        let c = &self.cluster;
+        let flips: Vec<QueueSlot> = c
+            .queues
+            .iter_enumerated()
+            .filter(|(_, q)| {
+                let timed = q
+                    .spec
+                    .pools
+                    .iter()
+                    .any(|p| c.pools.get(p).is_some_and(|p| p.spec.timed));
+                timed != q.timed
+            })
+            .map(|(slot, _)| slot)
+            .collect();
+        for qslot in flips {
+            let q = &mut self.cluster.queues[qslot];
+            q.timed = !q.timed;
+            self.reshape_queue(qslot);
+        }
+    }
+
+    /// Every unfinished job of a queue takes the shape its demand and
+    /// timeout now make (the queue became timed or stopped being so).
+    fn reshape_queue(&mut self, qslot: QueueSlot) {
+        let mut changed = false;
+        for slot in self.jobs.indices() {
+            let job = &self.jobs[slot];
+            let Some(sid) = job.shape else { continue };
+            if job.qslot != Some(qslot) || job.state.is_terminal() {
+                continue;
+            }
+            let (demand, timeout) = (self.cluster.shapes[sid].demand.clone(), job.spec.timeout_s);
+            let new = self.cluster.intern_shape(qslot, demand, timeout);
+            changed |= new != sid;
+            self.jobs[slot].shape = Some(new);
+        }
+        if changed {
+            let mut entries = self.runnable.entries();
+            for (_, e) in entries.iter_mut() {
+                if let Some(slot) = e.slot {
+                    if let Some(sid) = self.jobs[slot].shape {
+                        e.shape = sid;
+                    }
+                }
+            }
+            self.runnable.rebuild(entries);
+        }
     }
 
     fn upsert_node(&mut self, spec: NodeSpec) {
@@ -626,6 +683,8 @@ impl Core {
         let h = &mut c.hot[slot];
         h.cap = spec.capacity;
         h.alive = true;
+        h.group = spec.group.map_or(0, |g| g.saturating_add(1));
+        h.ends_at = spec.ends_at.unwrap_or(Millis::MAX);
         for pool in c.pools.values_mut() {
             if spec.schedulable && selector_matches(&pool.spec.selector, &spec) {
                 pool.members.insert(spec.id);
@@ -904,7 +963,7 @@ impl Core {
         }
         let is_array = demand.is_none();
         let shape = match (demand, qslot) {
-            (Some(d), Some(q)) => Some(self.cluster.intern_shape(q, d)),
+            (Some(d), Some(q)) => Some(self.cluster.intern_shape(q, d, spec.timeout_s)),
             _ => None,
         };
         let share = match qslot {
@@ -1367,6 +1426,7 @@ impl Core {
         self.pass_epoch += 1;
         self.version += 1;
         self.clock = self.clock.max(now);
+        self.cluster.now = now;
         let prev_heads = std::mem::replace(
             &mut self.heads,
             IndexVec::from_elem(None, self.cluster.queues.len()),

@@ -26,6 +26,19 @@ impl NodeHot {
     pub fn fits_gang(&self, need: Resources) -> bool {
         self.alive && self.users == 0 && fits(self.cap, need)
     }
+
+    /// Does the node last until `until` (0: no limit)?
+    #[inline]
+    pub fn lasts(&self, until: Millis) -> bool {
+        self.ends_at >= until
+    }
+}
+
+/// The time by which the nodes of a shape of `limit` must still be there,
+/// in a pass at `now` (0: no limit).
+#[inline]
+pub(crate) fn until(now: Millis, limit: Option<Millis>) -> Millis {
+    limit.map_or(0, |l| now.saturating_add(l))
 }
 
 /// Adds an allocation to a node.
@@ -65,7 +78,8 @@ pub(crate) fn find_single(
 
 /// Distinct, currently idle eligible nodes for every node index of a gang
 /// shape (node slot per index), scanning from `*cursor`; `ok` is an extra
-/// per-node condition. Prefers earlier nodes.
+/// per-node condition. Prefers earlier nodes. All of a gang's nodes come
+/// from one allocation ([`NodeHot::group`]; 0 counts as one too).
 pub(crate) fn find_gang(
     hot: &IndexVec<NodeSlot, NodeHot>,
     order: &[NodeSlot],
@@ -77,35 +91,84 @@ pub(crate) fn find_gang(
         return None;
     };
     let k = demands.len();
-    let mut cands = Vec::with_capacity(k);
+    // Candidates per group, groups in the order their first candidate
+    // comes (nearly always one group).
+    let mut groups: Vec<(u32, Vec<NodeSlot>)> = Vec::new();
     let mut first = None;
+    let mut full = None;
     let mut i = *cursor as usize;
     while i < order.len() {
         let slot = order[i];
         if hot[slot].fits_gang(shape.min) && ok(slot) {
             first.get_or_insert(i);
-            cands.push(slot);
-            if cands.len() == k {
+            let g = hot[slot].group;
+            let at = match groups.iter().position(|(x, _)| *x == g) {
+                Some(at) => at,
+                None => {
+                    groups.push((g, Vec::with_capacity(k)));
+                    groups.len() - 1
+                }
+            };
+            groups[at].1.push(slot);
+            if groups[at].1.len() == k {
+                full = Some(at);
                 break;
             }
         }
         i += 1;
     }
     *cursor = first.unwrap_or(order.len()) as u32;
-    if cands.len() < k {
-        return None;
-    }
     let cap = |s: NodeSlot| hot[s].cap;
-    if let Some(a) = assign(&shape.gang_order, demands, &cands, cap) {
-        return Some(a);
-    }
-    // Heterogeneous demands: look at every candidate.
-    for &slot in &order[i + 1..] {
-        if hot[slot].fits_gang(shape.min) && ok(slot) {
-            cands.push(slot);
+    if let Some(at) = full {
+        if let Some(a) = assign(&shape.gang_order, demands, &groups[at].1, cap) {
+            return Some(a);
+        }
+        // Heterogeneous demands: look at every candidate.
+        for &slot in &order[i + 1..] {
+            if hot[slot].fits_gang(shape.min) && ok(slot) {
+                let g = hot[slot].group;
+                match groups.iter_mut().find(|(x, _)| *x == g) {
+                    Some((_, v)) => v.push(slot),
+                    None => groups.push((g, vec![slot])),
+                }
+            }
         }
     }
-    assign(&shape.gang_order, demands, &cands, cap)
+    groups
+        .iter()
+        .filter(|(_, v)| v.len() >= k)
+        .find_map(|(_, v)| assign(&shape.gang_order, demands, v, cap))
+}
+
+/// [`assign`] within one group: the first group (in `cands`' order) whose
+/// candidates cover the gang.
+pub(crate) fn assign_grouped(
+    hot: &IndexVec<NodeSlot, NodeHot>,
+    shape: &Shape,
+    demands: &[Resources],
+    cands: &[NodeSlot],
+) -> Option<Vec<NodeSlot>> {
+    let cap = |s: NodeSlot| hot[s].cap;
+    if cands.iter().all(|&s| hot[s].group == hot[cands[0]].group) {
+        return assign(&shape.gang_order, demands, cands, cap);
+    }
+    let mut seen: Vec<u32> = Vec::new();
+    for &c in cands {
+        let g = hot[c].group;
+        if seen.contains(&g) {
+            continue;
+        }
+        seen.push(g);
+        let of: Vec<NodeSlot> = cands
+            .iter()
+            .copied()
+            .filter(|&s| hot[s].group == g)
+            .collect();
+        if let Some(a) = assign(&shape.gang_order, demands, &of, cap) {
+            return Some(a);
+        }
+    }
+    None
 }
 
 /// "12 vCPUs, 4096 MiB[, 512 MiB shared memory]".
@@ -351,6 +414,13 @@ impl Cluster {
             ),
             Demand::Gang(v) => format!("waiting for resources: needs {} free nodes", v.len()),
         };
+        let text = match shape.limit {
+            Some(l) => format!(
+                "{text}, on nodes whose allocation has at least {} s left (the job's timeout)",
+                l / 1000
+            ),
+            None => text,
+        };
         let id = self.reasons.intern_coded(text, Some(WaitCode::Capacity));
         self.shapes[sid].waiting = Some(id);
         id
@@ -414,17 +484,21 @@ impl Cluster {
             shapes,
             queues,
             hot,
+            now,
             ..
         } = self;
         let shape = &mut shapes[sid];
         let class = &queues[shape.qslot].class;
+        let until = until(*now, shape.limit);
         let mut cursor = shape.memo(epoch).cursor;
         let found = match &shape.demand {
-            Demand::Single(need) => {
-                find_single(&class.order, &mut cursor, |s| hot[s].fits_single(*need))
-                    .map(|s| vec![s])
-            }
-            Demand::Gang(_) => find_gang(hot, &class.order, &mut cursor, shape, |_| true),
+            Demand::Single(need) => find_single(&class.order, &mut cursor, |s| {
+                hot[s].fits_single(*need) && hot[s].lasts(until)
+            })
+            .map(|s| vec![s]),
+            Demand::Gang(_) => find_gang(hot, &class.order, &mut cursor, shape, |s| {
+                hot[s].lasts(until)
+            }),
         };
         let memo = shape.memo(epoch);
         memo.cursor = cursor;
@@ -449,18 +523,22 @@ impl Cluster {
             shapes,
             queues,
             hot,
+            now,
             ..
         } = self;
         let shape = &mut shapes[sid];
         let class = &queues[shape.qslot].class;
+        let until = until(*now, shape.limit);
         let mut cursor = shape.memo(epoch).extra_cursor;
         let found = match &shape.demand {
             Demand::Single(need) => find_single(&class.order, &mut cursor, |s| {
-                hot[s].fits_single(*need) && extra_ok_single(ov, hot, s, *need)
+                hot[s].fits_single(*need)
+                    && hot[s].lasts(until)
+                    && extra_ok_single(ov, hot, s, *need)
             })
             .map(|s| vec![s]),
             Demand::Gang(_) => find_gang(hot, &class.order, &mut cursor, shape, |s| {
-                extra_ok_gang(ov, s)
+                hot[s].lasts(until) && extra_ok_gang(ov, s)
             }),
         };
         let memo = shape.memo(epoch);
@@ -488,18 +566,24 @@ impl Cluster {
             queues,
             hot,
             meta,
+            now,
             ..
         } = self;
         let view = (&*hot, &*meta, jobs);
         let shape = &mut shapes[sid];
         let class = &queues[shape.qslot].class;
+        let until = until(*now, shape.limit);
         let mut cursor = shape.memo(epoch).cursor;
         let (found, fits_now) = match &shape.demand {
             Demand::Single(need) => {
-                let first = find_single(&class.order, &mut cursor, |s| hot[s].fits_single(*need));
+                let first = find_single(&class.order, &mut cursor, |s| {
+                    hot[s].fits_single(*need) && hot[s].lasts(until)
+                });
                 let found = first.and_then(|_| {
                     class.order[cursor as usize..].iter().copied().find(|&s| {
-                        hot[s].fits_single(*need) && profile.ok_now(view, s, est, *need, false)
+                        hot[s].fits_single(*need)
+                            && hot[s].lasts(until)
+                            && profile.ok_now(view, s, est, *need, false)
                     })
                 });
                 (found.map(|s| vec![s]), first.is_some())
@@ -508,7 +592,7 @@ impl Cluster {
                 let actual: Vec<NodeSlot> = class.order[cursor as usize..]
                     .iter()
                     .copied()
-                    .filter(|&s| hot[s].fits_gang(shape.min))
+                    .filter(|&s| hot[s].fits_gang(shape.min) && hot[s].lasts(until))
                     .collect();
                 cursor = match actual.first() {
                     Some(&first) => class.pos[first].unwrap_or(class.order.len() as u32),
@@ -519,11 +603,10 @@ impl Cluster {
                     .copied()
                     .filter(|&s| profile.ok_now(view, s, est, shape.min, true))
                     .collect();
-                let cap = |s: NodeSlot| hot[s].cap;
-                match assign(&shape.gang_order, demands, &ok, cap) {
+                match assign_grouped(hot, shape, demands, &ok) {
                     Some(a) => (Some(a), true),
                     None => {
-                        let fits_now = assign(&shape.gang_order, demands, &actual, cap).is_some();
+                        let fits_now = assign_grouped(hot, shape, demands, &actual).is_some();
                         (None, fits_now)
                     }
                 }

@@ -117,6 +117,10 @@ pub(crate) struct NodeHot {
     /// Gang attempts placed on it (then `users == 1`).
     pub excl: u32,
     pub alive: bool,
+    /// Its allocation (0: none); see [`NodeSpec::group`].
+    pub group: u32,
+    /// When it ends (`Millis::MAX`: never); see [`NodeSpec::ends_at`].
+    pub ends_at: Millis,
 }
 
 /// The rest of a node.
@@ -167,6 +171,9 @@ pub(crate) struct Queue {
     pub idle: u32,
     /// Its jobs' share identifiers and their usage.
     pub shares: Shares,
+    /// Some pool of it is timed ([`PoolSpec::timed`]): its shapes carry
+    /// their jobs' timeouts.
+    pub timed: bool,
 }
 
 impl Queue {
@@ -186,12 +193,16 @@ pub(crate) enum Demand {
     Gang(Vec<Resources>),
 }
 
-/// A distinct (queue, demand) pair. Jobs of one shape are interchangeable
-/// for placement, so one pass remembers per shape what did not fit.
+/// A distinct (queue, demand, limit) triple. Jobs of one shape are
+/// interchangeable for placement, so one pass remembers per shape what did
+/// not fit.
 #[derive(Debug, Clone)]
 pub(crate) struct Shape {
     pub qslot: QueueSlot,
     pub demand: Demand,
+    /// In a timed queue: the jobs' timeout, which every node they go to
+    /// must outlast (None: any node).
+    pub limit: Option<Millis>,
     /// Component-wise minimum over node indexes.
     pub min: Resources,
     /// Gang node indexes, largest demand first.
@@ -285,7 +296,7 @@ pub(crate) struct Cluster {
     pub queues: IndexVec<QueueSlot, Queue>,
     pub queue_index: HashMap<QueueId, QueueSlot>,
     pub shapes: IndexVec<ShapeId, Shape>,
-    pub shape_index: HashMap<(QueueSlot, Demand), ShapeId>,
+    pub shape_index: HashMap<(QueueSlot, Demand, Option<Millis>), ShapeId>,
     /// Bumped whenever nodes, pools or queues change what is eligible.
     pub topo_epoch: u64,
     /// Per node: allocations, attempts and gang attempts of the attempts in
@@ -295,6 +306,9 @@ pub(crate) struct Cluster {
     /// See `overdue`.
     pub overdue_at: Millis,
     pub reasons: Reasons,
+    /// The time of the pass under way (nodes that end before a timed
+    /// shape's limit from now do not take it).
+    pub now: Millis,
 }
 
 impl Cluster {
@@ -338,9 +352,18 @@ impl Cluster {
         q.class_epoch = self.topo_epoch;
     }
 
-    /// Interns a shape for a queue slot and demand.
-    pub fn intern_shape(&mut self, qslot: QueueSlot, demand: Demand) -> ShapeId {
-        if let Some(&id) = self.shape_index.get(&(qslot, demand.clone())) {
+    /// Interns a shape for a queue slot, demand and the job's timeout
+    /// (which counts only in a timed queue).
+    pub fn intern_shape(
+        &mut self,
+        qslot: QueueSlot,
+        demand: Demand,
+        timeout_s: Option<u64>,
+    ) -> ShapeId {
+        let limit = timeout_s
+            .filter(|_| self.queues[qslot].timed)
+            .map(|t| t.saturating_mul(1000));
+        if let Some(&id) = self.shape_index.get(&(qslot, demand.clone(), limit)) {
             return id;
         }
         let (min, gang_order) = match &demand {
@@ -366,13 +389,14 @@ impl Cluster {
         let id = self.shapes.push(Shape {
             qslot,
             demand: demand.clone(),
+            limit,
             min,
             gang_order,
             never: (u64::MAX, None),
             waiting: None,
             memo: Memo::default(),
         });
-        self.shape_index.insert((qslot, demand), id);
+        self.shape_index.insert((qslot, demand, limit), id);
         id
     }
 }

@@ -212,6 +212,15 @@ pub struct NodeSpec {
     /// attempts it holds but gets no new ones.
     #[serde(default = "yes")]
     pub schedulable: bool,
+    /// The allocation it belongs to (e.g. a Slurm job), if any: a gang's
+    /// nodes all come from one allocation (or all from none).
+    #[serde(default)]
+    pub group: Option<u32>,
+    /// When it ends (its allocation's end time), if it does: a job of a
+    /// queue with a timed pool is placed here only if its timeout ends by
+    /// then.
+    #[serde(default)]
+    pub ends_at: Option<Millis>,
 }
 
 fn yes() -> bool {
@@ -230,6 +239,11 @@ pub struct PoolSpec {
     /// A node belongs to the pool when every selector label matches.
     /// An empty selector selects every node.
     pub selector: BTreeMap<String, String>,
+    /// Its nodes come and go with allocations that end at known times
+    /// (a MANAGED environment): the jobs of its queues that have a
+    /// timeout go only to nodes that last until it ends.
+    #[serde(default)]
+    pub timed: bool,
 }
 
 /// A job queue.

@@ -360,6 +360,7 @@ fn replay<'a>(
             name: "machine".into(),
             enabled: true,
             selector: BTreeMap::new(),
+            timed: false,
         }),
     )
     .map_err(init)?;
@@ -394,6 +395,8 @@ fn replay<'a>(
                 },
                 labels: BTreeMap::new(),
                 schedulable: true,
+                group: None,
+                ends_at: None,
             }),
         )
         .map_err(init)?;

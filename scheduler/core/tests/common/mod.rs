@@ -31,6 +31,8 @@ pub fn node_labeled(id: u32, vcpus: u32, mem: u64, shm: u64, labels: &[(&str, &s
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         schedulable: true,
+        group: None,
+        ends_at: None,
     })
 }
 
@@ -55,6 +57,7 @@ pub fn pool(id: u32, name: &str, selector: &[(&str, &str)]) -> PoolSpec {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        timed: false,
     }
 }
 

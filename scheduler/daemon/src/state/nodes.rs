@@ -112,6 +112,8 @@ fn node_spec(n: &NodeRecord) -> NodeSpec {
         capacity: n.capacity,
         labels: n.labels.clone(),
         schedulable: n.state == NodeState::Up && n.drain.is_none(),
+        group: None,
+        ends_at: None,
     }
 }
 

@@ -32,6 +32,7 @@ pub(super) fn pool_spec(rec: &CeRecord) -> PoolSpec {
         name: rec.detail.compute_environment_name.clone(),
         enabled: rec.detail.state.as_deref() != Some("DISABLED"),
         selector: rec.detail.selector(),
+        timed: false,
     }
 }
 
