@@ -65,13 +65,42 @@ fn interface_of(address: &str) -> Option<String> {
     })
 }
 
+/// `--address auto`: the address this node reaches the scheduler from
+/// (what the kernel's route to it uses; no packet is sent).
+fn address_towards(scheduler: &str) -> Result<String, Error> {
+    use std::net::ToSocketAddrs;
+    let bad = |why: String| Error::Config(format!("--address auto: {why}"));
+    let rest = scheduler.split_once("://").map_or(scheduler, |(_, r)| r);
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let target = hostport
+        .to_socket_addrs()
+        .map_err(|e| bad(format!("cannot resolve the scheduler {hostport:?}: {e}")))?
+        .next()
+        .ok_or_else(|| bad(format!("the scheduler {hostport:?} has no address")))?;
+    let any: std::net::SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = std::net::UdpSocket::bind(any).map_err(|e| bad(e.to_string()))?;
+    s.connect(target)
+        .map_err(|e| bad(format!("no route to the scheduler at {target}: {e}")))?;
+    Ok(s.local_addr()
+        .map_err(|e| bad(e.to_string()))?
+        .ip()
+        .to_string())
+}
+
 /// Run the worker until the process is stopped.
-pub fn run(config: WorkerConfig) -> Result<(), Error> {
+pub fn run(mut config: WorkerConfig) -> Result<(), Error> {
     config
         .policy
         .check(nix::unistd::geteuid().is_root())
         .map_err(Error::Config)?;
     join_netns(&config)?;
+    if config.address == "auto" {
+        config.address = address_towards(&config.scheduler)?;
+    }
     let stop_signals = block_stop_signals()?;
     // Certificates are checked before anything starts.
     let http = crate::tls::scheduler_client(&config.scheduler, config.tls.as_ref())?;

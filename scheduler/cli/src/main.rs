@@ -322,7 +322,8 @@ struct WorkerArgs {
     /// Labels, k=v,k2=v2 (matched by compute environments' shoal:label:KEY tags).
     #[arg(long, default_value = "")]
     labels: String,
-    /// The address other nodes reach this one at.
+    /// The address other nodes reach this one at; `auto`: the one this
+    /// node reaches the scheduler from.
     #[arg(long, default_value = "127.0.0.1")]
     address: String,
     /// Run a job as root when its definition asks for it (`user`: root).
@@ -607,6 +608,7 @@ fn run(cli: Cli) -> Result<i32> {
                     }
                     _ => None,
                 },
+                slurm_tx: None,
             };
             commands::scheduler(config)?;
             Ok(0)

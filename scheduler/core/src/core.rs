@@ -18,7 +18,7 @@ use crate::state::{
 use crate::types::{
     Backfill, CoreConfig, Decision, Event, JobKey, JobSpec, JobState, Millis, NodeId, NodeSpec,
     Placement, PoolId, PoolSpec, QueueHead, QueueId, QueueSpec, Resources, Restored, RetryAction,
-    RetryRule, Shape, ShareUsage, WaitCode,
+    RetryRule, Shape, ShareUsage, WaitCode, Waiting,
 };
 
 /// Reason of an attempt killed by its timeout (AWS's wording).
@@ -331,6 +331,37 @@ impl Core {
     pub fn node_free(&self, node: NodeId) -> Option<Resources> {
         let slot = self.cluster.node_slot(node)?;
         Some(self.cluster.hot[slot].free())
+    }
+
+    /// The first `max` RUNNABLE jobs of the queues `of` accepts, in
+    /// scheduling order (after a pass: those it did not start), with what
+    /// their nodes need.
+    pub fn waiting(&mut self, max: usize, of: impl Fn(QueueId) -> bool) -> Vec<Waiting> {
+        let mut out = Vec::new();
+        let mut w = self.runnable.walk();
+        while out.len() < max {
+            let Some((_, slot, _)) = self.runnable.next(&mut w) else {
+                break;
+            };
+            let job = &self.jobs[slot];
+            let Some(sid) = job.shape else { continue };
+            if !of(job.spec.queue) {
+                continue;
+            }
+            let shape = &self.cluster.shapes[sid];
+            let (nodes, gang) = match &shape.demand {
+                Demand::Single(r) => (vec![*r], false),
+                Demand::Gang(v) => (v.clone(), true),
+            };
+            out.push(Waiting {
+                job: job.spec.key,
+                queue: job.spec.queue,
+                nodes,
+                gang,
+                timeout_s: job.spec.timeout_s,
+            });
+        }
+        out
     }
 
     /// Number of RUNNABLE jobs that may start (not waiting for the tasks

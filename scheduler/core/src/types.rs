@@ -352,6 +352,22 @@ pub struct QueueHead {
     pub code: Option<WaitCode>,
 }
 
+/// A RUNNABLE job the last pass did not start: what a provider of nodes
+/// (a MANAGED environment's allocator) would need to give it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// The job.
+    pub job: JobKey,
+    /// Its queue.
+    pub queue: QueueId,
+    /// What each of its nodes needs (one entry for a single-node job).
+    pub nodes: Vec<Resources>,
+    /// A gang: its nodes are whole nodes of one allocation.
+    pub gang: bool,
+    /// Its timeout, which the nodes must outlast.
+    pub timeout_s: Option<u64>,
+}
+
 /// The window used when `shareDecaySeconds` is 0 (AWS's minimum).
 pub const DEFAULT_SHARE_DECAY_S: u32 = 600;
 

@@ -149,3 +149,39 @@ fn a_pool_that_becomes_timed_reshapes_the_jobs_already_waiting() {
     assert_eq!(nodes_of(&core.drain(), 1), vec![1]);
     core.check_consistency().unwrap();
 }
+
+#[test]
+fn waiting_lists_what_the_pass_did_not_start_in_order() {
+    let mut core = timed_world(Backfill::Easy, true);
+    core.apply(0, alloc_node(1, 2, Some(1), None)).unwrap();
+    core.apply(0, job(1).single(2, 1024, 0).submit()).unwrap();
+    core.apply(0, job(2).gang(2, res(1, 512, 64)).timeout(90).submit())
+        .unwrap();
+    core.apply(0, job(3).single(1, 1024, 0).prio(5).submit())
+        .unwrap();
+    core.schedule(0);
+    let started = starts(&core.drain());
+    assert_eq!(started, vec![3]);
+    let w = core.waiting(10, |_| true);
+    assert_eq!(
+        w,
+        vec![
+            Waiting {
+                job: JobKey(1),
+                queue: Q,
+                nodes: vec![res(2, 1024, 0)],
+                gang: false,
+                timeout_s: None,
+            },
+            Waiting {
+                job: JobKey(2),
+                queue: Q,
+                nodes: vec![res(1, 512, 64); 2],
+                gang: true,
+                timeout_s: Some(90),
+            },
+        ]
+    );
+    assert_eq!(core.waiting(1, |_| true).len(), 1);
+    assert!(core.waiting(10, |q| q != Q).is_empty());
+}

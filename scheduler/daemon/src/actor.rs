@@ -58,6 +58,13 @@ impl ActorHandle {
         rx.await.map_err(|_| gone())
     }
 
+    /// Send a request whose reply nobody waits for (the Slurm thread's
+    /// reports); it is applied, and committed, like any other.
+    pub fn tell(&self, req: Request) {
+        let (reply, _) = oneshot::channel();
+        let _ = self.tx.send(Msg::Call(req, reply));
+    }
+
     /// Ask the actor to stop after the requests already queued.
     pub fn shutdown(&self) {
         let _ = self.tx.send(Msg::Shutdown);

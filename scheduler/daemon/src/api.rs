@@ -108,6 +108,8 @@ pub enum Request {
     WorkerPoll(shoal_model::wire::PollRequest),
     /// Shoal: where the logs of a task are (`ID` or `ID#NODE`).
     LogLocation(String),
+    /// Shoal, internal: what the Slurm thread saw (MANAGED environments).
+    Slurm(crate::slurm::Report),
     /// Placeholder left behind when a request is moved out of a batch.
     Noop,
 }

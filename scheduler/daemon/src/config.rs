@@ -36,6 +36,9 @@ pub struct Config {
     pub min_state_time_limit_s: i64,
     /// The metrics listener (`GET /metrics`); None: no metrics served.
     pub metrics: Option<MetricsListen>,
+    /// Where the state machine sends Slurm commands (MANAGED environments;
+    /// set by [`crate::start`]; None: no Slurm thread).
+    pub slurm_tx: Option<std::sync::mpsc::Sender<crate::slurm::Command>>,
 }
 
 /// Where the metrics are served.
@@ -116,6 +119,7 @@ impl Default for Config {
             worker_tls: None,
             min_state_time_limit_s: shoal_model::STATE_TIME_LIMIT_MIN_S,
             metrics: None,
+            slurm_tx: None,
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod limits;
 pub mod mailbox;
 pub mod metrics;
 mod serve;
+pub mod slurm;
 pub mod state;
 pub mod store;
 pub mod tls;
@@ -155,7 +156,7 @@ async fn bind_metrics(m: MetricsListen) -> Result<Option<tokio::net::TcpListener
 }
 
 /// Load the state, bind the listeners and serve in the background.
-pub async fn start(config: Config) -> Result<Running, Error> {
+pub async fn start(mut config: Config) -> Result<Running, Error> {
     let listen = config.listen;
     let keys = check_auth(&config)?;
     let insecure_no_auth = config.insecure_no_auth;
@@ -165,6 +166,13 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         None => None,
     };
     let metrics_listen = config.metrics;
+    let (slurm_tx, slurm_rx) = std::sync::mpsc::channel();
+    config.slurm_tx = Some(slurm_tx);
+    let state_dir = config.state_dir.clone();
+    let ca_dir = config
+        .worker_tls
+        .as_ref()
+        .and_then(|t| t.ca.parent().map(|p| p.to_path_buf()));
     let mail = mailbox::Mailboxes::default();
     let metrics = metrics::Metrics::default();
     let (actor, actor_thread) = actor::spawn(config, mail.clone(), metrics.clone())?;
@@ -183,6 +191,19 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         .map(|l| axum::serve::Listener::local_addr(l).map(|p| p.addr))
         .transpose()
         .map_err(|e| Error::Io("cannot read the worker listener's address".into(), e))?;
+    // The Slurm thread of MANAGED environments: idle unless there are
+    // some; it ends with the actor (the last sender).
+    slurm::spawn(
+        slurm::SlurmConfig {
+            state_dir,
+            ca_dir,
+            worker_url: worker_addr.map(|a| format!("https://{a}")),
+            shoal: std::env::current_exe().unwrap_or_else(|_| std::path::PathBuf::from("shoal")),
+        },
+        slurm_rx,
+        actor.clone(),
+    )
+    .map_err(|e| Error::Io("cannot start the Slurm thread".into(), e))?;
     let metrics_listener = match metrics_listen {
         Some(m) => bind_metrics(m).await?,
         None => None,

@@ -163,7 +163,14 @@ async fn worker_ops_only(
     }
     // A body that does not parse is left to the handler, which says why.
     if let Ok(Named { name, address }) = serde_json::from_slice::<Named>(&bytes) {
-        if let Some(name) = name.filter(|n| *n != cn) {
+        // An allocation's certificate (CN `PREFIX*`, issued by the
+        // scheduler for one Slurm allocation) covers the names that begin
+        // with PREFIX: one per node of it.
+        let covers = |n: &str| match cn.strip_suffix(shoal_pki::ALLOCATION_WILDCARD) {
+            Some(prefix) => n.starts_with(prefix) && n.len() > prefix.len(),
+            None => n == cn,
+        };
+        if let Some(name) = name.filter(|n| !covers(n)) {
             return access_denied(format!(
                 "this worker's certificate is issued to {cn:?}; it may register and poll only as {cn:?}, not {name:?}"
             ));

@@ -58,6 +58,15 @@ impl ArnScope {
         self.arn(&format!("job/{job_id}"))
     }
 
+    /// `arn:aws:ecs:{region}:{account}:container-instance/shoal/{node}`:
+    /// where an attempt ran (a worker node).
+    pub fn container_instance_arn(&self, node: &str) -> String {
+        format!(
+            "arn:aws:ecs:{}:{}:container-instance/shoal/{node}",
+            self.region, self.account
+        )
+    }
+
     /// `arn:aws:ecs:{region}:{account}:cluster/{name}` (for
     /// `ComputeEnvironmentDetail::ecs_cluster_arn`, which boto3 users expect).
     pub fn ecs_cluster_arn(&self, name: &str) -> String {

@@ -111,7 +111,16 @@ impl Validate for CreateComputeEnvironmentRequest {
         check_unmanaged_vcpus(self.unmanaged_vcpus)?;
         check_tags("tags", &self.tags)?;
         check_selector_tags(&self.tags)?;
+        self.managed()?;
         Ok(())
+    }
+}
+
+impl CreateComputeEnvironmentRequest {
+    /// The environment's provider and capacity (None: a pool of the
+    /// workers that register).
+    pub fn managed(&self) -> Result<Option<crate::managed::ManagedSpec>, ClientError> {
+        crate::managed::resolve(&self.kind, self.compute_resources.as_ref(), &self.tags)
     }
 }
 
@@ -279,6 +288,9 @@ pub struct ComputeEnvironmentDetail {
     pub uuid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
+    /// Shoal: a MANAGED environment's allocations (Slurm jobs) now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allocations: Vec<crate::managed::AllocationDetail>,
 }
 
 impl ComputeEnvironmentDetail {

@@ -241,6 +241,57 @@ pub fn parse_slurm_time(t: &str) -> Option<u64> {
     (secs > 0).then_some(secs)
 }
 
+/// `computeResources` after an `UpdateComputeEnvironment`: the fields the
+/// update gives replace the environment's, the others stay (AWS's
+/// `ComputeResourceUpdate`).
+pub fn merge_compute_resources(old: Option<&Value>, update: &Value) -> Value {
+    let mut merged = old
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    if let (Some(m), Some(u)) = (merged.as_object_mut(), update.as_object()) {
+        for (k, v) in u {
+            m.insert(k.clone(), v.clone());
+        }
+        return merged;
+    }
+    update.clone()
+}
+
+/// One of a MANAGED environment's allocations, as
+/// `DescribeComputeEnvironments` shows it (a Shoal extension of the
+/// environment's shape: `allocations`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AllocationDetail {
+    /// Shoal's name of it, `ENVIRONMENT.SEQ` (its workers are named
+    /// `ENVIRONMENT.SEQ.NODE`).
+    pub name: String,
+    /// Slurm's job id, once `sbatch` answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job_id: Option<String>,
+    /// `SUBMITTING`, `PENDING`, `RUNNING` or `ENDING` (as Slurm says, for
+    /// the last three).
+    pub state: String,
+    /// Nodes asked for.
+    pub node_count: u32,
+    /// The nodes Slurm gave it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// vCPUs it holds (or will).
+    pub vcpus: u32,
+    /// Its time limit, seconds (None: the partition's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_seconds: Option<u64>,
+    /// When it was submitted (epoch ms).
+    pub submitted_at: u64,
+    /// When it ends at the latest (epoch ms), once it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<u64>,
+    /// Its workers that have registered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<String>,
+}
+
 /// `sbatch --time` for `secs` (rounded up to whole minutes: Slurm's own
 /// resolution), as `D-HH:MM:SS`.
 pub fn slurm_time(secs: u64) -> String {

@@ -175,6 +175,62 @@ pub fn issue(
             return Err(PkiError::Exists(p.clone()));
         }
     }
+    let mut sans = Vec::new();
+    if let Ok(n) = rcgen::Ia5String::try_from(name.to_string()) {
+        if name.chars().any(|c| c.is_ascii_alphabetic()) && !name.contains('_') {
+            sans.push(rcgen::SanType::DnsName(n));
+        }
+    }
+    for d in dns {
+        let n = rcgen::Ia5String::try_from(d.clone())
+            .map_err(|_| PkiError::Invalid(format!("--dns {d:?} is not a DNS name")))?;
+        sans.push(rcgen::SanType::DnsName(n));
+    }
+    sans.extend(ips.iter().map(|ip| rcgen::SanType::IpAddress(*ip)));
+    let (cert, key) = sign(dir, name, sans)?;
+    write_file(&key_path, &key, true)?;
+    write_file(&cert_path, &cert, false)?;
+    Ok((cert_path, key_path))
+}
+
+/// The suffix of an allocation certificate's CN: the CN `PREFIX*` lets
+/// its holders register under names that begin with PREFIX.
+pub const ALLOCATION_WILDCARD: char = '*';
+
+/// A certificate for the workers of one allocation (a MANAGED
+/// environment's Slurm job), signed by the CA in `ca_dir`: CN `PREFIX*`
+/// (its workers register as `PREFIX` + their node's name), valid for its
+/// nodes' addresses `ips` and names `dns`. Writes `out/ca.pem`,
+/// `out/worker.pem` and `out/worker.key` (0600); the certificate last.
+pub fn issue_allocation(
+    ca_dir: &Path,
+    out: &Path,
+    prefix: &str,
+    ips: &[IpAddr],
+    dns: &[String],
+) -> Result<(), PkiError> {
+    if !has_ca(ca_dir) {
+        return Err(PkiError::NoCa(ca_dir.to_path_buf()));
+    }
+    let mut sans: Vec<rcgen::SanType> = ips
+        .iter()
+        .map(|ip| rcgen::SanType::IpAddress(*ip))
+        .collect();
+    for d in dns {
+        if let Ok(n) = rcgen::Ia5String::try_from(d.clone()) {
+            sans.push(rcgen::SanType::DnsName(n));
+        }
+    }
+    let (cert, key) = sign(ca_dir, &format!("{prefix}{ALLOCATION_WILDCARD}"), sans)?;
+    write_file(&out.join("worker.key"), &key, true)?;
+    write_file(&out.join(CA_CERT), &read(&ca_dir.join(CA_CERT))?, false)?;
+    write_file(&out.join("worker.pem"), &cert, false)
+}
+
+/// A certificate (PEM) and its new key (PEM) for CN `cn` with `sans`,
+/// usable both as a TLS server and a TLS client certificate, signed by the
+/// CA in `dir`.
+fn sign(dir: &Path, cn: &str, sans: Vec<rcgen::SanType>) -> Result<(String, String), PkiError> {
     let ca_key = rcgen::KeyPair::from_pem(&read(&dir.join(CA_KEY))?).map_err(|e| {
         PkiError::Invalid(format!(
             "{} is not a private key: {e}",
@@ -190,21 +246,9 @@ pub fn issue(
         })?;
     let ca = ca_params.self_signed(&ca_key)?;
 
-    let mut sans = Vec::new();
-    if let Ok(n) = rcgen::Ia5String::try_from(name.to_string()) {
-        if name.chars().any(|c| c.is_ascii_alphabetic()) && !name.contains('_') {
-            sans.push(rcgen::SanType::DnsName(n));
-        }
-    }
-    for d in dns {
-        let n = rcgen::Ia5String::try_from(d.clone())
-            .map_err(|_| PkiError::Invalid(format!("--dns {d:?} is not a DNS name")))?;
-        sans.push(rcgen::SanType::DnsName(n));
-    }
-    sans.extend(ips.iter().map(|ip| rcgen::SanType::IpAddress(*ip)));
     let mut params = rcgen::CertificateParams::default();
     let mut dn = rcgen::DistinguishedName::new();
-    dn.push(rcgen::DnType::CommonName, name);
+    dn.push(rcgen::DnType::CommonName, cn);
     dn.push(rcgen::DnType::OrganizationName, "Shoal");
     params.distinguished_name = dn;
     params.subject_alt_names = sans;
@@ -218,9 +262,7 @@ pub fn issue(
     validity(&mut params, 5);
     let key = rcgen::KeyPair::generate()?;
     let cert = params.signed_by(&key, &ca, &ca_key)?;
-    write_file(&key_path, &key.serialize_pem(), true)?;
-    write_file(&cert_path, &cert.pem(), false)?;
-    Ok((cert_path, key_path))
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 /// Files a TLS peer uses: the CA it trusts and its own certificate and key.

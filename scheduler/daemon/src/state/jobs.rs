@@ -422,7 +422,11 @@ impl Jobs {
             status: state_name(rec.status).to_string(),
             share_identifier: r.share_identifier.clone(),
             scheduling_priority: Some(r.scheduling_priority),
-            attempts: rec.attempts.iter().map(attempt_detail).collect(),
+            attempts: rec
+                .attempts
+                .iter()
+                .map(|a| attempt_detail(scope, a))
+                .collect(),
             status_reason: (!rec.status_reason.is_empty()).then(|| rec.status_reason.clone()),
             created_at: Some(rec.created_at as i64),
             retry_strategy: r.retry_strategy.clone(),
@@ -704,7 +708,12 @@ impl Jobs {
 
     /// Record what a decision of the core says of its job; true when it
     /// makes a scheduling pass due (a job ended, or an attempt).
-    pub(super) fn record(&mut self, d: &Decision, now: u64) -> bool {
+    pub(super) fn record(
+        &mut self,
+        d: &Decision,
+        now: u64,
+        node_name: &dyn Fn(u32) -> Option<String>,
+    ) -> bool {
         let job = match d {
             Decision::State { job, .. }
             | Decision::Start { job, .. }
@@ -763,6 +772,11 @@ impl Jobs {
             } => {
                 let current = rec.current.take();
                 let started_at = current.as_ref().map(|c| c.started_at).unwrap_or(now);
+                let main = rec.resolved.main_node;
+                let node = current.as_ref().and_then(|c| {
+                    let p = c.placement.iter().find(|p| p.node_index == main)?;
+                    node_name(p.node.0)
+                });
                 rec.last_placement = current.map(|c| (c.attempt, c.placement));
                 rec.attempts.push(AttemptRecord {
                     started_at,
@@ -770,6 +784,7 @@ impl Jobs {
                     exit_code: *exit_code,
                     reason: reason.clone(),
                     counted: *counted,
+                    node,
                 });
                 self.dirty.insert(job.0);
                 true
@@ -947,11 +962,12 @@ fn job_ref(rec: &JobRecord, node: Option<u32>) -> String {
 }
 
 /// A finished attempt as DescribeJobs shows it.
-fn attempt_detail(a: &AttemptRecord) -> m::AttemptDetail {
+fn attempt_detail(scope: &m::ArnScope, a: &AttemptRecord) -> m::AttemptDetail {
     m::AttemptDetail {
         container: Some(m::AttemptContainerDetail {
             exit_code: a.exit_code,
             reason: Some(a.reason.clone()),
+            container_instance_arn: a.node.as_deref().map(|n| scope.container_instance_arn(n)),
             ..Default::default()
         }),
         started_at: Some(a.started_at as i64),

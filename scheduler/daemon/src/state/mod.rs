@@ -77,6 +77,10 @@ pub struct AttemptRecord {
     /// reached a node).
     #[serde(default = "counted", skip_serializing_if = "is_counted")]
     pub counted: bool,
+    /// The node its main node ran on (DescribeJobs'
+    /// `attempts[].container.containerInstanceArn` names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 fn counted() -> bool {
@@ -199,6 +203,8 @@ pub(super) struct Shared {
     estimates: Option<snapshot::Estimates>,
     /// Positions in the last queue snapshots.
     positions: snapshot::Positions,
+    /// The Slurm thread: commands of the batch, poll timing.
+    slurm: managed::SlurmLink,
 }
 
 impl Shared {
@@ -209,6 +215,22 @@ impl Shared {
         let msg = format!("shoal job token\n{job_id}\n{attempt}");
         shoal_sigv4::hmac_sha256_hex(&self.job_key, msg.as_bytes())
     }
+}
+
+/// Why this scheduler cannot run a MANAGED environment's workers, if it
+/// cannot: they join over mutual TLS with certificates it issues.
+fn slurm_unready(config: &Config) -> Option<String> {
+    let Some(t) = &config.worker_tls else {
+        return Some("INVALID: the scheduler has no worker listener, and the workers of Slurm allocations join over mutual TLS: start it with --worker-listen ADDRESS:PORT --tls-dir DIR (DIR holding the CA's ca.key too)".into());
+    };
+    let dir = t.ca.parent().unwrap_or(std::path::Path::new("."));
+    if !shoal_pki::has_ca(dir) {
+        return Some(format!("INVALID: the scheduler cannot issue certificates for its allocations' workers: {} has no ca.key (the CA's key, from shoal ca init) beside ca.pem", dir.display()));
+    }
+    if t.listen.ip().is_unspecified() {
+        return Some(format!("INVALID: the worker listener listens on {}: give it the address the Slurm nodes reach it at (--worker-listen ADDRESS:PORT)", t.listen));
+    }
+    None
 }
 
 /// The meta row holding the key of the per-job tokens (hex).
@@ -311,6 +333,11 @@ impl StateMachine {
             head_since: Default::default(),
             estimates: None,
             positions: Default::default(),
+            slurm: managed::SlurmLink {
+                tx: config.slurm_tx.clone(),
+                unready: slurm_unready(&config),
+                ..Default::default()
+            },
         };
         if new_key {
             sh.batch.put_meta(JOB_TOKEN_KEY, hex::encode(&job_key));
@@ -365,9 +392,11 @@ impl StateMachine {
         self.jobs.take_marks()
     }
 
-    /// Hand the orders of a committed batch to the workers' mailboxes.
+    /// Hand the orders of a committed batch to the workers' mailboxes,
+    /// and its Slurm commands to the Slurm thread.
     pub fn deliver_orders(&mut self) {
         self.nodes.deliver_orders();
+        self.shared.slurm.deliver();
     }
 
     /// How long until something time-based must happen (attempt timeout).
@@ -415,6 +444,15 @@ impl StateMachine {
         if reg.enforce_state_time_limits(sh, jobs, now) {
             self.apply_decisions(now);
         }
+        let StateMachine {
+            shared: sh,
+            registry: reg,
+            jobs,
+            nodes,
+            ..
+        } = self;
+        managed::round(sh, reg, nodes, jobs, now);
+        self.apply_decisions(now);
     }
 
     fn apply_decisions(&mut self, now: u64) {
@@ -471,7 +509,19 @@ impl StateMachine {
             R::DrainNode(name, reason) => nodes.drain_node(sh, now, &name, Some(reason)),
             R::ResumeNode(name) => nodes.drain_node(sh, now, &name, None),
             R::RemoveNode(name) => nodes.remove_node(sh, jobs, &name),
-            R::RegisterWorker(r) => nodes.register_worker(sh, reg, jobs, now, r),
+            R::RegisterWorker(r) => {
+                let name = r.name.clone();
+                let out = nodes.register_worker(sh, reg, jobs, now, r);
+                if out.is_ok() {
+                    managed::joined(reg, sh, &name);
+                }
+                out
+            }
+            R::Slurm(r) => {
+                managed::report(sh, reg, nodes, jobs, now, r);
+                self.apply_decisions(now);
+                reply(&json!({}))
+            }
             R::WorkerPoll(r) => nodes.poll(sh, reg, jobs, now, r),
             R::LogLocation(id) => nodes.log_location(jobs, now, &id),
             R::Noop => reply(&json!({})),
@@ -483,7 +533,7 @@ impl StateMachine {
 /// nodes turn Start and Kill into orders.
 fn apply_decisions(sh: &mut Shared, reg: &Registry, jobs: &mut Jobs, nodes: &mut Nodes, now: u64) {
     for d in sh.core.drain() {
-        if jobs.record(&d, now) {
+        if jobs.record(&d, now, &|id| nodes.node_name(id)) {
             sh.needs_pass = true;
         }
         match d {
@@ -511,9 +561,11 @@ fn apply_decisions(sh: &mut Shared, reg: &Registry, jobs: &mut Jobs, nodes: &mut
     }
 }
 
+mod allocator;
 mod definitions;
 pub mod gauges;
 mod jobs;
+mod managed;
 mod nodes;
 mod policies;
 mod pools;

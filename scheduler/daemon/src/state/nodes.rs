@@ -63,6 +63,13 @@ pub struct NodeRecord {
     /// Its running tasks' /dev/shm peaks from its last poll (for metrics).
     #[serde(skip)]
     pub shm: Vec<TaskShm>,
+    /// The allocation it belongs to (a MANAGED environment's): its group
+    /// in the core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<u32>,
+    /// When its allocation ends (epoch ms; 0 while not yet known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<u64>,
 }
 
 /// What the scheduler knows of a worker's node.
@@ -112,8 +119,8 @@ fn node_spec(n: &NodeRecord) -> NodeSpec {
         capacity: n.capacity,
         labels: n.labels.clone(),
         schedulable: n.state == NodeState::Up && n.drain.is_none(),
-        group: None,
-        ends_at: None,
+        group: n.group,
+        ends_at: n.ends_at,
     }
 }
 
@@ -266,6 +273,26 @@ impl Nodes {
                 "give a node name of 1 to 128 characters",
             ));
         }
+        let mut labels = r.labels.clone();
+        let (group, ends_at) = match reg.allocation_of(&r.name) {
+            Some((ce, a)) if a.state != "ENDING" => super::managed::worker_labels(ce, a, &mut labels),
+            Some((ce, _)) => {
+                return Err(ApiError::AccessDenied(format!(
+                    "allocation {} of compute environment {} is ending; its workers may not join",
+                    super::managed::allocation_name(&ce.detail.compute_environment_name, super::managed::parse_allocation(&r.name).map_or(0, |x| x.1)),
+                    ce.detail.compute_environment_name
+                )))
+            }
+            None => match super::managed::parse_allocation(&r.name) {
+                Some((env, seq)) if reg.ces.get(env).is_some_and(|c| c.managed.is_some()) => {
+                    return Err(ApiError::AccessDenied(format!(
+                        "{} is not an allocation of compute environment {env} that this scheduler knows (it is over, or was never submitted); its workers may not join",
+                        super::managed::allocation_name(env, seq)
+                    )))
+                }
+                _ => (None, None),
+            },
+        };
         let id = match self.records.get(&r.name) {
             Some(n) => n.id,
             None => {
@@ -282,7 +309,7 @@ impl Nodes {
             address: r.address.clone(),
             port: r.port,
             capacity: r.capacity,
-            labels: r.labels.clone(),
+            labels,
             last_seen: now,
             state: NodeState::Up,
             log_key: r.log_key.clone(),
@@ -292,6 +319,8 @@ impl Nodes {
             fence_until: None,
             reconcile: false,
             shm: Vec::new(),
+            group,
+            ends_at,
         };
         sh.core
             .apply(now, Event::NodeUpserted(node_spec(&rec)))
@@ -623,6 +652,120 @@ impl Nodes {
         self.mail.clear(name);
         sh.batch.delete_node(name);
         reply(&json!({}))
+    }
+
+    /// The names of the Up workers whose names begin with `prefix` (an
+    /// allocation's).
+    pub(super) fn up_with_prefix(&self, prefix: &str) -> Vec<String> {
+        self.records
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, n)| n.state == NodeState::Up)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// An allocation's workers (names beginning with `prefix`): how many
+    /// are Up, and whether none of them holds anything.
+    pub(super) fn allocation_workers(&self, core: &shoal_core::Core, prefix: &str) -> (u32, bool) {
+        let mut up = 0;
+        let mut idle = true;
+        for (_, n) in self
+            .records
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            if n.state == NodeState::Up {
+                up += 1;
+                idle &= core.node_free(NodeId(n.id)) == Some(n.capacity);
+            }
+        }
+        (up, idle)
+    }
+
+    /// An allocation's end became known (or changed): its workers' end.
+    pub(super) fn set_allocation_end(
+        &mut self,
+        sh: &mut Shared,
+        now: u64,
+        prefix: &str,
+        end_ms: Option<u64>,
+    ) {
+        let Some(end) = end_ms else { return };
+        let names: Vec<String> = self
+            .records
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, n)| n.ends_at != Some(end))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for name in names {
+            if let Some(n) = self.records.get_mut(&name) {
+                n.ends_at = Some(end);
+                n.labels.insert(
+                    super::managed::ALLOCATION_END_LABEL.into(),
+                    (end / 1000).to_string(),
+                );
+                sh.batch.put_node(&name, to_json(&*n));
+            }
+            if let Err(e) = self.node_changed(sh, now, &name) {
+                tracing::error!("core refused NodeUpserted for {name}: {e}");
+            }
+        }
+    }
+
+    /// An allocation is over: its workers that are still up are lost (what
+    /// runs there fails with `why`), and those with nothing left are
+    /// forgotten.
+    pub(super) fn allocation_over(
+        &mut self,
+        sh: &mut Shared,
+        reg: &Registry,
+        jobs: &mut Jobs,
+        now: u64,
+        prefix: &str,
+        why: &str,
+    ) {
+        let names: Vec<String> = self
+            .records
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for name in names {
+            if self.records[&name].state != NodeState::Down {
+                let reason = format!("{HOST_TERMINATED}: node {name} is gone: {why}");
+                self.node_down(sh, reg, jobs, now, &name, Some(reason));
+            }
+        }
+        self.sweep_allocation_nodes(sh, reg, jobs, now);
+    }
+
+    /// Forget the DOWN workers of allocations that are over and hold
+    /// nothing any more.
+    pub(super) fn sweep_allocation_nodes(
+        &mut self,
+        sh: &mut Shared,
+        reg: &Registry,
+        jobs: &Jobs,
+        _now: u64,
+    ) {
+        let over: Vec<String> = self
+            .records
+            .values()
+            .filter(|n| n.state == NodeState::Down && n.group.is_some())
+            .filter(|n| reg.allocation_of(&n.name).is_none())
+            .filter(|n| jobs.tasks_on(n.id).is_empty())
+            .map(|n| n.name.clone())
+            .collect();
+        for name in over {
+            let _ = self.remove_node(sh, jobs, &name);
+        }
+    }
+
+    /// The name of the node the core knows as `id`.
+    pub(super) fn node_name(&self, id: u32) -> Option<String> {
+        self.names.get(&id).cloned()
     }
 
     /// Earliest time a node would be declared lost.

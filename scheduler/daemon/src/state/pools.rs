@@ -131,9 +131,21 @@ impl Registry {
             tags: r.tags.clone(),
             ..Default::default()
         };
+        let managed = r
+            .managed()
+            .map_err(ApiError::from)?
+            .map(|spec| super::managed::Managed::new(spec, sh.slurm.unready.clone()));
         let pool = self.next_pool;
         self.next_pool += 1;
-        self.put_ce(sh, now, CeRecord { pool, detail })?;
+        self.put_ce(
+            sh,
+            now,
+            CeRecord {
+                pool,
+                detail,
+                managed,
+            },
+        )?;
         reply(&m::CreateComputeEnvironmentResponse {
             compute_environment_name: name,
             compute_environment_arn: arn,
@@ -154,8 +166,29 @@ impl Registry {
         if r.unmanaged_vcpus.is_some() {
             rec.detail.unmanaged_vcpus = r.unmanaged_vcpus;
         }
-        if r.compute_resources.is_some() {
-            rec.detail.compute_resources = r.compute_resources.clone();
+        if let Some(cr) = &r.compute_resources {
+            rec.detail.compute_resources = Some(match rec.managed {
+                Some(_) => {
+                    m::managed::merge_compute_resources(rec.detail.compute_resources.as_ref(), cr)
+                }
+                None => cr.clone(),
+            });
+        }
+        if let Some(mg) = &mut rec.managed {
+            // Its capacity anew; an INVALID environment is VALID again and
+            // tries again.
+            let kind = rec.detail.kind.clone().unwrap_or_default();
+            let spec = m::managed::resolve(
+                &kind,
+                rec.detail.compute_resources.as_ref(),
+                &rec.detail.tags,
+            )
+            .map_err(ApiError::from)?;
+            if let Some(spec) = spec {
+                mg.spec = spec;
+            }
+            mg.failures = 0;
+            mg.invalid = sh.slurm.unready.clone();
         }
         if r.service_role.is_some() {
             rec.detail.service_role = r.service_role.clone();
@@ -248,6 +281,7 @@ impl Registry {
                     reason.push_str(&n);
                 }
                 d.status_reason = Some(reason);
+                self.describe_managed(&mut d, nodes);
                 d
             })
             .collect();

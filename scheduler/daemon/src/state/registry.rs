@@ -16,6 +16,9 @@ use std::collections::BTreeMap;
 pub(super) struct CeRecord {
     pub(super) pool: u32,
     pub(super) detail: m::ComputeEnvironmentDetail,
+    /// A MANAGED environment's provider and allocations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) managed: Option<super::managed::Managed>,
 }
 
 /// A job queue as stored: its core queue id and its detail.
@@ -31,8 +34,17 @@ pub(super) fn pool_spec(rec: &CeRecord) -> PoolSpec {
         id: PoolId(rec.pool),
         name: rec.detail.compute_environment_name.clone(),
         enabled: rec.detail.state.as_deref() != Some("DISABLED"),
-        selector: rec.detail.selector(),
-        timed: false,
+        selector: {
+            let mut s = rec.detail.selector();
+            if rec.managed.is_some() {
+                s.insert(
+                    super::managed::ENVIRONMENT_LABEL.into(),
+                    rec.detail.compute_environment_name.clone(),
+                );
+            }
+            s
+        },
+        timed: rec.managed.is_some(),
     }
 }
 
