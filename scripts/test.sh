@@ -17,7 +17,7 @@ status=${PIPESTATUS[0]}
 set -e
 # The trust figures on one line, in a fixed order; a missing one says so.
 faults=""
-for key in storm gang outage disk fuzz leaks partition sigstop restart sigterm state clock; do
+for key in storm gang outage disk fuzz leaks partition sigstop restart sigterm state clock slurm; do
   line="$(grep -E "^$key[ :]" "$SHOAL_FIGURES" | sort -V | paste -sd';' - | sed 's/;/; /g')"
   faults="${faults:+$faults; }${line:-$key: not run}"
 done

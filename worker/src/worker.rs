@@ -189,6 +189,7 @@ pub fn run(mut config: WorkerConfig) -> Result<(), Error> {
         log_key: Some(log_key_hex),
         tls: config.tls.is_some(),
         notes,
+        allocation: None,
     };
     crate::poll::run(sched.as_ref(), &tasks, &node, &taken, &timing);
     // Stopping: the signal thread ends the process.

@@ -164,6 +164,7 @@ fn node() -> RegisterWorkerRequest {
         log_key: None,
         tls: false,
         notes: Vec::new(),
+        allocation: None,
     }
 }
 

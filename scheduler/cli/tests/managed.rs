@@ -147,23 +147,44 @@ fn managed_environments_get_their_nodes_from_slurm_allocations() {
         .args(["scheduler", "--ip", &bridge]));
     let state = tmp.path().join("state");
     let log = tmp.path().join("scheduler.log");
-    let mut cmd = Command::new(&shoal);
-    cmd.args(["scheduler", "--listen", "127.0.0.1:0", "--state"])
-        .arg(&state)
-        .args(["--worker-listen", &format!("{bridge}:0"), "--tls-dir"])
-        .arg(&tls)
-        .args(["--metrics-listen", "none"])
-        .env("SLURM_CONF", &slurm.conf)
-        .env("SHOAL_LOG", "info")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
-    let (sched, endpoint) = common::spawn_scheduler(cmd);
-    let api = Api {
-        http: reqwest::blocking::Client::new(),
-        endpoint: endpoint.clone(),
+    // The worker listener keeps its port across a restart: the workers
+    // come back to it.
+    let worker_port = std::net::TcpListener::bind(format!("{bridge}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start = || {
+        let mut cmd = Command::new(&shoal);
+        cmd.args(["scheduler", "--listen", "127.0.0.1:0", "--state"])
+            .arg(&state)
+            .args([
+                "--worker-listen",
+                &format!("{bridge}:{worker_port}"),
+                "--tls-dir",
+            ])
+            .arg(&tls)
+            .args(["--metrics-listen", "none"])
+            .env("SLURM_CONF", &slurm.conf)
+            .env("SHOAL_LOG", "info")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            ));
+        let (sched, endpoint) = common::spawn_scheduler(cmd);
+        let api = Api {
+            http: reqwest::blocking::Client::new(),
+            endpoint: endpoint.clone(),
+        };
+        (sched, endpoint, api)
     };
+    let (sched, endpoint, api) = start();
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
 
     // 1. boto3: the environment, its queue, a 2-node MPI job.
@@ -197,6 +218,19 @@ fn managed_environments_get_their_nodes_from_slurm_allocations() {
     );
     assert!(allocs[0]["endTime"].as_u64().is_some(), "{ce}");
     assert_eq!(ce["computeResources"]["desiredvCpus"], 2, "{ce}");
+    // Its certificate: for this allocation, its key readable by its owner
+    // only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let d = state.join("allocations").join("slurm.1");
+        let mode = std::fs::metadata(d.join("worker.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "worker.key is {mode:o}");
+        let dmode = std::fs::metadata(&d).unwrap().permissions().mode();
+        assert_eq!(dmode & 0o777, 0o700, "{} is {dmode:o}", d.display());
+    }
     let (_, nodes) = call(
         &api.http,
         &format!("{endpoint}/shoal/v1/listnodes"),
@@ -292,6 +326,18 @@ fn managed_environments_get_their_nodes_from_slurm_allocations() {
     api.wait_status(&gang, &["RUNNING"], 90);
     let first = shoal_jobs(&slurm);
     assert_eq!(first.len(), 1, "{first:?}");
+    // The scheduler killed under it and started again: it still knows the
+    // allocation, and its workers come back with the gang still running.
+    sched.kill9();
+    let (sched, endpoint, api) = start();
+    let _ = &endpoint;
+    wait_long("the workers to come back", 60, || {
+        let ce = api.ce("slurm");
+        ce["allocations"][0]["workers"].as_array().map(Vec::len) == Some(2)
+            && ce["allocations"][0]["slurmJobId"] == first[0].0.as_str()
+    });
+    assert_eq!(api.job(&gang)["status"], "RUNNING");
+    assert_eq!(shoal_jobs(&slurm).len(), 1, "no second allocation");
     slurm.run("scancel", &[&first[0].0]);
     let jg = api.wait_status(&gang, &["SUCCEEDED", "FAILED"], 120);
     assert_eq!(jg["status"], "SUCCEEDED", "{jg}\n{}", log_text());
@@ -318,7 +364,8 @@ fn managed_environments_get_their_nodes_from_slurm_allocations() {
         "createcomputeenvironment",
         json!({ "computeEnvironmentName": "nowhere", "type": "MANAGED",
                 "computeResources": { "type": "EC2", "maxvCpus": 2, "subnets": ["s"] },
-                "tags": { "shoal:provider": "slurm", "shoal:slurm-partition": "nosuchpartition" } }),
+                "tags": { "shoal:provider": "slurm", "shoal:slurm-partition": "nosuchpartition",
+                          "shoal:idle-timeout-seconds": "3" } }),
     );
     api.post(
         "createjobqueue",
@@ -345,13 +392,54 @@ fn managed_environments_get_their_nodes_from_slurm_allocations() {
         log_text()
     );
     assert_eq!(api.job(&stuck)["status"], "RUNNABLE");
-    api.post(
-        "terminatejob",
-        json!({ "jobId": stuck, "reason": "test over" }),
+    // Fixed (the partition tag) and updated: VALID again, and the job runs.
+    let arn = ce["computeEnvironmentArn"].as_str().unwrap().to_string();
+    let (status, v) = call(
+        &api.http,
+        &format!("{}/v1/tags/{arn}", api.endpoint),
+        &json!({ "tags": { "shoal:slurm-partition": "batch" } }),
     );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        api.ce("nowhere")["status"],
+        "INVALID",
+        "a tag alone does not revive it"
+    );
+    api.post(
+        "updatecomputeenvironment",
+        json!({ "computeEnvironment": "nowhere", "computeResources": { "maxvCpus": 1 } }),
+    );
+    let ce = api.ce("nowhere");
+    assert_eq!(ce["status"], "VALID", "{ce}");
+    assert_eq!(ce["computeResources"]["maxvCpus"], 1, "{ce}");
+    assert_eq!(ce["computeResources"]["type"], "EC2", "the rest kept: {ce}");
+    let js = api.wait_status(&stuck, &["SUCCEEDED", "FAILED"], 90);
+    assert_eq!(js["status"], "SUCCEEDED", "{js}");
+    assert!(
+        allocation_of(&js["attempts"][0]["container"]).starts_with("nowhere."),
+        "{js}"
+    );
+    wait_long("its allocation to end", 60, || {
+        shoal_jobs(&slurm).is_empty()
+    });
+    // The workers of ended allocations are forgotten.
+    wait_long("no workers listed", 30, || {
+        let (_, nodes) = call(
+            &api.http,
+            &format!("{}/shoal/v1/listnodes", api.endpoint),
+            &json!({}),
+        );
+        !nodes.to_string().contains("slurm.") && !nodes.to_string().contains("nowhere.")
+    });
 
     // 5. Nothing left: no Slurm jobs, no workers, no namespaces or mounts.
     assert!(shoal_jobs(&slurm).is_empty());
+    common::figure(&format!(
+        "slurm: scancel under a 2-node gang -> retried in a new allocation, SUCCEEDED in {} attempts; \
+         scheduler kill -9 beside a running allocation -> adopted, 2 workers back; \
+         bad partition -> INVALID after {tries} sbatch tries, VALID again after update",
+        attempts.len()
+    ));
     drop::<Proc>(sched);
     let namespaces = slurm.namespaces();
     slurm.down();

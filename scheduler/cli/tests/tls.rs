@@ -336,3 +336,63 @@ fn a_worker_without_the_right_files_says_what_is_missing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--ip 127.0.0.1"), "{err}");
 }
+
+#[test]
+fn an_allocation_certificate_covers_its_own_names_and_only_while_its_allocation_is_held() {
+    let d = tempfile::tempdir().unwrap();
+    let ca = d.path().join("ca");
+    let cas = ca.to_str().unwrap();
+    ok(&["ca", "init", cas]);
+    ok(&["ca", "issue", cas, "scheduler", "--ip", "127.0.0.1"]);
+    let (_scheduler, endpoint, workers) = start_tls_scheduler(&d.path().join("state"), &ca);
+    let plain = reqwest::blocking::Client::new();
+    // A MANAGED environment "slurm" (no allocation yet: this scheduler has
+    // no Slurm), and a certificate as it would issue for its allocation 1.
+    let (status, v) = call(
+        &plain,
+        &format!("{endpoint}/v1/createcomputeenvironment"),
+        &json!({ "computeEnvironmentName": "slurm", "type": "MANAGED",
+                 "computeResources": { "type": "EC2", "maxvCpus": 4, "subnets": ["s"] },
+                 "tags": { "shoal:provider": "slurm" } }),
+    );
+    assert_eq!(status, 200, "{v}");
+    let alloc = d.path().join("alloc");
+    std::fs::create_dir(&alloc).unwrap();
+    shoal_worker::pki::issue_allocation(
+        &ca,
+        &alloc,
+        "slurm.1.",
+        &["127.0.0.1".parse().unwrap()],
+        &[],
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(alloc.join("worker.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let client = tls_client(&alloc, Some((&alloc, "worker")));
+    let register = format!("{workers}/shoal/v1/registerworker");
+    // Outside its prefix: refused by the listener.
+    for name in ["n1", "slurm.2.n1", "slurm.1."] {
+        let (status, v) = call(&client, &register, &register_body(name));
+        assert_eq!(status, 403, "{name}: {v}");
+    }
+    // Inside it, but the scheduler holds no allocation slurm.1: refused,
+    // and a worker cannot claim otherwise by what it writes.
+    let mut body = register_body("slurm.1.n1");
+    body["allocation"] = json!(null);
+    let (status, v) = call(&client, &register, &body);
+    assert_eq!(status, 403, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not hold"),
+        "{v}"
+    );
+    assert!(node_names(&plain, &endpoint).is_empty());
+}

@@ -6,7 +6,9 @@
 //! An allocation `ENV.SEQ` lives in `STATE/allocations/ENV.SEQ/`: its batch
 //! script (`job.sh`: wait for the certificate, then `srun --overlap` one
 //! `worker.sh` per node), the worker's command line (`worker.sh`), Slurm's
-//! output (`slurm-JOBID.out`) and, once Slurm has given it nodes, its
+//! output (`slurm-JOBID.out`), when each step of its start happened
+//! (`times`: sbatch, started, certificate, worker NODE; epoch seconds) and,
+//! once Slurm has given it nodes, its
 //! certificate: CN `ENV.SEQ.*` (its workers register as `ENV.SEQ.NODE`),
 //! valid for the nodes' addresses, key 0600, issued by the cluster CA.
 
@@ -234,6 +236,13 @@ fn output(c: &mut Cmd) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
+/// Seconds since the epoch, with a fraction.
+fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// `'…'` for a POSIX shell.
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -277,6 +286,10 @@ fn submit(
         c.arg(format!("--account={a}"));
     }
     c.args(&s.extra_args).arg(dir.join("job.sh"));
+    // When each step of the allocation's start happened (`shoal bench`'s
+    // and people's record): sbatch here, the rest in its scripts.
+    let stamp = format!("sbatch {:.3}\n", now_s());
+    let _ = std::fs::write(dir.join("times"), stamp);
     let out = output(&mut c)?;
     let id = out.trim().split(';').next().unwrap_or("");
     id.parse()
@@ -297,12 +310,14 @@ fn write_scripts(dir: &Path, name: &str, url: &str, shoal: &Path) -> std::io::Re
          # Shoal allocation {name}: one worker per node, once the scheduler has\n\
          # issued the allocation's certificate for the nodes Slurm gave it.\n\
          d={d}\n\
+         echo \"started $(date +%s.%N)\" >>\"$d/times\"\n\
          i=0\n\
          while [ ! -s \"$d/worker.pem\" ]; do\n\
          \x20   i=$((i + 1))\n\
          \x20   if [ \"$i\" -gt {wait} ]; then echo \"shoal: no certificate in $d after {CERT_WAIT_S} s\" >&2; exit 1; fi\n\
          \x20   sleep 0.2\n\
          done\n\
+         echo \"certificate $(date +%s.%N)\" >>\"$d/times\"\n\
          SHOAL_ALLOCATION_END=\"$(SLURM_TIME_FORMAT=%s squeue --noheader --jobs=\"$SLURM_JOB_ID\" --format=%e 2>/dev/null || true)\"\n\
          export SHOAL_ALLOCATION_END\n\
          exec srun --overlap --ntasks-per-node=1 --kill-on-bad-exit=0 \"$d/worker.sh\"\n",
@@ -312,6 +327,7 @@ fn write_scripts(dir: &Path, name: &str, url: &str, shoal: &Path) -> std::io::Re
         "#!/bin/sh\n\
          # A Shoal worker on one node of allocation {name}.\n\
          d={d}\n\
+         echo \"worker $SLURMD_NODENAME $(date +%s.%N)\" >>\"$d/times\"\n\
          exec {shoal} worker --scheduler {url} --name {prefix}\"$SLURMD_NODENAME\" --address auto \\\n\
          \x20   --cpus \"${{SLURM_CPUS_ON_NODE:-1}}\" --stop-grace 10 \\\n\
          \x20   --labels \"shoal.allocation=$SLURM_JOB_ID,shoal.allocation-end=${{SHOAL_ALLOCATION_END:-}}\" \\\n\
@@ -454,7 +470,7 @@ pub fn expand_hostlist(list: &str) -> Vec<String> {
 }
 
 /// How often the actor polls Slurm while an allocation is on its way.
-pub const POLL_COMING: Duration = Duration::from_millis(500);
+pub const POLL_COMING: Duration = Duration::from_millis(250);
 /// ... and while allocations only run.
 pub const POLL_RUNNING: Duration = Duration::from_secs(2);
 

@@ -148,8 +148,9 @@ async fn worker_ops_only(
     let Some(cn) = peer.name.clone() else {
         return access_denied("the client certificate has no common name (CN)".into());
     };
+    let register = req.uri().path() == WORKER_PATHS[0];
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, crate::limits::MAX_BODY_BYTES).await {
+    let mut bytes = match axum::body::to_bytes(body, crate::limits::MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(e) => {
             return crate::api::ApiError::Client(format!("cannot read the request body: {e}"))
@@ -183,6 +184,19 @@ async fn worker_ops_only(
                  (it names: {}); reissue it with `shoal ca issue DIR {cn} --ip {address} --force`",
                 if peer.sans.is_empty() { "nothing".to_string() } else { peer.sans.join(", ") }
             ));
+        }
+    }
+    // The registration says which allocation's certificate it came with
+    // (none: an ordinary one), whatever the worker wrote there.
+    if register {
+        if let Ok(serde_json::Value::Object(mut body)) = serde_json::from_slice(&bytes) {
+            body.remove("allocation");
+            if let Some(prefix) = cn.strip_suffix(shoal_pki::ALLOCATION_WILDCARD) {
+                body.insert("allocation".into(), prefix.into());
+            }
+            if let Ok(b) = serde_json::to_vec(&body) {
+                bytes = b.into();
+            }
         }
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))

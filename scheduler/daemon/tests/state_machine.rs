@@ -126,6 +126,7 @@ impl TestEnv {
             log_key: None,
             tls: false,
             notes: Vec::new(),
+            allocation: None,
         };
         let reply = self.request(Request::parse_shoal(
             "registerworker",

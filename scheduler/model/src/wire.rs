@@ -101,6 +101,12 @@ pub struct RegisterWorkerRequest {
     /// shown on the node in `shoal nodes` and DescribeComputeEnvironments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Set by the scheduler's worker listener, never by the worker: the
+    /// worker presented the certificate of a MANAGED environment's
+    /// allocation, which covers the names that begin with this prefix
+    /// (`ENV.SEQ.`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<String>,
 }
 
 /// Reply to a registration.

@@ -274,6 +274,13 @@ impl Nodes {
             ));
         }
         let mut labels = r.labels.clone();
+        if r.allocation.is_some() && reg.allocation_of(&r.name).is_none() {
+            return Err(ApiError::AccessDenied(format!(
+                "{} comes with the certificate of allocation {}, which this scheduler does not hold (it is over, or was never submitted); its workers may not join",
+                r.name,
+                r.allocation.as_deref().unwrap_or("").trim_end_matches('.')
+            )));
+        }
         let (group, ends_at) = match reg.allocation_of(&r.name) {
             Some((ce, a)) if a.state != "ENDING" => super::managed::worker_labels(ce, a, &mut labels),
             Some((ce, _)) => {

@@ -100,6 +100,28 @@ pub(super) fn handle(
                 .cloned()
                 .ok_or_else(|| not_found(&format!("compute environment named {name:?}")))?;
             if let Some(new) = changed(&rec.detail.tags, &change)? {
+                // A MANAGED environment's provider settings are tags: they
+                // take effect now (an INVALID one stays so until
+                // UpdateComputeEnvironment); the provider itself is fixed.
+                let kind = rec.detail.kind.clone().unwrap_or_default();
+                let spec = m::managed::resolve(&kind, rec.detail.compute_resources.as_ref(), &new)
+                    .map_err(ApiError::from)?;
+                match (&mut rec.managed, spec) {
+                    (Some(mg), Some(spec)) => mg.spec = spec,
+                    (None, None) => {}
+                    (Some(_), None) => {
+                        return Err(ApiError::field(
+                            &format!("tags.{}", m::managed::PROVIDER_TAG),
+                            format!("{name} gets its nodes from its provider; it cannot stop doing so: create another compute environment instead"),
+                        ))
+                    }
+                    (None, Some(_)) => {
+                        return Err(ApiError::field(
+                            &format!("tags.{}", m::managed::PROVIDER_TAG),
+                            format!("{name} has no provider; a provider is set when an environment is created: create a MANAGED one with the tag"),
+                        ))
+                    }
+                }
                 rec.detail.tags = new;
                 reg.put_ce(sh, now, rec.clone())?;
             }
