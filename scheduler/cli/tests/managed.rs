@@ -4,8 +4,11 @@
 //! TLS with its own certificate, MPI across them with a private /dev/shm,
 //! the idle allocation ended, a long job in an allocation of its own, an
 //! allocation cancelled under a gang and the retry in a new one, a
-//! partition that does not exist making the environment INVALID, and
-//! nothing left after. One test: one Slurm cluster. Needs root (CI has).
+//! partition that does not exist making the environment INVALID (and VALID
+//! again once fixed and updated), a scheduler killed beside an allocation
+//! taking it up again, a scheduler run by an unprivileged user whose
+//! workers give jobs /dev/shm through a user namespace, and nothing left
+//! after. One test: one Slurm cluster. Needs root (CI has).
 
 mod common;
 
@@ -431,6 +434,95 @@ fn managed_environments_get_their_nodes_from_slurm_allocations() {
         );
         !nodes.to_string().contains("slurm.") && !nodes.to_string().contains("nowhere.")
     });
+
+    // 6. A scheduler run by an unprivileged user: its allocations' workers
+    // are unprivileged too, and give jobs a private /dev/shm of their size
+    // through a user namespace.
+    let (uid, gid) = {
+        let u = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        (u.uid, u.gid)
+    };
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let udir = tmp.path().join("unprivileged");
+    let utls = udir.join("tls");
+    std::fs::create_dir_all(&utls).unwrap();
+    for f in ["ca.pem", "ca.key", "scheduler.pem", "scheduler.key"] {
+        std::fs::copy(tls.join(f), utls.join(f)).unwrap();
+    }
+    for p in [udir.clone(), utls.clone()]
+        .into_iter()
+        .chain(["ca.pem", "ca.key", "scheduler.pem", "scheduler.key"].map(|f| utls.join(f)))
+    {
+        nix::unistd::chown(&p, Some(uid), Some(gid)).unwrap();
+    }
+    let uport = std::net::TcpListener::bind(format!("{bridge}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(&shoal)
+        .args(["scheduler", "--listen", "127.0.0.1:0", "--state"])
+        .arg(udir.join("state"))
+        .args(["--worker-listen", &format!("{bridge}:{uport}"), "--tls-dir"])
+        .arg(&utls)
+        .args(["--metrics-listen", "none"])
+        .env("SLURM_CONF", &slurm.conf)
+        .env("SHOAL_LOG", "info")
+        .env("HOME", &udir)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(
+            std::fs::File::create(tmp.path().join("unprivileged.log")).unwrap(),
+        ));
+    let (usched, uendpoint) = common::spawn_scheduler(cmd);
+    let uapi = Api {
+        http: reqwest::blocking::Client::new(),
+        endpoint: uendpoint.clone(),
+    };
+    uapi.post(
+        "createcomputeenvironment",
+        json!({ "computeEnvironmentName": "userns", "type": "MANAGED",
+                "computeResources": { "type": "EC2", "maxvCpus": 1, "subnets": ["s"] },
+                "tags": { "shoal:provider": "slurm", "shoal:idle-timeout-seconds": "2" } }),
+    );
+    uapi.post(
+        "createjobqueue",
+        json!({ "jobQueueName": "userns", "priority": 1,
+                "computeEnvironmentOrder": [{ "order": 1, "computeEnvironment": "userns" }] }),
+    );
+    uapi.post(
+        "registerjobdefinition",
+        json!({ "jobDefinitionName": "shm", "type": "container",
+                "containerProperties": {
+                  "command": ["sh", "-c", "echo map $(cat /proc/self/uid_map) shm $(df -m /dev/shm | tail -1 | tr -s ' ' | cut -d' ' -f2) slurm $(env | grep -c ^SLURM_); touch /dev/shm/unprivileged-mine"],
+                  "resourceRequirements": [{"type":"VCPU","value":"1"},{"type":"MEMORY","value":"128"}],
+                  "linuxParameters": { "sharedMemorySize": 48 } } }),
+    );
+    let uj = uapi.submit("userns", "shm");
+    let j = uapi.wait_status(&uj, &["SUCCEEDED", "FAILED"], 90);
+    assert_eq!(
+        j["status"],
+        "SUCCEEDED",
+        "{j}\n{}",
+        std::fs::read_to_string(tmp.path().join("unprivileged.log")).unwrap_or_default()
+    );
+    let out = ok(Command::new(&shoal).args(["logs", &uj, "--endpoint", &uendpoint]));
+    assert!(
+        // Root inside its user namespace, the worker's user (nobody) outside.
+        out.contains(&format!("map 0 {} 1 shm 48 slurm 0", uid.as_raw())),
+        "{out}"
+    );
+    assert!(!Path::new("/dev/shm/unprivileged-mine").exists());
+    wait_long("the unprivileged allocation to end", 60, || {
+        shoal_jobs(&slurm).is_empty()
+    });
+    drop::<Proc>(usched);
 
     // 5. Nothing left: no Slurm jobs, no workers, no namespaces or mounts.
     assert!(shoal_jobs(&slurm).is_empty());
