@@ -489,7 +489,7 @@ fn managed_environments_get_their_nodes_from_slurm_allocations() {
         "createcomputeenvironment",
         json!({ "computeEnvironmentName": "userns", "type": "MANAGED",
                 "computeResources": { "type": "EC2", "maxvCpus": 1, "subnets": ["s"] },
-                "tags": { "shoal:provider": "slurm", "shoal:idle-timeout-seconds": "2" } }),
+                "tags": { "shoal:provider": "slurm", "shoal:idle-timeout-seconds": "600" } }),
     );
     uapi.post(
         "createjobqueue",
@@ -519,13 +519,55 @@ fn managed_environments_get_their_nodes_from_slurm_allocations() {
         "{out}"
     );
     assert!(!Path::new("/dev/shm/unprivileged-mine").exists());
-    wait_long("the unprivileged allocation to end", 60, || {
+    // Its allocation would idle for 10 minutes: deleting the environment
+    // ends it now.
+    assert_eq!(shoal_jobs(&slurm).len(), 1);
+    uapi.post(
+        "updatejobqueue",
+        json!({ "jobQueue": "userns", "state": "DISABLED" }),
+    );
+    uapi.post("deletejobqueue", json!({ "jobQueue": "userns" }));
+    uapi.post(
+        "updatecomputeenvironment",
+        json!({ "computeEnvironment": "userns", "state": "DISABLED" }),
+    );
+    uapi.post(
+        "deletecomputeenvironment",
+        json!({ "computeEnvironment": "userns" }),
+    );
+    wait_long("the deleted environment's allocation to end", 60, || {
         shoal_jobs(&slurm).is_empty()
     });
+    let udirs = udir.join("state").join("allocations");
+    wait_long(
+        "the deleted environment's allocation directory to go",
+        20,
+        || std::fs::read_dir(&udirs).map_or(true, |mut r| r.next().is_none()),
+    );
     drop::<Proc>(usched);
 
     // 5. Nothing left: no Slurm jobs, no workers, no namespaces or mounts.
     assert!(shoal_jobs(&slurm).is_empty());
+    // The allocations' directories (their certificates) are gone with them.
+    {
+        let d = state.join("allocations");
+        let empty = || std::fs::read_dir(&d).map_or(true, |mut r| r.next().is_none());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            empty(),
+            "{} is not empty: {}\n{}",
+            d.display(),
+            ok(Command::new("find")
+                .arg(&d)
+                .arg("-maxdepth")
+                .arg("4")
+                .arg("-ls")),
+            std::fs::read_to_string(tmp.path().join("unprivileged.log")).unwrap_or_default()
+        );
+    }
     common::figure(&format!(
         "slurm: scancel under a 2-node gang -> retried in a new allocation, SUCCEEDED in {} attempts; \
          scheduler kill -9 beside a running allocation -> adopted, 2 workers back; \

@@ -57,7 +57,8 @@ pub enum Command {
         /// The partition (None: the default one).
         partition: Option<String>,
     },
-    /// An allocation is over: remove its directory (its certificate).
+    /// An allocation is over (or ends): remove its directory (its
+    /// certificate) once Slurm no longer lists it.
     Forget {
         /// `ENV.SEQ`.
         name: String,
@@ -134,7 +135,18 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("shoal-slurm".into())
         .spawn(move || {
-            while let Ok(c) = rx.recv() {
+            // Allocations to forget once Slurm no longer lists them (their
+            // workers may still be stopping in their directories).
+            let mut forget: Vec<String> = Vec::new();
+            loop {
+                let c = match rx.recv_timeout(Duration::from_secs(1)) {
+                    Ok(c) => c,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        sweep(&config, &mut forget);
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                };
                 // Polls queued behind one another answer as one.
                 let c = match c {
                     Command::Poll => {
@@ -145,18 +157,40 @@ pub fn spawn(
                             }
                         }
                         for n in more {
-                            run(&config, n, &actor);
+                            run(&config, n, &actor, &mut forget);
                         }
                         Command::Poll
                     }
                     c => c,
                 };
-                run(&config, c, &actor);
+                run(&config, c, &actor, &mut forget);
+                sweep(&config, &mut forget);
             }
         })
 }
 
-fn run(config: &SlurmConfig, c: Command, actor: &ActorHandle) {
+/// Remove the directories of the allocations to forget that Slurm no
+/// longer lists.
+fn sweep(config: &SlurmConfig, forget: &mut Vec<String>) {
+    if forget.is_empty() {
+        return;
+    }
+    let Ok(jobs) = squeue() else { return };
+    forget.retain(|name| {
+        if jobs.iter().any(|j| &j.name == name) {
+            return true;
+        }
+        let dir = config.dir(name);
+        if dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!("cannot remove {}: {e}", dir.display());
+            }
+        }
+        false
+    });
+}
+
+fn run(config: &SlurmConfig, c: Command, actor: &ActorHandle, forget: &mut Vec<String>) {
     match c {
         Command::Submit {
             name,
@@ -203,11 +237,8 @@ fn run(config: &SlurmConfig, c: Command, actor: &ActorHandle) {
             actor.tell(Request::Slurm(Report::Probed { env, cpus }));
         }
         Command::Forget { name } => {
-            let dir = config.dir(&name);
-            if dir.exists() {
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    tracing::warn!("cannot remove {}: {e}", dir.display());
-                }
+            if !forget.contains(&name) {
+                forget.push(name);
             }
         }
     }

@@ -430,7 +430,19 @@ pub(super) fn report(
                 return;
             };
             let env = env.to_string();
-            let Some(mg) = reg.ces.get_mut(&env).and_then(|c| c.managed.as_mut()) else {
+            let mg = reg.ces.get_mut(&env).and_then(|c| c.managed.as_mut());
+            let held = mg
+                .as_ref()
+                .is_some_and(|mg| mg.allocations.iter().any(|a| a.seq == seq));
+            let (Some(mg), true) = (mg, held) else {
+                // Its environment was deleted meanwhile: it ends at once.
+                if let Ok(job_id) = result {
+                    sh.slurm.out.push(Command::Cancel {
+                        name: name.clone(),
+                        job_id,
+                    });
+                }
+                sh.slurm.out.push(Command::Forget { name });
                 return;
             };
             match result {

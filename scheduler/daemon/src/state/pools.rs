@@ -238,6 +238,21 @@ impl Registry {
         sh.core
             .apply(now, Event::PoolDeleted(pool))
             .map_err(super::core_err)?;
+        // Its allocations end with it.
+        if let Some(mg) = self.ces.get(&name).and_then(|c| c.managed.as_ref()) {
+            for a in &mg.allocations {
+                let an = super::managed::allocation_name(&name, a.seq);
+                if let Some(job_id) = a.job_id {
+                    sh.slurm.out.push(crate::slurm::Command::Cancel {
+                        name: an.clone(),
+                        job_id,
+                    });
+                }
+                sh.slurm
+                    .out
+                    .push(crate::slurm::Command::Forget { name: an });
+            }
+        }
         self.ces.remove(&name);
         sh.batch.delete_compute_environment(&name);
         let _ = arn;
